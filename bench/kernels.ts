@@ -1,0 +1,193 @@
+/**
+ * Speed of the wasm `Conv2DBackpropFilter` kernel (lib/kernels/) on LeNet's two conv layers,
+ * against the wasm `conv2d` forward pass on the same shapes and the cpu backend's kernel.
+ *
+ * Run it directly to print the table:
+ *
+ * ```sh
+ * deno run --allow-all bench/kernels.ts [repeats]
+ * ```
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { BACKEND_NAMES, type BackendName, initBackend } from "../lib/backend.ts";
+import type { BenchRow } from "./bench_row.ts";
+
+/** Options of {@linkcode benchConv2dBackpropFilter}. */
+export interface BenchConv2dBackpropFilterOptions {
+  /** Timed runs per measurement; the row reports their median. @default {7} */
+  repeats?: number;
+  /** Untimed runs before the timed ones. @default {2} */
+  warmup?: number;
+  /**
+   * Timed runs of the cpu backend's kernel, which has no warm-up. It is a scalar loop at
+   * about 0.013 GFLOP/s here (one run of LeNet's conv2 at batch 128 takes about a minute),
+   * so it is timed once by default; its rows report the runs they really had.
+   * @default {1}
+   */
+  cpuRepeats?: number;
+  /** Batch sizes to measure. @default {[20, 128]} */
+  batchSizes?: readonly number[];
+}
+
+/** A conv layer of LeNet: input [H, W, Cin], filter [KH, KW, Cin, Cout], stride 1, valid. */
+interface _Layer {
+  name: string;
+  input: [number, number, number];
+  filter: [number, number, number, number];
+}
+
+/** LeNet's conv layers (conv 20@5×5 on 28×28×1, then conv 50@5×5 on the pooled 12×12×20). */
+const _LENET_LAYERS: readonly _Layer[] = [
+  { name: "lenet_conv1", input: [28, 28, 1], filter: [5, 5, 1, 20] },
+  { name: "lenet_conv2", input: [12, 12, 20], filter: [5, 5, 20, 50] },
+];
+
+const _GROUP = "conv2d_backprop_filter";
+
+/**
+ * Measures GFLOP/s of wasm `conv2d` (forward), wasm `Conv2DBackpropFilter` and cpu
+ * `Conv2DBackpropFilter` on LeNet's conv layers, plus two ratios.
+ *
+ * Both directions count FLOPs = 2·B·OH·OW·KH·KW·Cin·Cout. Each wasm figure is the median of
+ * `repeats` timed runs after `warmup` untimed ones (cpu: `cpuRepeats` runs, no warm-up, as
+ * its kernel is 1000 times slower); a run ends when `await t.data()` has
+ * read its output (so the forward pass, whose output is large, pays for reading it back).
+ * Per layer and batch size the rows are, by `metric`: `conv2d_forward` (wasm),
+ * `backprop_filter` (wasm, then cpu), `backprop_filter_over_forward` (wasm backprop-filter
+ * GFLOP/s ÷ wasm forward GFLOP/s) and `wasm_over_cpu` (wasm ÷ cpu backprop-filter GFLOP/s).
+ * The backend active before the call is active again after it.
+ *
+ * @param options Repeats, warm-up runs, cpu repeats and batch sizes.
+ * @returns Five rows per layer and batch size.
+ *
+ * @example A quick, tiny run
+ * ```ts
+ * import { benchConv2dBackpropFilter } from "./kernels.ts";
+ *
+ * const rows = await benchConv2dBackpropFilter({ repeats: 1, warmup: 0, batchSizes: [1] });
+ * console.log(rows.length); // 2 layers × 1 batch size × 5 rows = 10
+ * ```
+ */
+export async function benchConv2dBackpropFilter(
+  options: BenchConv2dBackpropFilterOptions = {},
+): Promise<BenchRow[]> {
+  const repeats = options.repeats ?? 7;
+  const warmup = options.warmup ?? 2;
+  const cpuRepeats = options.cpuRepeats ?? 1;
+  const batchSizes = options.batchSizes ?? [20, 128];
+  _checkCount("repeats", repeats, 1);
+  _checkCount("warmup", warmup, 0);
+  _checkCount("cpuRepeats", cpuRepeats, 1);
+  for (const b of batchSizes) _checkCount("batchSizes[i]", b, 1);
+
+  const previous = tf.engine().backendName;
+  const rows: BenchRow[] = [];
+  try {
+    for (const layer of _LENET_LAYERS) {
+      for (const batchSize of batchSizes) {
+        const row = (backend: string, metric: string, median: number, unit: string, runs: number) =>
+          rows.push({
+            group: _GROUP,
+            name: layer.name,
+            backend,
+            batch_size: batchSize,
+            metric,
+            median,
+            unit,
+            runs,
+          });
+        const timing = { repeats, warmup };
+        const forward = await _gflops("wasm", layer, batchSize, "forward", timing);
+        const wasm = await _gflops("wasm", layer, batchSize, "backprop_filter", timing);
+        const cpuTiming = { repeats: cpuRepeats, warmup: 0 };
+        const cpu = await _gflops("cpu", layer, batchSize, "backprop_filter", cpuTiming);
+        row("wasm", "conv2d_forward", forward, "GFLOP/s", repeats);
+        row("wasm", "backprop_filter", wasm, "GFLOP/s", repeats);
+        row("cpu", "backprop_filter", cpu, "GFLOP/s", cpuRepeats);
+        row("wasm", "backprop_filter_over_forward", wasm / forward, "ratio", repeats);
+        row("wasm", "wasm_over_cpu", wasm / cpu, "ratio", cpuRepeats);
+      }
+    }
+  } finally {
+    if (BACKEND_NAMES.includes(previous as BackendName)) await initBackend(previous as BackendName);
+  }
+  return rows;
+}
+
+/** Median GFLOP/s of one direction of one layer on one backend. */
+async function _gflops(
+  backend: BackendName,
+  layer: _Layer,
+  batchSize: number,
+  direction: "forward" | "backprop_filter",
+  timing: { repeats: number; warmup: number },
+): Promise<number> {
+  await initBackend(backend);
+  const [kh, kw, cin, cout] = layer.filter;
+  const [oh, ow] = [layer.input[0] - kh + 1, layer.input[1] - kw + 1];
+  const flops = 2 * batchSize * oh * ow * kh * kw * cin * cout;
+  const x = tf.randomUniform([batchSize, ...layer.input], -1, 1, "float32", 1) as tf.Tensor4D;
+  const w = tf.randomUniform(layer.filter, -1, 1, "float32", 2) as tf.Tensor4D;
+  const dy = tf.randomUniform([batchSize, oh, ow, cout], -1, 1, "float32", 3) as tf.Tensor4D;
+  const run = direction === "forward"
+    ? () => tf.conv2d(x, w, 1, "valid")
+    : () =>
+      tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, {
+        strides: 1,
+        pad: "valid",
+        dataFormat: "NHWC",
+        filterShape: layer.filter,
+      }) as tf.Tensor;
+  const seconds: number[] = [];
+  try {
+    for (let i = 0; i < timing.warmup + timing.repeats; i++) {
+      const start = performance.now();
+      const out = run();
+      await out.data();
+      const elapsed = (performance.now() - start) / 1000;
+      out.dispose();
+      if (i >= timing.warmup) seconds.push(elapsed);
+    }
+  } finally {
+    tf.dispose([x, w, dy]);
+  }
+  return flops / _median(seconds) / 1e9;
+}
+
+function _median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function _checkCount(name: string, value: number, min: number): void {
+  if (!Number.isInteger(value) || value < min) {
+    throw new Error(
+      `benchConv2dBackpropFilter: ${name} must be an integer ≥ ${min}, received ${value}`,
+    );
+  }
+}
+
+/** Formats rows as an aligned text table. */
+function _table(rows: BenchRow[]): string {
+  const header = ["name", "batch", "backend", "metric", "median", "unit"];
+  const body = rows.map((r) => [
+    r.name,
+    String(r.batch_size),
+    r.backend,
+    r.metric,
+    r.median.toFixed(r.unit === "ratio" ? 2 : 3),
+    r.unit,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((cells) => cells[i].length)));
+  return [header, ...body].map((cells) => cells.map((c, i) => c.padEnd(widths[i])).join("  "))
+    .join("\n");
+}
+
+if (import.meta.main) {
+  const repeats = Deno.args[0] === undefined ? undefined : Number(Deno.args[0]);
+  const rows = await benchConv2dBackpropFilter({ repeats });
+  console.log(_table(rows));
+}

@@ -1,0 +1,210 @@
+/**
+ * Chooses and sets up the TensorFlow.js backend: wasm (default), cpu or webgpu.
+ *
+ * This is the only module that selects a backend or registers kernels. For wasm it
+ * loads the `.wasm` binaries from the installed `@tensorflow/tfjs-backend-wasm` package
+ * (never the network) and registers the kernels of `lib/kernels/` that tfjs's wasm
+ * backend lacks, such as `Conv2DBackpropFilter`, so that conv layers train on wasm.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { fileURLToPath } from "node:url";
+import { conv2dBackpropFilterWasmConfig } from "./kernels/conv2d_backprop_filter.ts";
+
+/** A backend {@linkcode initBackend} can set up. */
+export type BackendName = "wasm" | "cpu" | "webgpu";
+
+/** The backends {@linkcode initBackend} accepts, in the order of its error message. */
+export const BACKEND_NAMES: readonly BackendName[] = ["wasm", "cpu", "webgpu"];
+
+/** What a backend really runs with, for the provenance of results. */
+export interface BackendInfo {
+  /** The backend's name, as `tf.getBackend()` reports it. */
+  readonly name: BackendName;
+  /** Whether the wasm SIMD binary is in use (always false for cpu and webgpu). */
+  readonly simd: boolean;
+  /**
+   * Threads the wasm backend's XNNPACK uses. Under Deno this is 1: tfjs sees
+   * `process.versions.node`, turns multithreading off and loads a single-threaded
+   * binary. 1 for cpu (plain JavaScript); 1 for webgpu (the GPU does the work).
+   */
+  readonly threads: number;
+  /** The version of `@tensorflow/tfjs-core` in use. */
+  readonly tfjsVersion: string;
+}
+
+/** Options of {@linkcode initBackend}. */
+export interface InitBackendOptions {
+  /**
+   * Directory holding tfjs's `.wasm` binaries. Read by the first wasm set-up only: tfjs
+   * cannot reload them afterwards.
+   * @default {the `dist/` directory of the installed `@tensorflow/tfjs-backend-wasm`}
+   */
+  wasmDir?: string;
+}
+
+/** The kernels of `lib/kernels/` registered for wasm. */
+const _WASM_KERNELS: readonly tf.KernelConfig[] = [conv2dBackpropFilterWasmConfig];
+
+/** One set-up per backend, shared by concurrent and repeated calls. */
+const _setups = new Map<BackendName, Promise<BackendInfo>>();
+/** The info of each backend whose set-up finished. */
+const _infos = new Map<string, BackendInfo>();
+
+/**
+ * Makes `name` the active TensorFlow.js backend, setting it up on first use.
+ *
+ * Calling it again is cheap and safe: a backend is set up once, and later calls only
+ * switch back to it when another one is active. Setting up wasm registers the kernels
+ * of `lib/kernels/` (those wasm lacks); webgpu's package is imported only when asked for,
+ * and fails with a clear error when `navigator.gpu` offers no adapter.
+ *
+ * @param name The backend: `"wasm"` (the default), `"cpu"` or `"webgpu"`.
+ * @param options Where the wasm binaries are.
+ * @returns What the backend runs with.
+ * @throws If `name` is not a known backend, or the backend fails to start.
+ *
+ * @example Start wasm and read what it runs with
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { initBackend } from "./backend.ts";
+ *
+ * const info = await initBackend("wasm");
+ * assert.equal(info.name, "wasm");
+ * assert.equal(info.threads, 1); // Deno looks like Node.js to tfjs: no wasm threads
+ * ```
+ */
+export async function initBackend(
+  name: BackendName = "wasm",
+  options: InitBackendOptions = {},
+): Promise<BackendInfo> {
+  if (!BACKEND_NAMES.includes(name)) {
+    throw new Error(
+      `initBackend: backend must be one of ${BACKEND_NAMES.join(", ")}, received ${
+        JSON.stringify(name)
+      }`,
+    );
+  }
+  let setup = _setups.get(name);
+  if (setup === undefined) {
+    setup = _setUp(name, options);
+    _setups.set(name, setup);
+    // A failed set-up may be retried (say, with another wasmDir).
+    setup.catch(() => _setups.delete(name));
+  }
+  const info = await setup;
+  if (tf.engine().backendName !== name && !(await tf.setBackend(name))) {
+    throw new Error(`initBackend: could not switch to backend "${name}", tf.setBackend failed`);
+  }
+  return info;
+}
+
+/**
+ * The info of the active backend, for writers of results.
+ *
+ * @returns What the active backend runs with.
+ * @throws If no backend has been made active through {@linkcode initBackend}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { backendInfo, initBackend } from "./backend.ts";
+ *
+ * await initBackend("cpu");
+ * assert.deepEqual(backendInfo(), {
+ *   name: "cpu",
+ *   simd: false,
+ *   threads: 1,
+ *   tfjsVersion: "4.22.0",
+ * });
+ * ```
+ */
+export function backendInfo(): BackendInfo {
+  const active = tf.engine().backendName;
+  const info = active == null ? undefined : _infos.get(active);
+  if (info === undefined) {
+    throw new Error(
+      `backendInfo: needs a backend made active by initBackend, received active backend ${
+        JSON.stringify(active ?? null)
+      }; call initBackend(${BACKEND_NAMES.map((n) => `"${n}"`).join(" | ")}) first`,
+    );
+  }
+  return info;
+}
+
+async function _setUp(name: BackendName, options: InitBackendOptions): Promise<BackendInfo> {
+  let info: BackendInfo;
+  switch (name) {
+    case "wasm":
+      info = await _setUpWasm(options);
+      break;
+    case "cpu":
+      await _activate("cpu");
+      info = _info("cpu", false, 1);
+      break;
+    case "webgpu":
+      info = await _setUpWebGpu();
+      break;
+  }
+  _infos.set(name, info);
+  return info;
+}
+
+async function _setUpWasm(options: InitBackendOptions): Promise<BackendInfo> {
+  // Importing the package registers the backend (its Node.js build, which Deno loads, reads
+  // the binaries from disk).
+  const wasm = await import("@tensorflow/tfjs-backend-wasm");
+  const dir = options.wasmDir ??
+    fileURLToPath(new URL(".", import.meta.resolve("@tensorflow/tfjs-backend-wasm")));
+  wasm.setWasmPaths(dir.endsWith("/") ? dir : `${dir}/`);
+  for (const config of _WASM_KERNELS) {
+    // A kernel tfjs itself provides (in a later version) wins over ours.
+    if (tf.getKernel(config.kernelName, "wasm") === undefined) tf.registerKernel(config);
+  }
+  await _activate("wasm", ` from ${dir}`);
+  // tfjs picks the SIMD binary exactly when this flag holds (and no single wasmPath is set).
+  const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT") as boolean;
+  return _info("wasm", simd, wasm.getThreadsCount());
+}
+
+async function _setUpWebGpu(): Promise<BackendInfo> {
+  const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
+  const adapter = gpu === undefined ? null : await gpu.requestAdapter();
+  if (adapter === null) {
+    throw new Error(
+      `initBackend: backend "webgpu" needs a WebGPU adapter, received ${
+        gpu === undefined ? "no navigator.gpu" : "null from navigator.gpu.requestAdapter()"
+      }; use "wasm" or "cpu" on this machine`,
+    );
+  }
+  await import("@tensorflow/tfjs-backend-webgpu");
+  await _activate("webgpu");
+  return _info("webgpu", false, 1);
+}
+
+async function _activate(name: BackendName, where = ""): Promise<void> {
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend(name);
+  } catch (error) {
+    throw new Error(`initBackend: could not start backend "${name}"${where}: ${_message(error)}`);
+  }
+  if (!ok) {
+    throw new Error(
+      `initBackend: could not start backend "${name}"${where}, tf.setBackend returned false`,
+    );
+  }
+}
+
+function _info(name: BackendName, simd: boolean, threads: number): BackendInfo {
+  return Object.freeze({ name, simd, threads, tfjsVersion: tf.version_core });
+}
+
+function _message(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === "object" && error !== null && "message" in error) {
+    return String(error.message);
+  }
+  return String(error);
+}

@@ -1,0 +1,73 @@
+/**
+ * Where a result came from: software versions and the machine, written beside every result.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import denoConfig from "../../deno.json" with { type: "json" };
+
+/** Versions and machine facts recorded with results. */
+export interface Provenance {
+  /** bnlab's version from deno.json. */
+  bnlab: string;
+  /** Deno, V8 and TypeScript versions. */
+  deno: string;
+  v8: string;
+  typescript: string;
+  /** tfjs-core version. */
+  tfjs: string;
+  /** Operating system, architecture, logical CPUs, memory and CPU model. */
+  os: string;
+  arch: string;
+  cpus: number;
+  memoryGiB: number;
+  cpuModel: string;
+  /** Host name, so runs on different machines are told apart. */
+  hostname: string;
+}
+
+/**
+ * Reads the versions and machine facts of this process.
+ *
+ * @returns The provenance record.
+ *
+ * @example
+ * ```ts
+ * import { provenance } from "./provenance.ts";
+ * console.log(provenance().tfjs); // "4.22.0"
+ * ```
+ */
+export function provenance(): Provenance {
+  let cpuModel = "unknown";
+  try {
+    const info = Deno.readTextFileSync("/proc/cpuinfo");
+    cpuModel = info.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? cpuModel;
+  } catch {
+    // Not Linux, or no read permission: the model stays unknown.
+  }
+  let memoryGiB = 0;
+  try {
+    memoryGiB = Math.round(Deno.systemMemoryInfo().total / 2 ** 30 * 10) / 10;
+  } catch {
+    // Needs --allow-sys.
+  }
+  let hostname = "unknown";
+  try {
+    hostname = Deno.hostname();
+  } catch {
+    // Needs --allow-sys.
+  }
+  return {
+    bnlab: denoConfig.version,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    typescript: Deno.version.typescript,
+    tfjs: tf.version.tfjs,
+    os: Deno.build.os,
+    arch: Deno.build.arch,
+    cpus: navigator.hardwareConcurrency,
+    memoryGiB,
+    cpuModel,
+    hostname,
+  };
+}

@@ -1,0 +1,357 @@
+/**
+ * The experiment runner: trains every variant × seed of a config, checkpoints each epoch,
+ * resumes where a run stopped, and writes the results directory.
+ *
+ * Layout of the output directory:
+ * - `config.json`: the resolved config, versions, machine and backend;
+ * - `runs/<variant>-seed<seed>/`: the run's checkpoint, and `result.json` once it finished;
+ * - `summary.csv`, `history.csv`, `curves.svg`: rebuilt from `runs/` after every run.
+ *
+ * @module
+ */
+import { type BackendInfo, initBackend } from "../backend.ts";
+import { type Dataset, loadDataset } from "../data/mnist.ts";
+import { createLeNet, type Normalization } from "../models/lenet.ts";
+import { writeJsonAtomic } from "../report/atomic.ts";
+import { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
+import { createOptimizer, type EpochRecord, NonFiniteLossError, train } from "../train/loop.ts";
+import type { TrainEvent } from "../train/loop.ts";
+import { type ExperimentConfig, validateConfig } from "./config.ts";
+import { type Provenance, provenance } from "./provenance.ts";
+import { writeExperimentReport } from "./report_files.ts";
+
+/** One finished (or stopped) run: a row of `summary.csv`. */
+export interface RunResult {
+  variant: Normalization;
+  seed: number;
+  dataset: string;
+  loss: string;
+  activation: string;
+  init: string;
+  optimizer: string;
+  epochs: number;
+  batch_size: number;
+  lr: number;
+  /** The BN momentum as configured (empty for `none`). */
+  momentum: number | null;
+  /** The convention `momentum` is written in (empty for `none`). */
+  momentum_convention: string | null;
+  train_images: number;
+  test_images: number;
+  test_accuracy: number;
+  test_correct: number;
+  test_loss: number;
+  train_loss: number;
+  /** Share of test images predicted as the most predicted class (1.0 = a constant predictor). */
+  top_class_share: number;
+  wall_seconds: number;
+  backend: string;
+  /** `done`, or `diverged` when a NaN/infinite loss stopped the run. */
+  status: "done" | "diverged";
+}
+
+/** What a run keeps in its checkpoint between epochs. */
+interface RunState {
+  epochsDone: number;
+  records: EpochRecord[];
+  wallSeconds: number;
+}
+
+/** Events of {@linkcode runExperiment}, for progress displays. */
+export type ExperimentEvent =
+  | { type: "run"; variant: Normalization; seed: number; index: number; total: number; fromEpoch: number }
+  | { type: "train"; variant: Normalization; seed: number; event: TrainEvent }
+  | { type: "done"; result: RunResult }
+  | { type: "skipped"; variant: Normalization; seed: number }
+  | { type: "diverged"; variant: Normalization; seed: number; message: string };
+
+/** Options of {@linkcode runExperiment}. */
+export interface RunExperimentOptions {
+  /** Results directory (created if needed). */
+  out: string;
+  /** Receives progress events. */
+  onEvent?: (event: ExperimentEvent) => void;
+  /** Run only these (variant, seed) pairs; the rest are left for other processes. */
+  only?: { variant: Normalization; seed: number }[];
+  /** Rebuild summary.csv, history.csv and curves.svg after each run. @default {true} */
+  writeReport?: boolean;
+}
+
+/** The contents of `config.json`. */
+export interface ExperimentRecord {
+  config: ExperimentConfig;
+  provenance: Provenance;
+  backend: BackendInfo;
+  started: string;
+}
+
+/**
+ * Runs (or resumes) an experiment.
+ *
+ * Runs that already wrote `result.json` are skipped; a run with a checkpoint continues from
+ * its last completed epoch and produces exactly the numbers of an uninterrupted run.
+ *
+ * @param config A resolved config.
+ * @param options Output directory and event sink.
+ * @returns The results of all runs, in variant × seed order.
+ *
+ * @example A one-epoch run on 40 images with the cpu backend
+ * ```ts ignore
+ * import { resolveConfig } from "./config.ts";
+ * import { runExperiment } from "./runner.ts";
+ * const config = resolveConfig("smoke", { limit: 40, testLimit: 40, variants: ["none"] });
+ * const results = await runExperiment(config, { out: await Deno.makeTempDir() });
+ * console.log(results.length); // 1
+ * ```
+ */
+export async function runExperiment(
+  config: ExperimentConfig,
+  options: RunExperimentOptions,
+): Promise<RunResult[]> {
+  validateConfig(config);
+  const { out } = options;
+  const backend = await initBackend(config.backend);
+  await Deno.mkdir(`${out}/runs`, { recursive: true });
+  await _writeOrCheckConfig(out, config, backend);
+
+  const [trainData, testData] = await Promise.all([
+    loadDataset(config.dataset, { split: "train", limit: config.limit ?? undefined }),
+    loadDataset(config.dataset, { split: "test", limit: config.testLimit ?? undefined }),
+  ]);
+  const plan = runPlan(config).filter((run) =>
+    !options.only || options.only.some((o) => o.variant === run.variant && o.seed === run.seed)
+  );
+  const results: RunResult[] = [];
+  for (const [index, { variant, seed }] of plan.entries()) {
+    const dir = runDir(out, variant, seed);
+    const existing = await readRunResult(dir);
+    if (existing) {
+      options.onEvent?.({ type: "skipped", variant, seed });
+      results.push(existing);
+      continue;
+    }
+    const result = await _runOne(config, backend, { variant, seed, dir, trainData, testData }, {
+      index,
+      total: plan.length,
+      onEvent: options.onEvent,
+    });
+    results.push(result);
+    if (options.writeReport ?? true) await writeExperimentReport(out);
+  }
+  return results;
+}
+
+/**
+ * The (variant, seed) pairs of a config, in the order they run.
+ *
+ * @param config A resolved config.
+ * @returns One entry per run.
+ *
+ * @example
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * import { runPlan } from "./runner.ts";
+ * console.log(runPlan(resolveConfig("smoke", { seeds: 2 })).length); // 6
+ * ```
+ */
+export function runPlan(config: ExperimentConfig): { variant: Normalization; seed: number }[] {
+  return config.variants.flatMap((variant) =>
+    Array.from({ length: config.seeds }, (_, i) => ({ variant, seed: config.seed + i }))
+  );
+}
+
+/**
+ * The directory of one run inside a results directory.
+ *
+ * @param out Results directory.
+ * @param variant Normalization variant.
+ * @param seed Seed.
+ * @returns The path.
+ *
+ * @example
+ * ```ts
+ * import { runDir } from "./runner.ts";
+ * console.log(runDir("results/x", "tfjs", 2)); // "results/x/runs/tfjs-seed2"
+ * ```
+ */
+export function runDir(out: string, variant: Normalization, seed: number): string {
+  return `${out}/runs/${variant}-seed${seed}`;
+}
+
+/**
+ * Reads a finished run's result, or `undefined` if it has not finished.
+ *
+ * @param dir The run's directory.
+ * @returns The result.
+ *
+ * @example
+ * ```ts
+ * import { readRunResult } from "./runner.ts";
+ * console.log(await readRunResult("/nonexistent")); // undefined
+ * ```
+ */
+export async function readRunResult(dir: string): Promise<RunResult | undefined> {
+  try {
+    return JSON.parse(await Deno.readTextFile(`${dir}/result.json`));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Reads a run's per-epoch records (from its result or its last checkpoint).
+ *
+ * @param dir The run's directory.
+ * @returns The records; empty when the run has not completed an epoch.
+ *
+ * @example
+ * ```ts
+ * import { readRunRecords } from "./runner.ts";
+ * console.log((await readRunRecords("/nonexistent")).length); // 0
+ * ```
+ */
+export async function readRunRecords(dir: string): Promise<EpochRecord[]> {
+  try {
+    const manifest = JSON.parse(await Deno.readTextFile(`${dir}/checkpoint/checkpoint.json`));
+    return (manifest.state as RunState).records;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
+  }
+}
+
+async function _runOne(
+  config: ExperimentConfig,
+  backend: BackendInfo,
+  run: { variant: Normalization; seed: number; dir: string; trainData: Dataset; testData: Dataset },
+  progress: { index: number; total: number; onEvent?: (event: ExperimentEvent) => void },
+): Promise<RunResult> {
+  const { variant, seed, dir, trainData, testData } = run;
+  const model = createLeNet({
+    normalization: variant,
+    activation: config.activation,
+    init: config.init,
+    seed,
+    momentum: variant === "tfjs" ? config.tfjsMomentum : undefined,
+    epsilon: config.epsilon,
+    batchNorm: {
+      momentum: config.momentum,
+      momentumConvention: config.momentumConvention,
+      epsilon: config.epsilon,
+    },
+  });
+  const optimizer = createOptimizer(config.optimizer, config.lr);
+  const checkpointDir = `${dir}/checkpoint`;
+  const state: RunState = await loadCheckpoint<RunState>(checkpointDir, model, optimizer) ??
+    { epochsDone: 0, records: [], wallSeconds: 0 };
+  progress.onEvent?.({
+    type: "run",
+    variant,
+    seed,
+    index: progress.index,
+    total: progress.total,
+    fromEpoch: state.epochsDone,
+  });
+
+  let status: RunResult["status"] = "done";
+  let segmentStart = performance.now();
+  try {
+    await train(model, trainData, {
+      epochs: config.epochs,
+      batchSize: config.batchSize,
+      lr: config.lr,
+      loss: config.loss,
+      seed,
+      startEpoch: state.epochsDone,
+      logEvery: config.logEvery,
+      test: testData,
+      evalBatchSize: config.evalBatchSize,
+      optimizerInstance: optimizer,
+      onEvent: (event) => progress.onEvent?.({ type: "train", variant, seed, event }),
+      onEpochEnd: async (record) => {
+        const now = performance.now();
+        state.wallSeconds += (now - segmentStart) / 1000;
+        segmentStart = now;
+        state.epochsDone = record.epoch + 1;
+        state.records.push(record);
+        await saveCheckpoint(checkpointDir, model, optimizer, state, String(state.epochsDone));
+      },
+    });
+  } catch (error) {
+    if (!(error instanceof NonFiniteLossError)) throw error;
+    status = "diverged";
+    progress.onEvent?.({ type: "diverged", variant, seed, message: error.message });
+  } finally {
+    model.dispose();
+    optimizer.dispose();
+  }
+
+  const last = state.records.at(-1);
+  const counts = last?.test?.predictedCounts ?? [];
+  const result: RunResult = {
+    variant,
+    seed,
+    dataset: config.dataset,
+    loss: config.loss,
+    activation: config.activation,
+    init: config.init,
+    optimizer: config.optimizer,
+    epochs: state.epochsDone,
+    batch_size: config.batchSize,
+    lr: config.lr,
+    momentum: variant === "none" ? null : variant === "tfjs" ? config.tfjsMomentum : config.momentum,
+    momentum_convention: variant === "none"
+      ? null
+      : variant === "tfjs"
+      ? "keras"
+      : config.momentumConvention,
+    train_images: trainData.count,
+    test_images: testData.count,
+    test_accuracy: last?.test?.accuracy ?? NaN,
+    test_correct: last?.test?.correct ?? NaN,
+    test_loss: last?.test?.loss ?? NaN,
+    train_loss: last?.trainLoss ?? NaN,
+    top_class_share: counts.length ? Math.max(...counts) / testData.count : NaN,
+    wall_seconds: Math.round(state.wallSeconds * 100) / 100,
+    backend: backend.name,
+    status,
+  };
+  await writeJsonAtomic(`${dir}/result.json`, result);
+  progress.onEvent?.({ type: "done", result });
+  return result;
+}
+
+async function _writeOrCheckConfig(out: string, config: ExperimentConfig, backend: BackendInfo) {
+  const path = `${out}/config.json`;
+  let previous: ExperimentRecord | undefined;
+  try {
+    previous = JSON.parse(await Deno.readTextFile(path));
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  if (previous) {
+    const { variants: _a, seeds: _b, ...before } = previous.config;
+    const { variants: _c, seeds: _d, ...now } = config;
+    if (JSON.stringify(before) !== JSON.stringify(now)) {
+      throw new Error(
+        `runExperiment: ${path} was written with a different config; resume with the same ` +
+          `settings (only variants and seeds may change). Saved: ${JSON.stringify(before)}; ` +
+          `received: ${JSON.stringify(now)}`,
+      );
+    }
+  }
+  const record: ExperimentRecord = {
+    config: previous
+      ? {
+        ...config,
+        variants: [...new Set([...previous.config.variants, ...config.variants])],
+        seeds: Math.max(previous.config.seeds, config.seeds),
+      }
+      : config,
+    provenance: provenance(),
+    backend,
+    started: previous?.started ?? new Date().toISOString(),
+  };
+  await writeJsonAtomic(path, record);
+}

@@ -1,0 +1,111 @@
+/**
+ * Test-set evaluation with running (inference) or batch statistics.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { batches } from "../data/batches.ts";
+import type { Dataset } from "../data/mnist.ts";
+import { computeLoss, type LossName } from "./losses.ts";
+
+/** Options of {@linkcode evaluate}. */
+export interface EvaluateOptions {
+  /** Images per forward pass. @default {500} */
+  batchSize?: number;
+  /** Loss to report. @default {"xent"} */
+  loss?: LossName;
+  /**
+   * Which statistics BN layers use: `running` is inference mode (`training: false`);
+   * `batch` normalizes each evaluation batch with its own statistics, as in training, and
+   * restores every non-trainable weight afterwards so the running statistics stay untouched.
+   * @default {"running"}
+   */
+  statistics?: "running" | "batch";
+}
+
+/** What {@linkcode evaluate} measures. */
+export interface Evaluation {
+  /** Fraction of images classified correctly. */
+  accuracy: number;
+  /** Number classified correctly. */
+  correct: number;
+  /** Number of images evaluated. */
+  count: number;
+  /** Mean loss over the images. */
+  loss: number;
+  /** How many images were predicted as each class (a constant predictor shows here). */
+  predictedCounts: number[];
+}
+
+/**
+ * Measures accuracy and mean loss of a classifier on a dataset.
+ *
+ * @param model A model mapping NHWC images to logits.
+ * @param data The images and labels.
+ * @param options Batch size, loss and which BN statistics to use.
+ * @returns Accuracy, loss and the histogram of predicted classes.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { evaluate } from "./evaluate.ts";
+ * await tf.setBackend("cpu");
+ * const model = tf.sequential({
+ *   layers: [tf.layers.flatten({ inputShape: [2, 2, 1] }), tf.layers.dense({ units: 2 })],
+ * });
+ * const data = {
+ *   name: "toy", split: "test" as const, count: 2, height: 2, width: 2, numClasses: 2,
+ *   images: new Float32Array(8), labels: new Uint8Array([0, 1]),
+ * };
+ * const result = await evaluate(model, data);
+ * console.log(result.count); // 2
+ * ```
+ */
+export async function evaluate(
+  model: tf.LayersModel,
+  data: Dataset,
+  options: EvaluateOptions = {},
+): Promise<Evaluation> {
+  const batchSize = options.batchSize ?? 500;
+  const lossName = options.loss ?? "xent";
+  const statistics = options.statistics ?? "running";
+  if (statistics !== "running" && statistics !== "batch") {
+    throw new Error(
+      `evaluate: statistics must be "running" or "batch", received ${JSON.stringify(statistics)}`,
+    );
+  }
+  const saved = statistics === "batch"
+    ? model.weights.filter((w) => !w.trainable).map((w) => ({ w, value: w.read().clone() }))
+    : [];
+  let correct = 0;
+  let lossSum = 0;
+  const predictedCounts = new Array<number>(data.numClasses).fill(0);
+  try {
+    for (const batch of batches(data, { batchSize, shuffle: false })) {
+      const [predicted, batchLoss] = tf.tidy(() => {
+        const logits = model.apply(batch.xs, { training: statistics === "batch" }) as tf.Tensor;
+        return [tf.argMax(logits, -1), tf.mul(computeLoss(lossName, logits, batch.ys), batch.labels.length)];
+      });
+      const [labels, lossValue] = await Promise.all([predicted.data(), batchLoss.data()]);
+      predicted.dispose();
+      batchLoss.dispose();
+      lossSum += lossValue[0];
+      for (let i = 0; i < labels.length; i++) {
+        predictedCounts[labels[i]]++;
+        if (labels[i] === batch.labels[i]) correct++;
+      }
+    }
+  } finally {
+    for (const { w, value } of saved) {
+      w.write(value);
+      value.dispose();
+    }
+  }
+  return {
+    accuracy: correct / data.count,
+    correct,
+    count: data.count,
+    loss: lossSum / data.count,
+    predictedCounts,
+  };
+}

@@ -1,0 +1,6 @@
+/**
+ * bnlab: batch normalization on TensorFlow.js, in Deno.
+ *
+ * @module
+ */
+export * from "./lib/backend.ts";

