@@ -1,6 +1,43 @@
 /**
- * bnlab: batch normalization on TensorFlow.js, in Deno.
+ * bnlab: batch normalization on TensorFlow.js, in Deno — a BN layer you can read and test,
+ * real MNIST training on the tfjs WASM backend, sweeps, CSV tables and SVG plots.
+ *
+ * @example Train the report's CNN with bnlab's BN for one epoch on 200 images
+ * ```ts ignore
+ * import { createLeNet, initBackend, loadMnist, train } from "@bnlab/bnlab";
+ * await initBackend("wasm");
+ * const data = await loadMnist({ split: "train", limit: 200 });
+ * const model = createLeNet({ normalization: "custom" });
+ * const [record] = await train(model, data, { epochs: 1, batchSize: 20, lr: 0.01 });
+ * console.log(record.trainLoss);
+ * ```
  *
  * @module
  */
 export * from "./lib/backend.ts";
+export * from "./lib/batch_norm.ts";
+export * from "./lib/batch_norm_ops.ts";
+export * from "./lib/fold_batch_norm.ts";
+export * from "./lib/data/idx.ts";
+export * from "./lib/data/mnist.ts";
+export * from "./lib/data/batches.ts";
+export * from "./lib/data/random.ts";
+export * from "./lib/models/lenet.ts";
+export * from "./lib/train/losses.ts";
+export * from "./lib/train/loop.ts";
+export * from "./lib/train/evaluate.ts";
+export * from "./lib/train/checkpoint.ts";
+export * from "./lib/experiments/config.ts";
+export * from "./lib/experiments/flags.ts";
+export * from "./lib/experiments/provenance.ts";
+export * from "./lib/experiments/runner.ts";
+export * from "./lib/experiments/report_files.ts";
+export * from "./lib/experiments/sweeps.ts";
+export * from "./lib/experiments/workers.ts";
+export * from "./lib/experiments/progress_events.ts";
+export * from "./lib/report/notebook_progress.ts";
+export * from "./lib/report/atomic.ts";
+export * from "./lib/report/csv.ts";
+export * from "./lib/report/plot.ts";
+export * from "./lib/report/table.ts";
+export * from "./lib/report/progress.ts";

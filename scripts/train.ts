@@ -4,13 +4,17 @@
  *
  * @module
  */
-import { type ExperimentEvent, type ExperimentRecord, runExperiment } from "../lib/experiments/runner.ts";
+import { type ExperimentRecord, runExperiment } from "../lib/experiments/runner.ts";
+import { experimentProgress } from "../lib/experiments/progress_events.ts";
 import { writeExperimentReport } from "../lib/experiments/report_files.ts";
 import { helpText, parseFlags } from "../lib/experiments/flags.ts";
 import { ProgressBar } from "../lib/report/progress.ts";
+import { runWorkers, takePartFlag } from "../lib/experiments/workers.ts";
 import { formatTable } from "../lib/report/table.ts";
 
-async function main(args: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
+  const args = [...argv];
+  const part = takePartFlag(args);
   const resumeIndex = args.indexOf("--resume");
   let saved: ExperimentRecord | undefined;
   if (resumeIndex >= 0) {
@@ -35,49 +39,20 @@ async function main(args: string[]): Promise<number> {
       `${config.epochs} epoch(s), batch ${config.batchSize}, lr ${config.lr}, ${config.loss}, ` +
       `${config.activation}, backend ${config.backend} → ${out}`,
   );
-  const bar = new ProgressBar();
-  const labels = (variant: string, seed: number) => `${variant.padEnd(6)} seed ${seed}`;
-  const onEvent = (event: ExperimentEvent) => {
-    switch (event.type) {
-      case "run":
-        if (event.fromEpoch > 0) {
-          console.error(`${labels(event.variant, event.seed)}: resuming after epoch ${event.fromEpoch}`);
-        }
-        break;
-      case "skipped":
-        console.error(`${labels(event.variant, event.seed)}: already finished, skipped`);
-        break;
-      case "train": {
-        const e = event.event;
-        if (e.type === "step") {
-          bar.update({
-            label: labels(event.variant, event.seed),
-            step: e.step,
-            totalSteps: e.totalSteps,
-            epoch: e.epoch + 1,
-            epochs: config.epochs,
-            loss: e.loss,
-            samplesPerSecond: e.samplesPerSecond,
-            etaSeconds: e.etaSeconds,
-          });
-        } else if (e.type === "epoch" && e.record.test) {
-          bar.done(
-            `${labels(event.variant, event.seed)}: epoch ${e.record.epoch + 1}/${config.epochs} ` +
-              `train loss ${e.record.trainLoss.toFixed(4)}, test accuracy ` +
-              `${(e.record.test.accuracy * 100).toFixed(2)}% (${e.record.test.correct}/${e.record.test.count}), ` +
-              `test loss ${e.record.test.loss.toFixed(4)}, ${e.record.seconds.toFixed(1)} s`,
-          );
-        }
-        break;
-      }
-      case "diverged":
-        bar.done(`${labels(event.variant, event.seed)}: ${event.message}`);
-        break;
-      case "done":
-        break;
-    }
-  };
-  await runExperiment(config, { out, onEvent });
+  const onEvent = experimentProgress(new ProgressBar(), config.epochs, { quiet: flags.quiet });
+  if (flags.workers && flags.workers > 1 && !part) {
+    const childArgs = args.filter((_, i) => !_isFlagOrValue(args, i, ["--workers", "--out"]));
+    if (!flags.resume) childArgs.push("--out", out);
+    await runWorkers({
+      script: new URL(import.meta.url),
+      args: childArgs,
+      workers: flags.workers,
+      onLine: (worker, line) => console.error(`[worker ${worker}] ${line}`),
+    });
+  } else {
+    await runExperiment(config, { out, onEvent, part, writeReport: !part });
+  }
+  if (part) return 0;
   const report = await writeExperimentReport(out);
   console.log(
     formatTable(
@@ -86,6 +61,7 @@ async function main(args: string[]): Promise<number> {
         seed: r.seed,
         test_accuracy: r.test_accuracy,
         test_correct: r.test_correct,
+        test_accuracy_batch_stats: r.test_accuracy_batch_stats,
         test_loss: r.test_loss,
         train_loss: r.train_loss,
         top_class_share: r.top_class_share,
@@ -98,6 +74,11 @@ async function main(args: string[]): Promise<number> {
   if (config.seeds > 1) console.log(formatTable(report.table, { digits: 4 }));
   console.log(`\nResults: ${out}/ (summary.csv, table.csv, history.csv, curves.svg, config.json)`);
   return 0;
+}
+
+function _isFlagOrValue(args: string[], i: number, names: string[]): boolean {
+  const own = (a: string) => names.some((n) => a === n || a.startsWith(`${n}=`));
+  return own(args[i]) || (i > 0 && names.includes(args[i - 1]));
 }
 
 if (import.meta.main) {

@@ -18,11 +18,14 @@ Deno.test("the report preset is the report's protocol", () => {
     [null, 20, 20, 0.001, "sgd"],
   );
   assert.deepEqual(config.variants, ["none", "custom", "tfjs"]);
+  // Sigmoid reproduces the report's no-BN plateau at ln 10 (see README, "Reproducing the report").
+  assert.equal(config.activation, "sigmoid");
+  assert.equal(resolveConfig("modern").activation, "relu");
 });
 
 Deno.test("resolveConfig rejects unknown presets, keys and bad values with clear messages", () => {
   assert.throws(() => resolveConfig("huge"), {
-    message: 'config: preset must be one of smoke, quick, report, received "huge"',
+    message: 'config: preset must be one of smoke, quick, report, modern, received "huge"',
   });
   assert.throws(
     () => resolveConfig("smoke", { epoch: 2 } as never),

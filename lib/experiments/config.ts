@@ -105,8 +105,13 @@ export const PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
     overrides: { limit: 10000, epochs: 3, lr: 0.01, logEvery: 25 },
   },
   report: {
-    description: "the report's protocol: 60k images, 20 epochs, batch 20, SGD lr 0.001",
-    overrides: { epochs: 20, batchSize: 20, lr: 0.001 },
+    description: "the report's protocol and pattern: 60k images, 20 epochs, batch 20, SGD lr 0.001, " +
+      "sigmoid activations (no BN stays at ln 10)",
+    overrides: { epochs: 20, batchSize: 20, lr: 0.001, activation: "sigmoid" },
+  },
+  modern: {
+    description: "the report's protocol with ReLU activations, as a modern LeNet is built",
+    overrides: { epochs: 20, batchSize: 20, lr: 0.001, activation: "relu" },
   },
 });
 

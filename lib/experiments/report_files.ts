@@ -33,6 +33,7 @@ export const SUMMARY_COLUMNS = [
   "test_accuracy",
   "test_correct",
   "test_loss",
+  "test_accuracy_batch_stats",
   "train_loss",
   "top_class_share",
   "wall_seconds",
@@ -101,10 +102,20 @@ export async function writeExperimentReport(out: string): Promise<ExperimentRepo
     history.push(...historyRows(match[1], Number(match[2]), await readRunRecords(dir)));
   }
   const table = results.length
-    ? summarize(results as unknown as Record<string, unknown>[], {
-      groupBy: ["variant"],
-      values: ["test_accuracy", "test_loss", "train_loss", "wall_seconds"],
-    })
+    ? summarize(
+      // `none` has no batch-statistics accuracy: NaN keeps it out of doubt in the table.
+      results.map((r) => ({ ...r, test_accuracy_batch_stats: r.test_accuracy_batch_stats ?? NaN })),
+      {
+        groupBy: ["variant"],
+        values: [
+          "test_accuracy",
+          "test_accuracy_batch_stats",
+          "test_loss",
+          "train_loss",
+          "wall_seconds",
+        ],
+      },
+    )
     : [];
   await writeCsv(`${out}/summary.csv`, results as unknown as Record<string, unknown>[], {
     columns: [...SUMMARY_COLUMNS],

@@ -14,6 +14,7 @@ import { type Dataset, loadDataset } from "../data/mnist.ts";
 import { createLeNet, type Normalization } from "../models/lenet.ts";
 import { writeJsonAtomic } from "../report/atomic.ts";
 import { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
+import { evaluate } from "../train/evaluate.ts";
 import { createOptimizer, type EpochRecord, NonFiniteLossError, train } from "../train/loop.ts";
 import type { TrainEvent } from "../train/loop.ts";
 import { type ExperimentConfig, validateConfig } from "./config.ts";
@@ -41,6 +42,11 @@ export interface RunResult {
   test_accuracy: number;
   test_correct: number;
   test_loss: number;
+  /**
+   * Test accuracy when BN layers normalize each test batch of `batch_size` images with its own
+   * statistics instead of the running ones (empty for `none`).
+   */
+  test_accuracy_batch_stats: number | null;
   train_loss: number;
   /** Share of test images predicted as the most predicted class (1.0 = a constant predictor). */
   top_class_share: number;
@@ -71,8 +77,8 @@ export interface RunExperimentOptions {
   out: string;
   /** Receives progress events. */
   onEvent?: (event: ExperimentEvent) => void;
-  /** Run only these (variant, seed) pairs; the rest are left for other processes. */
-  only?: { variant: Normalization; seed: number }[];
+  /** Run only the runs whose index i in {@linkcode runPlan} has i % of === part (worker share). */
+  part?: { part: number; of: number };
   /** Rebuild summary.csv, history.csv and curves.svg after each run. @default {true} */
   writeReport?: boolean;
 }
@@ -118,8 +124,8 @@ export async function runExperiment(
     loadDataset(config.dataset, { split: "train", limit: config.limit ?? undefined }),
     loadDataset(config.dataset, { split: "test", limit: config.testLimit ?? undefined }),
   ]);
-  const plan = runPlan(config).filter((run) =>
-    !options.only || options.only.some((o) => o.variant === run.variant && o.seed === run.seed)
+  const plan = runPlan(config).filter((_, i) =>
+    !options.part || i % options.part.of === options.part.part
   );
   const results: RunResult[] = [];
   for (const [index, { variant, seed }] of plan.entries()) {
@@ -255,6 +261,7 @@ async function _runOne(
   });
 
   let status: RunResult["status"] = "done";
+  let batchStats: number | null = null;
   let segmentStart = performance.now();
   try {
     await train(model, trainData, {
@@ -278,6 +285,14 @@ async function _runOne(
         await saveCheckpoint(checkpointDir, model, optimizer, state, String(state.epochsDone));
       },
     });
+    if (variant !== "none") {
+      const evaluation = await evaluate(model, testData, {
+        batchSize: config.batchSize,
+        loss: config.loss,
+        statistics: "batch",
+      });
+      batchStats = evaluation.accuracy;
+    }
   } catch (error) {
     if (!(error instanceof NonFiniteLossError)) throw error;
     status = "diverged";
@@ -311,6 +326,7 @@ async function _runOne(
     test_accuracy: last?.test?.accuracy ?? NaN,
     test_correct: last?.test?.correct ?? NaN,
     test_loss: last?.test?.loss ?? NaN,
+    test_accuracy_batch_stats: batchStats,
     train_loss: last?.trainLoss ?? NaN,
     top_class_share: counts.length ? Math.max(...counts) / testData.count : NaN,
     wall_seconds: Math.round(state.wallSeconds * 100) / 100,

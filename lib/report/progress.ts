@@ -44,7 +44,7 @@ export interface ProgressBarOptions {
  * const bar = new ProgressBar();
  * bar.update({ label: "none seed 0", step: 5, totalSteps: 10, epoch: 1, epochs: 1, loss: 2.3,
  *   samplesPerSecond: 100, etaSeconds: 0.5 });
- * bar.done("none seed 0: accuracy 11.35%");
+ * bar.log("none seed 0: accuracy 11.35%");
  * ```
  */
 export class ProgressBar {
@@ -81,11 +81,11 @@ export class ProgressBar {
   }
 
   /**
-   * Ends the current bar with a message on its own line.
+   * Prints a permanent line, clearing the bar first on a terminal.
    *
-   * @param message Printed after the bar.
+   * @param message Printed on its own line.
    */
-  done(message: string): void {
+  log(message: string): void {
     this.#write(this.#tty ? `\r\x1b[2K${message}\n` : `${message}\n`);
   }
 

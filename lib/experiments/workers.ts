@@ -1,0 +1,91 @@
+/**
+ * Parallel worker processes: the same script started N times with `--part i/N`, each running
+ * its share of the runs. Processes rather than threads, because tfjs-wasm runs one thread per
+ * process in Deno and independent trials scale across cores this way.
+ *
+ * @module
+ */
+
+/** Options of {@linkcode runWorkers}. */
+export interface RunWorkersOptions {
+  /** Path or URL of the Deno script to start. */
+  script: string | URL;
+  /** Arguments every worker gets; `--part i/N` is appended. */
+  args: string[];
+  /** Number of processes. */
+  workers: number;
+  /** Receives each line a worker writes to stderr, with the worker's index. */
+  onLine?: (worker: number, line: string) => void;
+}
+
+/**
+ * Parses `--part i/N` (0 ≤ i < N) from a list of arguments and removes it.
+ *
+ * @param args Command-line arguments; modified in place.
+ * @returns The part, or `undefined` when absent.
+ *
+ * @example
+ * ```ts
+ * import { takePartFlag } from "./workers.ts";
+ * const args = ["--epochs", "2", "--part", "1/4"];
+ * console.log(takePartFlag(args), args); // { part: 1, of: 4 } [ "--epochs", "2" ]
+ * ```
+ */
+export function takePartFlag(args: string[]): { part: number; of: number } | undefined {
+  const index = args.findIndex((a) => a === "--part" || a.startsWith("--part="));
+  if (index < 0) return undefined;
+  const inline = args[index].startsWith("--part=");
+  const value = inline ? args[index].slice("--part=".length) : args[index + 1];
+  args.splice(index, inline ? 1 : 2);
+  const match = value?.match(/^(\d+)\/(\d+)$/);
+  const part = match ? Number(match[1]) : NaN;
+  const of = match ? Number(match[2]) : NaN;
+  if (!match || of < 1 || part >= of) {
+    throw new Error(`--part expects i/N with 0 <= i < N, received ${JSON.stringify(value)}`);
+  }
+  return { part, of };
+}
+
+/**
+ * Starts `workers` processes of a script and waits for all of them.
+ *
+ * @param options Script, arguments, process count and a line sink.
+ * @returns Resolves when every worker exited with status 0; rejects naming the failed ones.
+ *
+ * @example
+ * ```ts ignore
+ * import { runWorkers } from "./workers.ts";
+ * await runWorkers({ script: "scripts/sweep.ts", args: ["momentum"], workers: 2 });
+ * ```
+ */
+export async function runWorkers(options: RunWorkersOptions): Promise<void> {
+  const script = options.script instanceof URL ? options.script.pathname : options.script;
+  const children = Array.from({ length: options.workers }, (_, i) => {
+    const command = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", script, ...options.args, "--part", `${i}/${options.workers}`],
+      stdout: "null",
+      stderr: "piped",
+    });
+    const child = command.spawn();
+    const lines = _forwardLines(child.stderr, (line) => options.onLine?.(i, line));
+    return Promise.all([child.status, lines]).then(([status]) => ({ i, status }));
+  });
+  const statuses = await Promise.all(children);
+  const failed = statuses.filter((s) => !s.status.success);
+  if (failed.length) {
+    throw new Error(
+      `workers ${failed.map((f) => `${f.i} (exit ${f.status.code})`).join(", ")} of ${options.workers} ` +
+        `failed; rerun the same command to resume where they stopped`,
+    );
+  }
+}
+
+async function _forwardLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void) {
+  let pending = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    const parts = (pending + chunk).split(/\r?\n|\r/);
+    pending = parts.pop() ?? "";
+    for (const line of parts) if (line.trim()) onLine(line);
+  }
+  if (pending.trim()) onLine(pending);
+}
