@@ -101,20 +101,22 @@ export async function writeExperimentReport(out: string): Promise<ExperimentRepo
     if (!match) continue;
     history.push(...historyRows(match[1], Number(match[2]), await readRunRecords(dir)));
   }
+  // JSON stores NaN as null (`none` has no batch-statistics accuracy; a diverged run has no
+  // test accuracy); summarize() takes NaN for "no value".
+  const tableValues = [
+    "test_accuracy",
+    "test_accuracy_batch_stats",
+    "test_loss",
+    "train_loss",
+    "wall_seconds",
+  ] as const;
   const table = results.length
     ? summarize(
-      // `none` has no batch-statistics accuracy: NaN keeps it out of doubt in the table.
-      results.map((r) => ({ ...r, test_accuracy_batch_stats: r.test_accuracy_batch_stats ?? NaN })),
-      {
-        groupBy: ["variant"],
-        values: [
-          "test_accuracy",
-          "test_accuracy_batch_stats",
-          "test_loss",
-          "train_loss",
-          "wall_seconds",
-        ],
-      },
+      results.map((r) => ({
+        ...r,
+        ...Object.fromEntries(tableValues.map((key) => [key, r[key] ?? NaN])),
+      })),
+      { groupBy: ["variant"], values: [...tableValues] },
     )
     : [];
   await writeCsv(`${out}/summary.csv`, results as unknown as Record<string, unknown>[], {

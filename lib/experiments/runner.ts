@@ -296,6 +296,7 @@ async function _runOne(
   } catch (error) {
     if (!(error instanceof NonFiniteLossError)) throw error;
     status = "diverged";
+    state.wallSeconds += (performance.now() - segmentStart) / 1000;
     progress.onEvent?.({ type: "diverged", variant, seed, message: error.message });
   } finally {
     model.dispose();

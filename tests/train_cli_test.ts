@@ -1,0 +1,114 @@
+/**
+ * `deno task train` end to end: its files, a run killed mid-way and resumed, bad flags.
+ */
+import assert from "node:assert/strict";
+import { readCsv } from "../lib/report/csv.ts";
+
+const SCRIPT = new URL("../scripts/train.ts", import.meta.url).pathname;
+const SMALL = [
+  "--preset",
+  "smoke",
+  "--variants",
+  "none,custom,tfjs",
+  "--limit",
+  "240",
+  "--test-limit",
+  "100",
+  "--epochs",
+  "3",
+  "--log-every",
+  "4",
+  "--quiet",
+];
+
+function train(args: string[]) {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", SCRIPT, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+async function run(args: string[]) {
+  const output = await train(args).output();
+  return {
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+  };
+}
+
+/** The columns that must not depend on whether the run was interrupted. */
+function deterministic(rows: Record<string, unknown>[]) {
+  return rows.map(({ wall_seconds: _, ...rest }) => rest);
+}
+
+const uninterrupted = await Deno.makeTempDir({ prefix: "bnlab-train-" });
+
+Deno.test("deno task train writes summary.csv, history.csv, table.csv, config.json and curves.svg", async () => {
+  const { code, stdout, stderr } = await run([...SMALL, "--out", uninterrupted]);
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /variant\s+seed\s+test_accuracy/);
+  const summary = await readCsv(`${uninterrupted}/summary.csv`);
+  assert.deepEqual(summary.map((r) => r.variant), ["custom", "none", "tfjs"]);
+  for (const row of summary) {
+    assert.equal(row.epochs, 3);
+    assert.equal(row.batch_size, 20);
+    assert.equal(row.train_images, 240);
+    assert.equal(row.backend, "wasm");
+    assert.ok(typeof row.test_accuracy === "number" && row.test_accuracy >= 0 && row.test_accuracy <= 1);
+    assert.ok(typeof row.wall_seconds === "number" && row.wall_seconds > 0);
+  }
+  const history = await readCsv(`${uninterrupted}/history.csv`);
+  // 240 images / batch 20 = 12 steps per epoch; a point every 4 steps plus one row per epoch end.
+  assert.equal(history.filter((r) => r.variant === "none").length, 3 * (3 + 1));
+  assert.deepEqual(
+    history.filter((r) => r.variant === "none" && r.test_accuracy !== null).map((r) => r.step),
+    [12, 24, 36],
+  );
+  const config = JSON.parse(await Deno.readTextFile(`${uninterrupted}/config.json`));
+  assert.equal(config.config.preset, "smoke");
+  assert.equal(config.backend.name, "wasm");
+  assert.equal(config.provenance.tfjs, "4.22.0");
+  assert.match(await Deno.readTextFile(`${uninterrupted}/curves.svg`), /^<svg/);
+});
+
+Deno.test("a run killed mid-way and resumed gives exactly the uninterrupted numbers", async () => {
+  const out = await Deno.makeTempDir({ prefix: "bnlab-resume-" });
+  const child = train([...SMALL, "--out", out]).spawn();
+  // Kill it as soon as the second run (custom) has saved its first epoch.
+  const checkpoint = `${out}/runs/custom-seed0/checkpoint/checkpoint.json`;
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (await Deno.stat(checkpoint).then(() => true, () => false)) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill("SIGKILL");
+  await child.status;
+  await child.stdout.cancel();
+  await child.stderr.cancel();
+  assert.equal(await Deno.stat(`${out}/runs/custom-seed0/result.json`).then(() => 1, () => 0), 0);
+
+  const { code, stderr } = await run(["--resume", out, "--quiet"]);
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /none {3}seed 0: already finished, skipped/);
+  assert.match(stderr, /custom seed 0: resuming after epoch [12]/);
+  assert.deepEqual(
+    deterministic(await readCsv(`${out}/summary.csv`)),
+    deterministic(await readCsv(`${uninterrupted}/summary.csv`)),
+  );
+  assert.deepEqual(await readCsv(`${out}/history.csv`), await readCsv(`${uninterrupted}/history.csv`));
+});
+
+Deno.test("deno task train rejects unknown flags and bad values, and --help lists the flags", async () => {
+  const unknown = await run(["--epochz", "2"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /Unknown option '--epochz'/);
+  const bad = await run(["--preset", "smoke", "--momentum", "1.5"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /config: momentum must be a number in \[0, 1\], received 1.5/);
+  const help = await run(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--batch-size/);
+  assert.match(help.stdout, /report/);
+});
