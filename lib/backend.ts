@@ -4,13 +4,16 @@
  * This is the only module that selects a backend or registers kernels. For wasm it
  * loads the `.wasm` binaries from the installed `@tensorflow/tfjs-backend-wasm` package
  * (never the network) and registers the kernels of `lib/kernels/` that tfjs's wasm
- * backend lacks, such as `Conv2DBackpropFilter`, so that conv layers train on wasm.
+ * backend lacks, such as `Conv2DBackpropFilter`, so that conv layers train on wasm, and
+ * those that replace its slow ones (`Conv2DBackpropInput`, and `BatchMatMul` and
+ * `_FusedMatMul` with transposed operands), which keep tfjs's kernel as their fallback.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import { fileURLToPath } from "node:url";
 import { conv2dBackpropFilterWasmConfig } from "./kernels/conv2d_backprop_filter.ts";
+import { WASM_KERNEL_REPLACEMENTS } from "./kernels/mod.ts";
 
 /** A backend {@linkcode initBackend} can set up. */
 export type BackendName = "wasm" | "cpu" | "webgpu";
@@ -47,6 +50,9 @@ export interface InitBackendOptions {
 /** The kernels of `lib/kernels/` registered for wasm. */
 const _WASM_KERNELS: readonly tf.KernelConfig[] = [conv2dBackpropFilterWasmConfig];
 
+/** The replacement configs registered, so that a retried set-up does not wrap them again. */
+const _replacements = new WeakSet<tf.KernelConfig>();
+
 /** One set-up per backend, shared by concurrent and repeated calls. */
 const _setups = new Map<BackendName, Promise<BackendInfo>>();
 /** The info of each backend whose set-up finished. */
@@ -57,8 +63,9 @@ const _infos = new Map<string, BackendInfo>();
  *
  * Calling it again is cheap and safe: a backend is set up once, and later calls only
  * switch back to it when another one is active. Setting up wasm registers the kernels
- * of `lib/kernels/` (those wasm lacks); webgpu's package is imported only when asked for,
- * and fails with a clear error when `navigator.gpu` offers no adapter.
+ * of `lib/kernels/` (those wasm lacks, and faster ones in place of some of its own);
+ * webgpu's package is imported only when asked for, and fails with a clear error when
+ * `navigator.gpu` offers no adapter.
  *
  * @param name The backend: `"wasm"` (the default), `"cpu"` or `"webgpu"`.
  * @param options Where the wasm binaries are.
@@ -161,6 +168,15 @@ async function _setUpWasm(options: InitBackendOptions): Promise<BackendInfo> {
   for (const config of _WASM_KERNELS) {
     // A kernel tfjs itself provides (in a later version) wins over ours.
     if (tf.getKernel(config.kernelName, "wasm") === undefined) tf.registerKernel(config);
+  }
+  // Ours replace tfjs's slow kernels, which they keep as fallbacks.
+  for (const [kernelName, replace] of WASM_KERNEL_REPLACEMENTS) {
+    const original = tf.getKernel(kernelName, "wasm");
+    if (original === undefined || _replacements.has(original)) continue;
+    const replacement = replace(original);
+    tf.unregisterKernel(kernelName, "wasm");
+    tf.registerKernel(replacement);
+    _replacements.add(replacement);
   }
   await _activate("wasm", ` from ${dir}`);
   // tfjs picks the SIMD binary exactly when this flag holds (and no single wasmPath is set).

@@ -209,7 +209,11 @@ function _analyticBatchNorm(
         const dyXHatMean = tf.mean(tf.mul(dy, savedXHat), axes, true);
         const centered = tf.sub(tf.sub(dy, dyMean), tf.mul(savedXHat, dyXHatMean));
         const factor = savedGamma ? tf.mul(savedGamma, savedInvStd) : savedInvStd;
-        const grads: tf.Tensor[] = [tf.mul(centered, factor), tf.zerosLike(mu), tf.zerosLike(sigma2)];
+        const grads: tf.Tensor[] = [
+          tf.mul(centered, factor),
+          tf.zerosLike(mu),
+          tf.zerosLike(sigma2),
+        ];
         const count = tf.scalar(_countOver(dy.shape, axes));
         if (savedGamma) grads.push(_sumTo(tf.mul(dyXHatMean, count), savedGamma.shape));
         if (beta) grads.push(_sumTo(tf.mul(dyMean, count), beta.shape));
@@ -263,7 +267,9 @@ export function valuesPerChannel(shape: readonly number[], axes: readonly number
 
 /** Sums a gradient over the axes along which its parameter was broadcast (ghost batches). */
 function _sumTo(grad: tf.Tensor, shape: number[]): tf.Tensor {
-  const axes = grad.shape.map((size, i) => (shape[i] === 1 && size !== 1 ? i : -1)).filter((i) => i >= 0);
+  const axes = grad.shape.map((size, i) => (shape[i] === 1 && size !== 1 ? i : -1)).filter((i) =>
+    i >= 0
+  );
   return axes.length ? tf.sum(grad, axes, true) : grad;
 }
 

@@ -25,7 +25,9 @@ async function main(argv: string[]): Promise<number> {
     try {
       saved = JSON.parse(await Deno.readTextFile(`${dir}/sweep.json`));
     } catch (error) {
-      throw new Error(`--resume ${dir}: cannot read ${dir}/sweep.json (${(error as Error).message})`);
+      throw new Error(
+        `--resume ${dir}: cannot read ${dir}/sweep.json (${(error as Error).message})`,
+      );
     }
   }
   const flags = parseFlags(args, saved?.config);
@@ -45,7 +47,9 @@ async function main(argv: string[]): Promise<number> {
   const sweep = SWEEPS[sweepName];
   if (!sweep) {
     throw new Error(
-      `sweep must be one of ${Object.keys(SWEEPS).join(", ")}, received ${JSON.stringify(sweepName)}`,
+      `sweep must be one of ${Object.keys(SWEEPS).join(", ")}, received ${
+        JSON.stringify(sweepName)
+      }`,
     );
   }
   const { config } = flags;
@@ -62,7 +66,9 @@ async function main(argv: string[]): Promise<number> {
       started: saved?.started ?? new Date().toISOString(),
     });
     console.error(
-      `bnlab sweep ${sweep.name}: ${sweep.trials(config).length} trials, preset ${config.preset}, ` +
+      `bnlab sweep ${sweep.name}: ${
+        sweep.trials(config).length
+      } trials, preset ${config.preset}, ` +
         `${workers} worker(s) → ${out}`,
     );
   }
@@ -84,7 +90,9 @@ async function main(argv: string[]): Promise<number> {
           const r = event.result;
           console.error(
             `${trial.id}: test accuracy ${(r.test_accuracy * 100).toFixed(2)}% with running ` +
-              `statistics, ${((r.test_accuracy_batch_stats ?? NaN) * 100).toFixed(2)}% with batch ` +
+              `statistics, ${
+                ((r.test_accuracy_batch_stats ?? NaN) * 100).toFixed(2)
+              }% with batch ` +
               `statistics (${r.wall_seconds.toFixed(0)} s)`,
           );
         } else if (event.type === "train" && event.event.type === "epoch") {

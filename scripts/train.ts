@@ -23,7 +23,9 @@ async function main(argv: string[]): Promise<number> {
     try {
       saved = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
     } catch (error) {
-      throw new Error(`--resume ${dir}: cannot read ${dir}/config.json (${(error as Error).message})`);
+      throw new Error(
+        `--resume ${dir}: cannot read ${dir}/config.json (${(error as Error).message})`,
+      );
     }
   }
   const flags = parseFlags(args, saved?.config);

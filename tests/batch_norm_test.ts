@@ -30,12 +30,21 @@ function step(layer: tf.layers.Layer, x: tf.Tensor, w: tf.Tensor) {
   );
   const y = tf.tidy(() => layer.apply(xv, { training: false }) as tf.Tensor);
   const named = Object.fromEntries(
-    Object.entries(grads).map(([name, g]) => [name.includes("gamma") ? "gamma" : name.includes("beta") ? "beta" : "x", g]),
+    Object.entries(grads).map((
+      [name, g],
+    ) => [name.includes("gamma") ? "gamma" : name.includes("beta") ? "beta" : "x", g]),
   );
   return { loss: value, grads: named, inference: y, xv };
 }
 
-for (const [label, shape] of [["dense [8, 5]", [8, 5]], ["conv NHWC [4, 6, 6, 3]", [4, 6, 6, 3]]] as const) {
+for (
+  const [label, shape] of [["dense [8, 5]", [8, 5]], ["conv NHWC [4, 6, 6, 3]", [
+    4,
+    6,
+    6,
+    3,
+  ]]] as const
+) {
   Deno.test(`same options as tf.layers.batchNormalization give the same outputs, gradients and running statistics (${label})`, async () => {
     // Keras convention, momentum 0.9 and ε = 1e-3 on both layers.
     const ours = batchNorm({ momentum: 0.9, epsilon: 1e-3 });
@@ -48,13 +57,27 @@ for (const [label, shape] of [["dense [8, 5]", [8, 5]], ["conv NHWC [4, 6, 6, 3]
       // float32 on the same backend: differences are rounding only.
       assert.ok(await maxAbsDiff(a.loss, b.loss) < 1e-4);
       for (const key of ["x", "gamma", "beta"]) {
-        assert.ok(await maxAbsDiff(a.grads[key], b.grads[key]) < 1e-4, `${key} gradient, step ${s}`);
+        assert.ok(
+          await maxAbsDiff(a.grads[key], b.grads[key]) < 1e-4,
+          `${key} gradient, step ${s}`,
+        );
       }
       assert.ok(await maxAbsDiff(a.inference, b.inference) < 1e-4, `inference output, step ${s}`);
       const [mean, variance] = [theirs.getWeights()[2], theirs.getWeights()[3]];
       assert.ok(await maxAbsDiff((ours as BatchNorm).movingMean!.read(), mean) < 1e-5);
       assert.ok(await maxAbsDiff((ours as BatchNorm).movingVariance!.read(), variance) < 1e-4);
-      tf.dispose([x, w, a.loss, b.loss, a.inference, b.inference, a.xv, b.xv, ...Object.values(a.grads), ...Object.values(b.grads)]);
+      tf.dispose([
+        x,
+        w,
+        a.loss,
+        b.loss,
+        a.inference,
+        b.inference,
+        a.xv,
+        b.xv,
+        ...Object.values(a.grads),
+        ...Object.values(b.grads),
+      ]);
     }
   });
 }
@@ -64,10 +87,17 @@ Deno.test("analytic gradient = autodiff gradient = central finite differences", 
   const w = randn([6, 3], 2);
   const gamma = tf.tensor2d([[1.5, -0.7, 0.3]]);
   const beta = tf.tensor2d([[0.1, 0.2, -0.3]]);
-  const loss = (gradient: "analytic" | "autodiff") => (xs: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
-    const { y } = batchNormTraining(xs, { axes: [0], epsilon: 1e-3, scale: g, offset: b, gradient });
-    return tf.sum(tf.mul(y, w)) as tf.Scalar;
-  };
+  const loss =
+    (gradient: "analytic" | "autodiff") => (xs: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const { y } = batchNormTraining(xs, {
+        axes: [0],
+        epsilon: 1e-3,
+        scale: g,
+        offset: b,
+        gradient,
+      });
+      return tf.sum(tf.mul(y, w)) as tf.Scalar;
+    };
   const analytic = tf.grads(loss("analytic"))([x, gamma, beta]);
   const autodiff = tf.grads(loss("autodiff"))([x, gamma, beta]);
   for (let i = 0; i < 3; i++) {
@@ -171,7 +201,12 @@ Deno.test("unbiased running variance equals biased · m/(m−1); momentum null i
   const unbiased = batchNorm({ momentum: 0, runningVariance: "unbiased" });
   biased.apply(x, { training: true });
   unbiased.apply(x, { training: true });
-  assert.ok(await maxAbsDiff(unbiased.movingVariance!.read(), tf.mul(biased.movingVariance!.read(), 20 / 19)) < 1e-5);
+  assert.ok(
+    await maxAbsDiff(
+      unbiased.movingVariance!.read(),
+      tf.mul(biased.movingVariance!.read(), 20 / 19),
+    ) < 1e-5,
+  );
 
   const cumulative = batchNorm({ momentum: null });
   const batches = [0, 1, 2].map((s) => randn([6, 3], 40 + s, 1 + s, 2 * s));
@@ -195,7 +230,11 @@ Deno.test("renorm with rMax = 1, dMax = 0 equals plain BN; r and d are clipped o
 
   // Fresh renorm statistics are μ = 0, σ = 1; with x of std ≈ 4 and mean ≈ 6,
   // r = σ_B/1 clips to rMax = 1.5 and d = μ_B/1 clips to dMax = 0.5.
-  const layer = batchNorm({ renorm: true, renormClipping: { rMax: 1.5, dMax: 0.5 }, epsilon: 1e-3 });
+  const layer = batchNorm({
+    renorm: true,
+    renormClipping: { rMax: 1.5, dMax: 0.5 },
+    epsilon: 1e-3,
+  });
   const y = layer.apply(x, { training: true }) as tf.Tensor;
   const { mean, variance } = tf.moments(x, 0);
   const xHat = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-3)));
@@ -217,23 +256,46 @@ Deno.test("ghost batch norm: virtualBatchSize = batch is plain BN; smaller norma
   }
   // Running statistics take the average of the virtual batches' statistics (as Keras does).
   const halves = [0, 1].map((h) => tf.moments(tf.slice(x, [4 * h, 0], [4, 3]), 0));
-  assert.ok(await maxAbsDiff(ghostLayer.movingMean!.read(), tf.div(tf.add(halves[0].mean, halves[1].mean), 2)) < 1e-6);
-  assert.ok(await maxAbsDiff(ghostLayer.movingVariance!.read(), tf.div(tf.add(halves[0].variance, halves[1].variance), 2)) < 1e-6);
+  assert.ok(
+    await maxAbsDiff(
+      ghostLayer.movingMean!.read(),
+      tf.div(tf.add(halves[0].mean, halves[1].mean), 2),
+    ) < 1e-6,
+  );
+  assert.ok(
+    await maxAbsDiff(
+      ghostLayer.movingVariance!.read(),
+      tf.div(tf.add(halves[0].variance, halves[1].variance), 2),
+    ) < 1e-6,
+  );
   // Gradients flow through ghost batches too.
   const g = step(batchNorm({ virtualBatchSize: 2 }), x, randn([8, 3], 12));
   assert.deepEqual(g.grads.gamma.shape, [3]);
 });
 
-for (const options of [{ center: false }, { scale: false }, { center: false, scale: false }] as BatchNormOptions[]) {
+for (
+  const options of [{ center: false }, { scale: false }, {
+    center: false,
+    scale: false,
+  }] as BatchNormOptions[]
+) {
   Deno.test(`a model with ${JSON.stringify(options)} trains (tfjs's own layer crashes, issue 2868)`, async () => {
     const model = tf.sequential({
-      layers: [tf.layers.dense({ units: 4, inputShape: [3] }), batchNorm(options), tf.layers.dense({ units: 1 })],
+      layers: [
+        tf.layers.dense({ units: 4, inputShape: [3] }),
+        batchNorm(options),
+        tf.layers.dense({ units: 1 }),
+      ],
     });
     const names = model.layers[1].weights.map((w) => w.originalName.split("/").pop());
     assert.equal(names.includes("gamma"), options.scale !== false);
     assert.equal(names.includes("beta"), options.center !== false);
     model.compile({ optimizer: tf.train.sgd(0.1), loss: "meanSquaredError" });
-    const history = await model.fit(randn([32, 3], 13), randn([32, 1], 14), { epochs: 3, batchSize: 8, verbose: 0 });
+    const history = await model.fit(randn([32, 3], 13), randn([32, 1], 14), {
+      epochs: 3,
+      batchSize: 8,
+      verbose: 0,
+    });
     assert.ok(history.history.loss.every((l) => Number.isFinite(l as number)));
     model.dispose();
   });
@@ -242,28 +304,48 @@ for (const options of [{ center: false }, { scale: false }, { center: false, sca
 Deno.test("rejected options and shapes say what was received and what is allowed", () => {
   const cases: [BatchNormOptions, string][] = [
     [{ momentum: 1.5 }, "BatchNorm: momentum must be in [0, 1] or null, received 1.5"],
-    [{ momentumConvention: "tf" as never }, 'BatchNorm: momentumConvention must be "keras" or "pytorch", received "tf"'],
+    [
+      { momentumConvention: "tf" as never },
+      'BatchNorm: momentumConvention must be "keras" or "pytorch", received "tf"',
+    ],
     [{ epsilon: 0 }, "BatchNorm: epsilon must be a positive number, received 0"],
-    [{ runningVariance: "sample" as never }, 'BatchNorm: runningVariance must be "biased" or "unbiased", received "sample"'],
-    [{ gradient: "numeric" as never }, 'BatchNorm: gradient must be "analytic" or "autodiff", received "numeric"'],
-    [{ virtualBatchSize: 1 }, "BatchNorm: virtualBatchSize must be an integer > 1 or null, received 1"],
-    [{ renormClipping: { rMax: 0.5 } }, "BatchNorm: renormClipping.rMax must be a number >= 1, received 0.5"],
+    [
+      { runningVariance: "sample" as never },
+      'BatchNorm: runningVariance must be "biased" or "unbiased", received "sample"',
+    ],
+    [
+      { gradient: "numeric" as never },
+      'BatchNorm: gradient must be "analytic" or "autodiff", received "numeric"',
+    ],
+    [
+      { virtualBatchSize: 1 },
+      "BatchNorm: virtualBatchSize must be an integer > 1 or null, received 1",
+    ],
+    [
+      { renormClipping: { rMax: 0.5 } },
+      "BatchNorm: renormClipping.rMax must be a number >= 1, received 0.5",
+    ],
     [{ renormMomentum: 2 }, "BatchNorm: renormMomentum must be in [0, 1], received 2"],
     [{ axis: 1.5 }, "BatchNorm: axis must be an integer, received 1.5"],
   ];
   for (const [options, message] of cases) assert.throws(() => batchNorm(options), { message });
   assert.throws(() => batchNorm({ axis: 3 }).apply(tf.zeros([2, 4])), {
-    message: "BatchNorm: axis must be in [-1, 1] and not the batch axis for input shape [2, 4], received 3",
+    message:
+      "BatchNorm: axis must be in [-1, 1] and not the batch axis for input shape [2, 4], received 3",
   });
   assert.throws(() => batchNorm().apply(tf.zeros([4])), {
     message: "BatchNorm: input must have rank >= 2 ([batch, features] or NHWC), received shape [4]",
   });
   assert.throws(() => batchNorm().apply(tf.zeros([1, 4]), { training: true }), {
-    message: "BatchNorm: expected more than 1 value per channel when training, received input of shape [1, 4]",
+    message:
+      "BatchNorm: expected more than 1 value per channel when training, received input of shape [1, 4]",
   });
-  assert.throws(() => batchNorm({ virtualBatchSize: 4 }).apply(tf.zeros([6, 4]), { training: true }), {
-    message: "BatchNorm: virtualBatchSize 4 must divide the batch size, received a batch of 6",
-  });
+  assert.throws(
+    () => batchNorm({ virtualBatchSize: 4 }).apply(tf.zeros([6, 4]), { training: true }),
+    {
+      message: "BatchNorm: virtualBatchSize 4 must divide the batch size, received a batch of 6",
+    },
+  );
   // One image per batch is fine for conv input: m = H·W values per channel.
   batchNorm().apply(tf.randomNormal([1, 3, 3, 2]), { training: true });
 });
@@ -282,7 +364,9 @@ Deno.test("no tensor leaks across repeated training calls and model.fit", async 
     for (let i = 0; i < 5; i++) once();
     assert.equal(tf.memory().numTensors, before, gradient);
   }
-  const model = tf.sequential({ layers: [tf.layers.dense({ units: 4, inputShape: [3] }), batchNorm({ momentum: null })] });
+  const model = tf.sequential({
+    layers: [tf.layers.dense({ units: 4, inputShape: [3] }), batchNorm({ momentum: null })],
+  });
   model.compile({ optimizer: "sgd", loss: "meanSquaredError" });
   const [xs, ys] = [randn([16, 3], 17), randn([16, 4], 18)];
   await model.fit(xs, ys, { epochs: 1, batchSize: 4, verbose: 0 });
@@ -304,13 +388,17 @@ Deno.test("a model with the layer saves and loads with identical outputs; getCon
     virtualBatchSize: 4,
     center: false,
   };
-  const model = tf.sequential({ layers: [tf.layers.dense({ units: 3, inputShape: [2] }), batchNorm(options)] });
+  const model = tf.sequential({
+    layers: [tf.layers.dense({ units: 3, inputShape: [2] }), batchNorm(options)],
+  });
   model.compile({ optimizer: "sgd", loss: "meanSquaredError" });
   await model.fit(randn([16, 2], 19), randn([16, 3], 20), { epochs: 2, batchSize: 8, verbose: 0 });
   let saved: tf.io.ModelArtifacts | undefined;
-  await model.save(tf.io.withSaveHandler(async (artifacts) => {
+  await model.save(tf.io.withSaveHandler((artifacts) => {
     saved = artifacts;
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } };
+    return Promise.resolve({
+      modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" },
+    });
   }));
   const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved!));
   const x = randn([5, 2], 21);

@@ -37,7 +37,10 @@ async function epoch(options: Parameters<typeof batches>[1]) {
 
 Deno.test("batches: sizes, last partial batch, dropRemainder", async () => {
   assert.deepEqual((await epoch({ batchSize: 20 })).map((b) => b.length), [20, 20, 5]);
-  assert.deepEqual((await epoch({ batchSize: 20, dropRemainder: true })).map((b) => b.length), [20, 20]);
+  assert.deepEqual((await epoch({ batchSize: 20, dropRemainder: true })).map((b) => b.length), [
+    20,
+    20,
+  ]);
   assert.equal(numBatches(45, 20), 3);
   assert.equal(numBatches(45, 20, true), 2);
   assert.deepEqual((await epoch({ batchSize: 50, shuffle: false }))[0], [...Array(45).keys()]);

@@ -41,11 +41,27 @@ Deno.test("readIdx rejects bad files naming the path and the mismatch", async ()
   const cases: [string, Uint8Array, RegExp][] = [
     ["empty.idx", new Uint8Array(0), /empty\.idx is empty; expected at least a 4-byte magic/],
     ["short.idx", good.subarray(0, 2), /short\.idx is truncated: 2 bytes/],
-    ["header.idx", good.subarray(0, 6), /header\.idx is truncated: 6 bytes, shorter than its 8-byte header/],
+    [
+      "header.idx",
+      good.subarray(0, 6),
+      /header\.idx is truncated: 6 bytes, shorter than its 8-byte header/,
+    ],
     ["truncated.idx", good.subarray(0, 10), /truncated\.idx is truncated: 10 bytes, expected 11/],
-    ["trailing.idx", idxBytes(IDX_MAGIC_LABELS, [3], [1, 2, 3, 4]), /trailing\.idx is too long \(trailing bytes\): 12 bytes, expected 11/],
-    ["magic.idx", idxBytes(0x00000c01, [3], [1, 2, 3]), /magic\.idx has magic number 0x00000c01; expected 0x000008RR/],
-    ["zero.idx", idxBytes(IDX_MAGIC_IMAGES, [0, 28, 28], []), /zero\.idx has dimension 0 of size 0/],
+    [
+      "trailing.idx",
+      idxBytes(IDX_MAGIC_LABELS, [3], [1, 2, 3, 4]),
+      /trailing\.idx is too long \(trailing bytes\): 12 bytes, expected 11/,
+    ],
+    [
+      "magic.idx",
+      idxBytes(0x00000c01, [3], [1, 2, 3]),
+      /magic\.idx has magic number 0x00000c01; expected 0x000008RR/,
+    ],
+    [
+      "zero.idx",
+      idxBytes(IDX_MAGIC_IMAGES, [0, 28, 28], []),
+      /zero\.idx has dimension 0 of size 0/,
+    ],
   ];
   for (const [name, bytes, message] of cases) {
     const path = await write(name, bytes);
@@ -75,6 +91,9 @@ Deno.test("readImageLabelPair rejects an image/label count mismatch", async () =
     /image\/label count mismatch: .*pair-images\.idx has 2 images but .*pair-labels\.idx has 3 labels/,
   );
   const labels2 = await write("pair-labels2.idx", idxBytes(IDX_MAGIC_LABELS, [2], [0, 1]));
-  const data = await readImageLabelPair({ images, labels: labels2 }, { name: "toy", split: "test" });
+  const data = await readImageLabelPair({ images, labels: labels2 }, {
+    name: "toy",
+    split: "test",
+  });
   assert.deepEqual(Array.from(data.images), [0, 1]);
 });

@@ -60,7 +60,7 @@ Deno.test("createLeNet is deterministic by seed and differs across seeds", () =>
 
 Deno.test("createLeNet's pytorch init draws from U(-1/sqrt(fanIn), 1/sqrt(fanIn))", () => {
   const model = createLeNet({ init: "pytorch" });
-  const kernel = model.layers[3].getWeights()[0].dataSync(); // conv2: fanIn = 5·5·20
+  const kernel = Array.from(model.layers[3].getWeights()[0].dataSync()); // conv2: fanIn = 5·5·20
   const bound = 1 / Math.sqrt(500);
   const max = kernel.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   assert.ok(max <= bound && max > 0.95 * bound, `max |w| ${max}, bound ${bound}`);

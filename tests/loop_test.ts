@@ -26,9 +26,16 @@ function toyModel(seed: number) {
   return tf.sequential({
     layers: [
       tf.layers.flatten({ inputShape: [4, 4, 1] }),
-      tf.layers.dense({ units: 8, activation: "relu", kernelInitializer: tf.initializers.glorotUniform({ seed }) }),
+      tf.layers.dense({
+        units: 8,
+        activation: "relu",
+        kernelInitializer: tf.initializers.glorotUniform({ seed }),
+      }),
       tf.layers.batchNormalization(),
-      tf.layers.dense({ units: 2, kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) }),
+      tf.layers.dense({
+        units: 2,
+        kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }),
+      }),
     ],
   });
 }
@@ -97,7 +104,8 @@ Deno.test("train stops with NonFiniteLossError on a NaN loss", async () => {
   await assert.rejects(
     () => train(model, data, { epochs: 1, batchSize: 8, lr: 0.1, logEvery: 1, seed: 0 }),
     (error: Error) =>
-      error instanceof NonFiniteLossError && /the loss became NaN at epoch 1, step \d/.test(error.message),
+      error instanceof NonFiniteLossError &&
+      /the loss became NaN at epoch 1, step \d/.test(error.message),
   );
   model.dispose();
 });
@@ -122,7 +130,11 @@ Deno.test("a run resumed from a checkpoint gives exactly the uninterrupted numbe
   const options = { batchSize: 8, lr: 0.05, logEvery: 3, test: toyData(32, 6), seed: 7 };
   const full = toyModel(11);
   const fullOptimizer = createOptimizer("momentum", 0.05);
-  const fullRecords = await train(full, data, { ...options, epochs: 3, optimizerInstance: fullOptimizer });
+  const fullRecords = await train(full, data, {
+    ...options,
+    epochs: 3,
+    optimizerInstance: fullOptimizer,
+  });
 
   const dir = await Deno.makeTempDir();
   const first = toyModel(11);
@@ -158,9 +170,15 @@ Deno.test("loadCheckpoint rejects a checkpoint of another architecture", async (
   const model = toyModel(1);
   await saveCheckpoint(dir, model, tf.train.sgd(0.1), {}, "1");
   const other = tf.sequential({ layers: [tf.layers.dense({ units: 3, inputShape: [5] })] });
-  await assert.rejects(() => loadCheckpoint(dir, other, tf.train.sgd(0.1)), /holds weights of shapes/);
+  await assert.rejects(
+    () => loadCheckpoint(dir, other, tf.train.sgd(0.1)),
+    /holds weights of shapes/,
+  );
   await Deno.writeFile(`${dir}/weights-1.bin`, new Uint8Array(10));
-  await assert.rejects(() => loadCheckpoint(dir, model, tf.train.sgd(0.1)), /has 10 bytes, expected/);
+  await assert.rejects(
+    () => loadCheckpoint(dir, model, tf.train.sgd(0.1)),
+    /has 10 bytes, expected/,
+  );
 });
 
 Deno.test("evaluate with batch statistics leaves running statistics untouched", async () => {

@@ -50,13 +50,15 @@ Deno.test("deno task train writes summary.csv, history.csv, table.csv, config.js
   assert.equal(code, 0, stderr);
   assert.match(stdout, /variant\s+seed\s+test_accuracy/);
   const summary = await readCsv(`${uninterrupted}/summary.csv`);
-  assert.deepEqual(summary.map((r) => r.variant), ["custom", "none", "tfjs"]);
+  assert.deepEqual(summary.map((r) => r.variant), ["none", "custom", "tfjs"]);
   for (const row of summary) {
     assert.equal(row.epochs, 3);
     assert.equal(row.batch_size, 20);
     assert.equal(row.train_images, 240);
     assert.equal(row.backend, "wasm");
-    assert.ok(typeof row.test_accuracy === "number" && row.test_accuracy >= 0 && row.test_accuracy <= 1);
+    assert.ok(
+      typeof row.test_accuracy === "number" && row.test_accuracy >= 0 && row.test_accuracy <= 1,
+    );
     assert.ok(typeof row.wall_seconds === "number" && row.wall_seconds > 0);
   }
   const history = await readCsv(`${uninterrupted}/history.csv`);
@@ -97,7 +99,10 @@ Deno.test("a run killed mid-way and resumed gives exactly the uninterrupted numb
     deterministic(await readCsv(`${out}/summary.csv`)),
     deterministic(await readCsv(`${uninterrupted}/summary.csv`)),
   );
-  assert.deepEqual(await readCsv(`${out}/history.csv`), await readCsv(`${uninterrupted}/history.csv`));
+  assert.deepEqual(
+    await readCsv(`${out}/history.csv`),
+    await readCsv(`${uninterrupted}/history.csv`),
+  );
 });
 
 Deno.test("deno task train rejects unknown flags and bad values, and --help lists the flags", async () => {

@@ -51,9 +51,15 @@ export interface ParseIdxOptions {
  * console.log(parseIdx(bytes, "labels").dims); // [ 2 ]
  * ```
  */
-export function parseIdx(bytes: Uint8Array, source: string, options: ParseIdxOptions = {}): IdxArray {
+export function parseIdx(
+  bytes: Uint8Array,
+  source: string,
+  options: ParseIdxOptions = {},
+): IdxArray {
   if (bytes.byteLength === 0) {
-    throw new Error(`IDX file ${source} is empty; expected at least a ${IDX_MAGIC_BYTES}-byte magic number`);
+    throw new Error(
+      `IDX file ${source} is empty; expected at least a ${IDX_MAGIC_BYTES}-byte magic number`,
+    );
   }
   if (bytes.byteLength < IDX_MAGIC_BYTES) {
     throw new Error(
@@ -67,7 +73,9 @@ export function parseIdx(bytes: Uint8Array, source: string, options: ParseIdxOpt
   if (bytes[0] !== 0 || bytes[1] !== 0 || dtype !== IDX_DTYPE_UBYTE) {
     throw new Error(
       `IDX file ${source} has magic number 0x${magic.toString(16).padStart(8, "0")}; expected ` +
-        `0x0000${IDX_DTYPE_UBYTE.toString(16).padStart(2, "0")}RR (unsigned bytes, rank RR), e.g. ` +
+        `0x0000${
+          IDX_DTYPE_UBYTE.toString(16).padStart(2, "0")
+        }RR (unsigned bytes, rank RR), e.g. ` +
         `0x${IDX_MAGIC_IMAGES.toString(16).padStart(8, "0")} for images`,
     );
   }
@@ -114,7 +122,10 @@ export function parseIdx(bytes: Uint8Array, source: string, options: ParseIdxOpt
  * console.log((await readIdx(path)).data); // Uint8Array(1) [ 9 ]
  * ```
  */
-export async function readIdx(path: string | URL, options: ParseIdxOptions = {}): Promise<IdxArray> {
+export async function readIdx(
+  path: string | URL,
+  options: ParseIdxOptions = {},
+): Promise<IdxArray> {
   const source = path instanceof URL ? path.pathname : path;
   let bytes: Uint8Array;
   try {
@@ -124,7 +135,9 @@ export async function readIdx(path: string | URL, options: ParseIdxOptions = {})
   }
   if (bytes[0] === _GZIP_MAGIC[0] && bytes[1] === _GZIP_MAGIC[1]) {
     try {
-      const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream("gzip"));
+      const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(
+        new DecompressionStream("gzip"),
+      );
       bytes = new Uint8Array(await new Response(stream).arrayBuffer());
     } catch (error) {
       throw new Error(`IDX file ${source} is not valid gzip: ${(error as Error).message}`);

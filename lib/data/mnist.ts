@@ -81,7 +81,9 @@ export async function loadMnist(options: LoadOptions): Promise<Dataset> {
  */
 export async function loadFashionMnist(options: LoadOptions): Promise<Dataset> {
   try {
-    await Deno.stat(`${FASHION_MNIST_DIR}/${_FILES[options.split]?.images ?? _FILES.train.images}.gz`);
+    await Deno.stat(
+      `${FASHION_MNIST_DIR}/${_FILES[options.split]?.images ?? _FILES.train.images}.gz`,
+    );
   } catch {
     throw new Error(
       `loadFashionMnist: ${FASHION_MNIST_DIR} has no Fashion-MNIST files; install them with ` +
@@ -186,7 +188,9 @@ export async function readImageLabelPair(
 async function _load(name: string, options: LoadOptions, dir: string, suffix: string) {
   const { split, limit } = options;
   if (split !== "train" && split !== "test") {
-    throw new Error(`load ${name}: split must be "train" or "test", received ${JSON.stringify(split)}`);
+    throw new Error(
+      `load ${name}: split must be "train" or "test", received ${JSON.stringify(split)}`,
+    );
   }
   const key = `${name}/${split}`;
   if (!_cache.has(key)) {

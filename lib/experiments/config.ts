@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { ACTIVATIONS, type Activation, INITS, type Init } from "../models/lenet.ts";
-import { NORMALIZATIONS, type Normalization } from "../models/lenet.ts";
+import { type Activation, ACTIVATIONS, type Init, INITS } from "../models/lenet.ts";
+import { type Normalization, NORMALIZATIONS } from "../models/lenet.ts";
 import { LOSSES, type LossName } from "../train/losses.ts";
-import { OPTIMIZERS, type OptimizerName } from "../train/loop.ts";
+import { type OptimizerName, OPTIMIZERS } from "../train/loop.ts";
 
 /** Every field of an experiment, resolved. */
 export interface ExperimentConfig {
@@ -105,7 +105,8 @@ export const PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
     overrides: { limit: 10000, epochs: 3, lr: 0.01, logEvery: 25 },
   },
   report: {
-    description: "the report's protocol and pattern: 60k images, 20 epochs, batch 20, SGD lr 0.001, " +
+    description:
+      "the report's protocol and pattern: 60k images, 20 epochs, batch 20, SGD lr 0.001, " +
       "sigmoid activations (no BN stays at ln 10)",
     overrides: { epochs: 20, batchSize: 20, lr: 0.001, activation: "sigmoid" },
   },

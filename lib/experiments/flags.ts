@@ -5,7 +5,13 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { DEFAULT_PRESET, DEFAULTS, type ExperimentConfig, PRESETS, resolveConfig } from "./config.ts";
+import {
+  DEFAULT_PRESET,
+  DEFAULTS,
+  type ExperimentConfig,
+  PRESETS,
+  resolveConfig,
+} from "./config.ts";
 
 /** What the flags ask for. */
 export interface ParsedFlags {

@@ -92,7 +92,19 @@ export async function writeExperimentReport(out: string): Promise<ExperimentRepo
   for await (const entry of Deno.readDir(`${out}/runs`)) {
     if (entry.isDirectory) names.push(entry.name);
   }
-  names.sort();
+  // Runs in the order they were planned: the config's variant order, then seed.
+  const variants: string[] = await Deno.readTextFile(`${out}/config.json`)
+    .then((text) => JSON.parse(text).config.variants)
+    .catch(() => []);
+  const rank = (name: string) => {
+    const match = name.match(/^(.+)-seed(\d+)$/);
+    const index = match ? variants.indexOf(match[1]) : -1;
+    return [index < 0 ? variants.length : index, match ? Number(match[2]) : 0] as const;
+  };
+  names.sort((a, b) => {
+    const [ra, rb] = [rank(a), rank(b)];
+    return ra[0] - rb[0] || ra[1] - rb[1] || a.localeCompare(b);
+  });
   for (const name of names) {
     const dir = `${out}/runs/${name}`;
     const result = await readRunResult(dir);

@@ -65,7 +65,14 @@ interface RunState {
 
 /** Events of {@linkcode runExperiment}, for progress displays. */
 export type ExperimentEvent =
-  | { type: "run"; variant: Normalization; seed: number; index: number; total: number; fromEpoch: number }
+  | {
+    type: "run";
+    variant: Normalization;
+    seed: number;
+    index: number;
+    total: number;
+    fromEpoch: number;
+  }
   | { type: "train"; variant: Normalization; seed: number; event: TrainEvent }
   | { type: "done"; result: RunResult }
   | { type: "skipped"; variant: Normalization; seed: number }
@@ -316,7 +323,11 @@ async function _runOne(
     epochs: state.epochsDone,
     batch_size: config.batchSize,
     lr: config.lr,
-    momentum: variant === "none" ? null : variant === "tfjs" ? config.tfjsMomentum : config.momentum,
+    momentum: variant === "none"
+      ? null
+      : variant === "tfjs"
+      ? config.tfjsMomentum
+      : config.momentum,
     momentum_convention: variant === "none"
       ? null
       : variant === "tfjs"

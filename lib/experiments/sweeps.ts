@@ -11,7 +11,7 @@
 import { writeCsv } from "../report/csv.ts";
 import { sweepChart, writeSvg } from "../report/plot.ts";
 import { type ExperimentConfig, validateConfig } from "./config.ts";
-import { readRunResult, runDir, type RunExperimentOptions, runExperiment } from "./runner.ts";
+import { readRunResult, runDir, runExperiment, type RunExperimentOptions } from "./runner.ts";
 import type { RunResult } from "./runner.ts";
 
 /** One point of a sweep: an id and the config fields it changes. */
@@ -79,7 +79,10 @@ export interface RunSweepOptions {
   /** Run only the trials whose index i satisfies i % of === part (for worker processes). */
   part?: { part: number; of: number };
   /** Receives each trial's progress events. */
-  onEvent?: (trial: SweepTrial, event: Parameters<NonNullable<RunExperimentOptions["onEvent"]>>[0]) => void;
+  onEvent?: (
+    trial: SweepTrial,
+    event: Parameters<NonNullable<RunExperimentOptions["onEvent"]>>[0],
+  ) => void;
 }
 
 /**

@@ -74,7 +74,9 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
   const failed = statuses.filter((s) => !s.status.success);
   if (failed.length) {
     throw new Error(
-      `workers ${failed.map((f) => `${f.i} (exit ${f.status.code})`).join(", ")} of ${options.workers} ` +
+      `workers ${
+        failed.map((f) => `${f.i} (exit ${f.status.code})`).join(", ")
+      } of ${options.workers} ` +
         `failed; rerun the same command to resume where they stopped`,
     );
   }

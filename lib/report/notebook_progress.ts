@@ -38,7 +38,11 @@ export class NotebookProgress {
   /** @param id A display id unique within the notebook. */
   constructor(id: string) {
     this.#id = `bnlab-progress-${id}`;
-    this.#jupyter = (Deno as unknown as { jupyter?: _Jupyter }).jupyter;
+    try {
+      this.#jupyter = (Deno as unknown as { jupyter?: _Jupyter }).jupyter;
+    } catch {
+      // Outside `deno jupyter`, reading Deno.jupyter throws: fall back to stderr.
+    }
   }
 
   /**

@@ -149,7 +149,10 @@ export async function loadCheckpoint<S>(
   model.setWeights(modelTensors);
   tf.dispose(modelTensors);
   if (manifest.optimizer.length > 0) {
-    const optimizerTensors = manifest.optimizer.map((w) => ({ name: w.name, tensor: take(w.shape) }));
+    const optimizerTensors = manifest.optimizer.map((w) => ({
+      name: w.name,
+      tensor: take(w.shape),
+    }));
     await optimizer.setWeights(optimizerTensors);
   }
   return manifest.state;

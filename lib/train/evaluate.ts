@@ -84,7 +84,10 @@ export async function evaluate(
     for (const batch of batches(data, { batchSize, shuffle: false })) {
       const [predicted, batchLoss] = tf.tidy(() => {
         const logits = model.apply(batch.xs, { training: statistics === "batch" }) as tf.Tensor;
-        return [tf.argMax(logits, -1), tf.mul(computeLoss(lossName, logits, batch.ys), batch.labels.length)];
+        return [
+          tf.argMax(logits, -1),
+          tf.mul(computeLoss(lossName, logits, batch.ys), batch.labels.length),
+        ];
       });
       const [labels, lossValue] = await Promise.all([predicted.data(), batchLoss.data()]);
       predicted.dispose();

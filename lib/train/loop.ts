@@ -182,7 +182,9 @@ export async function train(
   _checkPositiveInteger("batchSize", batchSize);
   _checkPositiveInteger("logEvery", logEvery);
   if (!Number.isInteger(startEpoch) || startEpoch < 0 || startEpoch > epochs) {
-    throw new Error(`train: startEpoch must be an integer in [0, ${epochs}], received ${startEpoch}`);
+    throw new Error(
+      `train: startEpoch must be an integer in [0, ${epochs}], received ${startEpoch}`,
+    );
   }
   if (!(lr > 0) || !Number.isFinite(lr)) {
     throw new Error(`train: lr must be a positive finite number, received ${lr}`);

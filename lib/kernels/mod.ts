@@ -1,0 +1,72 @@
+/**
+ * The registry of the wasm kernels in `lib/kernels/` that replace slow ones of tfjs's wasm
+ * backend; `lib/backend.ts` registers them, and benchmarks read the kernels they replaced.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { batchMatMulWasmConfig, fusedMatMulWasmConfig } from "./batch_mat_mul.ts";
+import { conv2dBackpropInputWasmConfig } from "./conv2d_backprop_input.ts";
+
+/** A kernel config that replaces another; it keeps the one it replaced, its fallback. */
+export interface WasmKernelReplacement extends tf.KernelConfig {
+  /** The kernel registered before, as `tf.getKernel` returned it. */
+  readonly original: tf.KernelConfig;
+}
+
+/**
+ * How to replace wasm kernels, by kernel name: each entry makes the replacing config from
+ * the config it replaces. `initBackend("wasm")` applies them; nothing else should.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WASM_KERNEL_REPLACEMENTS } from "./mod.ts";
+ *
+ * assert.deepEqual(
+ *   WASM_KERNEL_REPLACEMENTS.map(([name]) => name),
+ *   ["Conv2DBackpropInput", "BatchMatMul", "_FusedMatMul"],
+ * );
+ * ```
+ */
+export const WASM_KERNEL_REPLACEMENTS: ReadonlyArray<
+  readonly [string, (original: tf.KernelConfig) => WasmKernelReplacement]
+> = [
+  [tf.Conv2DBackpropInput, conv2dBackpropInputWasmConfig],
+  [tf.BatchMatMul, batchMatMulWasmConfig],
+  [tf._FusedMatMul, fusedMatMulWasmConfig],
+];
+
+/**
+ * The tfjs wasm kernel that one of ours replaced, for comparisons; undefined when `kernelName`
+ * has not been replaced (say, before `initBackend("wasm")`).
+ *
+ * @param kernelName A kernel name, e.g. `"BatchMatMul"`.
+ * @returns The replaced kernel's config, or undefined.
+ *
+ * @example Time tfjs's own transposed matrix product against ours
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { initBackend } from "../backend.ts";
+ * import { replacedWasmKernel } from "./mod.ts";
+ *
+ * await initBackend("wasm");
+ * const original = replacedWasmKernel("BatchMatMul");
+ * assert.ok(original !== undefined);
+ * const a = tf.ones([3, 2]);
+ * const b = tf.ones([3, 4]);
+ * const info = original.kernelFunc({
+ *   inputs: { a, b },
+ *   backend: tf.backend(),
+ *   attrs: { transposeA: true, transposeB: false },
+ * }) as tf.TensorInfo;
+ * const out = tf.engine().makeTensorFromTensorInfo(info);
+ * assert.deepEqual(out.shape, [2, 4]);
+ * tf.dispose([a, b, out]);
+ * ```
+ */
+export function replacedWasmKernel(kernelName: string): tf.KernelConfig | undefined {
+  const current = tf.getKernel(kernelName, "wasm") as Partial<WasmKernelReplacement> | undefined;
+  return current?.original;
+}
