@@ -1,0 +1,50 @@
+import assert from "node:assert/strict";
+import { resolveConfig } from "../lib/experiments/config.ts";
+import { runSweep, SWEEP_MOMENTA, SWEEPS, writeSweepReport } from "../lib/experiments/sweeps.ts";
+import { takePartFlag } from "../lib/experiments/workers.ts";
+import { readCsv } from "../lib/report/csv.ts";
+
+Deno.test("the momentum sweep: both conventions, identical training, twins agree, resumable by parts", async () => {
+  const base = resolveConfig("smoke", { limit: 120, testLimit: 60, logEvery: 3 });
+  const trials = SWEEPS.momentum.trials(base);
+  assert.equal(trials.length, 2 * SWEEP_MOMENTA.length);
+  assert.ok(trials.some((t) => t.id === "keras-0.1")); // the report's hand-written layer
+  assert.ok(trials.some((t) => t.id === "pytorch-0.1")); // PyTorch's default
+
+  const out = await Deno.makeTempDir({ prefix: "bnlab-sweep-" });
+  // Two "workers" one after the other cover every trial exactly once.
+  const first = await runSweep(SWEEPS.momentum, base, { out, part: { part: 0, of: 2 } });
+  const second = await runSweep(SWEEPS.momentum, base, { out, part: { part: 1, of: 2 } });
+  assert.equal(first.length + second.length, trials.length);
+  const rows = await writeSweepReport(SWEEPS.momentum, base, out);
+  assert.equal(rows.length, trials.length);
+  assert.deepEqual(await readCsv(`${out}/sweep.csv`), JSON.parse(JSON.stringify(rows)));
+  assert.match(await Deno.readTextFile(`${out}/sweep.svg`), /^<svg/);
+
+  // Momentum only touches the running statistics, never a training step.
+  assert.ok(rows.every((r) => r.train_loss === rows[0].train_loss), "identical training loss");
+  assert.ok(rows.every((r) => r.test_accuracy_batch === rows[0].test_accuracy_batch));
+  // Keras m and PyTorch 1 − m are one setting written twice.
+  for (const keras of rows.filter((r) => r.momentum_convention === "keras")) {
+    const twin = rows.find((r) =>
+      r.momentum_convention === "pytorch" && r.keras_momentum === keras.keras_momentum
+    );
+    assert.ok(twin, `pytorch twin of keras ${keras.momentum}`);
+    assert.equal(twin.test_accuracy_running, keras.test_accuracy_running);
+    assert.equal(twin.test_loss_running, keras.test_loss_running);
+  }
+  // A second pass finds everything finished and trains nothing.
+  const started = performance.now();
+  await runSweep(SWEEPS.momentum, base, { out });
+  assert.ok(performance.now() - started < 5000);
+});
+
+Deno.test("takePartFlag parses and removes --part i/N and rejects bad values", () => {
+  const args = ["momentum", "--part=1/3", "--quiet"];
+  assert.deepEqual(takePartFlag(args), { part: 1, of: 3 });
+  assert.deepEqual(args, ["momentum", "--quiet"]);
+  assert.equal(takePartFlag(["--quiet"]), undefined);
+  assert.throws(() => takePartFlag(["--part", "3/3"]), {
+    message: '--part expects i/N with 0 <= i < N, received "3/3"',
+  });
+});
