@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { type BackendName, initBackend } from "../lib/backend.ts";
+import { createLeNet, type Normalization } from "../lib/models/lenet.ts";
 
 /** One convolution whose filter gradient is compared. */
 interface _Case {
@@ -246,34 +247,16 @@ Deno.test("wasm Conv2DBackpropFilter keeps tensors, bytes and backend buffers fl
 });
 
 /**
- * LeNet as lib/models/lenet.ts builds it with `normalization: "none"` (conv 20@5×5 → relu →
- * pool 2 → conv 50@5×5 → relu → pool 2 → dense 500 → relu → dense 10), inline because
- * lenet.ts needs lib/batch_norm.ts, which does not exist yet.
- */
-function _leNet(): tf.LayersModel {
-  return tf.sequential({
-    layers: [
-      tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 20, kernelSize: 5, activation: "relu" }),
-      tf.layers.maxPooling2d({ poolSize: 2 }),
-      tf.layers.conv2d({ filters: 50, kernelSize: 5, activation: "relu" }),
-      tf.layers.maxPooling2d({ poolSize: 2 }),
-      tf.layers.flatten(),
-      tf.layers.dense({ units: 500, activation: "relu" }),
-      tf.layers.dense({ units: 10 }),
-    ],
-  });
-}
-
-/**
  * Gradients of the mean softmax cross-entropy of LeNet on 8 random images, with respect to
  * every trainable weight, on `backend`; `weights` (when given) replace the initial ones.
  */
 async function _leNetGradients(
   backend: BackendName,
+  normalization: Normalization,
   weights?: Float32Array[],
 ): Promise<{ names: string[]; weights: Float32Array[]; grads: Float32Array[] }> {
   await initBackend(backend);
-  const model = _leNet();
+  const model = createLeNet({ normalization, seed: 5 });
   if (weights) {
     const values = model.getWeights().map((w, i) => tf.tensor(weights[i], w.shape));
     model.setWeights(values);
@@ -284,7 +267,11 @@ async function _leNetGradients(
   const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], "int32"), 10);
   const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const { value, grads } = tf.variableGrads(
-    () => tf.losses.softmaxCrossEntropy(labels, model.predict(images) as tf.Tensor) as tf.Scalar,
+    () =>
+      tf.losses.softmaxCrossEntropy(
+        labels,
+        model.apply(images, { training: true }) as tf.Tensor,
+      ) as tf.Scalar,
     trainable,
   );
   const names = trainable.map((v) => v.name);
@@ -298,18 +285,20 @@ async function _leNetGradients(
   return result;
 }
 
-Deno.test("LeNet's full gradient on wasm equals cpu's within 1e-3 per weight tensor", async () => {
-  const wasm = await _leNetGradients("wasm");
-  const cpu = await _leNetGradients("cpu", wasm.weights);
-  assert.equal(cpu.grads.length, wasm.grads.length);
-  for (const [i, g] of wasm.grads.entries()) {
-    // Relative L2 error ‖g_wasm − g_cpu‖₂ / ‖g_cpu‖₂ of one weight tensor.
-    let diff = 0, norm = 0;
-    for (let j = 0; j < g.length; j++) {
-      diff += (g[j] - cpu.grads[i][j]) ** 2;
-      norm += cpu.grads[i][j] ** 2;
+for (const normalization of ["none", "custom"] as const) {
+  Deno.test(`LeNet's full gradient (${normalization} BN) on wasm equals cpu's within 1e-3 per weight tensor`, async () => {
+    const wasm = await _leNetGradients("wasm", normalization);
+    const cpu = await _leNetGradients("cpu", normalization, wasm.weights);
+    assert.equal(cpu.grads.length, wasm.grads.length);
+    for (const [i, g] of wasm.grads.entries()) {
+      // Relative L2 error ‖g_wasm − g_cpu‖₂ / ‖g_cpu‖₂ of one weight tensor.
+      let diff = 0, norm = 0;
+      for (let j = 0; j < g.length; j++) {
+        diff += (g[j] - cpu.grads[i][j]) ** 2;
+        norm += cpu.grads[i][j] ** 2;
+      }
+      const error = Math.sqrt(diff / norm);
+      assert.ok(error <= 1e-3, `${wasm.names[i]}: relative error ${error} > 1e-3`);
     }
-    const error = Math.sqrt(diff / norm);
-    assert.ok(error <= 1e-3, `${wasm.names[i]}: relative error ${error} > 1e-3`);
-  }
-});
+  });
+}
