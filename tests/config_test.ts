@@ -21,6 +21,13 @@ Deno.test("the report preset is the report's protocol", () => {
   // Sigmoid reproduces the report's no-BN plateau at ln 10 (see README, "Reproducing the report").
   assert.equal(config.activation, "sigmoid");
   assert.equal(resolveConfig("modern").activation, "relu");
+  // bnlab's BN gets the report's hand-written momentum (0.1, Keras form); tfjs's gets PyTorch's
+  // default (0.1 in the PyTorch form = 0.9 in the Keras form), the report's framework BN.
+  assert.deepEqual([config.momentum, config.momentumConvention, config.tfjsMomentum], [
+    0.1,
+    "keras",
+    0.9,
+  ]);
 });
 
 Deno.test("resolveConfig rejects unknown presets, keys and bad values with clear messages", () => {

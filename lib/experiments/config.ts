@@ -107,12 +107,30 @@ export const PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
   report: {
     description:
       "the report's protocol and pattern: 60k images, 20 epochs, batch 20, SGD lr 0.001, " +
-      "sigmoid activations (no BN stays at ln 10)",
-    overrides: { epochs: 20, batchSize: 20, lr: 0.001, activation: "sigmoid" },
+      "sigmoid (no BN stays at ln 10); bnlab's BN with the report's momentum 0.1 in the Keras form, " +
+      "tfjs's BN with PyTorch's default (Keras 0.9)",
+    overrides: {
+      epochs: 20,
+      batchSize: 20,
+      lr: 0.001,
+      activation: "sigmoid",
+      momentum: 0.1,
+      momentumConvention: "keras",
+      tfjsMomentum: 0.9,
+    },
   },
   modern: {
-    description: "the report's protocol with ReLU activations, as a modern LeNet is built",
-    overrides: { epochs: 20, batchSize: 20, lr: 0.001, activation: "relu" },
+    description: "the report's protocol with ReLU activations, as a modern LeNet is built, " +
+      "and the same momenta as `report`",
+    overrides: {
+      epochs: 20,
+      batchSize: 20,
+      lr: 0.001,
+      activation: "relu",
+      momentum: 0.1,
+      momentumConvention: "keras",
+      tfjsMomentum: 0.9,
+    },
   },
 });
 
