@@ -168,7 +168,7 @@ export async function writeSweepReport(
       x: "momentum",
       y: "accuracy",
       series: "series",
-      title: "Test accuracy vs BN momentum (Keras form: weight kept on the old running value)",
+      title: "Test accuracy vs BN momentum (twin trials overlap)",
       xLabel: "momentum, Keras form (PyTorch's m is 1 − this)",
       yLabel: "test accuracy",
     }),
