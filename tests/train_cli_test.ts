@@ -117,3 +117,14 @@ Deno.test("deno task train rejects unknown flags and bad values, and --help list
   assert.match(help.stdout, /--batch-size/);
   assert.match(help.stdout, /report/);
 });
+
+Deno.test("--workers 2 runs the variants in two processes with exactly the same numbers", async () => {
+  const out = await Deno.makeTempDir({ prefix: "bnlab-workers-" });
+  const { code, stderr } = await run([...SMALL, "--out", out, "--workers", "2"]);
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /\[worker 1\]/);
+  assert.deepEqual(
+    deterministic(await readCsv(`${out}/summary.csv`)),
+    deterministic(await readCsv(`${uninterrupted}/summary.csv`)),
+  );
+});

@@ -24,6 +24,8 @@ export interface Provenance {
   cpuModel: string;
   /** Host name, so runs on different machines are told apart. */
   hostname: string;
+  /** The git commit checked out when the run started ("unknown" outside a git checkout). */
+  gitCommit: string;
 }
 
 /**
@@ -69,5 +71,35 @@ export function provenance(): Provenance {
     memoryGiB,
     cpuModel,
     hostname,
+    gitCommit: gitCommit(),
   };
+}
+
+/**
+ * The commit of the git checkout this module lives in, read from `.git/` (no git process).
+ *
+ * @returns A 40-hex commit id, or "unknown".
+ *
+ * @example
+ * ```ts
+ * import { gitCommit } from "./provenance.ts";
+ * console.log(/^([0-9a-f]{40}|unknown)$/.test(gitCommit())); // true
+ * ```
+ */
+export function gitCommit(): string {
+  try {
+    const git = new URL("../../.git/", import.meta.url);
+    const head = Deno.readTextFileSync(new URL("HEAD", git)).trim();
+    if (!head.startsWith("ref: ")) return head;
+    const ref = head.slice(5);
+    try {
+      return Deno.readTextFileSync(new URL(ref, git)).trim();
+    } catch {
+      const packed = Deno.readTextFileSync(new URL("packed-refs", git));
+      return packed.split("\n").find((line) => line.endsWith(` ${ref}`))?.split(" ")[0] ??
+        "unknown";
+    }
+  } catch {
+    return "unknown";
+  }
 }
