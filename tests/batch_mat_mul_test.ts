@@ -217,27 +217,34 @@ Deno.test("wasm BatchMatMul replaced tfjs's kernels and keeps them", async () =>
   }
 });
 
-/** A fused product with bias and activation. */
+/** A fused product with bias and activation (prelu: with random weights [N]). */
 interface _FusedCase extends _Case {
   bias: number[] | null;
-  activation: "linear" | "relu" | "relu6" | "elu" | "sigmoid" | "leakyrelu";
+  activation: "linear" | "relu" | "relu6" | "elu" | "sigmoid" | "leakyrelu" | "prelu";
 }
 
+/**
+ * Fused products: each flag pair, one-element and absent biases, batched a, batched b (which
+ * take the unfused path), and K > 48, where tfjs's own loop adds the bias once per block.
+ */
 const _FUSED_CASES: _FusedCase[] = [
   { a: [5, 7], b: [5, 9], transposeA: true, transposeB: false, bias: [9], activation: "relu" },
   { a: [5, 7], b: [9, 7], transposeA: false, transposeB: true, bias: [9], activation: "linear" },
   { a: [7, 5], b: [9, 7], transposeA: true, transposeB: true, bias: [1], activation: "relu6" },
+  { a: [4, 5], b: [5, 9], transposeA: false, transposeB: false, bias: [1], activation: "linear" },
   { a: [3, 6, 5], b: [5, 4], transposeA: false, transposeB: false, bias: [4], activation: "relu" },
   { a: [3, 5, 6], b: [4, 5], transposeA: true, transposeB: true, bias: null, activation: "elu" },
   { a: [6, 5], b: [3, 5, 4], transposeA: false, transposeB: false, bias: [4], activation: "relu" },
+  { a: [6, 5], b: [2, 5, 4], transposeA: false, transposeB: false, bias: [1], activation: "prelu" },
   {
-    a: [2, 6, 5],
-    b: [2, 4, 5],
+    a: [2, 6, 60],
+    b: [2, 7, 60],
     transposeA: false,
     transposeB: true,
-    bias: [4],
-    activation: "relu",
+    bias: [7],
+    activation: "leakyrelu",
   },
+  { a: [60, 4], b: [60, 8], transposeA: true, transposeB: false, bias: [8], activation: "prelu" },
   {
     a: [20, 40],
     b: [20, 30],
@@ -255,6 +262,8 @@ async function _fusedMatMul(backend: BackendName, c: _FusedCase, seed: number): 
   const aValues = _uniform(tf.util.sizeFromShape(c.a), random);
   const bValues = _uniform(tf.util.sizeFromShape(c.b), random);
   const biasValues = c.bias && _uniform(tf.util.sizeFromShape(c.bias), random);
+  const n = c.transposeB ? c.b[c.b.length - 2] : c.b[c.b.length - 1];
+  const preluValues = _uniform(n, random);
   const out = tf.tidy(() =>
     tf.fused.matMul({
       a: tf.tensor(aValues, c.a),
@@ -263,6 +272,8 @@ async function _fusedMatMul(backend: BackendName, c: _FusedCase, seed: number): 
       transposeB: c.transposeB,
       bias: biasValues ? tf.tensor(biasValues, c.bias!) : undefined,
       activation: c.activation,
+      preluActivationWeights: c.activation === "prelu" ? tf.tensor1d(preluValues) : undefined,
+      leakyreluAlpha: 0.1,
     })
   );
   const result = { shape: out.shape, values: await out.data() as Float32Array };
@@ -270,7 +281,7 @@ async function _fusedMatMul(backend: BackendName, c: _FusedCase, seed: number): 
   return result;
 }
 
-Deno.test("wasm _FusedMatMul matches cpu with transposes, bias, activations, batches", async () => {
+Deno.test("wasm _FusedMatMul matches cpu on 11 products: flags, biases, activations, batches", async () => {
   for (const [i, c] of _FUSED_CASES.entries()) {
     const label = JSON.stringify(c);
     const expected = await _fusedMatMul("cpu", c, 6000 + i);

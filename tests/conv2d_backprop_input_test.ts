@@ -55,7 +55,7 @@ function _randomCases(count: number, seed: number): _Case[] {
   });
 }
 
-/** Cases the random draw may miss: LeNet's two layers, numeric, explicit and ceil pads. */
+/** Cases the random draw may miss: LeNet's layers, numeric, explicit and ceil pads, one channel. */
 const _FIXED_CASES: _Case[] = [
   { x: [3, 28, 28, 1], filter: [5, 5, 1, 20], strides: [1, 1], pad: "valid", dataFormat: "NHWC" },
   { x: [3, 12, 12, 20], filter: [5, 5, 20, 50], strides: [1, 1], pad: "valid", dataFormat: "NHWC" },
@@ -77,19 +77,30 @@ const _FIXED_CASES: _Case[] = [
     pad: [[0, 0], [2, 0], [1, 3], [0, 0]],
     dataFormat: "NHWC",
   },
-];
-
-/** Cases the kernel leaves to tfjs's: NCHW, and a pad wider than the filter. */
-const _FALLBACK_CASES: _Case[] = [
-  { x: [2, 3, 9, 8], filter: [3, 3, 3, 4], strides: [2, 1], pad: "same", dataFormat: "NCHW" },
-  { x: [1, 5, 6, 7], filter: [2, 3, 5, 3], strides: [1, 1], pad: "valid", dataFormat: "NCHW" },
+  // Pads wider than the filter: dy entries that meet only padding are dropped.
   {
     x: [1, 6, 6, 2],
     filter: [2, 2, 2, 3],
     strides: [1, 1],
-    pad: [[0, 0], [3, 0], [0, 0], [0, 0]],
+    pad: [[0, 0], [3, 0], [0, 4], [0, 0]],
     dataFormat: "NHWC",
   },
+  {
+    x: [2, 7, 6, 3],
+    filter: [3, 2, 3, 2],
+    strides: [2, 2],
+    pad: [[0, 0], [4, 1], [0, 3], [0, 0]],
+    dataFormat: "NHWC",
+  },
+  // One input channel (the depthwise path), strided, and with one output channel too.
+  { x: [4, 28, 28, 1], filter: [5, 5, 1, 20], strides: [2, 2], pad: "same", dataFormat: "NHWC" },
+  { x: [2, 9, 8, 1], filter: [3, 3, 1, 1], strides: [1, 2], pad: "valid", dataFormat: "NHWC" },
+];
+
+/** Cases the kernel leaves to tfjs's: NCHW (wasm's forward Conv2D is NHWC-only). */
+const _FALLBACK_CASES: _Case[] = [
+  { x: [2, 3, 9, 8], filter: [3, 3, 3, 4], strides: [2, 1], pad: "same", dataFormat: "NCHW" },
+  { x: [1, 5, 6, 7], filter: [2, 3, 5, 3], strides: [1, 1], pad: "valid", dataFormat: "NCHW" },
 ];
 
 interface _Result {
@@ -170,7 +181,7 @@ function _memory() {
   return { numTensors, numBytes, numDataBuffers, backendDataIds: tf.backend().numDataIds() };
 }
 
-Deno.test("wasm Conv2DBackpropInput matches cpu on 39 shapes, without its fallback", async () => {
+Deno.test("wasm Conv2DBackpropInput matches cpu on 43 shapes, without its fallback", async () => {
   const cases = [..._randomCases(32, 20240607), ..._FIXED_CASES];
   for (const [i, c] of cases.entries()) {
     const label = JSON.stringify(c);
@@ -189,7 +200,7 @@ Deno.test("wasm Conv2DBackpropInput matches cpu on 39 shapes, without its fallba
   }
 });
 
-Deno.test("wasm Conv2DBackpropInput hands NCHW and over-wide pads to tfjs's kernel", async () => {
+Deno.test("wasm Conv2DBackpropInput hands NCHW to tfjs's kernel", async () => {
   for (const [i, c] of _FALLBACK_CASES.entries()) {
     const label = JSON.stringify(c);
     const expected = await _backpropInput("cpu", c, 3000 + i);
@@ -254,6 +265,8 @@ Deno.test("wasm Conv2DBackpropInput keeps tensors, bytes and backend buffers fla
   const w = tf.randomUniform([5, 5, 20, 50], -1, 1, "float32", 2) as tf.Tensor4D;
   const dy = tf.randomUniform([8, 8, 8, 50], -1, 1, "float32", 3) as tf.Tensor4D;
   const dy2 = tf.randomUniform([8, 4, 4, 50], -1, 1, "float32", 4) as tf.Tensor4D;
+  const w1 = tf.randomUniform([5, 5, 1, 20], -1, 1, "float32", 5) as tf.Tensor4D;
+  const dy1 = tf.randomUniform([8, 24, 24, 20], -1, 1, "float32", 6) as tf.Tensor4D;
   const attrs = { inputShape: [8, 12, 12, 20], strides: 1, pad: "valid", dataFormat: "NHWC" };
   const step = async () => {
     const direct = tf.engine().runKernel("Conv2DBackpropInput", { dy, filter: w }, attrs);
@@ -261,9 +274,13 @@ Deno.test("wasm Conv2DBackpropInput keeps tensors, bytes and backend buffers fla
       ...attrs,
       strides: 2,
     });
+    const oneChannel = tf.engine().runKernel("Conv2DBackpropInput", { dy: dy1, filter: w1 }, {
+      ...attrs,
+      inputShape: [8, 28, 28, 1],
+    });
     const loss = (x: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, w, 1, "valid").mul(dy).sum();
     const viaGrad = tf.grad(loss)(x);
-    const outputs = [direct, strided, viaGrad] as tf.Tensor[];
+    const outputs = [direct, strided, oneChannel, viaGrad] as tf.Tensor[];
     await Promise.all(outputs.map((t) => t.data()));
     tf.dispose(outputs);
   };
@@ -271,7 +288,7 @@ Deno.test("wasm Conv2DBackpropInput keeps tensors, bytes and backend buffers fla
   const before = _memory();
   for (let i = 0; i < 20; i++) await step();
   assert.deepEqual(_memory(), before);
-  tf.dispose([x, w, dy, dy2]);
+  tf.dispose([x, w, dy, dy2, w1, dy1]);
 });
 
 /**

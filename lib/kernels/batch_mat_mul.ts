@@ -18,10 +18,15 @@
  *   A): whichever moves fewer elements, counting transposes and the XNNPACK packing of the
  *   right-hand operand (done on every call, as the operand is new). For dx = dy·Wᵀ that is
  *   the second form: it transposes dy and the [B, 800] result instead of the 800×500 W;
- * - products where both operands are batched, and `_FusedMatMul`s with an unbatched `a`
- *   times a batched `b`, stay with the original kernel (so does everything not float32 or
- *   empty). `_FusedMatMul` only takes the direct form, as its bias runs along output rows,
- *   and tiles a one-element bias to N (tfjs's XNNPACK path reads N values from it).
+ * - products where both operands are batched stay with the original kernel (so does
+ *   everything not float32 or empty).
+ *
+ * `_FusedMatMul` (op(a)·op(b) + bias, then an activation) takes only the direct form, as its
+ * bias runs along output rows; it tiles a one-element bias to N first, as tfjs's XNNPACK path
+ * reads N values from it. With a batched `b` it runs unfused: our `BatchMatMul`, `Add`, then
+ * the activation's kernel, because tfjs's fused loop is wrong there with a bias (it adds the
+ * bias once per 48-wide block of K, and for rows past the first adds bias[N − 1] throughout)
+ * and with relu/relu6 when K > 48 (it clamps partial sums).
  *
  * @module
  */
@@ -41,6 +46,22 @@ interface _MatMulAttrs {
   transposeA: boolean;
   transposeB: boolean;
 }
+
+/** Attributes of `_FusedMatMul`. */
+interface _FusedMatMulAttrs extends _MatMulAttrs {
+  activation: string;
+  leakyreluAlpha?: number;
+}
+
+/** The wasm kernel of each fusable activation but linear, and its attributes. */
+const _ACTIVATION_KERNELS: Readonly<Record<string, string>> = {
+  relu: "Relu",
+  relu6: "Relu6",
+  elu: "Elu",
+  sigmoid: "Sigmoid",
+  leakyrelu: "LeakyRelu",
+  prelu: "Prelu",
+};
 
 /** The shape facts of one product op(a)·op(b). */
 interface _Product {
@@ -145,14 +166,16 @@ export function batchMatMulWasm(args: _KernelArgs, original: tf.KernelFunc): tf.
  */
 export function fusedMatMulWasm(args: _KernelArgs, original: tf.KernelFunc): tf.TensorInfo {
   const { a, b } = _operands(args, "_FusedMatMul");
-  const attrs = args.attrs as unknown as _MatMulAttrs;
+  const attrs = args.attrs as unknown as _FusedMatMulAttrs;
   const product = _product(a, b, attrs.transposeA, attrs.transposeB);
-  const { bias } = args.inputs;
-  // tfjs's XNNPACK path reads N bias values even from a bias of one (its loop broadcasts it).
-  const tileBias = bias != null && tf.util.sizeFromShape(bias.shape) === 1 && product.n > 1;
-  const fast = !attrs.transposeA && !attrs.transposeB && product.batchA === 1 && !tileBias;
-  if (fast || !_supported(a, b) || product.batchB > 1) return original(args) as tf.TensorInfo;
+  if (!_supported(a, b)) return original(args) as tf.TensorInfo;
   const backend = args.backend as _Backend;
+  if (product.batchB > 1) return _unfusedMatMul(backend, args.inputs, attrs);
+  const { bias } = args.inputs;
+  // tfjs's XNNPACK path reads N bias values even from a bias of one.
+  const tileBias = bias != null && tf.util.sizeFromShape(bias.shape) === 1 && product.n > 1;
+  const fast = !attrs.transposeA && !attrs.transposeB && product.batchA === 1;
+  if (fast && !tileBias) return original(args) as tf.TensorInfo;
   const tiled = tileBias ? _call(backend, "Tile", { x: bias }, { reps: [product.n] }) : undefined;
   try {
     const run = (a: tf.TensorInfo, b: tf.TensorInfo) =>
@@ -349,6 +372,45 @@ function _foldedProduct(
   }
 }
 
+/**
+ * A fused product as its three steps: `BatchMatMul` (our kernel), `Add` of the bias, then
+ * the activation's kernel; for batched b, where tfjs's fused loop adds the bias once per
+ * 48-wide block of K, and for rows past the first reads bias[N − 1] for every column.
+ */
+function _unfusedMatMul(
+  backend: _Backend,
+  inputs: tf.NamedTensorInfoMap,
+  attrs: _FusedMatMulAttrs,
+): tf.TensorInfo {
+  const { a, b, bias, preluActivationWeights } = inputs;
+  const { transposeA, transposeB, activation } = attrs;
+  const activationKernel = _ACTIVATION_KERNELS[activation];
+  if (activation !== "linear" && activationKernel === undefined) {
+    throw new Error(
+      `_FusedMatMul (wasm): activation must be linear or one of ${
+        Object.keys(_ACTIVATION_KERNELS).join(", ")
+      }, received ${JSON.stringify(activation)}`,
+    );
+  }
+  const temporaries: tf.TensorInfo[] = [];
+  try {
+    let y = _call(backend, "BatchMatMul", { a, b }, { transposeA, transposeB });
+    if (bias != null) {
+      temporaries.push(y);
+      y = _call(backend, "Add", { a: y, b: bias }, {});
+    }
+    if (activationKernel !== undefined) {
+      temporaries.push(y);
+      y = activation === "prelu"
+        ? _call(backend, "Prelu", { x: y, alpha: preluActivationWeights! }, {})
+        : _call(backend, activationKernel, { x: y }, { alpha: attrs.leakyreluAlpha ?? 0.2 });
+    }
+    return y;
+  } finally {
+    for (const t of temporaries) backend.disposeData(t.dataId);
+  }
+}
+
 function _transposeLastTwo(backend: _Backend, x: tf.TensorInfo): tf.TensorInfo {
   const rank = x.shape.length;
   const perm = [...Array(rank).keys()];
@@ -373,6 +435,6 @@ function _call(
       `matMul (wasm): needs the wasm kernel ${kernelName}, received none registered`,
     );
   }
-  // Transpose, Reshape and Tile each return a single TensorInfo.
+  // Each of the kernels called here returns a single TensorInfo.
   return kernel.kernelFunc({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as tf.TensorInfo;
 }

@@ -1,0 +1,131 @@
+/**
+ * Figures derived from measured benchmark rows, computed in one place: LeNet's FLOPs per
+ * training sample, achieved GFLOP/s and their share of the machine limit, bnlab's BN against
+ * tfjs's, and the projected wall time of the `report` preset.
+ *
+ * @module
+ */
+import type { BenchRow } from "./bench_row.ts";
+
+/** LeNet's layers as multiply–accumulates per image of the forward pass. */
+const _FORWARD_MACS = {
+  conv1: 24 * 24 * 20 * (5 * 5 * 1),
+  conv2: 8 * 8 * 50 * (5 * 5 * 20),
+  dense1: 800 * 500,
+  dense2: 500 * 10,
+} as const;
+
+/**
+ * FLOPs of one LeNet training sample: the forward pass (2 FLOPs per multiply–accumulate), the
+ * weight gradient of every layer (as many), and the input gradient of every layer but the first
+ * (the image needs none). BN, activations and pooling are O(activations) and left out.
+ *
+ * @returns FLOPs per sample.
+ *
+ * @example
+ * ```ts
+ * import { lenetTrainingFlopsPerSample } from "./derived.ts";
+ * console.log(lenetTrainingFlopsPerSample()); // 13132000
+ * ```
+ */
+export function lenetTrainingFlopsPerSample(): number {
+  const forward = Object.values(_FORWARD_MACS).reduce((a, b) => a + b, 0) * 2;
+  const inputGradients = forward - 2 * _FORWARD_MACS.conv1;
+  return forward + forward + inputGradients;
+}
+
+/** Samples and epochs of the `report` preset, per variant. */
+const _REPORT = { images: 60000, epochs: 20, variants: ["none", "custom_analytic", "tfjs"] };
+
+/**
+ * Rows computed from the measured ones: achieved GFLOP/s of training, its share of the best
+ * matrix-product GFLOP/s of the same backend, custom/tfjs samples/s ratios, and the projected
+ * wall time of the `report` preset (three variants, 20 epochs of 60,000 images at batch 20,
+ * evaluation left out) in one process and split over two.
+ *
+ * @param rows Rows of `benchTraining` and `benchMatMulLimit` from one run.
+ * @returns The derived rows (`runs` is that of the rows they come from).
+ *
+ * @example
+ * ```ts
+ * import { derivedRows } from "./derived.ts";
+ * console.log(derivedRows([]).length); // 0
+ * ```
+ */
+export function derivedRows(rows: readonly BenchRow[]): BenchRow[] {
+  const out: BenchRow[] = [];
+  const flops = lenetTrainingFlopsPerSample();
+  const limit = (backend: string) =>
+    rows.find((r) =>
+      r.group === "machine_limit" && r.name === "matmul_best" && r.backend === backend
+    );
+  const training = rows.filter((r) => r.group === "training" && r.metric === "samples_per_s");
+  for (const row of training) {
+    const gflops = (row.median * flops) / 1e9;
+    out.push({
+      ...row,
+      group: "derived",
+      metric: "training_gflops",
+      median: gflops,
+      unit: "GFLOP/s",
+    });
+    const best = limit(row.backend);
+    if (best) {
+      out.push({
+        ...row,
+        group: "derived",
+        metric: "fraction_of_matmul_limit",
+        median: gflops / best.median,
+        unit: "ratio",
+      });
+    }
+  }
+  const find = (name: string, backend: string, batch: number) =>
+    training.find((r) => r.name === name && r.backend === backend && r.batch_size === batch);
+  for (const batch of new Set(training.map((r) => r.batch_size))) {
+    const tfjs = find("tfjs", "wasm", batch);
+    for (const custom of ["custom_analytic", "custom_autodiff"]) {
+      const ours = find(custom, "wasm", batch);
+      if (!tfjs || !ours) continue;
+      out.push({
+        group: "derived",
+        name: `${custom}_over_tfjs`,
+        backend: "wasm",
+        batch_size: batch,
+        metric: "samples_per_s_ratio",
+        median: ours.median / tfjs.median,
+        unit: "ratio",
+        runs: Math.min(ours.runs, tfjs.runs),
+      });
+    }
+  }
+  const perVariant = _REPORT.variants.map((v) => find(v, "wasm", 20));
+  if (perVariant.every((r) => r)) {
+    const seconds = perVariant.map((r) => (_REPORT.images * _REPORT.epochs) / r!.median);
+    const total = seconds.reduce((a, b) => a + b, 0);
+    const runs = Math.min(...perVariant.map((r) => r!.runs));
+    out.push({
+      group: "derived",
+      name: "report_preset_one_process",
+      backend: "wasm",
+      batch_size: 20,
+      metric: "projected_wall_time",
+      median: total / 60,
+      unit: "min",
+      runs,
+    });
+    // Two processes: the longest variant alone, the other two together (2 cores).
+    const sorted = [...seconds].sort((a, b) => b - a);
+    out.push({
+      group: "derived",
+      name: "report_preset_two_processes",
+      backend: "wasm",
+      batch_size: 20,
+      metric: "projected_wall_time",
+      median: Math.max(sorted[0], sorted[1] + sorted[2]) / 60,
+      unit: "min",
+      runs,
+    });
+  }
+  return out;
+}
