@@ -49,9 +49,13 @@ async function main(args: string[]): Promise<number> {
   await stage(
     "LeNet training",
     () =>
-      benchTraining(
-        quick ? { blocks: 2, samplesPerBlock: 160, profileSteps: 2, kernelRepeats: 2 } : {},
-      ),
+      benchTraining({
+        // cpu without and with BN, for the cpu/wasm ratio (a cpu step takes seconds).
+        cpuVariants: ["none", "tfjs"],
+        ...(quick
+          ? { blocks: 2, samplesPerBlock: 160, profileSteps: 2, kernelRepeats: 2, cpuBlocks: 1 }
+          : {}),
+      }),
   );
   rows.push(...derivedRows(rows));
   await Deno.mkdir(out, { recursive: true });
