@@ -52,7 +52,7 @@ async function main(argv: string[]): Promise<number> {
       onLine: (worker, line) => console.error(`[worker ${worker}] ${line}`),
     });
   } else {
-    await runExperiment(config, { out, onEvent, part, writeReport: !part });
+    await runExperiment(config, { out, onEvent, part });
   }
   if (part) return 0;
   const report = await writeExperimentReport(out);

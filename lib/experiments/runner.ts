@@ -86,7 +86,10 @@ export interface RunExperimentOptions {
   onEvent?: (event: ExperimentEvent) => void;
   /** Run only the runs whose index i in {@linkcode runPlan} has i % of === part (worker share). */
   part?: { part: number; of: number };
-  /** Rebuild summary.csv, history.csv and curves.svg after each run. @default {true} */
+  /**
+   * Rebuild summary.csv, table.csv, history.csv and curves.svg after every epoch, so a long
+   * run's progress is readable while it trains. @default {true}
+   */
   writeReport?: boolean;
 }
 
@@ -147,6 +150,7 @@ export async function runExperiment(
       index,
       total: plan.length,
       onEvent: options.onEvent,
+      afterEpoch: (options.writeReport ?? true) ? () => writeExperimentReport(out) : undefined,
     });
     results.push(result);
     if (options.writeReport ?? true) await writeExperimentReport(out);
@@ -238,7 +242,12 @@ async function _runOne(
   config: ExperimentConfig,
   backend: BackendInfo,
   run: { variant: Normalization; seed: number; dir: string; trainData: Dataset; testData: Dataset },
-  progress: { index: number; total: number; onEvent?: (event: ExperimentEvent) => void },
+  progress: {
+    index: number;
+    total: number;
+    onEvent?: (event: ExperimentEvent) => void;
+    afterEpoch?: () => Promise<unknown>;
+  },
 ): Promise<RunResult> {
   const { variant, seed, dir, trainData, testData } = run;
   const model = createLeNet({
@@ -290,6 +299,7 @@ async function _runOne(
         state.epochsDone = record.epoch + 1;
         state.records.push(record);
         await saveCheckpoint(checkpointDir, model, optimizer, state, String(state.epochsDone));
+        await progress.afterEpoch?.();
       },
     });
     if (variant !== "none") {
