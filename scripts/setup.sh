@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # Sets up everything bnlab needs on a bare Debian machine; safe to run again (each step checks first).
 #   - Deno 2.9.x from npm, when missing or another version
-#   - Debian packages: Jupyter (nbconvert, nbclient, the notebook server), Fashion-MNIST, OpenBLAS
+#   - Debian packages: Jupyter (nbconvert, nbclient, the notebook server), Fashion-MNIST
 #   - the npm packages in deno.json, cached into node_modules/
 #   - Deno's Jupyter kernel, registered with Debian's Jupyter
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DENO_VERSION="2.9.6"
-APT_PACKAGES=(jupyter-nbconvert python3-nbclient jupyter-client jupyter-notebook dataset-fashion-mnist
-  libopenblas0-pthread)
+APT_PACKAGES=(jupyter-nbconvert python3-nbclient jupyter-client jupyter-notebook dataset-fashion-mnist)
 JUPYTER=/usr/bin/jupyter
 
 say() { printf '[setup] %s\n' "$*" >&2; }
