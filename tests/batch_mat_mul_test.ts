@@ -8,6 +8,7 @@ import * as tf from "@tensorflow/tfjs";
 import { type BackendName, initBackend } from "../lib/backend.ts";
 import { batchMatMulWasm, fusedMatMulWasm } from "../lib/kernels/batch_mat_mul.ts";
 import { replacedWasmKernel } from "../lib/kernels/mod.ts";
+import { createRng } from "../lib/data/random.ts";
 
 /** Relative tolerance: max|wasm − cpu| ≤ 1e-4 · max|cpu|. */
 const _TOLERANCE = 1e-4;
@@ -20,17 +21,8 @@ interface _Case {
   transposeB: boolean;
 }
 
-/** mulberry32: a small seeded PRNG, so every case is reproducible from its seed. */
-function _random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG (mulberry32): every case is reproducible from its seed. */
+const _random = createRng;
 
 function _uniform(size: number, random: () => number): Float32Array {
   return Float32Array.from({ length: size }, () => 2 * random() - 1);

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { type BackendName, initBackend } from "../lib/backend.ts";
 import { createLeNet, type Normalization } from "../lib/models/lenet.ts";
+import { createRng } from "../lib/data/random.ts";
 
 /** One convolution whose filter gradient is compared. */
 interface _Case {
@@ -20,17 +21,8 @@ interface _Case {
 /** Relative tolerance: max|wasm − cpu| ≤ 1e-4 · max|cpu|. */
 const _TOLERANCE = 1e-4;
 
-/** mulberry32: a small seeded PRNG, so every case is reproducible from its seed. */
-function _random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG (mulberry32): every case is reproducible from its seed. */
+const _random = createRng;
 
 function _uniform(size: number, random: () => number): Float32Array {
   return Float32Array.from({ length: size }, () => 2 * random() - 1);
