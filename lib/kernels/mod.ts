@@ -7,6 +7,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { batchMatMulWasmConfig, fusedMatMulWasmConfig } from "./batch_mat_mul.ts";
 import { conv2dBackpropInputWasmConfig } from "./conv2d_backprop_input.ts";
+import { maxPoolGradWasmConfig } from "./max_pool_grad.ts";
+import { tileWasmConfig } from "./tile.ts";
 
 /** A kernel config that replaces another; it keeps the one it replaced, its fallback. */
 export interface WasmKernelReplacement extends tf.KernelConfig {
@@ -25,7 +27,7 @@ export interface WasmKernelReplacement extends tf.KernelConfig {
  *
  * assert.deepEqual(
  *   WASM_KERNEL_REPLACEMENTS.map(([name]) => name),
- *   ["Conv2DBackpropInput", "BatchMatMul", "_FusedMatMul"],
+ *   ["Conv2DBackpropInput", "BatchMatMul", "_FusedMatMul", "Tile", "MaxPoolGrad"],
  * );
  * ```
  */
@@ -35,6 +37,8 @@ export const WASM_KERNEL_REPLACEMENTS: ReadonlyArray<
   [tf.Conv2DBackpropInput, conv2dBackpropInputWasmConfig],
   [tf.BatchMatMul, batchMatMulWasmConfig],
   [tf._FusedMatMul, fusedMatMulWasmConfig],
+  [tf.Tile, tileWasmConfig],
+  [tf.MaxPoolGrad, maxPoolGradWasmConfig],
 ];
 
 /**

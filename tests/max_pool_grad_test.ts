@@ -1,0 +1,222 @@
+/**
+ * The wasm `MaxPoolGrad` kernel of lib/kernels/ against tfjs's cpu kernel, which it must
+ * equal exactly (it moves dy values, it does no arithmetic), including on ties: windows of
+ * equal values, ReLU zeros, integers drawn from a few values, −∞ and NaN.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { type BackendName, initBackend } from "../lib/backend.ts";
+import { maxPoolGradWasm } from "../lib/kernels/max_pool_grad.ts";
+import { replacedWasmKernel } from "../lib/kernels/mod.ts";
+import { createRng } from "../lib/data/random.ts";
+
+/** How x's values are drawn: uniform, ReLU'd normal-ish, few integers, all equal, specials. */
+type _Values = "uniform" | "relu" | "few" | "equal" | "special";
+
+/** One pool whose input gradient is compared. */
+interface _Case {
+  x: [number, number, number, number];
+  filterSize: [number, number];
+  strides: [number, number];
+  pad: "valid" | "same" | number;
+  dimRoundingMode?: "floor" | "round" | "ceil";
+  values: _Values;
+}
+
+const _VALUE_KINDS: readonly _Values[] = ["uniform", "relu", "few", "equal", "special"];
+
+/** Random non-overlapping pools: filter ≤ stride, 'valid' and 'same', odd sizes too. */
+function _randomCases(count: number, seed: number): _Case[] {
+  const random = createRng(seed);
+  const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+  return Array.from({ length: count }, (_, i): _Case => {
+    const sh = int(1, 3), sw = int(1, 3);
+    const fh = i % 3 === 0 ? int(1, sh) : sh, fw = i % 3 === 0 ? int(1, sw) : sw;
+    return {
+      x: [int(1, 4), int(fh, 13), int(fw, 13), int(1, 9)],
+      filterSize: [fh, fw],
+      strides: [sh, sw],
+      pad: i % 4 === 3 ? "same" : "valid",
+      values: _VALUE_KINDS[i % _VALUE_KINDS.length],
+    };
+  });
+}
+
+/** LeNet's pools, and numeric pads and rounding modes. */
+const _FIXED_CASES: _Case[] = [
+  { x: [4, 24, 24, 20], filterSize: [2, 2], strides: [2, 2], pad: "valid", values: "relu" },
+  { x: [4, 8, 8, 50], filterSize: [2, 2], strides: [2, 2], pad: "valid", values: "relu" },
+  { x: [2, 8, 8, 3], filterSize: [2, 2], strides: [2, 2], pad: "valid", values: "equal" },
+  { x: [2, 7, 9, 3], filterSize: [2, 2], strides: [2, 2], pad: "valid", values: "few" },
+  { x: [2, 7, 9, 3], filterSize: [3, 3], strides: [3, 3], pad: "same", values: "special" },
+  { x: [1, 9, 8, 2], filterSize: [2, 3], strides: [3, 3], pad: 1, values: "few" },
+  {
+    x: [2, 10, 9, 2],
+    filterSize: [2, 2],
+    strides: [2, 2],
+    pad: 1,
+    dimRoundingMode: "ceil",
+    values: "relu",
+  },
+];
+
+/**
+ * Overlapping windows: tfjs's wasm kernel runs them (which differs from cpu's: it gives a
+ * tie to another position, and with these 'same' pads differs even without ties).
+ */
+const _FALLBACK_CASES: _Case[] = [
+  { x: [2, 9, 9, 3], filterSize: [3, 3], strides: [2, 2], pad: "same", values: "few" },
+  { x: [1, 6, 7, 2], filterSize: [2, 2], strides: [1, 1], pad: "valid", values: "uniform" },
+];
+
+function _values(kind: _Values, size: number, random: () => number): Float32Array {
+  const specials = [-Infinity, NaN, 0, -0, 1, Infinity];
+  return Float32Array.from({ length: size }, () => {
+    switch (kind) {
+      case "uniform":
+        return 2 * random() - 1;
+      case "relu":
+        return Math.max(0, 2 * random() - 1);
+      case "few":
+        return Math.floor(3 * random());
+      case "equal":
+        return 0.5;
+      case "special":
+        return random() < 0.5 ? specials[Math.floor(random() * 6)] : -Infinity;
+    }
+  });
+}
+
+function _attrs(c: _Case): tf.NamedAttrMap {
+  return {
+    filterSize: c.filterSize,
+    strides: c.strides,
+    pad: c.pad,
+    dimRoundingMode: c.dimRoundingMode,
+  } as unknown as tf.NamedAttrMap;
+}
+
+/**
+ * Runs MaxPoolGrad on `backend` with x and dy drawn from `seed`: through the engine, (for
+ * "wasm-direct") by calling maxPoolGradWasm with a fallback that fails the test, or (for
+ * "wasm-original") through tfjs's wasm kernel that ours replaced.
+ */
+async function _maxPoolGrad(
+  backend: BackendName | "wasm-direct" | "wasm-original",
+  c: _Case,
+  seed: number,
+) {
+  await initBackend(backend.startsWith("wasm") ? "wasm" : backend as BackendName);
+  const random = createRng(seed);
+  const info = tf.backend_util.computePool2DInfo(
+    c.x,
+    c.filterSize,
+    c.strides,
+    1,
+    c.pad,
+    c.dimRoundingMode,
+  );
+  const xValues = _values(c.values, tf.util.sizeFromShape(c.x), random);
+  const dyValues = _values("uniform", tf.util.sizeFromShape(info.outShape), random);
+  dyValues[0] = -0;
+  const dx = tf.tidy(() => {
+    const input = tf.tensor4d(xValues, c.x);
+    const dy = tf.tensor4d(dyValues, info.outShape);
+    const output = tf.maxPool(input, c.filterSize, c.strides, c.pad, c.dimRoundingMode);
+    const inputs = { dy, input, output };
+    const args = { inputs, backend: tf.backend(), attrs: _attrs(c) };
+    if (backend === "wasm-original") {
+      const original = replacedWasmKernel("MaxPoolGrad")!;
+      return tf.engine().makeTensorFromTensorInfo(original.kernelFunc(args) as tf.TensorInfo);
+    }
+    if (backend !== "wasm-direct") {
+      return tf.engine().runKernel("MaxPoolGrad", inputs, _attrs(c)) as tf.Tensor;
+    }
+    const result = maxPoolGradWasm(args, () => {
+      throw new Error(`the fast path should cover ${JSON.stringify(c)}`);
+    });
+    return tf.engine().makeTensorFromTensorInfo(result);
+  });
+  const result = { shape: dx.shape, dtype: dx.dtype, values: Array.from(await dx.data()) };
+  dx.dispose();
+  return result;
+}
+
+function _assertSame(actual: number[], expected: number[], label: string) {
+  assert.equal(actual.length, expected.length, label);
+  for (let i = 0; i < expected.length; i++) {
+    assert.ok(Object.is(actual[i], expected[i]), `${label}[${i}]: ${actual[i]} ≠ ${expected[i]}`);
+  }
+}
+
+Deno.test("wasm MaxPoolGrad equals cpu exactly on 37 pools with ties, without its fallback", async () => {
+  const cases = [..._randomCases(30, 20241124), ..._FIXED_CASES];
+  for (const [i, c] of cases.entries()) {
+    const label = JSON.stringify(c);
+    const expected = await _maxPoolGrad("cpu", c, 500 + i);
+    for (const backend of ["wasm", "wasm-direct"] as const) {
+      const actual = await _maxPoolGrad(backend, c, 500 + i);
+      assert.deepEqual(actual.shape, c.x, label);
+      assert.equal(actual.dtype, "float32", label);
+      _assertSame(actual.values, expected.values, `${backend} ${label}`);
+    }
+  }
+});
+
+Deno.test("wasm MaxPoolGrad hands overlapping windows to tfjs's kernel", async () => {
+  for (const [i, c] of _FALLBACK_CASES.entries()) {
+    const label = JSON.stringify(c);
+    const expected = await _maxPoolGrad("wasm-original", c, 600 + i);
+    const actual = await _maxPoolGrad("wasm", c, 600 + i);
+    assert.deepEqual(actual.shape, expected.shape, label);
+    _assertSame(actual.values, expected.values, label);
+    await assert.rejects(() => _maxPoolGrad("wasm-direct", c, 600 + i), {
+      message: `the fast path should cover ${label}`,
+    });
+  }
+});
+
+Deno.test("wasm MaxPoolGrad replaced tfjs's kernel and keeps it", async () => {
+  await initBackend("wasm");
+  const original = replacedWasmKernel("MaxPoolGrad");
+  assert.ok(original !== undefined);
+  assert.notEqual(tf.getKernel("MaxPoolGrad", "wasm")?.kernelFunc, original.kernelFunc);
+});
+
+Deno.test("wasm MaxPoolGrad rejects a dy whose shape does not match", async () => {
+  await initBackend("wasm");
+  const input = tf.zeros([1, 4, 4, 1]);
+  const dy = tf.zeros([1, 3, 3, 1]);
+  assert.throws(
+    () =>
+      tf.engine().runKernel("MaxPoolGrad", { dy, input, output: dy }, {
+        filterSize: 2,
+        strides: 2,
+        pad: "valid",
+      }),
+    {
+      message: "MaxPoolGrad (wasm): dy must have the pool's output shape [1,2,2,1] for " +
+        "input [1,4,4,1], received [1,3,3,1]",
+    },
+  );
+  tf.dispose([input, dy]);
+});
+
+Deno.test("wasm MaxPoolGrad keeps tensors, bytes and backend buffers flat", async () => {
+  await initBackend("wasm");
+  const x = tf.relu(tf.randomUniform([8, 24, 24, 20], -1, 1, "float32", 1)) as tf.Tensor4D;
+  const memory = () => ({ ...tf.memory(), backendDataIds: tf.backend().numDataIds() });
+  const step = async () => {
+    const outputs = [
+      tf.grad((x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, 2, 2, "valid").square().sum())(x),
+      tf.grad((x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, 3, 2, "same").sum())(x), // the fallback
+    ];
+    await Promise.all(outputs.map((t) => t.data()));
+    tf.dispose(outputs);
+  };
+  await step(); // warm-up: tfjs caches a few scalars on first use
+  const before = memory();
+  for (let i = 0; i < 20; i++) await step();
+  assert.deepEqual(memory(), before);
+  x.dispose();
+});
