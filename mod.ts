@@ -32,6 +32,7 @@ export * from "./lib/experiments/flags.ts";
 export * from "./lib/experiments/provenance.ts";
 export * from "./lib/experiments/runner.ts";
 export * from "./lib/experiments/report_files.ts";
+export * from "./lib/experiments/report_comparison.ts";
 export * from "./lib/experiments/sweeps.ts";
 export * from "./lib/experiments/workers.ts";
 export * from "./lib/experiments/progress_events.ts";

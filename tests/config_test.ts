@@ -30,9 +30,30 @@ Deno.test("the report preset is the report's protocol", () => {
   ]);
 });
 
+Deno.test("the report-b512 preset is the report's protocol at the batch size of its log", () => {
+  const config = resolveConfig("report-b512");
+  const report = resolveConfig("report");
+  // The report's log counts 14848, 30208 and 45568 images seen at PyTorch's MNIST example's
+  // logging points (batch index + 1 a multiple of 30): 29, 59 and 89 batches of 512 each.
+  for (const [seen, batchIndex] of [[14848, 29], [30208, 59], [45568, 89]]) {
+    assert.equal(seen / config.batchSize, batchIndex);
+    assert.equal((batchIndex + 1) % 30, 0);
+    assert.notEqual(seen % report.batchSize, 0); // not a multiple of 20
+  }
+  assert.deepEqual(
+    [config.limit, config.epochs, config.lr, config.optimizer, config.activation, config.loss],
+    [null, 20, 0.001, "sgd", "relu", "xent"],
+  );
+  assert.deepEqual(
+    [config.momentum, config.momentumConvention, config.tfjsMomentum],
+    [report.momentum, report.momentumConvention, report.tfjsMomentum],
+  );
+});
+
 Deno.test("resolveConfig rejects unknown presets, keys and bad values with clear messages", () => {
   assert.throws(() => resolveConfig("huge"), {
-    message: 'config: preset must be one of smoke, quick, report, modern, received "huge"',
+    message:
+      'config: preset must be one of smoke, quick, report, report-b512, modern, received "huge"',
   });
   assert.throws(
     () => resolveConfig("smoke", { epoch: 2 } as never),
