@@ -1,7 +1,8 @@
 /**
  * `deno task compare [DIR ...]`: our results next to the report's, one row per setting and
  * variant, printed and written to `results/comparison.csv` (or `--out FILE`). The default
- * directories are the committed runs of the presets `report`, `report-b512` and `modern`.
+ * directories are the committed runs of the presets `report`, `report-b512` and `modern`, and
+ * the candidate `results/candidates/relu-b512` (`report-b512` with ReLU).
  *
  * @module
  */
@@ -15,7 +16,12 @@ import { writeCsv } from "../lib/report/csv.ts";
 import { formatTable } from "../lib/report/table.ts";
 
 /** The results directories compared when none are named. */
-const DEFAULT_DIRS = ["results/report", "results/report-b512", "results/modern"];
+const DEFAULT_DIRS = [
+  "results/report",
+  "results/report-b512",
+  "results/candidates/relu-b512",
+  "results/modern",
+];
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({

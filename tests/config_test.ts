@@ -42,7 +42,7 @@ Deno.test("the report-b512 preset is the report's protocol at the batch size of 
   }
   assert.deepEqual(
     [config.limit, config.epochs, config.lr, config.optimizer, config.activation, config.loss],
-    [null, 20, 0.001, "sgd", "relu", "xent"],
+    [null, 20, 0.001, "sgd", "sigmoid", "xent"],
   );
   assert.deepEqual(
     [config.momentum, config.momentumConvention, config.tfjsMomentum],

@@ -121,13 +121,13 @@ export const PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
   },
   "report-b512": {
     description:
-      "the report's protocol at the batch size its own log shows (14848 = 29·512 images seen at " +
-      "the first logged line): 60k images, 20 epochs, batch 512, SGD lr 0.001, ReLU; momenta as `report`",
+      "the report's protocol at the batch size its own log shows (14848 = 29·512 images at the " +
+      "first logged line): 60k images, 20 epochs, batch 512, SGD lr 0.001, sigmoid; momenta as `report`",
     overrides: {
       epochs: 20,
       batchSize: 512,
       lr: 0.001,
-      activation: "relu",
+      activation: "sigmoid",
       momentum: 0.1,
       momentumConvention: "keras",
       tfjsMomentum: 0.9,

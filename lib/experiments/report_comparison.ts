@@ -142,7 +142,8 @@ export interface ComparisonRow {
  * `history.csv` for runs still going.
  *
  * @param dirs Results directories; a directory without `config.json` is an error.
- * @returns The rows, in the order of `dirs` and of each config's variants.
+ * @returns The rows, in the order of `dirs` and of each config's variants; a variant without a
+ *   finished epoch has none.
  *
  * @example
  * ```ts
@@ -180,6 +181,9 @@ export async function compareWithReport(dirs: readonly string[]): Promise<Compar
       const epochs = history.filter((r) =>
         r.variant === variant && r.seed === 0 && r.test_accuracy !== null
       );
+      // A variant with no finished epoch yet (or never run, as in a `--variants` resume) has
+      // nothing to compare.
+      if (done === undefined && epochs.length === 0) continue;
       const last = epochs.at(-1);
       const reference = REPORT_RESULTS[variant as keyof typeof REPORT_RESULTS];
       rows.push({
