@@ -1,8 +1,9 @@
 /**
  * Speed of the wasm `Conv2DBackpropFilter` kernel (lib/kernels/) on LeNet's two conv layers,
- * against the wasm `conv2d` forward pass on the same shapes and the cpu backend's kernel.
+ * against the wasm `conv2d` forward pass on the same shapes and the cpu backend's kernel;
+ * and of the BLAS kernels (lib/kernels/blas_kernels.ts) against the wasm ones they wrap.
  *
- * Run it directly to print the table:
+ * Run it directly to print the tables:
  *
  * ```sh
  * deno run --allow-all bench/kernels.ts [repeats]
@@ -12,6 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { BACKEND_NAMES, type BackendName, initBackend } from "../lib/backend.ts";
+import { blasInfo, setBlasEnabled } from "../lib/kernels/blas.ts";
 import type { BenchRow } from "./bench_row.ts";
 
 /** Options of {@linkcode benchConv2dBackpropFilter}. */
@@ -57,7 +59,9 @@ const _GROUP = "conv2d_backprop_filter";
  * Per layer and batch size the rows are, by `metric`: `conv2d_forward` (wasm),
  * `backprop_filter` (wasm, then cpu), `backprop_filter_over_forward` (wasm backprop-filter
  * GFLOP/s ÷ wasm forward GFLOP/s) and `wasm_over_cpu` (wasm ÷ cpu backprop-filter GFLOP/s).
- * The backend active before the call is active again after it.
+ * The wasm figures are those of the wasm kernels: the BLAS kernels are switched off while it
+ * runs ({@linkcode benchBlasKernels} measures them). The backend active before the call is
+ * active again after it.
  *
  * @param options Repeats, warm-up runs, cpu repeats and batch sizes.
  * @returns Five rows per layer and batch size.
@@ -84,6 +88,8 @@ export async function benchConv2dBackpropFilter(
 
   const previous = tf.engine().backendName;
   const rows: BenchRow[] = [];
+  // These rows are the wasm kernels' figures; benchBlasKernels has the BLAS ones.
+  const wasOn = setBlasEnabled(false);
   try {
     for (const layer of _LENET_LAYERS) {
       for (const batchSize of batchSizes) {
@@ -111,6 +117,7 @@ export async function benchConv2dBackpropFilter(
       }
     }
   } finally {
+    setBlasEnabled(wasOn);
     if (BACKEND_NAMES.includes(previous as BackendName)) await initBackend(previous as BackendName);
   }
   return rows;
@@ -186,8 +193,195 @@ function _table(rows: BenchRow[]): string {
     .join("\n");
 }
 
+/** Options of {@linkcode benchBlasKernels}. */
+export interface BenchBlasKernelsOptions {
+  /** Timed calls per path and case; a row reports their median. @default {15} */
+  repeats?: number;
+  /** Untimed calls per path before them. @default {3} */
+  warmup?: number;
+  /** Batch sizes of LeNet's products. @default {[20, 128]} */
+  batchSizes?: readonly number[];
+  /** Sizes n of the square n×n·n×n products (the machine limit). @default {[1024]} */
+  squareSizes?: readonly number[];
+}
+
+/** One kernel call measured on both paths. */
+interface _BlasCase {
+  name: string;
+  kernelName: string;
+  flops: number;
+  inputs: () => Record<string, tf.Tensor>;
+  attrs: Record<string, unknown>;
+}
+
+/**
+ * Measures GFLOP/s of the BLAS kernels and of the wasm kernels they wrap (lib/kernels/'s
+ * replacements, or tfjs's own), on the wasm backend: LeNet's products at each batch size
+ * (per conv layer the forward `Conv2D`, `Conv2DBackpropFilter` and `Conv2DBackpropInput`;
+ * per dense layer the forward product, dW = xᵀ·dy and dx = dy·Wᵀ) and square products.
+ *
+ * Each case runs its kernel function synchronously (a wasm kernel's output is complete when
+ * it returns), alternating BLAS on and off call by call so that both paths see the same load;
+ * FLOPs are the useful ones (2·B·OH·OW·KH·KW·Cin·Cout for a convolution, 2·M·N·K for a
+ * product). Rows, group `blas_kernels`, per case: `gflops_wasm`, `gflops_blas` and
+ * `blas_over_wasm` (their ratio), backend `wasm`. Without BLAS ({@linkcode blasInfo} says
+ * why) it returns no rows. The backend active before the call is active again after it, and
+ * so is the BLAS switch.
+ *
+ * @param options Repeats, warm-up calls, batch sizes and square sizes.
+ * @returns Three rows per case.
+ *
+ * @example A quick, tiny run
+ * ```ts
+ * import { benchBlasKernels } from "./kernels.ts";
+ *
+ * const rows = await benchBlasKernels({
+ *   repeats: 1,
+ *   warmup: 0,
+ *   batchSizes: [1],
+ *   squareSizes: [64],
+ * });
+ * console.log(rows.length); // 13 cases × 3 rows with BLAS, 0 without
+ * ```
+ */
+export async function benchBlasKernels(options: BenchBlasKernelsOptions = {}): Promise<BenchRow[]> {
+  const repeats = options.repeats ?? 15;
+  const warmup = options.warmup ?? 3;
+  const batchSizes = options.batchSizes ?? [20, 128];
+  const squareSizes = options.squareSizes ?? [1024];
+  _checkCount("repeats", repeats, 1);
+  _checkCount("warmup", warmup, 0);
+  for (const b of batchSizes) _checkCount("batchSizes[i]", b, 1);
+  for (const n of squareSizes) _checkCount("squareSizes[i]", n, 1);
+  const previous = tf.engine().backendName;
+  await initBackend("wasm");
+  const wasOn = setBlasEnabled(true);
+  const rows: BenchRow[] = [];
+  try {
+    if (!blasInfo().enabled) return rows;
+    const cases: [number, _BlasCase][] = [];
+    for (const b of batchSizes) for (const c of _blasCases(b)) cases.push([b, c]);
+    for (const n of squareSizes) {
+      cases.push([n, {
+        name: `matmul_${n}`,
+        kernelName: "BatchMatMul",
+        flops: 2 * n ** 3,
+        inputs: () => ({
+          a: tf.randomUniform([n, n], -1, 1, "float32", 1),
+          b: tf.randomUniform([n, n], -1, 1, "float32", 2),
+        }),
+        attrs: { transposeA: false, transposeB: false },
+      }]);
+    }
+    for (const [batchSize, c] of cases) {
+      const [wasm, blas] = _pairedGflops(c, repeats, warmup);
+      const row = (metric: string, median: number, unit: string) =>
+        rows.push({
+          group: "blas_kernels",
+          name: c.name,
+          backend: "wasm",
+          batch_size: batchSize,
+          metric,
+          median,
+          unit,
+          runs: repeats,
+        });
+      row("gflops_wasm", wasm, "GFLOP/s");
+      row("gflops_blas", blas, "GFLOP/s");
+      row("blas_over_wasm", blas / wasm, "ratio");
+    }
+  } finally {
+    setBlasEnabled(wasOn);
+    if (BACKEND_NAMES.includes(previous as BackendName)) await initBackend(previous as BackendName);
+  }
+  return rows;
+}
+
+/** LeNet's BLAS-replaced kernel calls at one batch size. */
+function _blasCases(b: number): _BlasCase[] {
+  const random = (shape: number[], seed: number) => tf.randomUniform(shape, -1, 1, "float32", seed);
+  const cases: _BlasCase[] = [];
+  for (const layer of _LENET_LAYERS) {
+    const [kh, kw, cin, cout] = layer.filter;
+    const [oh, ow] = [layer.input[0] - kh + 1, layer.input[1] - kw + 1];
+    const flops = 2 * b * oh * ow * kh * kw * cin * cout;
+    const conv = { strides: 1, pad: "valid", dataFormat: "NHWC" };
+    cases.push(
+      {
+        name: `${layer.name}_forward`,
+        kernelName: "Conv2D",
+        flops,
+        inputs: () => ({ x: random([b, ...layer.input], 1), filter: random(layer.filter, 2) }),
+        attrs: { ...conv, dilations: 1 },
+      },
+      {
+        name: `${layer.name}_dw`,
+        kernelName: "Conv2DBackpropFilter",
+        flops,
+        inputs: () => ({ x: random([b, ...layer.input], 1), dy: random([b, oh, ow, cout], 3) }),
+        attrs: { ...conv, filterShape: layer.filter },
+      },
+      {
+        name: `${layer.name}_dx`,
+        kernelName: "Conv2DBackpropInput",
+        flops,
+        inputs: () => ({ dy: random([b, oh, ow, cout], 3), filter: random(layer.filter, 2) }),
+        attrs: { ...conv, inputShape: [b, ...layer.input] },
+      },
+    );
+  }
+  for (const [name, inSize, outSize] of [["lenet_dense1", 800, 500], ["lenet_dense2", 500, 10]]) {
+    const [i, o] = [inSize as number, outSize as number];
+    const flops = 2 * b * i * o;
+    const product = (suffix: string, a: number[], bShape: number[], tA: boolean, tB: boolean) => ({
+      name: `${name}_${suffix}`,
+      kernelName: "BatchMatMul",
+      flops,
+      inputs: () => ({ a: random(a, 4), b: random(bShape, 5) }),
+      attrs: { transposeA: tA, transposeB: tB },
+    });
+    cases.push(
+      product("forward", [b, i], [i, o], false, false),
+      product("dw", [b, i], [b, o], true, false),
+      product("dx", [b, o], [i, o], false, true),
+    );
+  }
+  return cases;
+}
+
+/** Median GFLOP/s of one case with BLAS off and on, calls alternating: [wasm, blas]. */
+function _pairedGflops(c: _BlasCase, repeats: number, warmup: number): [number, number] {
+  const backend = tf.backend() as tf.KernelBackend & { disposeData(id: tf.DataId): boolean };
+  const kernel = tf.getKernel(c.kernelName, "wasm");
+  if (kernel === undefined) {
+    throw new Error(`benchBlasKernels: needs the wasm kernel ${c.kernelName}, received none`);
+  }
+  const inputs = c.inputs();
+  const seconds: [number[], number[]] = [[], []];
+  try {
+    for (let i = 0; i < warmup + repeats; i++) {
+      for (const path of [0, 1]) {
+        setBlasEnabled(path === 1);
+        const start = performance.now();
+        const out = kernel.kernelFunc({
+          inputs,
+          backend,
+          attrs: c.attrs as tf.NamedAttrMap,
+        }) as tf.TensorInfo;
+        const elapsed = (performance.now() - start) / 1000;
+        backend.disposeData(out.dataId);
+        if (i >= warmup) seconds[path].push(elapsed);
+      }
+    }
+  } finally {
+    tf.dispose(Object.values(inputs));
+  }
+  return [c.flops / _median(seconds[0]) / 1e9, c.flops / _median(seconds[1]) / 1e9];
+}
+
 if (import.meta.main) {
   const repeats = Deno.args[0] === undefined ? undefined : Number(Deno.args[0]);
-  const rows = await benchConv2dBackpropFilter({ repeats });
-  console.log(_table(rows));
+  console.log(_table(await benchConv2dBackpropFilter({ repeats })));
+  console.log(`\nBLAS: ${JSON.stringify(blasInfo())}`);
+  console.log(_table(await benchBlasKernels({ repeats })));
 }

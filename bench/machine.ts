@@ -7,6 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
+import { setBlasEnabled } from "../lib/kernels/blas.ts";
 import type { BenchRow } from "./bench_row.ts";
 
 /** Options of {@linkcode benchMatMulLimit}. */
@@ -19,6 +20,8 @@ export interface BenchMatMulLimitOptions {
 
 /**
  * Measures the GFLOP/s of `n×n · n×n` products (2n³ FLOPs) on wasm and, at a small size, cpu.
+ * The wasm figures are XNNPACK's: the BLAS kernels are switched off while it runs (the BLAS
+ * limit is a row of bench/kernels.ts's `benchBlasKernels`).
  *
  * @param options Sizes and repeats.
  * @returns One row per backend and size, plus a `limit` row per backend (the best median).
@@ -32,6 +35,17 @@ export interface BenchMatMulLimitOptions {
 export async function benchMatMulLimit(options: BenchMatMulLimitOptions = {}): Promise<BenchRow[]> {
   const { sizes = [512, 1024], repeats = 5 } = options;
   const rows: BenchRow[] = [];
+  // The wasm figures are XNNPACK's; bench/kernels.ts's benchBlasKernels has BLAS's.
+  const wasOn = setBlasEnabled(false);
+  try {
+    await _measure(sizes, repeats, rows);
+  } finally {
+    setBlasEnabled(wasOn);
+  }
+  return rows;
+}
+
+async function _measure(sizes: readonly number[], repeats: number, rows: BenchRow[]) {
   for (const [backend, backendSizes] of [["wasm", sizes], ["cpu", [128]]] as const) {
     await initBackend(backend);
     let best = 0;
@@ -71,7 +85,6 @@ export async function benchMatMulLimit(options: BenchMatMulLimitOptions = {}): P
       runs: repeats,
     });
   }
-  return rows;
 }
 
 /**

@@ -13,6 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { BACKEND_NAMES, type BackendName, initBackend } from "../lib/backend.ts";
+import { blasInfo, setBlasEnabled } from "../lib/kernels/blas.ts";
 import { replacedWasmKernel, WASM_KERNEL_REPLACEMENTS } from "../lib/kernels/mod.ts";
 import { createLeNet, type LeNetOptions } from "../lib/models/lenet.ts";
 import { formatTable } from "../lib/report/table.ts";
@@ -61,6 +62,12 @@ export interface BenchTrainingOptions {
   profileSteps?: number;
   /** Timed calls per replaced-kernel figure, after two untimed. @default {7} */
   kernelRepeats?: number;
+  /**
+   * Variants also timed at batch 20 with the BLAS kernels switched off, in blocks
+   * interleaved with blocks with them on; none when no BLAS is loaded.
+   * @default {["none", "tfjs"]}
+   */
+  blasVariants?: readonly TrainingVariant[];
 }
 
 /** The batch size of the cpu, tfjs-kernel and profile rows. */
@@ -78,7 +85,9 @@ const _SMALL_BATCH = 20;
  * - `training`: `samples_per_s` per variant and batch size on wasm, and at batch 20 on cpu
  *   (`cpu_over_wasm`: their ratio); at batch 20, `samples_per_s_tfjs_kernels` with tfjs's own
  *   kernels in place of ours, timed in blocks interleaved with blocks of ours
- *   (`samples_per_s_paired`), and `speedup_over_tfjs_kernels`, the ratio of those two;
+ *   (`samples_per_s_paired`), and `speedup_over_tfjs_kernels`, the ratio of those two; and
+ *   when BLAS is loaded, `samples_per_s_blas_off` and `samples_per_s_blas_on` (blocks
+ *   interleaved) and their ratio `blas_speedup`;
  * - `training_profile`: per variant at batch 20 (name `variant/kernel`), `ms_per_step` and
  *   `calls_per_step` of each kernel over `profileSteps` profiled steps (a kernel's time
  *   includes the kernels it calls itself), plus `variant/all_kernels` (their sum),
@@ -88,9 +97,11 @@ const _SMALL_BATCH = 20;
  * - `training_kernels`: for each replaced kernel on LeNet's shapes (name `layer_gradient`),
  *   `gflops_tfjs` and `gflops_ours` (useful FLOPs: 2·B·OH·OW·KH·KW·Cin·Cout for a
  *   convolution's dx, 2·B·in·out for a dense layer's dW or dx, per second) and
- *   `ours_over_tfjs`.
+ *   `ours_over_tfjs`; ours are the wasm kernels, BLAS switched off (bench/kernels.ts's
+ *   `benchBlasKernels` times the BLAS ones).
  *
- * The backend active before the call is active again after it.
+ * Everything else runs with the BLAS kernels when a BLAS is loaded (`blasInfo()`). The
+ * backend active before the call is active again after it.
  *
  * @param options Batch sizes, variants, blocks, cpu and profile settings.
  * @returns The rows.
@@ -109,6 +120,7 @@ const _SMALL_BATCH = 20;
  *   samplesPerBlock: 4,
  *   cpuVariants: [],
  *   tfjsKernelVariants: [],
+ *   blasVariants: [],
  *   profileSteps: 0,
  *   kernelRepeats: 0,
  * });
@@ -126,6 +138,7 @@ export async function benchTraining(options: BenchTrainingOptions = {}): Promise
   const tfjsKernelVariants = options.tfjsKernelVariants ?? ["none", "tfjs"];
   const profileSteps = options.profileSteps ?? 10;
   const kernelRepeats = options.kernelRepeats ?? 7;
+  const blasVariants = options.blasVariants ?? ["none", "tfjs"];
   _checkCount("blocks", blocks, 1);
   _checkCount("warmupBlocks", warmupBlocks, 0);
   _checkCount("samplesPerBlock", samplesPerBlock, 1);
@@ -133,7 +146,7 @@ export async function benchTraining(options: BenchTrainingOptions = {}): Promise
   _checkCount("profileSteps", profileSteps, 0);
   _checkCount("kernelRepeats", kernelRepeats, 0);
   for (const b of batchSizes) _checkCount("batchSizes[i]", b, 1);
-  for (const v of [...variants, ...cpuVariants, ...tfjsKernelVariants]) {
+  for (const v of [...variants, ...cpuVariants, ...tfjsKernelVariants, ...blasVariants]) {
     if (!TRAINING_VARIANTS.includes(v)) {
       throw new Error(
         `benchTraining: a variant must be one of ${TRAINING_VARIANTS.join(", ")}, received ${
@@ -170,12 +183,27 @@ export async function benchTraining(options: BenchTrainingOptions = {}): Promise
     for (const variant of tfjsKernelVariants) {
       const steps = Math.ceil(samplesPerBlock / _SMALL_BATCH);
       const timing = { blocks, warmupBlocks, steps };
-      const [ours, theirs] = await _pairedSamplesPerSecond(variant, _SMALL_BATCH, timing);
+      const [ours, theirs] = await _pairedSamplesPerSecond(
+        variant,
+        _SMALL_BATCH,
+        timing,
+        _withTfjsKernels,
+      );
       const put = (metric: string, value: number, unit: string) =>
         row("training", variant, "wasm", _SMALL_BATCH, metric, value, unit, blocks);
       put("samples_per_s_tfjs_kernels", theirs, "samples/s");
       put("samples_per_s_paired", ours, "samples/s");
       put("speedup_over_tfjs_kernels", ours / theirs, "ratio");
+    }
+    for (const variant of blasInfo().enabled ? blasVariants : []) {
+      const steps = Math.ceil(samplesPerBlock / _SMALL_BATCH);
+      const timing = { blocks, warmupBlocks, steps };
+      const [on, off] = await _pairedSamplesPerSecond(variant, _SMALL_BATCH, timing, _withoutBlas);
+      const put = (metric: string, value: number, unit: string) =>
+        row("training", variant, "wasm", _SMALL_BATCH, metric, value, unit, blocks);
+      put("samples_per_s_blas_off", off, "samples/s");
+      put("samples_per_s_blas_on", on, "samples/s");
+      put("blas_speedup", on / off, "ratio");
     }
     if (profileSteps > 0) {
       for (const variant of variants) {
@@ -323,13 +351,15 @@ async function _samplesPerSecond(
 }
 
 /**
- * The median samples per second of `variant` on wasm with our kernels and with tfjs's, their
- * timed blocks interleaved (so that both see the same load on a shared machine).
+ * The median samples per second of `variant` on wasm as set up, and inside `other` (with
+ * tfjs's kernels, or without BLAS), their timed blocks interleaved (so that both see the same
+ * load on a shared machine).
  */
 async function _pairedSamplesPerSecond(
   variant: TrainingVariant,
   batchSize: number,
   timing: { blocks: number; warmupBlocks: number; steps: number },
+  other: (body: () => Promise<number>) => Promise<number>,
 ): Promise<[number, number]> {
   await initBackend("wasm");
   const ours = _trainer(variant, batchSize);
@@ -338,7 +368,7 @@ async function _pairedSamplesPerSecond(
     const speeds: [number[], number[]] = [[], []];
     for (let i = 0; i < timing.warmupBlocks + timing.blocks; i++) {
       const oursSeconds = await _block(ours, timing.steps);
-      const theirSeconds = await _withTfjsKernels(() => _block(theirs, timing.steps));
+      const theirSeconds = await other(() => _block(theirs, timing.steps));
       if (i < timing.warmupBlocks) continue;
       speeds[0].push((timing.steps * batchSize) / oursSeconds);
       speeds[1].push((timing.steps * batchSize) / theirSeconds);
@@ -412,6 +442,16 @@ async function _withTfjsKernels<T>(body: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Runs `body` with the BLAS kernels switched off, then restores the switch. */
+async function _withoutBlas<T>(body: () => Promise<T>): Promise<T> {
+  const wasOn = setBlasEnabled(false);
+  try {
+    return await body();
+  } finally {
+    setBlasEnabled(wasOn);
+  }
+}
+
 /** One replaced-kernel call on LeNet's shapes. */
 interface _KernelCase {
   name: string;
@@ -466,6 +506,7 @@ function _kernelGflops(c: _KernelCase, repeats: number): [number, number] {
     throw new Error(`benchTraining: needs ${c.kernelName} replaced on wasm, received none`);
   }
   const inputs = c.inputs();
+  const wasOn = setBlasEnabled(false);
   try {
     const gflops = (kernel: tf.KernelConfig) => {
       const seconds: number[] = [];
@@ -485,6 +526,7 @@ function _kernelGflops(c: _KernelCase, repeats: number): [number, number] {
     };
     return [gflops(original), gflops(ours)];
   } finally {
+    setBlasEnabled(wasOn);
     tf.dispose(Object.values(inputs));
   }
 }

@@ -8,12 +8,13 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { benchConv2dBackpropFilter } from "../bench/kernels.ts";
+import { benchBlasKernels, benchConv2dBackpropFilter } from "../bench/kernels.ts";
 import { benchMatMulLimit } from "../bench/machine.ts";
 import { benchTraining } from "../bench/training.ts";
 import { derivedRows } from "../bench/derived.ts";
 import type { BenchRow } from "../bench/bench_row.ts";
 import { backendInfo } from "../lib/backend.ts";
+import { blasInfo } from "../lib/kernels/blas.ts";
 import { provenance } from "../lib/experiments/provenance.ts";
 import { writeJsonAtomic } from "../lib/report/atomic.ts";
 import { writeCsv } from "../lib/report/csv.ts";
@@ -47,6 +48,10 @@ async function main(args: string[]): Promise<number> {
     () => benchConv2dBackpropFilter(quick ? { repeats: 2, warmup: 1 } : {}),
   );
   await stage(
+    "BLAS vs wasm kernels",
+    () => benchBlasKernels(quick ? { repeats: 3, warmup: 1 } : {}),
+  );
+  await stage(
     "LeNet training",
     () =>
       benchTraining({
@@ -64,6 +69,7 @@ async function main(args: string[]): Promise<number> {
   await writeJsonAtomic(`${out}/results.json`, {
     provenance: provenance(),
     backend: backendInfo(),
+    blas: blasInfo(),
     quick,
     wallSeconds: Math.round((performance.now() - started) / 100) / 10,
     finished: new Date().toISOString(),

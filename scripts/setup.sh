@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Sets up everything bnlab needs on a bare Debian machine; safe to run again (each step checks first).
 #   - Deno 2.9.x from npm, when missing or another version
-#   - Debian packages: Jupyter (nbconvert, nbclient, the notebook server), Fashion-MNIST
+#   - Debian packages: Jupyter (nbconvert, nbclient, the notebook server), Fashion-MNIST,
+#     single-threaded OpenBLAS (the BLAS kernels of lib/kernels/blas_kernels.ts, through FFI)
 #   - the npm packages in deno.json, cached into node_modules/
 #   - Deno's Jupyter kernel, registered with Debian's Jupyter
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DENO_VERSION="2.9.6"
-APT_PACKAGES=(jupyter-nbconvert python3-nbclient jupyter-client jupyter-notebook dataset-fashion-mnist)
+APT_PACKAGES=(jupyter-nbconvert python3-nbclient jupyter-client jupyter-notebook dataset-fashion-mnist libopenblas0-serial)
 JUPYTER=/usr/bin/jupyter
 
 say() { printf '[setup] %s\n' "$*" >&2; }
@@ -50,6 +51,8 @@ else
 fi
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
   fail "dataset-fashion-mnist is installed but /usr/share/datasets/fashion-mnist/ has no train images"
+[ -f /usr/lib/"$(uname -m)"-linux-gnu/openblas-serial/libopenblas.so.0 ] ||
+  fail "libopenblas0-serial is installed but its libopenblas.so.0 is missing (the BLAS kernels would be off)"
 
 # --- npm packages for Deno ------------------------------------------------------------------------
 say "deno: caching npm packages from deno.json into node_modules/"

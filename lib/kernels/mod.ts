@@ -2,10 +2,23 @@
  * The registry of the wasm kernels in `lib/kernels/` that replace slow ones of tfjs's wasm
  * backend; `lib/backend.ts` registers them, and benchmarks read the kernels they replaced.
  *
+ * The matrix products and convolutions run on an optimized BLAS through FFI when one is
+ * loaded (`blas_kernels.ts`, `blas.ts`): their entries wrap our wasm replacement (or tfjs's
+ * kernel, or for `Conv2DBackpropFilter` the one `initBackend` registers) in a BLAS kernel
+ * that falls back to it whenever BLAS is off or the case is not one it handles.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import { batchMatMulWasmConfig, fusedMatMulWasmConfig } from "./batch_mat_mul.ts";
+import {
+  batchMatMulBlasConfig,
+  conv2dBackpropFilterBlasConfig,
+  conv2dBackpropInputBlasConfig,
+  conv2dBlasConfig,
+  fusedConv2dBlasConfig,
+  fusedMatMulBlasConfig,
+} from "./blas_kernels.ts";
 import { conv2dBackpropInputWasmConfig } from "./conv2d_backprop_input.ts";
 import { maxPoolGradWasmConfig } from "./max_pool_grad.ts";
 import { tileWasmConfig } from "./tile.ts";
@@ -18,7 +31,9 @@ export interface WasmKernelReplacement extends tf.KernelConfig {
 
 /**
  * How to replace wasm kernels, by kernel name: each entry makes the replacing config from
- * the config it replaces. `initBackend("wasm")` applies them; nothing else should.
+ * the config it replaces. `initBackend("wasm")` applies them; nothing else should. A kernel
+ * has one entry: a BLAS kernel wraps the wasm replacement inside the same entry (a second
+ * entry would find the first's replacement registered, and skip it).
  *
  * @example
  * ```ts
@@ -27,18 +42,31 @@ export interface WasmKernelReplacement extends tf.KernelConfig {
  *
  * assert.deepEqual(
  *   WASM_KERNEL_REPLACEMENTS.map(([name]) => name),
- *   ["Conv2DBackpropInput", "BatchMatMul", "_FusedMatMul", "Tile", "MaxPoolGrad"],
+ *   [
+ *     "Conv2DBackpropInput",
+ *     "BatchMatMul",
+ *     "_FusedMatMul",
+ *     "Tile",
+ *     "MaxPoolGrad",
+ *     "Conv2D",
+ *     "FusedConv2D",
+ *     "Conv2DBackpropFilter",
+ *   ],
  * );
  * ```
  */
 export const WASM_KERNEL_REPLACEMENTS: ReadonlyArray<
   readonly [string, (original: tf.KernelConfig) => WasmKernelReplacement]
 > = [
-  [tf.Conv2DBackpropInput, conv2dBackpropInputWasmConfig],
-  [tf.BatchMatMul, batchMatMulWasmConfig],
-  [tf._FusedMatMul, fusedMatMulWasmConfig],
+  [tf.Conv2DBackpropInput, (o) => conv2dBackpropInputBlasConfig(conv2dBackpropInputWasmConfig(o))],
+  [tf.BatchMatMul, (o) => batchMatMulBlasConfig(batchMatMulWasmConfig(o))],
+  [tf._FusedMatMul, (o) => fusedMatMulBlasConfig(fusedMatMulWasmConfig(o))],
   [tf.Tile, tileWasmConfig],
   [tf.MaxPoolGrad, maxPoolGradWasmConfig],
+  [tf.Conv2D, conv2dBlasConfig],
+  [tf.FusedConv2D, fusedConv2dBlasConfig],
+  // Wraps lib/kernels/conv2d_backprop_filter.ts, which initBackend registers first.
+  [tf.Conv2DBackpropFilter, conv2dBackpropFilterBlasConfig],
 ];
 
 /**

@@ -1,0 +1,348 @@
+/**
+ * An optimized BLAS (OpenBLAS from Debian) reached through Deno's FFI, for the hot kernels
+ * of `lib/kernels/blas_kernels.ts`: `cblas_sgemm` runs on `Float32Array` views of the wasm
+ * backend's heap, so no operand is copied.
+ *
+ * The library is looked for on first use: `BNLAB_BLAS` set to `off` (or `0`, `false`,
+ * `none`) disables it; set to a path, only that file is tried; unset (or `on`), the usual
+ * Debian paths are tried, the single-threaded `libopenblas0-serial` first (on a 2-core
+ * machine that runs two trainings side by side, one thread is fastest). A multi-threaded
+ * OpenBLAS is set to one thread unless `OPENBLAS_NUM_THREADS` says otherwise. Without the
+ * library, or without the `--allow-ffi` permission, nothing fails: {@linkcode blasInfo}
+ * says why BLAS is off, and the kernels run their wasm fallbacks.
+ *
+ * @module
+ */
+
+/** Which BLAS the kernels use, for the provenance of results. */
+export interface BlasInfo {
+  /** Whether the BLAS kernels run (the library is loaded and not switched off). */
+  readonly enabled: boolean;
+  /** The file loaded, or null when none is. */
+  readonly library: string | null;
+  /** The library's own description (`openblas_get_config()`), when it has one. */
+  readonly config?: string;
+  /** Threads the library runs with (`openblas_get_num_threads()`), when it says. */
+  readonly threads?: number;
+  /** Why BLAS is off, when it is. */
+  readonly reason?: string;
+}
+
+/** `CblasRowMajor`, `CblasNoTrans` and `CblasTrans` of cblas.h. */
+const _ROW_MAJOR = 101;
+const _NO_TRANS = 111;
+const _TRANS = 112;
+
+/**
+ * Where Debian's OpenBLAS packages put the library, the single-threaded build first, then
+ * the `update-alternatives` link, then the dynamic linker's search.
+ */
+export const BLAS_LIBRARY_PATHS: readonly string[] = [
+  "/usr/lib/x86_64-linux-gnu/openblas-serial/libopenblas.so.0",
+  "/usr/lib/aarch64-linux-gnu/openblas-serial/libopenblas.so.0",
+  "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+  "/usr/lib/aarch64-linux-gnu/libopenblas.so.0",
+  "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
+  "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
+  "libopenblas.so.0",
+];
+
+const _SYMBOLS = {
+  cblas_sgemm: {
+    parameters: [
+      "i32", // order
+      "i32", // transA
+      "i32", // transB
+      "i32", // M
+      "i32", // N
+      "i32", // K
+      "f32", // alpha
+      "buffer", // A
+      "i32", // lda
+      "buffer", // B
+      "i32", // ldb
+      "f32", // beta
+      "buffer", // C
+      "i32", // ldc
+    ],
+    result: "void",
+  },
+} as const;
+
+const _OPENBLAS_SYMBOLS = {
+  openblas_get_config: { parameters: [], result: "pointer", optional: true },
+  openblas_get_num_threads: { parameters: [], result: "i32", optional: true },
+  openblas_set_num_threads: { parameters: ["i32"], result: "void", optional: true },
+} as const;
+
+type _Library = Deno.DynamicLibrary<typeof _SYMBOLS & typeof _OPENBLAS_SYMBOLS>;
+
+/** The loaded library and the switch of {@linkcode setBlasEnabled}. */
+interface _State {
+  library: _Library | null;
+  info: BlasInfo;
+  enabled: boolean;
+}
+
+let _state: _State | undefined;
+
+/**
+ * Which BLAS the kernels use: loads it on first call (see the module doc for the search).
+ *
+ * @returns Whether BLAS is on, the file loaded, and otherwise why not.
+ *
+ * @example Record it with results; it never throws
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { blasInfo } from "./blas.ts";
+ *
+ * const info = blasInfo();
+ * assert.equal(typeof info.enabled, "boolean");
+ * if (!info.enabled) console.log(`BLAS off: ${info.reason}`);
+ * ```
+ */
+export function blasInfo(): BlasInfo {
+  const state = _load();
+  return state.enabled ? state.info : {
+    ...state.info,
+    enabled: false,
+    reason: state.info.reason ?? "switched off by setBlasEnabled(false)",
+  };
+}
+
+/**
+ * Whether the BLAS kernels run now: the library is loaded and not switched off. The
+ * kernels ask this on every call.
+ *
+ * @returns True when `cblas_sgemm` may be called.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { blasEnabled, blasInfo } from "./blas.ts";
+ *
+ * assert.equal(blasEnabled(), blasInfo().enabled);
+ * ```
+ */
+export function blasEnabled(): boolean {
+  return _load().enabled;
+}
+
+/**
+ * Switches the BLAS kernels off (they run their wasm fallbacks) or back on, in this process;
+ * for comparisons of both paths in one run. Switching on has no effect when no library is
+ * loaded.
+ *
+ * @param enabled Whether the BLAS kernels should run.
+ * @returns Whether they ran before the call.
+ *
+ * @example Run something on the wasm kernels, then restore the previous state
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { blasEnabled, setBlasEnabled } from "./blas.ts";
+ *
+ * const previous = setBlasEnabled(false);
+ * assert.equal(blasEnabled(), false);
+ * setBlasEnabled(previous);
+ * assert.equal(blasEnabled(), previous);
+ * ```
+ */
+export function setBlasEnabled(enabled: boolean): boolean {
+  const state = _load();
+  const previous = state.enabled;
+  state.enabled = enabled && state.library !== null;
+  return previous;
+}
+
+/**
+ * C = alpha·op(A)·op(B) + beta·C in single precision, row-major, through `cblas_sgemm`:
+ * op(A) is M×K, op(B) K×N, C M×N; `lda`, `ldb`, `ldc` are the row strides (in elements) of
+ * A, B and C as stored. The arrays may be views of any buffer (such as the wasm heap): the
+ * library reads and writes them in place, from their first element.
+ *
+ * @param transA Whether A is stored as K×M (op(A) = Aᵀ).
+ * @param transB Whether B is stored as N×K (op(B) = Bᵀ).
+ * @param m Rows of op(A) and C.
+ * @param n Columns of op(B) and C.
+ * @param k Columns of op(A), rows of op(B).
+ * @param alpha The factor of the product.
+ * @param a A, from its first element.
+ * @param lda A's row stride.
+ * @param b B, from its first element.
+ * @param ldb B's row stride.
+ * @param beta The factor of C's previous contents (0: C is only written).
+ * @param c C, from its first element.
+ * @param ldc C's row stride.
+ * @throws If BLAS is off, or an array is too short for its matrix (checked, as the library
+ *   would read or write past it).
+ *
+ * @example A 2×2 product
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { blasEnabled, sgemm } from "./blas.ts";
+ *
+ * if (blasEnabled()) {
+ *   const a = new Float32Array([1, 2, 3, 4]);
+ *   const b = new Float32Array([1, 0, 0, 1]);
+ *   const c = new Float32Array(4);
+ *   sgemm(true, false, 2, 2, 2, 1, a, 2, b, 2, 0, c, 2);
+ *   assert.deepEqual([...c], [1, 3, 2, 4]); // aᵀ
+ * }
+ * ```
+ */
+export function sgemm(
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  lda: number,
+  b: Float32Array,
+  ldb: number,
+  beta: number,
+  c: Float32Array,
+  ldc: number,
+): void {
+  const state = _load();
+  if (!state.enabled || state.library === null) {
+    throw new Error(
+      `sgemm: needs BLAS enabled, received blasInfo().enabled false (${blasInfo().reason})`,
+    );
+  }
+  if (m <= 0 || n <= 0 || k <= 0) return;
+  // Rows × stride, less what the last row does not use: the elements each matrix spans.
+  const needA = transA ? (k - 1) * lda + m : (m - 1) * lda + k;
+  const needB = transB ? (n - 1) * ldb + k : (k - 1) * ldb + n;
+  const needC = (m - 1) * ldc + n;
+  if (a.length < needA || b.length < needB || c.length < needC) {
+    throw new Error(
+      `sgemm: arrays must hold their matrices (A ${needA}, B ${needB}, C ${needC} elements ` +
+        `for M ${m}, N ${n}, K ${k}), received ${a.length}, ${b.length} and ${c.length}`,
+    );
+  }
+  sgemmUnchecked(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/**
+ * {@linkcode sgemm} without its checks, for kernels that have checked their shapes: the
+ * arrays must be long enough (a short one is read or written past its end), and BLAS should
+ * be enabled (see {@linkcode blasEnabled}); it throws only when no library is loaded.
+ *
+ * @param transA Whether A is stored as K×M.
+ * @param transB Whether B is stored as N×K.
+ * @param m Rows of op(A) and C.
+ * @param n Columns of op(B) and C.
+ * @param k Columns of op(A), rows of op(B).
+ * @param alpha The factor of the product.
+ * @param a A, from its first element.
+ * @param lda A's row stride.
+ * @param b B, from its first element.
+ * @param ldb B's row stride.
+ * @param beta The factor of C's previous contents.
+ * @param c C, from its first element.
+ * @param ldc C's row stride.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { blasEnabled, sgemmUnchecked } from "./blas.ts";
+ *
+ * if (blasEnabled()) {
+ *   const c = new Float32Array([1]);
+ *   sgemmUnchecked(false, false, 1, 1, 1, 2, new Float32Array([3]), 1, new Float32Array([4]), 1, 1, c, 1);
+ *   assert.deepEqual([...c], [25]); // 2·3·4 + 1
+ * }
+ * ```
+ */
+export function sgemmUnchecked(
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  lda: number,
+  b: Float32Array,
+  ldb: number,
+  beta: number,
+  c: Float32Array,
+  ldc: number,
+): void {
+  const library = (_state ?? _load()).library;
+  if (library === null) {
+    throw new Error(`sgemmUnchecked: needs a BLAS library, received none (${blasInfo().reason})`);
+  }
+  library.symbols.cblas_sgemm(
+    _ROW_MAJOR,
+    transA ? _TRANS : _NO_TRANS,
+    transB ? _TRANS : _NO_TRANS,
+    m,
+    n,
+    k,
+    alpha,
+    a,
+    lda,
+    b,
+    ldb,
+    beta,
+    c,
+    ldc,
+  );
+}
+
+function _load(): _State {
+  if (_state !== undefined) return _state;
+  const off = (reason: string): _State => ({
+    library: null,
+    info: Object.freeze({ enabled: false, library: null, reason }),
+    enabled: false,
+  });
+  const setting = _env("BNLAB_BLAS")?.trim() ?? "";
+  if (["off", "0", "false", "none", "no"].includes(setting.toLowerCase())) {
+    return _state = off(`switched off by BNLAB_BLAS=${setting}`);
+  }
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+    return _state = off("no FFI permission (run deno with --allow-ffi)");
+  }
+  const candidates = setting === "" || setting.toLowerCase() === "on"
+    ? BLAS_LIBRARY_PATHS
+    : [setting];
+  const failures: string[] = [];
+  for (const path of candidates) {
+    let library: _Library;
+    try {
+      library = Deno.dlopen(path, { ..._SYMBOLS, ..._OPENBLAS_SYMBOLS });
+    } catch (error) {
+      failures.push(`${path}: ${error instanceof Error ? error.message : String(error)}`);
+      continue;
+    }
+    const symbols = library.symbols;
+    if (symbols.openblas_set_num_threads !== null && _env("OPENBLAS_NUM_THREADS") === undefined) {
+      symbols.openblas_set_num_threads(1);
+    }
+    const configPointer = symbols.openblas_get_config?.() ?? null;
+    const config = configPointer === null
+      ? undefined
+      : new Deno.UnsafePointerView(configPointer).getCString();
+    const threads = symbols.openblas_get_num_threads?.() ?? undefined;
+    const info: BlasInfo = Object.freeze({
+      enabled: true,
+      library: path,
+      ...(config !== undefined && { config }),
+      ...(threads !== undefined && { threads }),
+    });
+    return _state = { library, info, enabled: true };
+  }
+  return _state = off(`no BLAS library could be loaded: ${failures.join("; ")}`);
+}
+
+/** An environment variable, or undefined when unset or not readable (no permission). */
+function _env(name: string): string | undefined {
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+    return undefined;
+  }
+  return Deno.env.get(name);
+}
