@@ -7,13 +7,17 @@
  * backend lacks, such as `Conv2DBackpropFilter`, so that conv layers train on wasm, and
  * those that replace its slow ones (`Conv2DBackpropInput`, and `BatchMatMul` and
  * `_FusedMatMul` with transposed operands), which keep tfjs's kernel as their fallback.
+ * With `threads` > 1 it starts tfjs's threaded SIMD binary, whose pthreads Deno cannot
+ * start by itself (`lib/wasm_threads.ts`).
  *
  * @module
  */
+import { type BlasInfo, blasInfo } from "./kernels/blas.ts";
 import * as tf from "@tensorflow/tfjs";
 import { fileURLToPath } from "node:url";
 import { conv2dBackpropFilterWasmConfig } from "./kernels/conv2d_backprop_filter.ts";
 import { WASM_KERNEL_REPLACEMENTS } from "./kernels/mod.ts";
+import { WASM_PTHREAD_POOL_SIZE, withWasmPthreads } from "./wasm_threads.ts";
 
 /** A backend {@linkcode initBackend} can set up. */
 export type BackendName = "wasm" | "cpu" | "webgpu";
@@ -28,13 +32,48 @@ export interface BackendInfo {
   /** Whether the wasm SIMD binary is in use (always false for cpu and webgpu). */
   readonly simd: boolean;
   /**
-   * Threads the wasm backend's XNNPACK uses. Under Deno this is 1: tfjs sees
-   * `process.versions.node`, turns multithreading off and loads a single-threaded
-   * binary. 1 for cpu (plain JavaScript); 1 for webgpu (the GPU does the work).
+   * Threads the wasm backend's XNNPACK uses (tfjs's `getThreadsCount()`): 1 unless wasm
+   * was started with `threads` > 1 (tfjs sees `process.versions.node` under Deno and would
+   * load its single-threaded binary). 1 for cpu (plain JavaScript); 1 for webgpu (the GPU
+   * does the work).
    */
   readonly threads: number;
   /** The version of `@tensorflow/tfjs-core` in use. */
   readonly tfjsVersion: string;
+  /** The WebGPU adapter webgpu runs on (webgpu only; absent for wasm and cpu). */
+  readonly adapter?: WebGpuAdapterInfo;
+  /**
+   * Whether wasm's matrix and convolution kernels run OpenBLAS through FFI, and which library
+   * (wasm only; see `lib/kernels/blas.ts`). Read when wasm starts: `setBlasEnabled` can
+   * switch the kernels later within a process.
+   */
+  readonly blas?: BlasInfo;
+}
+
+/**
+ * Which WebGPU adapter the webgpu backend runs on, from `GPUAdapter.info`: results say
+ * whether they came from a GPU or from a software (fallback) adapter.
+ *
+ * @example Record the adapter (where `navigator.gpu` offers one)
+ * ```ts ignore
+ * import { initBackend } from "./backend.ts";
+ *
+ * const { adapter } = await initBackend("webgpu");
+ * console.log(adapter?.description, adapter?.isFallbackAdapter);
+ * // "llvmpipe (LLVM 15.0.6, 256 bits)" true: Deno's software adapter, not a GPU
+ * ```
+ */
+export interface WebGpuAdapterInfo {
+  /** The vendor, a name or a PCI vendor id ("" when the browser/runtime hides it). */
+  readonly vendor: string;
+  /** The GPU family ("" when unknown). */
+  readonly architecture: string;
+  /** The device id ("" when unknown). */
+  readonly device: string;
+  /** A human-readable description of the adapter, such as its driver's name. */
+  readonly description: string;
+  /** True for a software (CPU) adapter: WebGPU timings then say nothing about a GPU. */
+  readonly isFallbackAdapter: boolean;
 }
 
 /** Options of {@linkcode initBackend}. */
@@ -45,7 +84,30 @@ export interface InitBackendOptions {
    * @default {the `dist/` directory of the installed `@tensorflow/tfjs-backend-wasm`}
    */
   wasmDir?: string;
+  /**
+   * Threads for wasm's XNNPACK, 1 to {@linkcode MAX_WASM_THREADS}. More than 1 starts
+   * tfjs's threaded SIMD binary, its pthreads in workers; this pays only when the cores
+   * are otherwise idle (two trainings side by side on two cores are faster with one thread
+   * each). Read by the first wasm set-up only: tfjs starts wasm once per process, and a
+   * later call asking for another count fails.
+   * @default {1, or whatever the first wasm set-up used}
+   */
+  threads?: number;
 }
+
+/**
+ * The most threads {@linkcode initBackend} gives wasm: the size of the pthread pool tfjs
+ * allocates.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { initBackend, MAX_WASM_THREADS } from "./backend.ts";
+ *
+ * await assert.rejects(() => initBackend("wasm", { threads: MAX_WASM_THREADS + 1 }));
+ * ```
+ */
+export const MAX_WASM_THREADS: number = WASM_PTHREAD_POOL_SIZE;
 
 /** The kernels of `lib/kernels/` registered for wasm. */
 const _WASM_KERNELS: readonly tf.KernelConfig[] = [conv2dBackpropFilterWasmConfig];
@@ -68,9 +130,10 @@ const _infos = new Map<string, BackendInfo>();
  * `navigator.gpu` offers no adapter.
  *
  * @param name The backend: `"wasm"` (the default), `"cpu"` or `"webgpu"`.
- * @param options Where the wasm binaries are.
+ * @param options Where the wasm binaries are, and how many threads wasm runs.
  * @returns What the backend runs with.
- * @throws If `name` is not a known backend, or the backend fails to start.
+ * @throws If `name` is not a known backend, the backend fails to start, or wasm cannot
+ *   run the `threads` asked for (it runs another count, or the threaded binary fails).
  *
  * @example Start wasm and read what it runs with
  * ```ts
@@ -79,7 +142,15 @@ const _infos = new Map<string, BackendInfo>();
  *
  * const info = await initBackend("wasm");
  * assert.equal(info.name, "wasm");
- * assert.equal(info.threads, 1); // Deno looks like Node.js to tfjs: no wasm threads
+ * assert.equal(info.threads, 1); // unless asked for: Deno looks like Node.js to tfjs
+ * ```
+ *
+ * @example Two threads (in a process of its own: wasm starts once per process)
+ * ```ts ignore
+ * import { initBackend } from "./backend.ts";
+ *
+ * const info = await initBackend("wasm", { threads: 2 });
+ * console.log(info.threads); // 2
  * ```
  */
 export async function initBackend(
@@ -93,6 +164,15 @@ export async function initBackend(
       }`,
     );
   }
+  const threads = options.threads;
+  if (
+    threads !== undefined &&
+    !(Number.isInteger(threads) && threads >= 1 && threads <= MAX_WASM_THREADS)
+  ) {
+    throw new Error(
+      `initBackend: threads must be an integer from 1 to ${MAX_WASM_THREADS}, received ${threads}`,
+    );
+  }
   let setup = _setups.get(name);
   if (setup === undefined) {
     setup = _setUp(name, options);
@@ -101,6 +181,12 @@ export async function initBackend(
     setup.catch(() => _setups.delete(name));
   }
   const info = await setup;
+  if (name === "wasm" && threads !== undefined && info.threads !== threads) {
+    throw new Error(
+      `initBackend: wasm runs ${info.threads} thread(s) (tfjs starts wasm once per process), ` +
+        `received threads: ${threads}; start another process for another count`,
+    );
+  }
   if (tf.engine().backendName !== name && !(await tf.setBackend(name))) {
     throw new Error(`initBackend: could not switch to backend "${name}", tf.setBackend failed`);
   }
@@ -178,10 +264,31 @@ async function _setUpWasm(options: InitBackendOptions): Promise<BackendInfo> {
     tf.registerKernel(replacement);
     _replacements.add(replacement);
   }
-  await _activate("wasm", ` from ${dir}`);
   // tfjs picks the SIMD binary exactly when this flag holds (and no single wasmPath is set).
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT") as boolean;
-  return _info("wasm", simd, wasm.getThreadsCount());
+  const threads = options.threads ?? 1;
+  if (threads === 1) {
+    await _activate("wasm", ` from ${dir}`);
+  } else {
+    if (!simd) {
+      throw new Error(
+        `initBackend: wasm threads need the threaded SIMD binary, so WebAssembly SIMD, ` +
+          `received WASM_HAS_SIMD_SUPPORT false; asked for threads: ${threads}`,
+      );
+    }
+    // tfjs turns this off whenever it sees Node.js (as under Deno).
+    tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", true);
+    wasm.setThreadsCount(threads);
+    await withWasmPthreads(threads, () => _activate("wasm", ` (${threads} threads) from ${dir}`));
+  }
+  const running = wasm.getThreadsCount();
+  if (running !== threads) {
+    throw new Error(
+      `initBackend: wasm expected ${threads} thread(s), received ${running} from ` +
+        `getThreadsCount()`,
+    );
+  }
+  return Object.freeze({ ..._info("wasm", simd, running), blas: blasInfo() });
 }
 
 async function _setUpWebGpu(): Promise<BackendInfo> {
@@ -196,7 +303,17 @@ async function _setUpWebGpu(): Promise<BackendInfo> {
   }
   await import("@tensorflow/tfjs-backend-webgpu");
   await _activate("webgpu");
-  return _info("webgpu", false, 1);
+  // tfjs's backend requests its own adapter with these options: ask for the same one.
+  const powerPreference = tf.env().getBool("WEBGPU_USE_LOW_POWER_GPU")
+    ? "low-power"
+    : "high-performance";
+  const used = (await gpu?.requestAdapter({ powerPreference })) ?? adapter;
+  return Object.freeze({ ..._info("webgpu", false, 1), adapter: _adapterInfo(used) });
+}
+
+function _adapterInfo(adapter: GPUAdapter): WebGpuAdapterInfo {
+  const { vendor, architecture, device, description, isFallbackAdapter } = adapter.info;
+  return Object.freeze({ vendor, architecture, device, description, isFallbackAdapter });
 }
 
 async function _activate(name: BackendName, where = ""): Promise<void> {

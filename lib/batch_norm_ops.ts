@@ -145,7 +145,7 @@ export interface BatchNormTrainingResult {
  * const loss = (gradient: "analytic" | "autodiff") => (t: tf.Tensor) =>
  *   tf.sum(tf.mul(batchNormTraining(t, { axes: [0], epsilon: 1e-3, gradient }).y, tf.tensor1d([1, -2])));
  * const a = tf.grad(loss("analytic"))(x), b = tf.grad(loss("autodiff"))(x);
- * console.log(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] < 1e-5); // true
+ * console.log((await tf.max(tf.abs(tf.sub(a, b))).data())[0] < 1e-5); // true
  * ```
  */
 export function batchNormTraining(

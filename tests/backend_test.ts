@@ -14,7 +14,11 @@ Deno.test("backendInfo() before initBackend says what to call", () => {
 
 Deno.test("initBackend() starts wasm with SIMD and one thread (Deno counts as Node.js)", async () => {
   const info = await initBackend();
-  assert.deepEqual(info, { name: "wasm", simd: true, threads: 1, tfjsVersion: _TFJS_VERSION });
+  const { blas, ...rest } = info;
+  assert.deepEqual(rest, { name: "wasm", simd: true, threads: 1, tfjsVersion: _TFJS_VERSION });
+  // setup.sh installs Debian's single-threaded OpenBLAS; the wasm kernels use it through FFI.
+  assert.deepEqual([blas?.enabled, blas?.threads], [true, 1]);
+  assert.match(blas?.library ?? "", /libopenblas\.so/);
   assert.equal(tf.getBackend(), "wasm");
   assert.deepEqual(backendInfo(), info);
 });
@@ -71,10 +75,22 @@ Deno.test("initBackend('webgpu') says so when navigator.gpu has no adapter", asy
   assert.notEqual(tf.getBackend(), "webgpu");
 });
 
-Deno.test("initBackend('webgpu') starts webgpu where there is an adapter", async () => {
-  if (await navigator.gpu?.requestAdapter() == null) return; // covered by the test above
+Deno.test("initBackend('webgpu') starts webgpu and records its adapter", async () => {
+  // tfjs's webgpu backend asks for a high-performance adapter (WEBGPU_USE_LOW_POWER_GPU is off).
+  const adapter = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" });
+  if (adapter == null) return; // covered by the test above
   const info = await initBackend("webgpu");
-  assert.deepEqual(info, { name: "webgpu", simd: false, threads: 1, tfjsVersion: _TFJS_VERSION });
+  const { vendor, architecture, device, description, isFallbackAdapter } = adapter.info;
+  assert.deepEqual(info, {
+    name: "webgpu",
+    simd: false,
+    threads: 1,
+    tfjsVersion: _TFJS_VERSION,
+    adapter: { vendor, architecture, device, description, isFallbackAdapter },
+  });
+  assert.deepEqual(backendInfo(), info);
+  // Provenance is written as JSON (config.json): the adapter must survive it.
+  assert.deepEqual(JSON.parse(JSON.stringify(info)), info);
   const square = tf.tidy(() => tf.square(tf.tensor1d([1, 2, 3])));
   assert.deepEqual([...await square.data()], [1, 4, 9]);
   square.dispose();
