@@ -72,6 +72,8 @@ Deno.test("deno task train writes summary.csv, history.csv, table.csv, config.js
   assert.equal(config.config.preset, "smoke");
   assert.equal(config.backend.name, "wasm");
   assert.equal(config.provenance.tfjs, "4.22.0");
+  assert.equal(config.starts.length, 1);
+  assert.deepEqual(config.starts[0].provenance, config.provenance);
   assert.match(await Deno.readTextFile(`${uninterrupted}/curves.svg`), /^<svg/);
 });
 
@@ -103,6 +105,11 @@ Deno.test("a run killed mid-way and resumed gives exactly the uninterrupted numb
     await readCsv(`${out}/history.csv`),
     await readCsv(`${uninterrupted}/history.csv`),
   );
+  // The resume is recorded beside the first start, whose provenance stays the experiment's.
+  const record = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
+  assert.equal(record.starts.length, 2);
+  assert.deepEqual(record.provenance, record.starts[0].provenance);
+  assert.ok(record.starts[1].at > record.starts[0].at);
 });
 
 Deno.test("deno task train rejects unknown flags and bad values, and --help lists the flags", async () => {

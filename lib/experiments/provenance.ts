@@ -3,6 +3,7 @@
  *
  * @module
  */
+import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import denoConfig from "../../deno.json" with { type: "json" };
 
@@ -42,10 +43,10 @@ export interface Provenance {
 export function provenance(): Provenance {
   let cpuModel = "unknown";
   try {
-    const info = Deno.readTextFileSync("/proc/cpuinfo");
-    cpuModel = info.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? cpuModel;
+    // Deno 2 reads /proc/cpuinfo only with --allow-all; os.cpus() needs --allow-sys.
+    cpuModel = os.cpus()[0]?.model ?? cpuModel;
   } catch {
-    // Not Linux, or no read permission: the model stays unknown.
+    // No --allow-sys: the model stays unknown.
   }
   let memoryGiB = 0;
   try {

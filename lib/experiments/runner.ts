@@ -93,12 +93,31 @@ export interface RunExperimentOptions {
   writeReport?: boolean;
 }
 
+/** One process that ran part of an experiment: its first start, a worker, or a resume. */
+export interface ExperimentStart {
+  /** When the process started on the experiment (ISO 8601). */
+  at: string;
+  /** Versions, machine and git commit of that process. */
+  provenance: Provenance;
+  /** The backend it ran on (with the BLAS library, for wasm). */
+  backend: BackendInfo;
+}
+
 /** The contents of `config.json`. */
 export interface ExperimentRecord {
   config: ExperimentConfig;
+  /** The provenance of the first start; `starts` has every start's. */
   provenance: Provenance;
+  /** The backend of the first start. */
   backend: BackendInfo;
   started: string;
+  /**
+   * Every process that ran part of the experiment, oldest first, so a resumed run says which
+   * code and kernels produced which epochs (epochs are in each run's `history.csv`). Worker
+   * processes that start at the same moment may record one start less (last write wins).
+   * Records written before this field existed lack it.
+   */
+  starts?: ExperimentStart[];
 }
 
 /**
@@ -379,6 +398,7 @@ async function _writeOrCheckConfig(out: string, config: ExperimentConfig, backen
       );
     }
   }
+  const now: ExperimentStart = { at: new Date().toISOString(), provenance: provenance(), backend };
   const record: ExperimentRecord = {
     config: previous
       ? {
@@ -387,9 +407,10 @@ async function _writeOrCheckConfig(out: string, config: ExperimentConfig, backen
         seeds: Math.max(previous.config.seeds, config.seeds),
       }
       : config,
-    provenance: provenance(),
-    backend,
-    started: previous?.started ?? new Date().toISOString(),
+    provenance: previous?.provenance ?? now.provenance,
+    backend: previous?.backend ?? backend,
+    started: previous?.started ?? now.at,
+    starts: [...(previous?.starts ?? []), now],
   };
   await writeJsonAtomic(path, record);
 }
