@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { benchBlasKernels, benchConv2dBackpropFilter } from "../bench/kernels.ts";
 import { benchMatMulLimit } from "../bench/machine.ts";
 import { benchTraining } from "../bench/training.ts";
+import { benchWasmThreads } from "../bench/wasm_threads.ts";
 import { derivedRows } from "../bench/derived.ts";
 import type { BenchRow } from "../bench/bench_row.ts";
 import { backendInfo } from "../lib/backend.ts";
@@ -61,6 +62,13 @@ async function main(args: string[]): Promise<number> {
           ? { blocks: 2, samplesPerBlock: 160, profileSteps: 2, kernelRepeats: 2, cpuBlocks: 1 }
           : {}),
       }),
+  );
+  await stage(
+    "wasm threads, 1 vs 2 (child processes)",
+    () =>
+      benchWasmThreads(
+        quick ? { rounds: 1, blocks: 2, samplesPerBlock: 320, matmulRepeats: 3 } : {},
+      ),
   );
   rows.push(...derivedRows(rows));
   await Deno.mkdir(out, { recursive: true });

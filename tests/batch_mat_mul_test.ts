@@ -9,9 +9,16 @@ import { type BackendName, initBackend } from "../lib/backend.ts";
 import { batchMatMulWasm, fusedMatMulWasm } from "../lib/kernels/batch_mat_mul.ts";
 import { replacedWasmKernel } from "../lib/kernels/mod.ts";
 import { createRng } from "../lib/data/random.ts";
-
-/** Relative tolerance: max|wasm − cpu| ≤ 1e-4 · max|cpu|. */
-const _TOLERANCE = 1e-4;
+import {
+  assertMemoryFlat,
+  assertRelativeClose,
+  assertWasmKernelReplaced,
+  compareWithCpu,
+  initRoute,
+  randomInts,
+  readAndDispose,
+  uniform,
+} from "./_kernel_test_utils.ts";
 
 /** One product op(a)·op(b). */
 interface _Case {
@@ -19,13 +26,6 @@ interface _Case {
   b: number[];
   transposeA: boolean;
   transposeB: boolean;
-}
-
-/** The project's seeded PRNG (mulberry32): every case is reproducible from its seed. */
-const _random = createRng;
-
-function _uniform(size: number, random: () => number): Float32Array {
-  return Float32Array.from({ length: size }, () => 2 * random() - 1);
 }
 
 /** The shapes of a [...batch, M, K] (or [..., K, M]) for op(a) = [M, K]. */
@@ -39,8 +39,7 @@ function _shape(batch: number[], rows: number, cols: number, transposed: boolean
  * broadcast leading dimensions; sizes 1–40 with some LeNet-like ones.
  */
 function _randomCases(seed: number): _Case[] {
-  const random = _random(seed);
-  const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+  const int = randomInts(createRng(seed));
   const layouts: [number[], number[]][] = [
     [[], []],
     [[1], [1]],
@@ -111,11 +110,6 @@ function _fast(call: _Call): boolean {
   return !call.transposeA && !call.transposeB && batch(call.a) === 1 && batch(call.b) === 1;
 }
 
-interface _Result {
-  shape: number[];
-  values: Float32Array;
-}
-
 /**
  * op(a)·op(b) on `backend` with inputs drawn from `seed`: through tf.matMul, or ("wasm-spy")
  * through batchMatMulWasm with a spy on tfjs's kernel, whose calls are returned too.
@@ -124,11 +118,11 @@ async function _matMul(
   backend: BackendName | "wasm-spy",
   c: _Case,
   seed: number,
-): Promise<_Result & { calls: _Call[] }> {
-  await initBackend(backend === "wasm-spy" ? "wasm" : backend);
-  const random = _random(seed);
-  const aValues = _uniform(tf.util.sizeFromShape(c.a), random);
-  const bValues = _uniform(tf.util.sizeFromShape(c.b), random);
+) {
+  await initRoute(backend);
+  const random = createRng(seed);
+  const aValues = uniform(tf.util.sizeFromShape(c.a), random);
+  const bValues = uniform(tf.util.sizeFromShape(c.b), random);
   const spy = backend === "wasm-spy" ? _spy("BatchMatMul") : undefined;
   const out = tf.tidy(() => {
     const a = tf.tensor(aValues, c.a);
@@ -141,42 +135,16 @@ async function _matMul(
     }, spy.kernel);
     return tf.engine().makeTensorFromTensorInfo(info);
   });
-  const result = { shape: out.shape, values: await out.data() as Float32Array };
-  out.dispose();
-  return { ...result, calls: spy?.calls ?? [] };
-}
-
-/** max|a − b| / max|b| over all elements. */
-function _relativeMaxError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let error = 0, scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    error = Math.max(error, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return scale === 0 ? error : error / scale;
-}
-
-/** The engine's tensor counts and the backend's own count of live buffers (wasm heap ids). */
-function _memory() {
-  const { numTensors, numBytes, numDataBuffers } = tf.memory();
-  return { numTensors, numBytes, numDataBuffers, backendDataIds: tf.backend().numDataIds() };
+  return { ...await readAndDispose(out), calls: spy?.calls ?? [] };
 }
 
 Deno.test("wasm BatchMatMul matches cpu on 41 products, all flags and batch layouts", async () => {
   const cases = [..._randomCases(20240608), ..._LENET_CASES];
-  for (const [i, c] of cases.entries()) {
-    const label = JSON.stringify(c);
-    const expected = await _matMul("cpu", c, 4000 + i);
-    for (const backend of ["wasm", "wasm-spy"] as const) {
-      const actual = await _matMul(backend, c, 4000 + i);
-      assert.deepEqual(actual.shape, expected.shape, `${backend} ${label}`);
-      const error = _relativeMaxError(actual.values, expected.values);
-      assert.ok(
-        error <= _TOLERANCE,
-        `${backend} ${label}: relative error ${error} > ${_TOLERANCE}`,
-      );
-    }
-  }
+  const routes = ["wasm", "wasm-spy"] as const;
+  await compareWithCpu(cases, 4000, routes, _matMul, (actual, expected, _c, label, route) => {
+    assert.deepEqual(actual.shape, expected.shape, `${route} ${label}`);
+    assertRelativeClose(actual.values, expected.values, `${route} ${label}`);
+  });
 });
 
 Deno.test("wasm BatchMatMul hands tfjs's kernel only XNNPACK products, but for two batches", async () => {
@@ -201,12 +169,7 @@ Deno.test("wasm BatchMatMul computes dx = dy·Wᵀ transposed, moving dy, not W"
 });
 
 Deno.test("wasm BatchMatMul replaced tfjs's kernels and keeps them", async () => {
-  await initBackend("wasm");
-  for (const name of ["BatchMatMul", "_FusedMatMul"]) {
-    const original = replacedWasmKernel(name);
-    assert.ok(original !== undefined, name);
-    assert.notEqual(tf.getKernel(name, "wasm")?.kernelFunc, original.kernelFunc, name);
-  }
+  for (const name of ["BatchMatMul", "_FusedMatMul"]) await assertWasmKernelReplaced(name, name);
 });
 
 /** A fused product with bias and activation (prelu: with random weights [N]). */
@@ -248,14 +211,14 @@ const _FUSED_CASES: _FusedCase[] = [
 ];
 
 /** fused.matMul on `backend` with inputs drawn from `seed`. */
-async function _fusedMatMul(backend: BackendName, c: _FusedCase, seed: number): Promise<_Result> {
+async function _fusedMatMul(backend: BackendName, c: _FusedCase, seed: number) {
   await initBackend(backend);
-  const random = _random(seed);
-  const aValues = _uniform(tf.util.sizeFromShape(c.a), random);
-  const bValues = _uniform(tf.util.sizeFromShape(c.b), random);
-  const biasValues = c.bias && _uniform(tf.util.sizeFromShape(c.bias), random);
+  const random = createRng(seed);
+  const aValues = uniform(tf.util.sizeFromShape(c.a), random);
+  const bValues = uniform(tf.util.sizeFromShape(c.b), random);
+  const biasValues = c.bias && uniform(tf.util.sizeFromShape(c.bias), random);
   const n = c.transposeB ? c.b[c.b.length - 2] : c.b[c.b.length - 1];
-  const preluValues = _uniform(n, random);
+  const preluValues = uniform(n, random);
   const out = tf.tidy(() =>
     tf.fused.matMul({
       a: tf.tensor(aValues, c.a),
@@ -268,20 +231,20 @@ async function _fusedMatMul(backend: BackendName, c: _FusedCase, seed: number): 
       leakyreluAlpha: 0.1,
     })
   );
-  const result = { shape: out.shape, values: await out.data() as Float32Array };
-  out.dispose();
-  return result;
+  return await readAndDispose(out);
 }
 
 Deno.test("wasm _FusedMatMul matches cpu on 11 products: flags, biases, activations, batches", async () => {
-  for (const [i, c] of _FUSED_CASES.entries()) {
-    const label = JSON.stringify(c);
-    const expected = await _fusedMatMul("cpu", c, 6000 + i);
-    const actual = await _fusedMatMul("wasm", c, 6000 + i);
-    assert.deepEqual(actual.shape, expected.shape, label);
-    const error = _relativeMaxError(actual.values, expected.values);
-    assert.ok(error <= _TOLERANCE, `${label}: relative error ${error} > ${_TOLERANCE}`);
-  }
+  await compareWithCpu(
+    _FUSED_CASES,
+    6000,
+    ["wasm"],
+    _fusedMatMul,
+    (actual, expected, _c, label) => {
+      assert.deepEqual(actual.shape, expected.shape, label);
+      assertRelativeClose(actual.values, expected.values, label);
+    },
+  );
 });
 
 Deno.test("wasm _FusedMatMul hands tfjs's kernel an untransposed, unbatched product", async () => {
@@ -333,8 +296,8 @@ Deno.test("wasm BatchMatMul keeps tensors, bytes and backend buffers flat, throu
   const w = tf.randomUniform([800, 500], -1, 1, "float32", 2);
   const bias = tf.randomUniform([500], -1, 1, "float32", 3);
   const x3 = tf.randomUniform([3, 20, 800], -1, 1, "float32", 4);
-  const step = async () => {
-    const outputs = tf.tidy(() => {
+  await assertMemoryFlat(() =>
+    tf.tidy(() => {
       const loss = (x: tf.Tensor, w: tf.Tensor) =>
         tf.fused.matMul({ a: x, b: w, bias, activation: "relu" }).square().sum();
       return [
@@ -344,13 +307,6 @@ Deno.test("wasm BatchMatMul keeps tensors, bytes and backend buffers flat, throu
         tf.matMul(w, x3, true, true),
         tf.fused.matMul({ a: x, b: x, transposeA: true, activation: "relu" }),
       ];
-    });
-    await Promise.all(outputs.map((t) => t.data()));
-    tf.dispose(outputs);
-  };
-  await step(); // warm-up: tfjs caches a few scalars on first use
-  const before = _memory();
-  for (let i = 0; i < 10; i++) await step();
-  assert.deepEqual(_memory(), before);
+    }), 10);
   tf.dispose([x, w, bias, x3]);
 });

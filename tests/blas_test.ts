@@ -14,35 +14,13 @@ import { type BackendName, initBackend } from "../lib/backend.ts";
 import { BLAS_LIBRARY_PATHS, blasInfo, setBlasEnabled, sgemm } from "../lib/kernels/blas.ts";
 import { createLeNet } from "../lib/models/lenet.ts";
 import { createRng } from "../lib/data/random.ts";
+import { memorySnapshot, relativeMaxError, TOLERANCE, uniform } from "./_kernel_test_utils.ts";
 
-/**
- * Relative tolerance: max|blas − reference| ≤ 1e-4 · max|reference|, the bound of the wasm
- * kernel tests (tests/batch_mat_mul_test.ts); on LeNet's shapes the errors seen are ≈1e-6.
- */
-const _TOLERANCE = 1e-4;
+// Relative tolerance TOLERANCE: max|blas − reference| ≤ 1e-4 · max|reference|, the bound of the
+// wasm kernel tests; on LeNet's shapes the errors seen are ≈1e-6.
 
 /** The library scripts/setup.sh installs (Debian's libopenblas0-serial). */
 const _SERIAL = BLAS_LIBRARY_PATHS[0];
-
-function _uniform(size: number, random: () => number): Float32Array {
-  return Float32Array.from({ length: size }, () => 2 * random() - 1);
-}
-
-/** max|a − b| / max|b| over all elements. */
-function _relativeMaxError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let error = 0, scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    error = Math.max(error, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return scale === 0 ? error : error / scale;
-}
-
-/** The engine's tensor counts and the backend's own count of live buffers (wasm heap ids). */
-function _memory() {
-  const { numTensors, numBytes, numDataBuffers } = tf.memory();
-  return { numTensors, numBytes, numDataBuffers, backendDataIds: tf.backend().numDataIds() };
-}
 
 /** One kernel call: its name, input shapes (random values from a seed) and attrs. */
 interface _Call {
@@ -64,7 +42,7 @@ async function _run(
   const inputs = Object.fromEntries(
     Object.entries(call.inputs).map((
       [name, shape],
-    ) => [name, tf.tensor(_uniform(tf.util.sizeFromShape(shape), random), shape)]),
+    ) => [name, tf.tensor(uniform(tf.util.sizeFromShape(shape), random), shape)]),
   );
   try {
     const out = tf.engine().runKernel(call.kernel, inputs, call.attrs as tf.NamedAttrMap);
@@ -89,8 +67,8 @@ async function _check(call: _Call, seed: number, cpu: boolean): Promise<void> {
   const references = [await _run(call, seed, cpu ? "cpu" : "wasm", false)];
   for (const reference of references) {
     assert.deepEqual(blas.shape, reference.shape, label);
-    const error = _relativeMaxError(blas.values, reference.values);
-    assert.ok(error <= _TOLERANCE, `${label}: relative error ${error} > ${_TOLERANCE}`);
+    const error = relativeMaxError(blas.values, reference.values);
+    assert.ok(error <= TOLERANCE, `${label}: relative error ${error} > ${TOLERANCE}`);
   }
 }
 
@@ -397,9 +375,9 @@ Deno.test("BLAS kernels keep tensors, bytes and backend buffers flat", async () 
     tf.dispose([dx, dw, da, dv]);
   };
   await step(); // warm-up: tfjs caches a few scalars on first use
-  const before = _memory();
+  const before = memorySnapshot();
   for (let i = 0; i < 10; i++) await step();
-  assert.deepEqual(_memory(), before);
+  assert.deepEqual(memorySnapshot(), before);
   tf.dispose([x, w, bias, d, v]);
 });
 
@@ -411,7 +389,7 @@ async function _leNetGradients(blas: boolean): Promise<Float32Array[]> {
     const model = createLeNet({ seed: 5 });
     const random = createRng(11);
     const images = tf.tensor4d(
-      _uniform(8 * 28 * 28, random).map((v) => (v + 1) / 2),
+      uniform(8 * 28 * 28, random).map((v) => (v + 1) / 2),
       [8, 28, 28, 1],
     );
     const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], "int32"), 10);

@@ -9,6 +9,17 @@ import { type BackendName, initBackend } from "../lib/backend.ts";
 import { maxPoolGradWasm } from "../lib/kernels/max_pool_grad.ts";
 import { replacedWasmKernel } from "../lib/kernels/mod.ts";
 import { createRng } from "../lib/data/random.ts";
+import {
+  assertFallbackCases,
+  assertMemoryFlat,
+  assertSameValues,
+  assertWasmKernelReplaced,
+  compareWithCpu,
+  failingFallback,
+  initRoute,
+  randomInts,
+  readAndDispose,
+} from "./_kernel_test_utils.ts";
 
 /** How x's values are drawn: uniform, ReLU'd normal-ish, few integers, all equal, specials. */
 type _Values = "uniform" | "relu" | "few" | "equal" | "special";
@@ -27,8 +38,7 @@ const _VALUE_KINDS: readonly _Values[] = ["uniform", "relu", "few", "equal", "sp
 
 /** Random non-overlapping pools: filter ≤ stride, 'valid' and 'same', odd sizes too. */
 function _randomCases(count: number, seed: number): _Case[] {
-  const random = createRng(seed);
-  const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+  const int = randomInts(createRng(seed));
   return Array.from({ length: count }, (_, i): _Case => {
     const sh = int(1, 3), sw = int(1, 3);
     const fh = i % 3 === 0 ? int(1, sh) : sh, fw = i % 3 === 0 ? int(1, sw) : sw;
@@ -106,7 +116,7 @@ async function _maxPoolGrad(
   c: _Case,
   seed: number,
 ) {
-  await initBackend(backend.startsWith("wasm") ? "wasm" : backend as BackendName);
+  await initRoute(backend);
   const random = createRng(seed);
   const info = tf.backend_util.computePool2DInfo(
     c.x,
@@ -132,55 +142,28 @@ async function _maxPoolGrad(
     if (backend !== "wasm-direct") {
       return tf.engine().runKernel("MaxPoolGrad", inputs, _attrs(c)) as tf.Tensor;
     }
-    const result = maxPoolGradWasm(args, () => {
-      throw new Error(`the fast path should cover ${JSON.stringify(c)}`);
-    });
+    const result = maxPoolGradWasm(args, failingFallback(c));
     return tf.engine().makeTensorFromTensorInfo(result);
   });
-  const result = { shape: dx.shape, dtype: dx.dtype, values: Array.from(await dx.data()) };
-  dx.dispose();
-  return result;
-}
-
-function _assertSame(actual: number[], expected: number[], label: string) {
-  assert.equal(actual.length, expected.length, label);
-  for (let i = 0; i < expected.length; i++) {
-    assert.ok(Object.is(actual[i], expected[i]), `${label}[${i}]: ${actual[i]} ≠ ${expected[i]}`);
-  }
+  return await readAndDispose(dx);
 }
 
 Deno.test("wasm MaxPoolGrad equals cpu exactly on 37 pools with ties, without its fallback", async () => {
   const cases = [..._randomCases(30, 20241124), ..._FIXED_CASES];
-  for (const [i, c] of cases.entries()) {
-    const label = JSON.stringify(c);
-    const expected = await _maxPoolGrad("cpu", c, 500 + i);
-    for (const backend of ["wasm", "wasm-direct"] as const) {
-      const actual = await _maxPoolGrad(backend, c, 500 + i);
-      assert.deepEqual(actual.shape, c.x, label);
-      assert.equal(actual.dtype, "float32", label);
-      _assertSame(actual.values, expected.values, `${backend} ${label}`);
-    }
-  }
+  const routes = ["wasm", "wasm-direct"] as const;
+  await compareWithCpu(cases, 500, routes, _maxPoolGrad, (actual, expected, c, label, route) => {
+    assert.deepEqual(actual.shape, c.x, label);
+    assert.equal(actual.dtype, "float32", label);
+    assertSameValues(actual.values, expected.values, `${route} ${label}`);
+  });
 });
 
 Deno.test("wasm MaxPoolGrad hands overlapping windows to tfjs's kernel", async () => {
-  for (const [i, c] of _FALLBACK_CASES.entries()) {
-    const label = JSON.stringify(c);
-    const expected = await _maxPoolGrad("wasm-original", c, 600 + i);
-    const actual = await _maxPoolGrad("wasm", c, 600 + i);
-    assert.deepEqual(actual.shape, expected.shape, label);
-    _assertSame(actual.values, expected.values, label);
-    await assert.rejects(() => _maxPoolGrad("wasm-direct", c, 600 + i), {
-      message: `the fast path should cover ${label}`,
-    });
-  }
+  await assertFallbackCases(_FALLBACK_CASES, 600, "wasm-original", _maxPoolGrad, assertSameValues);
 });
 
 Deno.test("wasm MaxPoolGrad replaced tfjs's kernel and keeps it", async () => {
-  await initBackend("wasm");
-  const original = replacedWasmKernel("MaxPoolGrad");
-  assert.ok(original !== undefined);
-  assert.notEqual(tf.getKernel("MaxPoolGrad", "wasm")?.kernelFunc, original.kernelFunc);
+  await assertWasmKernelReplaced("MaxPoolGrad");
 });
 
 Deno.test("wasm MaxPoolGrad rejects a dy whose shape does not match", async () => {
@@ -205,18 +188,9 @@ Deno.test("wasm MaxPoolGrad rejects a dy whose shape does not match", async () =
 Deno.test("wasm MaxPoolGrad keeps tensors, bytes and backend buffers flat", async () => {
   await initBackend("wasm");
   const x = tf.relu(tf.randomUniform([8, 24, 24, 20], -1, 1, "float32", 1)) as tf.Tensor4D;
-  const memory = () => ({ ...tf.memory(), backendDataIds: tf.backend().numDataIds() });
-  const step = async () => {
-    const outputs = [
-      tf.grad((x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, 2, 2, "valid").square().sum())(x),
-      tf.grad((x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, 3, 2, "same").sum())(x), // the fallback
-    ];
-    await Promise.all(outputs.map((t) => t.data()));
-    tf.dispose(outputs);
-  };
-  await step(); // warm-up: tfjs caches a few scalars on first use
-  const before = memory();
-  for (let i = 0; i < 20; i++) await step();
-  assert.deepEqual(memory(), before);
+  await assertMemoryFlat(() => [
+    tf.grad((x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, 2, 2, "valid").square().sum())(x),
+    tf.grad((x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, 3, 2, "same").sum())(x), // the fallback
+  ], 20);
   x.dispose();
 });

@@ -7,8 +7,18 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { type BackendName, initBackend } from "../lib/backend.ts";
 import { isBroadcastTiling, tileWasm } from "../lib/kernels/tile.ts";
-import { replacedWasmKernel } from "../lib/kernels/mod.ts";
 import { createRng } from "../lib/data/random.ts";
+import {
+  assertFallbackCases,
+  assertMemoryFlat,
+  assertSameValues,
+  assertWasmKernelReplaced,
+  compareWithCpu,
+  failingFallback,
+  initRoute,
+  randomInts,
+  readAndDispose,
+} from "./_kernel_test_utils.ts";
 
 /** One tiling: x's shape, the repetitions and the dtype. */
 interface _Case {
@@ -20,7 +30,7 @@ interface _Case {
 /** Random broadcast tilings (rank 1–6, each axis size 1 or repeated once) of each dtype. */
 function _broadcastCases(count: number, seed: number): _Case[] {
   const random = createRng(seed);
-  const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+  const int = randomInts(random);
   const dtypes = ["float32", "int32", "bool"] as const;
   return Array.from({ length: count }, (_, i): _Case => {
     const rank = int(1, 6);
@@ -70,66 +80,41 @@ function _values(c: _Case, seed: number): number[] {
  * fallback that fails the test.
  */
 async function _tile(backend: BackendName | "wasm-direct", c: _Case, seed: number) {
-  await initBackend(backend === "wasm-direct" ? "wasm" : backend);
+  await initRoute(backend);
   const x = tf.tensor(_values(c, seed), c.shape, c.dtype);
   let y: tf.Tensor;
   if (backend === "wasm-direct") {
     const info = tileWasm(
       { inputs: { x }, backend: tf.backend(), attrs: { reps: c.reps } },
-      () => {
-        throw new Error(`the fast path should cover ${JSON.stringify(c)}`);
-      },
+      failingFallback(c),
     );
     y = tf.engine().makeTensorFromTensorInfo(info);
   } else {
     y = tf.engine().runKernel("Tile", { x }, { reps: c.reps }) as tf.Tensor;
   }
-  const result = { shape: y.shape, dtype: y.dtype, values: Array.from(await y.data()) };
-  tf.dispose([x, y]);
+  const result = await readAndDispose<tf.TypedArray>(y);
+  x.dispose();
   return result;
-}
-
-function _assertSame(actual: number[], expected: number[], label: string) {
-  assert.equal(actual.length, expected.length, label);
-  for (let i = 0; i < expected.length; i++) {
-    assert.ok(Object.is(actual[i], expected[i]), `${label}[${i}]: ${actual[i]} ≠ ${expected[i]}`);
-  }
 }
 
 Deno.test("wasm Tile equals cpu exactly on 36 broadcast tilings, without its fallback", async () => {
   const cases = [..._broadcastCases(30, 20241124), ..._FIXED_CASES];
-  for (const [i, c] of cases.entries()) {
-    const label = JSON.stringify(c);
-    assert.ok(isBroadcastTiling(c.shape, c.reps), label);
-    const expected = await _tile("cpu", c, 100 + i);
-    for (const backend of ["wasm", "wasm-direct"] as const) {
-      const actual = await _tile(backend, c, 100 + i);
-      assert.deepEqual(actual.shape, c.shape.map((n, k) => n * c.reps[k]), label);
-      assert.deepEqual(actual.shape, expected.shape, label);
-      assert.equal(actual.dtype, c.dtype, label);
-      _assertSame(actual.values, expected.values, `${backend} ${label}`);
-    }
-  }
+  for (const c of cases) assert.ok(isBroadcastTiling(c.shape, c.reps), JSON.stringify(c));
+  const routes = ["wasm", "wasm-direct"] as const;
+  await compareWithCpu(cases, 100, routes, _tile, (actual, expected, c, label, route) => {
+    assert.deepEqual(actual.shape, c.shape.map((n, k) => n * c.reps[k]), label);
+    assert.deepEqual(actual.shape, expected.shape, label);
+    assert.equal(actual.dtype, c.dtype, label);
+    assertSameValues(actual.values, expected.values, `${route} ${label}`);
+  });
 });
 
 Deno.test("wasm Tile hands other tilings to tfjs's kernel, which equals cpu", async () => {
-  for (const [i, c] of _FALLBACK_CASES.entries()) {
-    const label = JSON.stringify(c);
-    const expected = await _tile("cpu", c, 200 + i);
-    const actual = await _tile("wasm", c, 200 + i);
-    assert.deepEqual(actual.shape, expected.shape, label);
-    _assertSame(actual.values, expected.values, label);
-    await assert.rejects(() => _tile("wasm-direct", c, 200 + i), {
-      message: `the fast path should cover ${label}`,
-    });
-  }
+  await assertFallbackCases(_FALLBACK_CASES, 200, "cpu", _tile, assertSameValues);
 });
 
 Deno.test("wasm Tile replaced tfjs's kernel and keeps it", async () => {
-  await initBackend("wasm");
-  const original = replacedWasmKernel("Tile");
-  assert.ok(original !== undefined);
-  assert.notEqual(tf.getKernel("Tile", "wasm")?.kernelFunc, original.kernelFunc);
+  await assertWasmKernelReplaced("Tile");
 });
 
 Deno.test("wasm Tile rejects reps that do not match x's rank", async () => {
@@ -145,20 +130,11 @@ Deno.test("wasm Tile keeps tensors, bytes and backend buffers flat", async () =>
   await initBackend("wasm");
   const scale = tf.randomUniform([1, 1, 1, 20], 0.5, 2, "float32", 1);
   const counts = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
-  const memory = () => ({ ...tf.memory(), backendDataIds: tf.backend().numDataIds() });
-  const step = async () => {
-    const outputs = [
-      tf.tile(scale, [8, 24, 24, 1]),
-      tf.tile(counts, [5, 1]),
-      tf.tile(counts, [2, 2]), // the fallback
-      tf.grad((x: tf.Tensor) => tf.tile(x, [8, 24, 24, 1]).square().sum())(scale),
-    ];
-    await Promise.all(outputs.map((t) => t.data()));
-    tf.dispose(outputs);
-  };
-  await step(); // warm-up: tfjs caches a few scalars on first use
-  const before = memory();
-  for (let i = 0; i < 20; i++) await step();
-  assert.deepEqual(memory(), before);
+  await assertMemoryFlat(() => [
+    tf.tile(scale, [8, 24, 24, 1]),
+    tf.tile(counts, [5, 1]),
+    tf.tile(counts, [2, 2]), // the fallback
+    tf.grad((x: tf.Tensor) => tf.tile(x, [8, 24, 24, 1]).square().sum())(scale),
+  ], 20);
   tf.dispose([scale, counts]);
 });
