@@ -13,7 +13,7 @@ import {
   REPORT_LOG,
 } from "../lib/experiments/report_comparison.ts";
 import { writeCsv } from "../lib/report/csv.ts";
-import { formatTable } from "../lib/report/table.ts";
+import { formatTable, markdownTable } from "../lib/report/table.ts";
 
 /** The results directories compared when none are named. */
 const DEFAULT_DIRS = [
@@ -26,15 +26,20 @@ const DEFAULT_DIRS = [
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { out: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      out: { type: "string" },
+      markdown: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
     allowPositionals: true,
     strict: true,
   });
   if (values.help) {
     console.log(
-      "Usage: deno task compare [--out FILE] [DIR ...]\n\n" +
+      "Usage: deno task compare [--out FILE] [--markdown] [DIR ...]\n\n" +
         `Compares results directories (default: ${DEFAULT_DIRS.join(" ")}) with the report's\n` +
-        "epoch-20 numbers and writes the rows to FILE (default results/comparison.csv).",
+        "epoch-20 numbers and writes the rows to FILE (default results/comparison.csv).\n" +
+        "--markdown also prints the rows as a Markdown table (accuracies in percent).",
     );
     return 0;
   }
@@ -67,6 +72,27 @@ async function main(argv: string[]): Promise<number> {
     digits: 4,
   }));
   await writeCsv(out, rows as unknown as Record<string, string | number | null>[]);
+  if (values.markdown) {
+    const percent = (x: number | null) => (x === null ? null : `${(100 * x).toFixed(2)}%`);
+    console.log(
+      "\n" + markdownTable(
+        rows.map((r) => ({
+          setting: `${r.setting} (${r.activation}, batch ${r.batch_size})`,
+          variant: r.variant,
+          epochs: r.epochs_done,
+          "test acc.": percent(r.test_accuracy),
+          "report": percent(r.report_test_accuracy),
+          "batch-stats acc.": percent(r.test_accuracy_batch_stats),
+          "train loss": r.train_loss,
+          "report (logged)": r.report_train_loss,
+          "test loss": r.test_loss,
+          "report test loss": r.report_test_loss,
+          "top class": r.top_class_share,
+        })),
+        { digits: 4 },
+      ),
+    );
+  }
   console.log(`\nWritten: ${out}`);
   return 0;
 }

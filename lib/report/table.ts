@@ -114,6 +114,41 @@ export function htmlTable(
 }
 
 /**
+ * Formats rows as a GitHub-flavoured Markdown table (numeric columns right-aligned, `|` in a
+ * cell escaped), for READMEs built from result files rather than typed numbers.
+ *
+ * @param rows One object per row.
+ * @param options Columns and decimals.
+ * @returns The table's lines joined by `\n`, no final newline; `"(no rows)"` for no rows.
+ * @throws If `digits` is not an integer in [0, 20].
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { markdownTable } from "./table.ts";
+ *
+ * assert.equal(
+ *   markdownTable([{ variant: "a|b", acc: 0.98123 }], { digits: 2 }),
+ *   "| variant | acc |\n| --- | ---: |\n| a\\|b | 0.98 |",
+ * );
+ * ```
+ */
+export function markdownTable(
+  rows: readonly Record<string, unknown>[],
+  options: TableOptions = {},
+): string {
+  const { columns, digits } = _resolve("markdownTable", rows, options);
+  if (rows.length === 0) return "(no rows)";
+  const escape = (text: string) => text.replaceAll("|", "\\|").replaceAll("\n", " ");
+  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  return [
+    line(columns.map(escape)),
+    line(columns.map((column) => (_isNumericColumn(rows, column) ? "---:" : "---"))),
+    ...rows.map((row) => line(columns.map((column) => escape(formatCell(row[column], digits))))),
+  ].join("\n");
+}
+
+/**
  * Formats one table cell (see the module's rules).
  *
  * @param value The cell's value.
