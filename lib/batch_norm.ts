@@ -21,12 +21,22 @@
  * σ²_B · m/(m − 1) (runningVariance "unbiased", PyTorch) for the variance.
  * Inference (`predict`, `training: false`) uses y = γ · (x − running mean)/√(running var + ε) + β.
  *
+ * Backward (gradient "analytic", the default), with x̂ = (x − μ_B)/√(σ²_B + ε) and means over
+ * the same m values:
+ *
+ *     dx = γ/√(σ²_B + ε) · (dy − mean(dy) − x̂·mean(dy·x̂)),   dγ = Σ dy·x̂,   dβ = Σ dy
+ *
+ * and, with gradient "constant-statistics" (μ_B, σ²_B detached, as in a flawed hand-written
+ * layer), dx = γ/√(σ²_B + ε) · dy.
+ *
  * Keras momentum 0.9 is PyTorch momentum 0.1: the same update written in the two conventions.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import {
+  BATCH_NORM_GRADIENTS,
+  type BatchNormGradient,
   batchNormTraining,
   moments,
   normalizeBatch,
@@ -64,8 +74,13 @@ export interface BatchNormOptions {
   scale?: boolean;
   /** Store the running variance `biased` (÷m, Keras/tfjs) or `unbiased` (÷(m−1), PyTorch). @default {"biased"} */
   runningVariance?: "biased" | "unbiased";
-  /** `analytic`: the closed-form backward pass; `autodiff`: tfjs differentiates. @default {"analytic"} */
-  gradient?: "analytic" | "autodiff";
+  /**
+   * `analytic`: the closed-form backward pass; `autodiff`: tfjs differentiates (the same
+   * gradient); `constant-statistics`: backpropagates as if μ_B and σ²_B were constants, the
+   * flaw of a hand-written layer whose statistics are detached (see `BatchNormGradient`).
+   * @default {"analytic"}
+   */
+  gradient?: BatchNormGradient;
   /** Batch Renormalization (Ioffe 2017). @default {false} */
   renorm?: boolean;
   /** Clipping of r and d for renorm. @default {{ rMax: 3, dMax: 5 }} */
@@ -99,7 +114,7 @@ export const BATCH_NORM_DEFAULTS = Object.freeze({
   center: true,
   scale: true,
   runningVariance: "biased" as "biased" | "unbiased",
-  gradient: "analytic" as "analytic" | "autodiff",
+  gradient: "analytic" as BatchNormGradient,
   renorm: false,
   renormClipping: Object.freeze({ rMax: 3, dMax: 5 }),
   renormMomentum: 0.99,
@@ -134,7 +149,7 @@ export class BatchNorm extends tf.layers.Layer {
   readonly center: boolean;
   readonly scale: boolean;
   readonly runningVariance: "biased" | "unbiased";
-  readonly gradient: "analytic" | "autodiff";
+  readonly gradient: BatchNormGradient;
   readonly renorm: boolean;
   readonly renormClipping: Required<RenormClipping>;
   readonly renormMomentum: number;
@@ -441,8 +456,8 @@ function _validate(layer: BatchNorm) {
   if (!["biased", "unbiased"].includes(layer.runningVariance)) {
     fail('runningVariance must be "biased" or "unbiased"', layer.runningVariance);
   }
-  if (!["analytic", "autodiff"].includes(layer.gradient)) {
-    fail('gradient must be "analytic" or "autodiff"', layer.gradient);
+  if (!BATCH_NORM_GRADIENTS.includes(layer.gradient)) {
+    fail(`gradient must be one of ${BATCH_NORM_GRADIENTS.join(", ")}`, layer.gradient);
   }
   const { rMax, dMax } = layer.renormClipping;
   if (!(rMax >= 1) || !Number.isFinite(rMax)) {

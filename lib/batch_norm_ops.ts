@@ -108,11 +108,31 @@ export interface BatchNormTrainingOptions {
   offset?: tf.Tensor;
   /**
    * `analytic`: one `tf.customGrad` whose gradient is the closed form in this module's doc;
-   * `autodiff`: tfjs differentiates the forward ops (mean, variance, normalization).
+   * `autodiff`: tfjs differentiates the forward ops (mean, variance, normalization);
+   * `constant-statistics`: μ and σ² are constants of the backward pass (see
+   * {@linkcode BatchNormGradient}).
    * @default {"analytic"}
    */
-  gradient?: "analytic" | "autodiff";
+  gradient?: BatchNormGradient;
 }
+
+/**
+ * How the training-mode backward pass is computed:
+ * - `analytic`: the closed form (one `tf.customGrad`), the true gradient;
+ * - `autodiff`: tfjs differentiates the forward ops, the same gradient;
+ * - `constant-statistics`: μ_B and σ²_B are treated as constants, dx = γ/√(σ²_B+ε)·dy. Not the
+ *   gradient of the layer: it is what a hand-written layer computes when its batch statistics
+ *   are detached from the graph (computed with NumPy, `.detach()`, `.data`), the flaw Ioffe &
+ *   Szegedy (2015, §2) show lets gradient descent ignore the normalization.
+ */
+export type BatchNormGradient = "analytic" | "autodiff" | "constant-statistics";
+
+/** The values of {@linkcode BatchNormGradient}. */
+export const BATCH_NORM_GRADIENTS: readonly BatchNormGradient[] = [
+  "analytic",
+  "autodiff",
+  "constant-statistics",
+];
 
 /** What {@linkcode batchNormTraining} returns. */
 export interface BatchNormTrainingResult {
@@ -154,9 +174,9 @@ export function batchNormTraining(
 ): BatchNormTrainingResult {
   const { axes, epsilon, scale, offset, gradient = "analytic" } = options;
   _checkEpsilon(epsilon, "batchNormTraining");
-  if (gradient !== "analytic" && gradient !== "autodiff") {
+  if (!BATCH_NORM_GRADIENTS.includes(gradient)) {
     throw new Error(
-      `batchNormTraining: gradient must be "analytic" or "autodiff", received ${
+      `batchNormTraining: gradient must be one of ${BATCH_NORM_GRADIENTS.join(", ")}, received ${
         JSON.stringify(gradient)
       }`,
     );
@@ -166,6 +186,13 @@ export function batchNormTraining(
       const { mean, variance } = moments(x, axes, true);
       const y = normalizeBatch(x, mean, variance, { scale, offset, epsilon });
       return { y, mean: stopGradient(mean), variance: stopGradient(variance) };
+    });
+  }
+  if (gradient === "constant-statistics") {
+    return tf.tidy(() => {
+      const stats = moments(x, axes, true);
+      const mean = stopGradient(stats.mean), variance = stopGradient(stats.variance);
+      return { y: normalizeBatch(x, mean, variance, { scale, offset, epsilon }), mean, variance };
     });
   }
   // The analytic op returns zero gradients for μ and σ², so they need no stop-gradient.

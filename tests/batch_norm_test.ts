@@ -135,6 +135,44 @@ Deno.test("analytic gradient = autodiff gradient = central finite differences", 
   }
 });
 
+Deno.test("constant-statistics: dx = γ/√(σ²+ε)·dy, the true dx minus the statistics' terms", async () => {
+  const x = randn([6, 3], 1, 2, 0.5);
+  const w = randn([6, 3], 2); // dy of Σ y·w
+  const gamma = tf.tensor2d([[1.5, -0.7, 0.3]]);
+  const beta = tf.tensor2d([[0.1, 0.2, -0.3]]);
+  const epsilon = 1e-3;
+  const loss =
+    (gradient: "analytic" | "constant-statistics") => (xs: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(
+        batchNormTraining(xs, { axes: [0], epsilon, scale: g, offset: b, gradient }).y,
+        w,
+      )) as tf.Scalar;
+  const [dx, dGamma, dBeta] = tf.grads(loss("constant-statistics"))([x, gamma, beta]);
+  const [trueDx, trueDGamma, trueDBeta] = tf.grads(loss("analytic"))([x, gamma, beta]);
+  // Written out independently: σ² biased over the batch axis, ε inside the root.
+  const { mean, variance } = tf.moments(x, 0, true);
+  const invStd = tf.rsqrt(tf.add(variance, epsilon));
+  assert.ok(await maxAbsDiff(dx, tf.mul(tf.mul(gamma, invStd), w)) < 1e-5);
+  // dγ and dβ do not depend on how dx is formed: the same as the true gradient's.
+  assert.ok(await maxAbsDiff(dGamma, trueDGamma) < 1e-5);
+  assert.ok(await maxAbsDiff(dBeta, trueDBeta) < 1e-5);
+  // The true dx subtracts mean(dy) and x̂·mean(dy·x̂); with a generic dy that is not zero.
+  assert.ok(await maxAbsDiff(dx, trueDx) > 1e-2);
+  // The forward pass is the same.
+  const [a, b] = (["analytic", "constant-statistics"] as const).map((gradient) =>
+    batchNormTraining(x, { axes: [0], epsilon, scale: gamma, offset: beta, gradient }).y
+  );
+  assert.ok(await maxAbsDiff(a, b) < 1e-6);
+  // Through the layer on conv input: what the layer's option selects.
+  const convX = randn([3, 4, 4, 2], 3, 2);
+  const convW = randn([3, 4, 4, 2], 4);
+  const layer = batchNorm({ gradient: "constant-statistics", epsilon });
+  const { grads } = step(layer, convX, convW);
+  const convInvStd = tf.rsqrt(tf.add(tf.moments(convX, [0, 1, 2], true).variance, epsilon));
+  assert.ok(await maxAbsDiff(grads.x, tf.mul(convInvStd, convW)) < 1e-5); // γ starts at 1
+  tf.dispose([mean, variance, invStd, a, b]);
+});
+
 Deno.test("training-mode output has per-channel mean 0 and variance 1 before γ/β", async () => {
   const layer = batchNorm({ center: false, scale: false, epsilon: 1e-5 });
   const x = randn([16, 5, 5, 4], 3, 4, -2);
@@ -315,7 +353,7 @@ Deno.test("rejected options and shapes say what was received and what is allowed
     ],
     [
       { gradient: "numeric" as never },
-      'BatchNorm: gradient must be "analytic" or "autodiff", received "numeric"',
+      'BatchNorm: gradient must be one of analytic, autodiff, constant-statistics, received "numeric"',
     ],
     [
       { virtualBatchSize: 1 },

@@ -51,6 +51,10 @@ Deno.test("the report-b512 preset is the report's protocol at the batch size of 
 });
 
 Deno.test("resolveConfig rejects unknown presets, keys and bad values with clear messages", () => {
+  assert.throws(() => resolveConfig("smoke", { bnGradient: "numeric" as never }), {
+    message:
+      'config: bnGradient must be one of analytic, autodiff, constant-statistics, received "numeric"',
+  });
   assert.throws(() => resolveConfig("huge"), {
     message:
       'config: preset must be one of smoke, quick, report, report-b512, modern, received "huge"',

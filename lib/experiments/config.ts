@@ -7,6 +7,7 @@
 import { type Activation, ACTIVATIONS, type Init, INITS } from "../models/lenet.ts";
 import { type Normalization, NORMALIZATIONS } from "../models/lenet.ts";
 import { LOSSES, type LossName } from "../train/losses.ts";
+import { BATCH_NORM_GRADIENTS, type BatchNormGradient } from "../batch_norm_ops.ts";
 import { type OptimizerName, OPTIMIZERS } from "../train/loop.ts";
 
 /** Every field of an experiment, resolved. */
@@ -45,6 +46,12 @@ export interface ExperimentConfig {
   tfjsMomentum: number;
   /** BN epsilon, added to the variance before the square root. */
   epsilon: number;
+  /**
+   * Backward pass of the `custom` layer: `analytic` (the true gradient), `autodiff` (the same,
+   * by tfjs), or `constant-statistics` (batch statistics detached, as in a flawed hand-written
+   * layer: dx = γ/√(σ²+ε)·dy).
+   */
+  bnGradient: BatchNormGradient;
   /** Training images used (the first N); `null` means all. */
   limit: number | null;
   /** Test images used (the first N); `null` means all. */
@@ -77,6 +84,7 @@ export const DEFAULTS: Readonly<ExperimentConfig> = Object.freeze({
   momentumConvention: "pytorch",
   tfjsMomentum: 0.9,
   epsilon: 1e-5,
+  bnGradient: "analytic",
   limit: null,
   testLimit: null,
   seed: 0,
@@ -229,6 +237,7 @@ export function validateConfig(config: ExperimentConfig): void {
   _oneOf("init", config.init, INITS);
   _oneOf("momentumConvention", config.momentumConvention, ["keras", "pytorch"]);
   _oneOf("backend", config.backend, ["wasm", "cpu", "webgpu"]);
+  _oneOf("bnGradient", config.bnGradient, BATCH_NORM_GRADIENTS);
   for (const key of ["momentum", "tfjsMomentum"] as const) {
     const value = config[key];
     if (typeof value !== "number" || !(value >= 0 && value <= 1)) {

@@ -17,7 +17,7 @@ import { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
 import { evaluate } from "../train/evaluate.ts";
 import { createOptimizer, type EpochRecord, NonFiniteLossError, train } from "../train/loop.ts";
 import type { TrainEvent } from "../train/loop.ts";
-import { type ExperimentConfig, validateConfig } from "./config.ts";
+import { DEFAULTS, type ExperimentConfig, validateConfig } from "./config.ts";
 import { type Provenance, provenance } from "./provenance.ts";
 import { writeExperimentReport } from "./report_files.ts";
 
@@ -280,6 +280,7 @@ async function _runOne(
       momentum: config.momentum,
       momentumConvention: config.momentumConvention,
       epsilon: config.epsilon,
+      gradient: config.bnGradient,
     },
   });
   const optimizer = createOptimizer(config.optimizer, config.lr);
@@ -388,7 +389,8 @@ async function _writeOrCheckConfig(out: string, config: ExperimentConfig, backen
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   if (previous) {
-    const { variants: _a, seeds: _b, ...before } = previous.config;
+    // A field added to the config after the run started held its default then.
+    const { variants: _a, seeds: _b, ...before } = { ...DEFAULTS, ...previous.config };
     const { variants: _c, seeds: _d, ...now } = config;
     if (JSON.stringify(before) !== JSON.stringify(now)) {
       throw new Error(
