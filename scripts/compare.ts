@@ -12,7 +12,8 @@ import {
   inferLogBatchSize,
   REPORT_LOG,
 } from "../lib/experiments/report_comparison.ts";
-import { writeCsv } from "../lib/report/csv.ts";
+import { readCsv, writeCsv } from "../lib/report/csv.ts";
+import type { HistoryRow } from "../lib/experiments/report_files.ts";
 import { formatTable, markdownTable } from "../lib/report/table.ts";
 
 /** The results directories compared when none are named. */
@@ -29,6 +30,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       out: { type: "string" },
       markdown: { type: "boolean" },
+      epochs: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: true,
@@ -36,10 +38,11 @@ async function main(argv: string[]): Promise<number> {
   });
   if (values.help) {
     console.log(
-      "Usage: deno task compare [--out FILE] [--markdown] [DIR ...]\n\n" +
+      "Usage: deno task compare [--out FILE] [--markdown] [--epochs] [DIR ...]\n\n" +
         `Compares results directories (default: ${DEFAULT_DIRS.join(" ")}) with the report's\n` +
         "epoch-20 numbers and writes the rows to FILE (default results/comparison.csv).\n" +
-        "--markdown also prints the rows as a Markdown table (accuracies in percent).",
+        "--markdown also prints the rows as a Markdown table (accuracies in percent);\n" +
+        "--epochs prints each directory's per-epoch test accuracy and training loss as Markdown.",
     );
     return 0;
   }
@@ -72,6 +75,9 @@ async function main(argv: string[]): Promise<number> {
     digits: 4,
   }));
   await writeCsv(out, rows as unknown as Record<string, string | number | null>[]);
+  if (values.epochs) {
+    for (const dir of dirs) console.log(`\n${dir}\n\n${await _epochTable(dir)}`);
+  }
   if (values.markdown) {
     const percent = (x: number | null) => (x === null ? null : `${(100 * x).toFixed(2)}%`);
     console.log(
@@ -95,6 +101,29 @@ async function main(argv: string[]): Promise<number> {
   }
   console.log(`\nWritten: ${out}`);
   return 0;
+}
+
+/** Per epoch: each variant's test accuracy (running statistics), then its mean training loss. */
+async function _epochTable(dir: string): Promise<string> {
+  const history = await readCsv(`${dir}/history.csv`) as unknown as HistoryRow[];
+  const rows = history.filter((r) => r.test_accuracy !== null && r.seed === 0);
+  const variants = [...new Set(rows.map((r) => r.variant))];
+  const epochs = [...new Set(rows.map((r) => r.epoch))].sort((a, b) => a - b);
+  const at = (variant: string, epoch: number) =>
+    rows.find((r) => r.variant === variant && r.epoch === epoch);
+  return markdownTable(
+    epochs.map((epoch) => ({
+      epoch,
+      ...Object.fromEntries(variants.map((v) => {
+        const accuracy = at(v, epoch)?.test_accuracy;
+        return [`${v} test acc.`, accuracy == null ? "…" : `${(100 * accuracy).toFixed(2)}%`];
+      })),
+      ...Object.fromEntries(
+        variants.map((v) => [`${v} train loss`, at(v, epoch)?.train_loss ?? "…"]),
+      ),
+    })),
+    { digits: 4 },
+  );
 }
 
 if (import.meta.main) {
