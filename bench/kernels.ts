@@ -14,6 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { BACKEND_NAMES, type BackendName, initBackend } from "../lib/backend.ts";
 import { blasInfo, setBlasEnabled } from "../lib/kernels/blas.ts";
+import { replacedWasmKernel } from "../lib/kernels/mod.ts";
 import type { BenchRow } from "./bench_row.ts";
 
 /** Options of {@linkcode benchConv2dBackpropFilter}. */
@@ -384,4 +385,79 @@ if (import.meta.main) {
   console.log(_table(await benchConv2dBackpropFilter({ repeats })));
   console.log(`\nBLAS: ${JSON.stringify(blasInfo())}`);
   console.log(_table(await benchBlasKernels({ repeats })));
+}
+
+/** Options of {@linkcode benchReduceLeading}. */
+export interface BenchReduceLeadingOptions {
+  /** Timed calls per kernel and case; a row reports their median. @default {31} */
+  repeats?: number;
+  /** Untimed calls first. @default {5} */
+  warmup?: number;
+}
+
+/**
+ * Times wasm's `Sum` and `Mean` over the leading axes of LeNet's BN inputs (NHWC activations
+ * of conv 1, conv 2 and dense 1, at batch 20 and 128): tfjs's kernel (called directly, as
+ * `replacedWasmKernel` keeps it) against lib/kernels/reduce_leading.ts's (through the engine,
+ * so it carries the engine's overhead and tfjs's does not), alternating call by call.
+ *
+ * @param options Repeats and warm-up.
+ * @returns Per shape and kernel: `us_tfjs`, `us_ours` (µs a call) and `speedup` (their ratio).
+ *
+ * @example
+ * ```ts ignore
+ * import { benchReduceLeading } from "./kernels.ts";
+ * console.table(await benchReduceLeading({ repeats: 5 }));
+ * ```
+ */
+export async function benchReduceLeading(
+  options: BenchReduceLeadingOptions = {},
+): Promise<BenchRow[]> {
+  const { repeats = 31, warmup = 5 } = options;
+  _checkCount("repeats", repeats, 1);
+  _checkCount("warmup", warmup, 0);
+  await initBackend("wasm");
+  const rows: BenchRow[] = [];
+  for (const batch of [20, 128]) {
+    const shapes = [[batch, 24, 24, 20], [batch, 8, 8, 50], [batch, 500]];
+    for (const shape of shapes) {
+      const x = tf.randomNormal(shape);
+      const attrs = { axis: shape.slice(0, -1).map((_, i) => i), keepDims: true };
+      for (const kernelName of [tf.Sum, tf.Mean]) {
+        const original = replacedWasmKernel(kernelName);
+        if (original === undefined) {
+          throw new Error(`benchReduceLeading: ${kernelName} not replaced`);
+        }
+        const theirs = () => {
+          const info = original.kernelFunc({ inputs: { x }, backend: tf.backend(), attrs });
+          tf.backend().disposeData((info as tf.TensorInfo).dataId);
+        };
+        const ours = () => (tf.engine().runKernel(kernelName, { x }, attrs) as tf.Tensor).dispose();
+        const seconds: [number[], number[]] = [[], []];
+        for (let i = 0; i < warmup + repeats; i++) {
+          for (const [k, f] of [theirs, ours].entries()) {
+            const start = performance.now();
+            f();
+            if (i >= warmup) seconds[k].push((performance.now() - start) / 1000);
+          }
+        }
+        const [us, usOurs] = seconds.map((s) => 1e6 * _median(s));
+        const name = `${kernelName.toLowerCase()}_${shape.join("x")}`;
+        const row = (metric: string, median: number, unit: string): BenchRow => ({
+          group: "reduce_leading",
+          name,
+          backend: "wasm",
+          batch_size: batch,
+          metric,
+          median,
+          unit,
+          runs: repeats,
+        });
+        rows.push(row("us_tfjs", us, "µs"), row("us_ours", usOurs, "µs"));
+        rows.push(row("speedup", us / usOurs, "ratio"));
+      }
+      x.dispose();
+    }
+  }
+  return rows;
 }

@@ -8,7 +8,11 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { benchBlasKernels, benchConv2dBackpropFilter } from "../bench/kernels.ts";
+import {
+  benchBlasKernels,
+  benchConv2dBackpropFilter,
+  benchReduceLeading,
+} from "../bench/kernels.ts";
 import { benchMatMulLimit } from "../bench/machine.ts";
 import { benchTraining } from "../bench/training.ts";
 import { benchWasmThreads } from "../bench/wasm_threads.ts";
@@ -51,6 +55,10 @@ async function main(args: string[]): Promise<number> {
   await stage(
     "BLAS vs wasm kernels",
     () => benchBlasKernels(quick ? { repeats: 3, warmup: 1 } : {}),
+  );
+  await stage(
+    "Sum/Mean over leading axes, tfjs vs ours",
+    () => benchReduceLeading(quick ? { repeats: 5, warmup: 1 } : {}),
   );
   await stage(
     "LeNet training",

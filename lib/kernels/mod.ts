@@ -21,6 +21,7 @@ import {
 } from "./blas_kernels.ts";
 import { conv2dBackpropInputWasmConfig } from "./conv2d_backprop_input.ts";
 import { maxPoolGradWasmConfig } from "./max_pool_grad.ts";
+import { reduceLeadingWasmConfig } from "./reduce_leading.ts";
 import { tileWasmConfig } from "./tile.ts";
 
 /** A kernel config that replaces another; it keeps the one it replaced, its fallback. */
@@ -51,6 +52,8 @@ export interface WasmKernelReplacement extends tf.KernelConfig {
  *     "Conv2D",
  *     "FusedConv2D",
  *     "Conv2DBackpropFilter",
+ *     "Sum",
+ *     "Mean",
  *   ],
  * );
  * ```
@@ -67,6 +70,9 @@ export const WASM_KERNEL_REPLACEMENTS: ReadonlyArray<
   [tf.FusedConv2D, fusedConv2dBlasConfig],
   // Wraps lib/kernels/conv2d_backprop_filter.ts, which initBackend registers first.
   [tf.Conv2DBackpropFilter, conv2dBackpropFilterBlasConfig],
+  // Batch normalization's per-channel sums and means (reduce_leading.ts).
+  [tf.Sum, reduceLeadingWasmConfig],
+  [tf.Mean, reduceLeadingWasmConfig],
 ];
 
 /**
