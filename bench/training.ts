@@ -14,6 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { BACKEND_NAMES, type BackendName, initBackend } from "../lib/backend.ts";
 import { blasInfo, setBlasEnabled } from "../lib/kernels/blas.ts";
+import { setUnfusedConvTraining } from "../lib/kernels/fused_conv_training.ts";
 import { replacedWasmKernel, WASM_KERNEL_REPLACEMENTS } from "../lib/kernels/mod.ts";
 import { createLeNet, type LeNetOptions } from "../lib/models/lenet.ts";
 import { formatTable } from "../lib/report/table.ts";
@@ -68,6 +69,12 @@ export interface BenchTrainingOptions {
    * @default {["none", "tfjs"]}
    */
   blasVariants?: readonly TrainingVariant[];
+  /**
+   * Variants also timed at batch 20 with tfjs's fused training convolution (the first layer's
+   * input gradient computed, lib/kernels/fused_conv_training.ts off), in blocks interleaved
+   * with blocks with it skipped. @default {["none", "custom_analytic", "tfjs"]}
+   */
+  unfusedConvVariants?: readonly TrainingVariant[];
 }
 
 /** The batch size of the cpu, tfjs-kernel and profile rows. */
@@ -87,7 +94,10 @@ const _SMALL_BATCH = 20;
  *   kernels in place of ours, timed in blocks interleaved with blocks of ours
  *   (`samples_per_s_paired`), and `speedup_over_tfjs_kernels`, the ratio of those two; and
  *   when BLAS is loaded, `samples_per_s_blas_off` and `samples_per_s_blas_on` (blocks
- *   interleaved) and their ratio `blas_speedup`;
+ *   interleaved) and their ratio `blas_speedup`; and `samples_per_s_fused_conv` (tfjs's fused
+ *   training convolution, which computes the first layer's input gradient) against
+ *   `samples_per_s_unfused_conv` (lib/kernels/fused_conv_training.ts, blocks interleaved) and
+ *   their ratio `unfused_conv_speedup`; the `tfjs_kernels` figures run with the fused one;
  * - `training_profile`: per variant at batch 20 (name `variant/kernel`), `ms_per_step` and
  *   `calls_per_step` of each kernel over `profileSteps` profiled steps (a kernel's time
  *   includes the kernels it calls itself), plus `variant/all_kernels` (their sum),
@@ -121,6 +131,7 @@ const _SMALL_BATCH = 20;
  *   cpuVariants: [],
  *   tfjsKernelVariants: [],
  *   blasVariants: [],
+ *   unfusedConvVariants: [],
  *   profileSteps: 0,
  *   kernelRepeats: 0,
  * });
@@ -139,6 +150,7 @@ export async function benchTraining(options: BenchTrainingOptions = {}): Promise
   const profileSteps = options.profileSteps ?? 10;
   const kernelRepeats = options.kernelRepeats ?? 7;
   const blasVariants = options.blasVariants ?? ["none", "tfjs"];
+  const unfusedConvVariants = options.unfusedConvVariants ?? ["none", "custom_analytic", "tfjs"];
   _checkCount("blocks", blocks, 1);
   _checkCount("warmupBlocks", warmupBlocks, 0);
   _checkCount("samplesPerBlock", samplesPerBlock, 1);
@@ -146,7 +158,14 @@ export async function benchTraining(options: BenchTrainingOptions = {}): Promise
   _checkCount("profileSteps", profileSteps, 0);
   _checkCount("kernelRepeats", kernelRepeats, 0);
   for (const b of batchSizes) _checkCount("batchSizes[i]", b, 1);
-  for (const v of [...variants, ...cpuVariants, ...tfjsKernelVariants, ...blasVariants]) {
+  const checked = [
+    ...variants,
+    ...cpuVariants,
+    ...tfjsKernelVariants,
+    ...blasVariants,
+    ...unfusedConvVariants,
+  ];
+  for (const v of checked) {
     if (!TRAINING_VARIANTS.includes(v)) {
       throw new Error(
         `benchTraining: a variant must be one of ${TRAINING_VARIANTS.join(", ")}, received ${
@@ -204,6 +223,21 @@ export async function benchTraining(options: BenchTrainingOptions = {}): Promise
       put("samples_per_s_blas_off", off, "samples/s");
       put("samples_per_s_blas_on", on, "samples/s");
       put("blas_speedup", on / off, "ratio");
+    }
+    for (const variant of unfusedConvVariants) {
+      const steps = Math.ceil(samplesPerBlock / _SMALL_BATCH);
+      const timing = { blocks, warmupBlocks, steps };
+      const [on, off] = await _pairedSamplesPerSecond(
+        variant,
+        _SMALL_BATCH,
+        timing,
+        _withFusedConvTraining,
+      );
+      const put = (metric: string, value: number, unit: string) =>
+        row("training", variant, "wasm", _SMALL_BATCH, metric, value, unit, blocks);
+      put("samples_per_s_fused_conv", off, "samples/s");
+      put("samples_per_s_unfused_conv", on, "samples/s");
+      put("unfused_conv_speedup", on / off, "ratio");
     }
     if (profileSteps > 0) {
       for (const variant of variants) {
@@ -424,6 +458,7 @@ async function _profile(
 async function _withTfjsKernels<T>(body: () => Promise<T>): Promise<T> {
   await initBackend("wasm");
   const swapped: tf.KernelConfig[] = [];
+  const unfused = setUnfusedConvTraining(false);
   try {
     for (const [kernelName] of WASM_KERNEL_REPLACEMENTS) {
       const original = replacedWasmKernel(kernelName);
@@ -439,10 +474,20 @@ async function _withTfjsKernels<T>(body: () => Promise<T>): Promise<T> {
       tf.unregisterKernel(ours.kernelName, "wasm");
       tf.registerKernel(ours);
     }
+    setUnfusedConvTraining(unfused);
   }
 }
 
 /** Runs `body` with the BLAS kernels switched off, then restores the switch. */
+async function _withFusedConvTraining<T>(body: () => Promise<T>): Promise<T> {
+  const wasOn = setUnfusedConvTraining(false);
+  try {
+    return await body();
+  } finally {
+    setUnfusedConvTraining(wasOn);
+  }
+}
+
 async function _withoutBlas<T>(body: () => Promise<T>): Promise<T> {
   const wasOn = setBlasEnabled(false);
   try {

@@ -17,6 +17,7 @@ import * as tf from "@tensorflow/tfjs";
 import { fileURLToPath } from "node:url";
 import { conv2dBackpropFilterWasmConfig } from "./kernels/conv2d_backprop_filter.ts";
 import { WASM_KERNEL_REPLACEMENTS } from "./kernels/mod.ts";
+import { setUnfusedConvTraining } from "./kernels/fused_conv_training.ts";
 import { WASM_PTHREAD_POOL_SIZE, withWasmPthreads } from "./wasm_threads.ts";
 
 /** A backend {@linkcode initBackend} can set up. */
@@ -264,6 +265,8 @@ async function _setUpWasm(options: InitBackendOptions): Promise<BackendInfo> {
     tf.registerKernel(replacement);
     _replacements.add(replacement);
   }
+  // The first conv layer's input gradient is skipped (lib/kernels/fused_conv_training.ts).
+  setUnfusedConvTraining(true);
   // tfjs picks the SIMD binary exactly when this flag holds (and no single wasmPath is set).
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT") as boolean;
   const threads = options.threads ?? 1;
