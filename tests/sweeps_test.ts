@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { resolveConfig } from "../lib/experiments/config.ts";
 import { runSweep, SWEEP_MOMENTA, SWEEPS, writeSweepReport } from "../lib/experiments/sweeps.ts";
-import { takePartFlag } from "../lib/experiments/workers.ts";
+import { assignParts, takePartFlag } from "../lib/experiments/workers.ts";
 import { readCsv } from "../lib/report/csv.ts";
 
 Deno.test("the momentum sweep: both conventions, identical training, twins agree, resumable by parts", async () => {
@@ -46,5 +46,25 @@ Deno.test("takePartFlag parses and removes --part i/N and rejects bad values", (
   assert.equal(takePartFlag(["--quiet"]), undefined);
   assert.throws(() => takePartFlag(["--part", "3/3"]), {
     message: '--part expects i/N with 0 <= i < N, received "3/3"',
+  });
+});
+
+Deno.test("assignParts: longest first to the least loaded worker, deterministic", () => {
+  // LeNet's variants (none, custom, tfjs) on two workers: tfjs alone.
+  assert.deepEqual(assignParts([1, 1.6, 1.8], 2), [1, 1, 0]);
+  // Two seeds each: 3.6 / 3.2 / ... every worker's load within the largest job of the others.
+  const costs = [1, 1, 1.6, 1.6, 1.8, 1.8];
+  const parts = assignParts(costs, 2);
+  const load = [0, 1].map((w) => costs.reduce((sum, c, i) => sum + (parts[i] === w ? c : 0), 0));
+  assert.deepEqual(load, [4.4, 4.4]);
+  // Equal costs: job by job, as index modulo workers.
+  assert.deepEqual(assignParts([1, 1, 1, 1, 1], 3), [0, 1, 2, 0, 1]);
+  assert.deepEqual(assignParts([2, 5], 4), [1, 0]);
+  assert.deepEqual(assignParts([], 2), []);
+  assert.throws(() => assignParts([1], 0), {
+    message: "assignParts: of must be an integer >= 1, received 0",
+  });
+  assert.throws(() => assignParts([1, -1], 2), {
+    message: "assignParts: costs must be positive numbers, received -1 at 1",
   });
 });

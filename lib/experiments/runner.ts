@@ -20,6 +20,7 @@ import type { TrainEvent } from "../train/loop.ts";
 import { DEFAULTS, type ExperimentConfig, validateConfig } from "./config.ts";
 import { type Provenance, provenance } from "./provenance.ts";
 import { writeExperimentReport } from "./report_files.ts";
+import { assignParts } from "./workers.ts";
 
 /** One finished (or stopped) run: a row of `summary.csv`. */
 export interface RunResult {
@@ -84,7 +85,10 @@ export interface RunExperimentOptions {
   out: string;
   /** Receives progress events. */
   onEvent?: (event: ExperimentEvent) => void;
-  /** Run only the runs whose index i in {@linkcode runPlan} has i % of === part (worker share). */
+  /**
+   * Run only this worker's share of {@linkcode runPlan}: the runs `assignParts` gives to
+   * `part` of `of`, weighted by {@linkcode RELATIVE_STEP_COST}.
+   */
   part?: { part: number; of: number };
   /**
    * Rebuild summary.csv, table.csv, history.csv and curves.svg after every epoch, so a long
@@ -153,9 +157,11 @@ export async function runExperiment(
     loadDataset(config.dataset, { split: "train", limit: config.limit ?? undefined }),
     loadDataset(config.dataset, { split: "test", limit: config.testLimit ?? undefined }),
   ]);
-  const plan = runPlan(config).filter((_, i) =>
-    !options.part || i % options.part.of === options.part.part
-  );
+  const fullPlan = runPlan(config);
+  const parts = options.part
+    ? assignParts(fullPlan.map((r) => RELATIVE_STEP_COST[r.variant]), options.part.of)
+    : undefined;
+  const plan = fullPlan.filter((_, i) => !parts || parts[i] === options.part!.part);
   const results: RunResult[] = [];
   for (const [index, { variant, seed }] of plan.entries()) {
     const dir = runDir(out, variant, seed);
@@ -195,6 +201,17 @@ export function runPlan(config: ExperimentConfig): { variant: Normalization; see
     Array.from({ length: config.seeds }, (_, i) => ({ variant, seed: config.seed + i }))
   );
 }
+
+/**
+ * The relative cost of a training step by variant, for splitting runs over worker processes
+ * (`--workers`): LeNet at batch 20 on wasm, samples/s of no BN over that of each variant
+ * (`bench/results.csv`, rounded). A scheduling estimate only; no result depends on it.
+ */
+export const RELATIVE_STEP_COST: Readonly<Record<Normalization, number>> = Object.freeze({
+  none: 1,
+  custom: 1.6,
+  tfjs: 1.8,
+});
 
 /**
  * The directory of one run inside a results directory.
