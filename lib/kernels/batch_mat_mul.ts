@@ -32,6 +32,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WasmKernelReplacement } from "./mod.ts";
+import { callWasmKernel, wasmReplacement } from "./wasm_kernel.ts";
 
 /** The wasm backend methods these kernels use (tfjs's `BackendWasm` has them). */
 interface _Backend {
@@ -250,21 +251,7 @@ function _replacement(
   kernelName: string,
   kernel: (args: _KernelArgs, original: tf.KernelFunc) => tf.TensorInfo,
 ): WasmKernelReplacement {
-  if (original.kernelName !== kernelName || original.backendName !== "wasm") {
-    throw new Error(
-      `${kernelName} (wasm): the kernel to replace must be wasm's ${kernelName}, received ` +
-        `${original.kernelName} for ${original.backendName}`,
-    );
-  }
-  const fallback = original.kernelFunc;
-  return {
-    kernelName,
-    backendName: "wasm",
-    setupFunc: original.setupFunc,
-    disposeFunc: original.disposeFunc,
-    kernelFunc: (args) => kernel(args, fallback),
-    original,
-  };
+  return wasmReplacement(original, [kernelName], (_name, args, fallback) => kernel(args, fallback));
 }
 
 function _operands(args: _KernelArgs, kernelName: string) {
@@ -422,19 +409,12 @@ function _reshape(backend: _Backend, x: tf.TensorInfo, shape: number[]): tf.Tens
   return _call(backend, "Reshape", { x }, { shape });
 }
 
-/** Runs another wasm kernel on TensorInfos; the caller owns (and disposes) its output. */
+/** Runs another wasm kernel (each used here returns a single TensorInfo); the caller owns it. */
 function _call(
   backend: _Backend,
   kernelName: string,
   inputs: tf.NamedTensorInfoMap,
   attrs: Record<string, unknown>,
 ): tf.TensorInfo {
-  const kernel = tf.getKernel(kernelName, "wasm");
-  if (kernel == null) {
-    throw new Error(
-      `matMul (wasm): needs the wasm kernel ${kernelName}, received none registered`,
-    );
-  }
-  // Each of the kernels called here returns a single TensorInfo.
-  return kernel.kernelFunc({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as tf.TensorInfo;
+  return callWasmKernel("matMul", backend, kernelName, inputs, attrs);
 }

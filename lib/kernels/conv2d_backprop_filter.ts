@@ -25,6 +25,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { callWasmKernel } from "./wasm_kernel.ts";
 
 /** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */
 interface _Backend {
@@ -160,19 +161,12 @@ export const conv2dBackpropFilterWasmConfig: tf.KernelConfig = {
   kernelFunc: conv2dBackpropFilterWasm as tf.KernelFunc,
 };
 
-/** Runs another wasm kernel on TensorInfos; the caller owns (and disposes) its output. */
+/** Runs another wasm kernel (each used here returns a single TensorInfo); the caller owns it. */
 function _call(
   backend: _Backend,
   kernelName: string,
   inputs: tf.NamedTensorInfoMap,
   attrs: Record<string, unknown>,
 ): tf.TensorInfo {
-  const kernel = tf.getKernel(kernelName, "wasm");
-  if (kernel == null) {
-    throw new Error(
-      `Conv2DBackpropFilter (wasm): needs the wasm kernel ${kernelName}, received none registered`,
-    );
-  }
-  // Fill, Transpose, Slice and Conv2D each return a single TensorInfo.
-  return kernel.kernelFunc({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as tf.TensorInfo;
+  return callWasmKernel("Conv2DBackpropFilter", backend, kernelName, inputs, attrs);
 }

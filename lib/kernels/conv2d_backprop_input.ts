@@ -39,6 +39,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WasmKernelReplacement } from "./mod.ts";
+import { callWasmKernel, wasmReplacement } from "./wasm_kernel.ts";
 
 /** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */
 interface _Backend {
@@ -256,36 +257,19 @@ function _axisPlan(k: number, padBefore: number, n: number, o: number, s: number
 export function conv2dBackpropInputWasmConfig(
   original: tf.KernelConfig,
 ): WasmKernelReplacement {
-  if (original.kernelName !== tf.Conv2DBackpropInput || original.backendName !== "wasm") {
-    throw new Error(
-      `conv2dBackpropInputWasmConfig: original must be wasm's Conv2DBackpropInput, received ` +
-        `${original.kernelName} for ${original.backendName}`,
-    );
-  }
-  const fallback = original.kernelFunc;
-  return {
-    kernelName: tf.Conv2DBackpropInput,
-    backendName: "wasm",
-    setupFunc: original.setupFunc,
-    disposeFunc: original.disposeFunc,
-    kernelFunc: (args) => conv2dBackpropInputWasm(args, fallback),
+  return wasmReplacement(
     original,
-  };
+    [tf.Conv2DBackpropInput],
+    (_name, args, fallback) => conv2dBackpropInputWasm(args, fallback),
+  );
 }
 
-/** Runs another wasm kernel on TensorInfos; the caller owns (and disposes) its output. */
+/** Runs another wasm kernel (each used here returns a single TensorInfo); the caller owns it. */
 function _call(
   backend: _Backend,
   kernelName: string,
   inputs: tf.NamedTensorInfoMap,
   attrs: Record<string, unknown>,
 ): tf.TensorInfo {
-  const kernel = tf.getKernel(kernelName, "wasm");
-  if (kernel == null) {
-    throw new Error(
-      `Conv2DBackpropInput (wasm): needs the wasm kernel ${kernelName}, received none registered`,
-    );
-  }
-  // Reverse, Transpose, Reshape, PadV2, Slice and Conv2D each return a single TensorInfo.
-  return kernel.kernelFunc({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as tf.TensorInfo;
+  return callWasmKernel("Conv2DBackpropInput", backend, kernelName, inputs, attrs);
 }

@@ -29,6 +29,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WasmKernelReplacement } from "./mod.ts";
+import { wasmReplacement } from "./wasm_kernel.ts";
 
 /** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */
 interface _Backend {
@@ -164,19 +165,9 @@ export function maxPoolGradWasm(args: _KernelArgs, fallback: tf.KernelFunc): tf.
  * ```
  */
 export function maxPoolGradWasmConfig(original: tf.KernelConfig): WasmKernelReplacement {
-  if (original.kernelName !== tf.MaxPoolGrad || original.backendName !== "wasm") {
-    throw new Error(
-      `maxPoolGradWasmConfig: original must be wasm's MaxPoolGrad, received ` +
-        `${original.kernelName} for ${original.backendName}`,
-    );
-  }
-  const fallback = original.kernelFunc;
-  return {
-    kernelName: tf.MaxPoolGrad,
-    backendName: "wasm",
-    setupFunc: original.setupFunc,
-    disposeFunc: original.disposeFunc,
-    kernelFunc: (args) => maxPoolGradWasm(args, fallback),
+  return wasmReplacement(
     original,
-  };
+    [tf.MaxPoolGrad],
+    (_name, args, fallback) => maxPoolGradWasm(args, fallback),
+  );
 }

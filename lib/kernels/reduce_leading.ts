@@ -22,15 +22,13 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WasmKernelReplacement } from "./mod.ts";
+import { type KernelArgs, wasmReplacement } from "./wasm_kernel.ts";
 
 /** The wasm backend methods these kernels use (tfjs's `BackendWasm` has them). */
 interface _Backend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
-
-/** The arguments tfjs passes to a kernel function. */
-type _KernelArgs = Parameters<tf.KernelFunc>[0];
 
 /** The reductions {@linkcode reduceLeadingWasm} computes. */
 export type LeadingReduction = "Sum" | "Mean";
@@ -92,7 +90,7 @@ export function leadingAxesCount(
  */
 export function reduceLeadingWasm(
   op: LeadingReduction,
-  args: _KernelArgs,
+  args: KernelArgs,
   fallback: tf.KernelFunc,
 ): tf.TensorInfo {
   const { x } = args.inputs;
@@ -172,17 +170,9 @@ function _columnSums(source: Float32Array, rows: number, columns: number): Float
  * ```
  */
 export function reduceLeadingWasmConfig(original: tf.KernelConfig): WasmKernelReplacement {
-  const op = original.kernelName;
-  if ((op !== tf.Sum && op !== tf.Mean) || original.backendName !== "wasm") {
-    throw new Error(
-      `reduceLeadingWasmConfig: original must be wasm's Sum or Mean, received ` +
-        `${original.kernelName} for ${original.backendName}`,
-    );
-  }
-  const fallback = original.kernelFunc;
-  return {
-    ...original,
-    kernelFunc: (args) => reduceLeadingWasm(op as LeadingReduction, args, fallback),
+  return wasmReplacement(
     original,
-  };
+    [tf.Sum, tf.Mean],
+    (name, args, fallback) => reduceLeadingWasm(name as LeadingReduction, args, fallback),
+  );
 }

@@ -21,6 +21,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WasmKernelReplacement } from "./mod.ts";
+import { wasmReplacement } from "./wasm_kernel.ts";
 
 /** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */
 interface _Backend {
@@ -176,19 +177,5 @@ function _tile(
  * ```
  */
 export function tileWasmConfig(original: tf.KernelConfig): WasmKernelReplacement {
-  if (original.kernelName !== tf.Tile || original.backendName !== "wasm") {
-    throw new Error(
-      `tileWasmConfig: original must be wasm's Tile, received ` +
-        `${original.kernelName} for ${original.backendName}`,
-    );
-  }
-  const fallback = original.kernelFunc;
-  return {
-    kernelName: tf.Tile,
-    backendName: "wasm",
-    setupFunc: original.setupFunc,
-    disposeFunc: original.disposeFunc,
-    kernelFunc: (args) => tileWasm(args, fallback),
-    original,
-  };
+  return wasmReplacement(original, [tf.Tile], (_name, args, fallback) => tileWasm(args, fallback));
 }

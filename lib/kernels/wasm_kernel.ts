@@ -1,0 +1,122 @@
+/**
+ * What the wasm kernels of lib/kernels/ share: the registration record of a kernel that
+ * replaces one of tfjs's and keeps it as its fallback, and calling another registered wasm
+ * kernel on `TensorInfo`s.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { WasmKernelReplacement } from "./mod.ts";
+
+/** The arguments tfjs passes to a kernel function. */
+export type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+/**
+ * A replacing kernel: computes the cases it handles and hands the others to `fallback`, the
+ * kernel function it replaced.
+ */
+export type ReplacingKernel = (
+  kernelName: string,
+  args: KernelArgs,
+  fallback: tf.KernelFunc,
+) => tf.TensorInfo;
+
+/**
+ * The registration record that replaces `original`, one of tfjs's wasm kernels named in
+ * `kernelNames`, with `kernel`, keeping `original` as its fallback (and running `original`'s
+ * set-up and dispose functions, which the fallback needs). `initBackend("wasm")` registers
+ * it, after unregistering `original`; nothing else should.
+ *
+ * @param original The wasm kernel being replaced, as `tf.getKernel` returns it.
+ * @param kernelNames The kernel names `kernel` can replace.
+ * @param kernel The replacing kernel; it receives the kernel's name first.
+ * @returns The kernel config to register in its place (its `original` is `original`).
+ * @throws If `original` is not a wasm kernel named in `kernelNames`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { wasmReplacement } from "./wasm_kernel.ts";
+ *
+ * const original = {
+ *   kernelName: "Tile",
+ *   backendName: "wasm",
+ *   kernelFunc: () => ({ dataId: {}, shape: [], dtype: "float32" as const }),
+ * };
+ * const config = wasmReplacement(original, ["Tile"], (_name, args, fallback) => fallback(args) as never);
+ * assert.equal(config.kernelName, "Tile");
+ * assert.equal(config.original, original);
+ * assert.throws(() => wasmReplacement({ ...original, backendName: "cpu" }, ["Tile"], () => {
+ *   throw new Error("unused");
+ * }), { message: "Tile (wasm): the kernel to replace must be wasm's Tile, received Tile for cpu" });
+ * ```
+ */
+export function wasmReplacement(
+  original: tf.KernelConfig,
+  kernelNames: readonly string[],
+  kernel: ReplacingKernel,
+): WasmKernelReplacement {
+  const { kernelName, backendName } = original;
+  if (!kernelNames.includes(kernelName) || backendName !== "wasm") {
+    throw new Error(
+      `${kernelNames.join("/")} (wasm): the kernel to replace must be wasm's ` +
+        `${kernelNames.join(" or ")}, received ${kernelName} for ${backendName}`,
+    );
+  }
+  const fallback = original.kernelFunc;
+  return {
+    kernelName,
+    backendName: "wasm",
+    setupFunc: original.setupFunc,
+    disposeFunc: original.disposeFunc,
+    kernelFunc: (args) => kernel(kernelName, args, fallback),
+    original,
+  };
+}
+
+/**
+ * Runs another registered wasm kernel on `TensorInfo`s, for kernels composed of others; the
+ * caller owns (and disposes) its output.
+ *
+ * @param caller The calling kernel's name, for the error message.
+ * @param backend The wasm backend, as the caller received it.
+ * @param kernelName The kernel to run; it must return a single `TensorInfo`.
+ * @param inputs Its inputs.
+ * @param attrs Its attributes.
+ * @returns Its output.
+ * @throws If no wasm kernel `kernelName` is registered.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { initBackend } from "../backend.ts";
+ * import { callWasmKernel } from "./wasm_kernel.ts";
+ *
+ * await initBackend("wasm");
+ * const x = tf.tensor1d([1, 2, 3, 4]);
+ * const info = callWasmKernel("Example", tf.backend(), "Reshape", { x }, { shape: [2, 2] });
+ * assert.deepEqual(info.shape, [2, 2]);
+ * tf.backend().disposeData(info.dataId);
+ * x.dispose();
+ * ```
+ */
+export function callWasmKernel(
+  caller: string,
+  backend: unknown,
+  kernelName: string,
+  inputs: tf.NamedTensorInfoMap,
+  attrs: Record<string, unknown>,
+): tf.TensorInfo {
+  const kernel = tf.getKernel(kernelName, "wasm");
+  if (kernel == null) {
+    throw new Error(
+      `${caller} (wasm): needs the wasm kernel ${kernelName}, received none registered`,
+    );
+  }
+  return kernel.kernelFunc({
+    inputs,
+    backend: backend as tf.KernelBackend,
+    attrs: attrs as tf.NamedAttrMap,
+  }) as tf.TensorInfo;
+}
