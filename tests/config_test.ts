@@ -121,4 +121,8 @@ Deno.test("helpText lists every field and preset", () => {
     assert.ok(text.includes(`--${flagName(key)}`), key);
   }
   for (const name of Object.keys(PRESETS)) assert.ok(text.includes(name), name);
+  // Choices are listed with the default in brackets.
+  assert.match(text, /--loss +xent \| mse .*\[xent\]/);
+  assert.match(text, /--bn-gradient +analytic \| autodiff \| constant-statistics .*\[analytic\]/);
+  assert.match(text, /--variants +comma-separated, of none, custom, tfjs .*\[none,custom,tfjs\]/);
 });

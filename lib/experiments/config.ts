@@ -94,6 +94,35 @@ export const DEFAULTS: Readonly<ExperimentConfig> = Object.freeze({
   evalBatchSize: 500,
 }) as Readonly<ExperimentConfig>;
 
+/**
+ * What each field means, for `--help`: one line, with the allowed values of a choice (taken
+ * from the same lists {@linkcode validateConfig} checks against).
+ */
+export const FIELD_HELP: Readonly<Record<Exclude<keyof ExperimentConfig, "preset">, string>> =
+  Object.freeze({
+    dataset: "mnist | fashion-mnist",
+    variants: `comma-separated, of ${NORMALIZATIONS.join(", ")} (custom: bnlab's BN)`,
+    epochs: "passes over the training images",
+    batchSize: "images per SGD step",
+    lr: "learning rate",
+    optimizer: `${OPTIMIZERS.join(" | ")} (momentum: 0.9)`,
+    loss: `${LOSSES.join(" | ")} (softmax cross-entropy, or softmax vs one-hot MSE)`,
+    activation: ACTIVATIONS.join(" | "),
+    init: `${INITS.join(" | ")} (pytorch: PyTorch's default, glorot: tfjs's)`,
+    momentum: "bnlab BN's running-average momentum, in --momentum-convention's form",
+    momentumConvention: "keras (m·running + (1−m)·batch) | pytorch ((1−m)·running + m·batch)",
+    tfjsMomentum: "tfjs BN's momentum, Keras form (0.9 = PyTorch's 0.1)",
+    epsilon: "BN epsilon, added to the variance",
+    bnGradient: `${BATCH_NORM_GRADIENTS.join(" | ")} (bnlab BN's backward pass)`,
+    limit: "training images used, the first N (null: all)",
+    testLimit: "test images used, the first N (null: all)",
+    seed: "first seed",
+    seeds: "seeds per variant (tables get mean and std)",
+    backend: "wasm | cpu | webgpu",
+    logEvery: "steps between points of the loss curve",
+    evalBatchSize: "images per evaluation pass",
+  });
+
 /** A named preset: a short description and the fields it changes. */
 export interface Preset {
   /** One line for `--help`. */

@@ -9,6 +9,7 @@ import {
   DEFAULT_PRESET,
   DEFAULTS,
   type ExperimentConfig,
+  FIELD_HELP,
   PRESETS,
   resolveConfig,
 } from "./config.ts";
@@ -108,7 +109,8 @@ export function parseFlags(args: string[], savedConfig?: ExperimentConfig): Pars
 }
 
 /**
- * The `--help` text: every flag with its default and the presets.
+ * The `--help` text: the presets, and every field's flag with what it means, its allowed values
+ * and its default (in brackets).
  *
  * @param command How the script is invoked, e.g. `deno task train`.
  * @param extra Script-specific lines.
@@ -129,10 +131,12 @@ export function helpText(command: string, extra: string[] = []): string {
       `  ${name.padEnd(8)} ${p.description}${name === DEFAULT_PRESET ? " [default]" : ""}`
     ),
     "",
-    "Fields (each overrides the preset):",
-    ...Object.entries(DEFAULTS).filter(([key]) => key !== "preset").map(([key, value]) =>
-      `  --${flagName(key).padEnd(22)} default: ${Array.isArray(value) ? value.join(",") : value}`
-    ),
+    "Fields (each overrides the preset; in brackets the default the presets start from):",
+    ...Object.entries(FIELD_HELP).map(([key, help]) => {
+      const value = (DEFAULTS as unknown as Record<string, unknown>)[key];
+      const shown = Array.isArray(value) ? value.join(",") : value;
+      return `  --${flagName(key).padEnd(22)} ${help} [${shown}]`;
+    }),
     "",
     "Other flags:",
     "  --out DIR                results directory (default results/<preset>-<timestamp>/)",
