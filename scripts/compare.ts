@@ -2,7 +2,9 @@
  * `deno task compare [DIR ...]`: our results next to the report's, one row per setting and
  * variant, printed and written to `results/comparison.csv` (or `--out FILE`). The default
  * directories are the committed runs of the presets `report`, `report-b512` and `modern`, and
- * the candidate `results/candidates/relu-b512` (`report-b512` with ReLU).
+ * the candidates under `results/candidates/`: `relu-b512` (`report-b512` with ReLU),
+ * `mse-b512` (with the MSE loss the report's text names) and `b512-constant-statistics` (bnlab's
+ * BN with its batch statistics detached in the backward pass, the flaw of a hand-written layer).
  *
  * @module
  */
@@ -21,6 +23,8 @@ const DEFAULT_DIRS = [
   "results/report",
   "results/report-b512",
   "results/candidates/relu-b512",
+  "results/candidates/mse-b512",
+  "results/candidates/b512-constant-statistics",
   "results/modern",
 ];
 
