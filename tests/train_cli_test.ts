@@ -75,6 +75,12 @@ Deno.test("deno task train writes summary.csv, history.csv, table.csv, config.js
   assert.equal(config.starts.length, 1);
   assert.deepEqual(config.starts[0].provenance, config.provenance);
   assert.match(await Deno.readTextFile(`${uninterrupted}/curves.svg`), /^<svg/);
+  // Run again: every run is finished, so it only reloads them and records no start.
+  const again = await run(["--resume", uninterrupted, "--quiet"]);
+  assert.equal(again.code, 0, again.stderr);
+  const after = JSON.parse(await Deno.readTextFile(`${uninterrupted}/config.json`));
+  assert.equal(after.starts.length, 1);
+  assert.deepEqual(await readCsv(`${uninterrupted}/summary.csv`), summary);
 });
 
 Deno.test("a run killed mid-way and resumed gives exactly the uninterrupted numbers", async () => {

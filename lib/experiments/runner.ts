@@ -151,17 +151,21 @@ export async function runExperiment(
   const { out } = options;
   const backend = await initBackend(config.backend);
   await Deno.mkdir(`${out}/runs`, { recursive: true });
-  await _writeOrCheckConfig(out, config, backend);
 
-  const [trainData, testData] = await Promise.all([
-    loadDataset(config.dataset, { split: "train", limit: config.limit ?? undefined }),
-    loadDataset(config.dataset, { split: "test", limit: config.testLimit ?? undefined }),
-  ]);
   const fullPlan = runPlan(config);
   const parts = options.part
     ? assignParts(fullPlan.map((r) => RELATIVE_STEP_COST[r.variant]), options.part.of)
     : undefined;
   const plan = fullPlan.filter((_, i) => !parts || parts[i] === options.part!.part);
+  // A process that only loads finished runs checks the config but records no start.
+  const finished = await Promise.all(
+    plan.map((r) => readRunResult(runDir(out, r.variant, r.seed))),
+  );
+  await _writeOrCheckConfig(out, config, backend, finished.some((r) => r === undefined));
+  const [trainData, testData] = await Promise.all([
+    loadDataset(config.dataset, { split: "train", limit: config.limit ?? undefined }),
+    loadDataset(config.dataset, { split: "test", limit: config.testLimit ?? undefined }),
+  ]);
   const results: RunResult[] = [];
   for (const [index, { variant, seed }] of plan.entries()) {
     const dir = runDir(out, variant, seed);
@@ -397,7 +401,12 @@ async function _runOne(
   return result;
 }
 
-async function _writeOrCheckConfig(out: string, config: ExperimentConfig, backend: BackendInfo) {
+async function _writeOrCheckConfig(
+  out: string,
+  config: ExperimentConfig,
+  backend: BackendInfo,
+  training: boolean,
+) {
   const path = `${out}/config.json`;
   let previous: ExperimentRecord | undefined;
   try {
@@ -417,6 +426,7 @@ async function _writeOrCheckConfig(out: string, config: ExperimentConfig, backen
       );
     }
   }
+  if (previous && !training) return;
   const now: ExperimentStart = { at: new Date().toISOString(), provenance: provenance(), backend };
   const record: ExperimentRecord = {
     config: previous
