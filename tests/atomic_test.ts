@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { writeFileAtomic, writeJsonAtomic } from "../lib/report/atomic.ts";
+import { withFileLock, writeFileAtomic, writeJsonAtomic } from "../lib/report/atomic.ts";
 
 async function _names(dir: string): Promise<string[]> {
   const names: string[] = [];
@@ -120,4 +120,35 @@ Deno.test("writeJsonAtomic rejects values JSON cannot hold, leaving the file alo
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("withFileLock serializes holders, removes stale locks and times out clearly", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/config.json`;
+  let inside = 0, most = 0;
+  const hold = () =>
+    withFileLock(path, async () => {
+      most = Math.max(most, ++inside);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      inside--;
+      return "done";
+    });
+  assert.deepEqual(await Promise.all([hold(), hold(), hold(), hold()]), Array(4).fill("done"));
+  assert.equal(most, 1);
+  await assert.rejects(() => Deno.stat(`${path}.lock`), Deno.errors.NotFound);
+  // A lock that stays: a fresh one makes the holder wait and give up; a stale one is removed.
+  await Deno.writeTextFile(`${path}.lock`, "");
+  await assert.rejects(() => withFileLock(path, () => Promise.resolve(1), { timeoutMs: 50 }), {
+    message: `withFileLock: ${path}.lock is held by another process; waited 50 ms (remove it ` +
+      "if no bnlab process is running)",
+  });
+  const twoMinutesAgo = new Date(Date.now() - 120_000);
+  await Deno.utime(`${path}.lock`, twoMinutesAgo, twoMinutesAgo);
+  assert.equal(await withFileLock(path, () => Promise.resolve(2), { timeoutMs: 50 }), 2);
+  // The lock is released when the body throws.
+  await assert.rejects(() => withFileLock(path, () => Promise.reject(new Error("boom"))), {
+    message: "boom",
+  });
+  assert.equal(await withFileLock(path, () => Promise.resolve(3), { timeoutMs: 50 }), 3);
+  await Deno.remove(dir, { recursive: true });
 });

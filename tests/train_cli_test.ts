@@ -136,6 +136,9 @@ Deno.test("--workers 2 runs the variants in two processes with exactly the same 
   const { code, stderr } = await run([...SMALL, "--out", out, "--workers", "2"]);
   assert.equal(code, 0, stderr);
   assert.match(stderr, /\[worker 1\]/);
+  // Each worker recorded its start; they took turns on config.json.
+  const config = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
+  assert.equal(config.starts.length, 2);
   assert.deepEqual(
     deterministic(await readCsv(`${out}/summary.csv`)),
     deterministic(await readCsv(`${uninterrupted}/summary.csv`)),

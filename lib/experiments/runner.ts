@@ -12,7 +12,7 @@
 import { type BackendInfo, initBackend } from "../backend.ts";
 import { type Dataset, loadDataset } from "../data/mnist.ts";
 import { createLeNet, type Normalization } from "../models/lenet.ts";
-import { writeJsonAtomic } from "../report/atomic.ts";
+import { withFileLock, writeJsonAtomic } from "../report/atomic.ts";
 import { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
 import { evaluate } from "../train/evaluate.ts";
 import { createOptimizer, type EpochRecord, NonFiniteLossError, train } from "../train/loop.ts";
@@ -401,13 +401,23 @@ async function _runOne(
   return result;
 }
 
-async function _writeOrCheckConfig(
+/** Checks config.json against `config` and records this start; worker processes take turns. */
+function _writeOrCheckConfig(
   out: string,
   config: ExperimentConfig,
   backend: BackendInfo,
   training: boolean,
-) {
+): Promise<void> {
   const path = `${out}/config.json`;
+  return withFileLock(path, () => _updateConfig(path, config, backend, training));
+}
+
+async function _updateConfig(
+  path: string,
+  config: ExperimentConfig,
+  backend: BackendInfo,
+  training: boolean,
+) {
   let previous: ExperimentRecord | undefined;
   try {
     previous = JSON.parse(await Deno.readTextFile(path));

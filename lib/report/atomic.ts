@@ -114,6 +114,90 @@ export async function writeJsonAtomic(
   await writeFileAtomic(path, text + "\n");
 }
 
+/** Options of {@linkcode withFileLock}. */
+export interface WithFileLockOptions {
+  /** Give up after waiting this long for the lock. @default {30000} */
+  timeoutMs?: number;
+  /** A lock file older than this is left over from a crashed process, and is removed. @default {60000} */
+  staleMs?: number;
+}
+
+/**
+ * Runs `body` while holding an exclusive lock on `path` among processes: the lock is the file
+ * `<path>.lock`, created with `createNew` (it exists only while one holder runs) and removed
+ * after `body` settles. For read-modify-write updates of a file that several worker processes
+ * share, such as an experiment's `config.json`.
+ *
+ * @param path The file the lock protects (it need not exist).
+ * @param body What to run while holding the lock.
+ * @param options How long to wait, and when a lock counts as stale.
+ * @returns What `body` returns.
+ * @throws If the lock is not free within `timeoutMs`, naming the lock file.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { withFileLock } from "./atomic.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const order: string[] = [];
+ * const hold = (name: string) =>
+ *   withFileLock(`${dir}/config.json`, async () => {
+ *     order.push(`${name} in`);
+ *     await new Promise((resolve) => setTimeout(resolve, 30));
+ *     order.push(`${name} out`);
+ *   });
+ * await Promise.all([hold("a"), hold("b")]);
+ * assert.deepEqual(order, ["a in", "a out", "b in", "b out"]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function withFileLock<T>(
+  path: string,
+  body: () => Promise<T>,
+  options: WithFileLockOptions = {},
+): Promise<T> {
+  const { timeoutMs = 30000, staleMs = 60000 } = options;
+  const lock = `${path}.lock`;
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      (await Deno.open(lock, { createNew: true, write: true })).close();
+      break;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
+    const age = await _ageMs(lock);
+    if (age !== undefined && age > staleMs) {
+      await Deno.remove(lock).catch(() => {});
+      continue;
+    }
+    if (performance.now() > deadline) {
+      throw new Error(
+        `withFileLock: ${lock} is held by another process; waited ${timeoutMs} ms (remove it ` +
+          `if no bnlab process is running)`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10 + 20 * Math.random()));
+  }
+  try {
+    return await body();
+  } finally {
+    await Deno.remove(lock).catch(() => {});
+  }
+}
+
+/** How long ago `path` was modified, or undefined when it is gone. */
+async function _ageMs(path: string): Promise<number | undefined> {
+  try {
+    const mtime = (await Deno.stat(path)).mtime;
+    return mtime === null ? undefined : Date.now() - mtime.getTime();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
 async function _writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) written += await file.write(bytes.subarray(written));
