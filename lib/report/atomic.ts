@@ -116,7 +116,7 @@ export async function writeJsonAtomic(
 
 /** Options of {@linkcode withFileLock}. */
 export interface WithFileLockOptions {
-  /** Give up after waiting this long for the lock. @default {30000} */
+  /** Give up after waiting this long for the lock (longer than `staleMs`). @default {90000} */
   timeoutMs?: number;
   /** A lock file older than this is left over from a crashed process, and is removed. @default {60000} */
   staleMs?: number;
@@ -157,7 +157,7 @@ export async function withFileLock<T>(
   body: () => Promise<T>,
   options: WithFileLockOptions = {},
 ): Promise<T> {
-  const { timeoutMs = 30000, staleMs = 60000 } = options;
+  const { timeoutMs = 90000, staleMs = 60000 } = options;
   const lock = `${path}.lock`;
   const deadline = performance.now() + timeoutMs;
   for (;;) {
