@@ -199,45 +199,34 @@ export async function benchTraining(options: BenchTrainingOptions = {}): Promise
         row("training", variant, "wasm", batchSize, "samples_per_s", speed, "samples/s", blocks);
       }
     }
-    for (const variant of tfjsKernelVariants) {
-      const steps = Math.ceil(samplesPerBlock / _SMALL_BATCH);
-      const timing = { blocks, warmupBlocks, steps };
-      const [ours, theirs] = await _pairedSamplesPerSecond(
-        variant,
-        _SMALL_BATCH,
-        timing,
-        _withTfjsKernels,
-      );
-      const put = (metric: string, value: number, unit: string) =>
-        row("training", variant, "wasm", _SMALL_BATCH, metric, value, unit, blocks);
-      put("samples_per_s_tfjs_kernels", theirs, "samples/s");
-      put("samples_per_s_paired", ours, "samples/s");
-      put("speedup_over_tfjs_kernels", ours / theirs, "ratio");
-    }
-    for (const variant of blasInfo().enabled ? blasVariants : []) {
-      const steps = Math.ceil(samplesPerBlock / _SMALL_BATCH);
-      const timing = { blocks, warmupBlocks, steps };
-      const [on, off] = await _pairedSamplesPerSecond(variant, _SMALL_BATCH, timing, _withoutBlas);
-      const put = (metric: string, value: number, unit: string) =>
-        row("training", variant, "wasm", _SMALL_BATCH, metric, value, unit, blocks);
-      put("samples_per_s_blas_off", off, "samples/s");
-      put("samples_per_s_blas_on", on, "samples/s");
-      put("blas_speedup", on / off, "ratio");
-    }
-    for (const variant of unfusedConvVariants) {
-      const steps = Math.ceil(samplesPerBlock / _SMALL_BATCH);
-      const timing = { blocks, warmupBlocks, steps };
-      const [on, off] = await _pairedSamplesPerSecond(
-        variant,
-        _SMALL_BATCH,
-        timing,
-        _withFusedConvTraining,
-      );
-      const put = (metric: string, value: number, unit: string) =>
-        row("training", variant, "wasm", _SMALL_BATCH, metric, value, unit, blocks);
-      put("samples_per_s_fused_conv", off, "samples/s");
-      put("samples_per_s_unfused_conv", on, "samples/s");
-      put("unfused_conv_speedup", on / off, "ratio");
+    // Each pair: ours against a switched-off path, in interleaved blocks at batch 20.
+    const pairs: [readonly TrainingVariant[], _Wrap, [string, string, string]][] = [
+      [tfjsKernelVariants, _withTfjsKernels, [
+        "samples_per_s_tfjs_kernels",
+        "samples_per_s_paired",
+        "speedup_over_tfjs_kernels",
+      ]],
+      [blasInfo().enabled ? blasVariants : [], _withoutBlas, [
+        "samples_per_s_blas_off",
+        "samples_per_s_blas_on",
+        "blas_speedup",
+      ]],
+      [unfusedConvVariants, _withFusedConvTraining, [
+        "samples_per_s_fused_conv",
+        "samples_per_s_unfused_conv",
+        "unfused_conv_speedup",
+      ]],
+    ];
+    for (const [pairVariants, wrap, [offMetric, onMetric, ratioMetric]] of pairs) {
+      for (const variant of pairVariants) {
+        const timing = { blocks, warmupBlocks, steps: Math.ceil(samplesPerBlock / _SMALL_BATCH) };
+        const [on, off] = await _pairedSamplesPerSecond(variant, _SMALL_BATCH, timing, wrap);
+        const put = (metric: string, value: number, unit: string) =>
+          row("training", variant, "wasm", _SMALL_BATCH, metric, value, unit, blocks);
+        put(offMetric, off, "samples/s");
+        put(onMetric, on, "samples/s");
+        put(ratioMetric, on / off, "ratio");
+      }
     }
     if (profileSteps > 0) {
       for (const variant of variants) {
@@ -389,11 +378,14 @@ async function _samplesPerSecond(
  * tfjs's kernels, or without BLAS), their timed blocks interleaved (so that both see the same
  * load on a shared machine).
  */
+/** Runs a timed body with one of our speed-ups switched off (tfjs's kernels, no BLAS, …). */
+type _Wrap = (body: () => Promise<number>) => Promise<number>;
+
 async function _pairedSamplesPerSecond(
   variant: TrainingVariant,
   batchSize: number,
   timing: { blocks: number; warmupBlocks: number; steps: number },
-  other: (body: () => Promise<number>) => Promise<number>,
+  other: _Wrap,
 ): Promise<[number, number]> {
   await initBackend("wasm");
   const ours = _trainer(variant, batchSize);

@@ -169,7 +169,7 @@ export async function runExperiment(
   const results: RunResult[] = [];
   for (const [index, { variant, seed }] of plan.entries()) {
     const dir = runDir(out, variant, seed);
-    const existing = await readRunResult(dir);
+    const existing = finished[index];
     if (existing) {
       options.onEvent?.({ type: "skipped", variant, seed });
       results.push(existing);

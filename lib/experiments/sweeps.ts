@@ -13,6 +13,7 @@ import { sweepChart, writeSvg } from "../report/plot.ts";
 import { type ExperimentConfig, validateConfig } from "./config.ts";
 import { readRunResult, runDir, runExperiment, type RunExperimentOptions } from "./runner.ts";
 import type { RunResult } from "./runner.ts";
+import { assignParts } from "./workers.ts";
 
 /** One point of a sweep: an id and the config fields it changes. */
 export interface SweepTrial {
@@ -76,7 +77,7 @@ export interface SweepRow {
 export interface RunSweepOptions {
   /** Sweep directory. */
   out: string;
-  /** Run only the trials whose index i satisfies i % of === part (for worker processes). */
+  /** Run only this worker's share of the trials (`assignParts`, equal costs: i % of === part). */
   part?: { part: number; of: number };
   /** Receives each trial's progress events. */
   onEvent?: (
@@ -106,7 +107,9 @@ export async function runSweep(
   options: RunSweepOptions,
 ): Promise<SweepTrial[]> {
   const trials = sweep.trials(base);
-  const mine = trials.filter((_, i) => !options.part || i % options.part.of === options.part.part);
+  // Trials cost alike, so the split deals them out in turn.
+  const parts = options.part ? assignParts(trials.map(() => 1), options.part.of) : undefined;
+  const mine = trials.filter((_, i) => !parts || parts[i] === options.part!.part);
   for (const trial of mine) {
     const config = { ...base, ...trial.overrides };
     validateConfig(config);
