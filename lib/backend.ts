@@ -13,6 +13,7 @@
  * @module
  */
 import { type BlasInfo, blasInfo } from "./kernels/blas.ts";
+import { type NativeInfo, nativeInfo } from "./kernels/native.ts";
 import * as tf from "@tensorflow/tfjs";
 import { fileURLToPath } from "node:url";
 import { conv2dBackpropFilterWasmConfig } from "./kernels/conv2d_backprop_filter.ts";
@@ -49,6 +50,11 @@ export interface BackendInfo {
    * switch the kernels later within a process.
    */
   readonly blas?: BlasInfo;
+  /**
+   * Whether bnlab's native helper kernels (im2col, col2im, MaxPoolGrad and the split of
+   * products over threads) run, and which library (wasm only; see `lib/kernels/native.ts`).
+   */
+  readonly native?: NativeInfo;
 }
 
 /**
@@ -291,7 +297,11 @@ async function _setUpWasm(options: InitBackendOptions): Promise<BackendInfo> {
         `getThreadsCount()`,
     );
   }
-  return Object.freeze({ ..._info("wasm", simd, running), blas: blasInfo() });
+  return Object.freeze({
+    ..._info("wasm", simd, running),
+    blas: blasInfo(),
+    native: nativeInfo(),
+  });
 }
 
 async function _setUpWebGpu(): Promise<BackendInfo> {

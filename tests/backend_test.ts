@@ -14,10 +14,11 @@ Deno.test("backendInfo() before initBackend says what to call", () => {
 
 Deno.test("initBackend() starts wasm with SIMD and one thread (Deno counts as Node.js)", async () => {
   const info = await initBackend();
-  const { blas, ...rest } = info;
+  const { blas, native, ...rest } = info;
   assert.deepEqual(rest, { name: "wasm", simd: true, threads: 1, tfjsVersion: _TFJS_VERSION });
-  // setup.sh installs Debian's single-threaded OpenBLAS; the wasm kernels use it through FFI.
-  assert.deepEqual([blas?.enabled, blas?.threads], [true, 1]);
+  // setup.sh installs Debian's OpenBLAS and builds the native kernels; the wasm kernels use
+  // both through FFI (OpenBLAS set to one thread of its own).
+  assert.deepEqual([blas?.enabled, blas?.threads, native?.enabled], [true, 1, true]);
   assert.match(blas?.library ?? "", /libopenblas\.so/);
   assert.equal(tf.getBackend(), "wasm");
   assert.deepEqual(backendInfo(), info);

@@ -5,8 +5,8 @@
  * (child processes with BNLAB_BLAS set); memory; and a whole LeNet gradient, BLAS on vs off.
  *
  * Without a BLAS library the comparisons compare the wasm path with itself and still pass;
- * where Debian's libopenblas0-serial is installed (scripts/setup.sh installs it), BLAS must
- * be on.
+ * where Debian's libopenblas0-pthread is installed (scripts/setup.sh installs it), BLAS
+ * must be on.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
@@ -19,8 +19,8 @@ import { memorySnapshot, relativeMaxError, TOLERANCE, uniform } from "./_kernel_
 // Relative tolerance TOLERANCE: max|blas − reference| ≤ 1e-4 · max|reference|, the bound of the
 // wasm kernel tests; on LeNet's shapes the errors seen are ≈1e-6.
 
-/** The library scripts/setup.sh installs (Debian's libopenblas0-serial). */
-const _SERIAL = BLAS_LIBRARY_PATHS[0];
+/** The library scripts/setup.sh installs and the search tries first (libopenblas0-pthread). */
+const _PTHREAD = BLAS_LIBRARY_PATHS[0];
 
 /** One kernel call: its name, input shapes (random values from a seed) and attrs. */
 interface _Call {
@@ -268,7 +268,7 @@ Deno.test("blasInfo reports the library scripts/setup.sh installs, on one thread
   const info = blasInfo();
   let installed = false;
   try {
-    installed = Deno.statSync(_SERIAL).isFile;
+    installed = Deno.statSync(_PTHREAD).isFile;
   } catch {
     // Not installed: the wasm path runs, which the other tests then check.
   }
@@ -277,9 +277,9 @@ Deno.test("blasInfo reports the library scripts/setup.sh installs, on one thread
     return;
   }
   assert.equal(info.enabled, true, `BLAS is off: ${info.reason}`);
-  assert.equal(info.library, _SERIAL);
+  assert.equal(info.library, _PTHREAD);
   assert.match(info.config ?? "", /^OpenBLAS /);
-  assert.equal(info.threads, 1);
+  assert.equal(info.threads, 1); // its own threading off: bnlab splits products (native.ts)
 });
 
 Deno.test("sgemm computes op(A)·op(B) with strides and rejects short arrays", () => {
@@ -470,6 +470,8 @@ Deno.test("BNLAB_BLAS=off runs the wasm kernels and says why", async () => {
     enabled: false,
     library: null,
     reason: "switched off by BNLAB_BLAS=off",
+    slices: 1,
+    sliceThreads: 1,
   });
   assert.deepEqual({ conv: result.conv, mm: result.mm }, _CHILD_RESULTS);
 });
@@ -491,18 +493,20 @@ Deno.test("without --allow-ffi BLAS is off, without a prompt", async () => {
     enabled: false,
     library: null,
     reason: "no FFI permission (run deno with --allow-ffi)",
+    slices: 1,
+    sliceThreads: 1,
   });
   assert.deepEqual({ conv: result.conv, mm: result.mm }, _CHILD_RESULTS);
 });
 
 Deno.test("BNLAB_BLAS=<path> loads that library", async () => {
   try {
-    Deno.statSync(_SERIAL);
+    Deno.statSync(_PTHREAD);
   } catch {
     return; // not installed here
   }
-  const result = JSON.parse(await _child({ BNLAB_BLAS: _SERIAL }, ["--allow-all"]));
+  const result = JSON.parse(await _child({ BNLAB_BLAS: _PTHREAD }, ["--allow-all"]));
   assert.equal(result.info.enabled, true);
-  assert.equal(result.info.library, _SERIAL);
+  assert.equal(result.info.library, _PTHREAD);
   assert.deepEqual({ conv: result.conv, mm: result.mm }, _CHILD_RESULTS);
 });

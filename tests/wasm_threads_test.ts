@@ -5,7 +5,14 @@ import { initBackend, MAX_WASM_THREADS } from "../lib/backend.ts";
 const PROBE = new URL("./wasm_threads_probe.ts", import.meta.url).pathname;
 
 interface Probe {
-  info: { name: string; simd: boolean; threads: number; tfjsVersion: string; blas?: unknown };
+  info: {
+    name: string;
+    simd: boolean;
+    threads: number;
+    tfjsVersion: string;
+    blas?: unknown;
+    native?: unknown;
+  };
   again: Probe["info"];
   mismatch: string | null;
   conv: number[];
@@ -43,7 +50,7 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const [one, two] = await Promise.all([probe(1), probe(2)]);
-    const { blas: _blas, ...info } = one.info;
+    const { blas: _blas, native: _native, ...info } = one.info;
     assert.deepEqual(info, { name: "wasm", simd: true, threads: 1, tfjsVersion: "4.22.0" });
     assert.deepEqual(two.info, { ...one.info, threads: 2 });
     // A later call without a count keeps what runs; one with another count says so.

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { MAX_BLAS_THREADS } from "../kernels/blas.ts";
 
 /** Options of {@linkcode runWorkers}. */
 export interface RunWorkersOptions {
@@ -26,7 +27,7 @@ export interface RunWorkersOptions {
  *
  * @example
  * ```ts
- * import { takePartFlag } from "./workers.ts";
+import { takePartFlag } from "./workers.ts";
  * const args = ["--epochs", "2", "--part", "1/4"];
  * console.log(takePartFlag(args), args); // { part: 1, of: 4 } [ "--epochs", "2" ]
  * ```
@@ -104,6 +105,7 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
   const children = Array.from({ length: options.workers }, (_, i) => {
     const command = new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-all", script, ...options.args, "--part", `${i}/${options.workers}`],
+      env: _workerEnv(options.workers),
       stdout: "null",
       stderr: "piped",
     });
@@ -121,6 +123,26 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
         `failed; rerun the same command to resume where they stopped`,
     );
   }
+}
+
+/**
+ * What a worker's environment adds: the threads its matrix products' slices run on
+ * (`BNLAB_BLAS_THREADS`, lib/kernels/blas.ts), the cores shared out among the workers, so
+ * that processes side by side do not compete for cores; unless the caller set it. (The
+ * floats do not depend on it.)
+ */
+function _workerEnv(workers: number): Record<string, string> {
+  const asked = Deno.permissions.querySync({ name: "env", variable: "BNLAB_BLAS_THREADS" })
+      .state === "granted"
+    ? Deno.env.get("BNLAB_BLAS_THREADS")
+    : undefined;
+  if (asked !== undefined) return {};
+  const cores = navigator.hardwareConcurrency ?? 1;
+  return {
+    BNLAB_BLAS_THREADS: String(
+      Math.max(1, Math.min(MAX_BLAS_THREADS, Math.floor(cores / workers))),
+    ),
+  };
 }
 
 async function _forwardLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void) {

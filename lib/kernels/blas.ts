@@ -5,14 +5,26 @@
  *
  * The library is looked for on first use: `BNLAB_BLAS` set to `off` (or `0`, `false`,
  * `none`) disables it; set to a path, only that file is tried; unset (or `on`), the usual
- * Debian paths are tried, the single-threaded `libopenblas0-serial` first (on a 2-core
- * machine that runs two trainings side by side, one thread is fastest). A multi-threaded
- * OpenBLAS is set to one thread unless `OPENBLAS_NUM_THREADS` says otherwise. Without the
- * library, or without the `--allow-ffi` permission, nothing fails: {@linkcode blasInfo}
- * says why BLAS is off, and the kernels run their wasm fallbacks.
+ * Debian paths are tried. A multi-threaded OpenBLAS is set to one thread of its own unless
+ * `OPENBLAS_NUM_THREADS` says otherwise: its threading splits LeNet's small products badly
+ * (two threads are slower than one here).
+ *
+ * Instead, bnlab's native kernels (`native.ts`) cut each large product into two slices of
+ * its output and run them on `BNLAB_BLAS_THREADS` threads (1 or 2; default 2 where the
+ * machine has two cores), each slice a single-threaded call of the library: nearly twice
+ * the speed of one thread on LeNet's convolutions. How a product is cut depends on its shape
+ * alone, so the floats are the same on one thread or two (as in `--workers` processes,
+ * which get one thread each on two cores); only switching the native kernels off (uncut
+ * products) changes them, by float rounding. Two threads need a library safe to call from
+ * several threads at once, so OpenBLAS's pthread build (`libopenblas0-pthread`) is tried
+ * first; its serial build (`SINGLE_THREADED` in its config) serializes such calls, and runs
+ * the slices on one thread. Without the library, or without the `--allow-ffi` permission,
+ * nothing fails: {@linkcode blasInfo} says why BLAS is off, and the kernels run their wasm
+ * fallbacks.
  *
  * @module
  */
+import { nativeInfo, nativeKernels } from "./native.ts";
 
 /** Which BLAS the kernels use, for the provenance of results. */
 export interface BlasInfo {
@@ -24,6 +36,15 @@ export interface BlasInfo {
   readonly config?: string;
   /** Threads the library runs with (`openblas_get_num_threads()`), when it says. */
   readonly threads?: number;
+  /**
+   * Slices a large product is cut into (2 by bnlab's native kernels; 1: not cut, the native
+   * kernels off). It decides the floats: each slice sums in its own order.
+   */
+  readonly slices: number;
+  /** Threads the slices run on (`BNLAB_BLAS_THREADS`, at most `slices`). */
+  readonly sliceThreads: number;
+  /** Why the slices run on fewer threads than `BNLAB_BLAS_THREADS` asks, or are not cut. */
+  readonly sliceReason?: string;
   /** Why BLAS is off, when it is. */
   readonly reason?: string;
 }
@@ -34,16 +55,17 @@ const _NO_TRANS = 111;
 const _TRANS = 112;
 
 /**
- * Where Debian's OpenBLAS packages put the library, the single-threaded build first, then
- * the `update-alternatives` link, then the dynamic linker's search.
+ * Where Debian's OpenBLAS packages put the library: the pthread build first (safe to call
+ * from several threads at once), then the serial build, the `update-alternatives` link and
+ * the dynamic linker's search.
  */
 export const BLAS_LIBRARY_PATHS: readonly string[] = [
+  "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
+  "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
   "/usr/lib/x86_64-linux-gnu/openblas-serial/libopenblas.so.0",
   "/usr/lib/aarch64-linux-gnu/openblas-serial/libopenblas.so.0",
   "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
   "/usr/lib/aarch64-linux-gnu/libopenblas.so.0",
-  "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
-  "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
   "libopenblas.so.0",
 ];
 
@@ -82,7 +104,16 @@ interface _State {
   library: _Library | null;
   info: BlasInfo;
   enabled: boolean;
+  /** Slices of a large product (1: not cut) and the threads that run them. */
+  slices: number;
+  threads: number;
 }
+
+/** The most threads `BNLAB_BLAS_THREADS` may ask for: one per slice of a product. */
+export const MAX_BLAS_THREADS = 2;
+
+/** Products of fewer FLOPs (2·M·N·K) are not cut: a slice would take under ≈10 µs. */
+const _SLICE_MIN_FLOPS = 2e6;
 
 let _state: _State | undefined;
 
@@ -271,9 +302,33 @@ export function sgemmUnchecked(
   c: Float32Array,
   ldc: number,
 ): void {
-  const library = (_state ?? _load()).library;
+  const state = _state ?? _load();
+  const library = state.library;
   if (library === null) {
     throw new Error(`sgemmUnchecked: needs a BLAS library, received none (${blasInfo().reason})`);
+  }
+  if (state.slices > 1 && 2 * m * n * k >= _SLICE_MIN_FLOPS) {
+    const native = nativeKernels();
+    if (native !== null) {
+      const status = native.bnlab_sgemm(
+        transA ? 1 : 0,
+        transB ? 1 : 0,
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        lda,
+        b,
+        ldb,
+        beta,
+        c,
+        ldc,
+        state.threads,
+      );
+      if (status !== 0) throw new Error(`sgemmUnchecked: bnlab_sgemm failed with ${status}`);
+      return;
+    }
   }
   library.symbols.cblas_sgemm(
     _ROW_MAJOR,
@@ -297,9 +352,18 @@ function _load(): _State {
   if (_state !== undefined) return _state;
   const off = (reason: string): _State => ({
     library: null,
-    info: Object.freeze({ enabled: false, library: null, reason }),
+    info: Object.freeze({
+      enabled: false,
+      library: null,
+      reason,
+      slices: 1,
+      sliceThreads: 1,
+    }),
     enabled: false,
+    slices: 1,
+    threads: 1,
   });
+  const asked = _threadsAsked();
   const setting = _env("BNLAB_BLAS")?.trim() ?? "";
   if (["off", "0", "false", "none", "no"].includes(setting.toLowerCase())) {
     return _state = off(`switched off by BNLAB_BLAS=${setting}`);
@@ -328,15 +392,74 @@ function _load(): _State {
       ? undefined
       : new Deno.UnsafePointerView(configPointer).getCString();
     const threads = symbols.openblas_get_num_threads?.() ?? undefined;
+    const { slices, threads: sliceThreads, reason: sliceReason } = _startSlices(
+      path,
+      config,
+      asked,
+    );
     const info: BlasInfo = Object.freeze({
       enabled: true,
       library: path,
       ...(config !== undefined && { config }),
       ...(threads !== undefined && { threads }),
+      slices,
+      sliceThreads,
+      ...(sliceReason !== undefined && { sliceReason }),
     });
-    return _state = { library, info, enabled: true };
+    return _state = { library, info, enabled: true, slices, threads: sliceThreads };
   }
   return _state = off(`no BLAS library could be loaded: ${failures.join("; ")}`);
+}
+
+/**
+ * The threads `BNLAB_BLAS_THREADS` asks a product's slices to run on; unset, the machine's
+ * cores, at most {@linkcode MAX_BLAS_THREADS}.
+ */
+function _threadsAsked(): number {
+  const setting = _env("BNLAB_BLAS_THREADS")?.trim();
+  if (setting === undefined || setting === "") {
+    return Math.max(1, Math.min(MAX_BLAS_THREADS, navigator.hardwareConcurrency ?? 1));
+  }
+  const threads = Number(setting);
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_BLAS_THREADS) {
+    throw new Error(
+      `BNLAB_BLAS_THREADS must be an integer from 1 to ${MAX_BLAS_THREADS} (one thread per ` +
+        `slice of a product), received "${setting}"`,
+    );
+  }
+  return threads;
+}
+
+/** Starts the native kernels' products on `asked` threads, when they are on. */
+function _startSlices(
+  path: string,
+  config: string | undefined,
+  asked: number,
+): { slices: number; threads: number; reason?: string } {
+  const native = nativeKernels();
+  if (native === null) {
+    return { slices: 1, threads: 1, reason: `native kernels off: ${nativeInfo().reason}` };
+  }
+  const serial = config?.includes("SINGLE_THREADED") ?? false;
+  const threads = serial ? 1 : asked;
+  const status = native.bnlab_blas_init(new TextEncoder().encode(`${path}\0`), threads);
+  if (status !== 0) {
+    return {
+      slices: 1,
+      threads: 1,
+      reason: `bnlab_blas_init(${path}, ${threads}) failed with ${status}`,
+    };
+  }
+  const slices = native.bnlab_blas_slices();
+  if (serial && asked > 1) {
+    return {
+      slices,
+      threads,
+      reason: `${path} is OpenBLAS's serial build, which serializes calls from several ` +
+        `threads (install libopenblas0-pthread)`,
+    };
+  }
+  return { slices, threads: native.bnlab_blas_threads() };
 }
 
 /** An environment variable, or undefined when unset or not readable (no permission). */

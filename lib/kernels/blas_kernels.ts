@@ -13,8 +13,9 @@
  * - input gradient: dcols [M, K] = dy · Wᵀ, then dx is dcols summed back onto the pixels
  *   each column came from (col2im).
  *
- * im2col and col2im are JavaScript loops over the heap (a 1×1 filter at stride 1 without
- * padding skips them: cols is x itself). Batches whose cols would pass 4 Mi floats are
+ * im2col and col2im run in C (`native.ts`) when the native kernels are built, else as
+ * JavaScript loops over the heap (a 1×1 filter at stride 1 without padding skips them: cols
+ * is x itself). Batches whose cols would pass 4 Mi floats are
  * done a slice of images at a time, to bound the scratch memory.
  *
  * Each kernel returns null for what it does not handle (not float32, empty, NCHW, an
@@ -26,6 +27,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { blasEnabled, sgemmUnchecked } from "./blas.ts";
+import { nativeKernels } from "./native.ts";
 import type { WasmKernelReplacement } from "./mod.ts";
 
 /** The wasm backend methods these kernels use (tfjs's `BackendWasm` has them). */
@@ -891,6 +893,30 @@ function _im2col(
   const { dilationHeight: dh, dilationWidth: dw } = info;
   const top = info.padInfo.top;
   const left = info.padInfo.left;
+  const native = nativeKernels();
+  if (native !== null) {
+    native.bnlab_im2col(
+      heap,
+      xOffset,
+      colsOffset,
+      b0,
+      images,
+      h,
+      w,
+      c,
+      oh,
+      ow,
+      kh,
+      kw,
+      sh,
+      sw,
+      dh,
+      dw,
+      top,
+      left,
+    );
+    return;
+  }
   const run = kw * c;
   const rowStride = w * c;
   let dst = colsOffset;
@@ -953,6 +979,30 @@ function _col2im(
   const { dilationHeight: dh, dilationWidth: dw } = info;
   const top = info.padInfo.top;
   const left = info.padInfo.left;
+  const native = nativeKernels();
+  if (native !== null) {
+    native.bnlab_col2im(
+      heap,
+      colsOffset,
+      dxOffset,
+      b0,
+      images,
+      h,
+      w,
+      c,
+      oh,
+      ow,
+      kh,
+      kw,
+      sh,
+      sw,
+      dh,
+      dw,
+      top,
+      left,
+    );
+    return;
+  }
   const run = kw * c;
   const rowStride = w * c;
   let src = colsOffset;

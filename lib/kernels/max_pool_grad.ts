@@ -15,7 +15,8 @@
  * first (top-left-most) tied position, NaN is never chosen, and a window that is all −∞ or
  * NaN passes no gradient. The value written is 0 + dy (so −0 becomes +0), as cpu sums it.
  *
- * The kernel is one JavaScript loop over the wasm heap: per output pixel it scans the window
+ * The kernel is one loop over the wasm heap, in C when the native kernels are built
+ * (`native.ts`), else in JavaScript: per output pixel it scans the window
  * once for all channels and writes dy at the argmax of each; the rest of dx is zeroed with
  * `fill`. (Composing backend kernels costs more: on [20, 24, 24, 20] a broadcasting
  * `Equal` of x against the pooled max alone takes 20 ms, and the cheapest exact composition
@@ -29,6 +30,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WasmKernelReplacement } from "./mod.ts";
+import { nativeKernels } from "./native.ts";
 import { wasmReplacement } from "./wasm_kernel.ts";
 
 /** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */
@@ -102,10 +104,35 @@ export function maxPoolGradWasm(args: _KernelArgs, fallback: tf.KernelFunc): tf.
   const x = backend.typedArrayFromHeap(input) as Float32Array;
   const gradient = backend.typedArrayFromHeap(dy) as Float32Array;
   const dx = backend.typedArrayFromHeap(out) as Float32Array;
-  dx.fill(0);
   const { batchSize, inHeight, inWidth, inChannels: channels, outHeight, outWidth } = info;
   const { filterHeight, filterWidth, strideHeight, strideWidth } = info;
   const { top, left } = info.padInfo;
+  const native = nativeKernels();
+  if (native !== null) {
+    // The same loop in C (native/bnlab_kernels.c), on the heap under the three views.
+    const heap = new Float32Array(x.buffer);
+    const floats = Float32Array.BYTES_PER_ELEMENT;
+    native.bnlab_max_pool_grad(
+      heap,
+      x.byteOffset / floats,
+      gradient.byteOffset / floats,
+      dx.byteOffset / floats,
+      batchSize,
+      inHeight,
+      inWidth,
+      channels,
+      outHeight,
+      outWidth,
+      filterHeight,
+      filterWidth,
+      strideHeight,
+      strideWidth,
+      top,
+      left,
+    );
+    return out;
+  }
+  dx.fill(0);
   const best = new Float64Array(channels);
   const where = new Int32Array(channels);
   for (let b = 0; b < batchSize; b++) {
