@@ -13,7 +13,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { BACKEND_NAMES, type BackendName, initBackend } from "../lib/backend.ts";
-import { blasInfo, setBlasEnabled } from "../lib/kernels/blas.ts";
+import { blasInfo, setBlasEnabled, setBlasSliceThreads } from "../lib/kernels/blas.ts";
+import { nativeInfo, setNativeEnabled } from "../lib/kernels/native.ts";
 import { setUnfusedConvTraining } from "../lib/kernels/fused_conv_training.ts";
 import { replacedWasmKernel, WASM_KERNEL_REPLACEMENTS } from "../lib/kernels/mod.ts";
 import { createLeNet, type LeNetOptions } from "../lib/models/lenet.ts";
@@ -75,6 +76,18 @@ export interface BenchTrainingOptions {
    * with blocks with it skipped. @default {["none", "custom_analytic", "tfjs"]}
    */
   unfusedConvVariants?: readonly TrainingVariant[];
+  /**
+   * Variants also timed at batch 20 with the native kernels switched off (JavaScript im2col,
+   * col2im and MaxPoolGrad; uncut products), in blocks interleaved with blocks with them on;
+   * none when they are not built. @default {["none", "custom_analytic", "tfjs"]}
+   */
+  nativeVariants?: readonly TrainingVariant[];
+  /**
+   * Variants also timed at batch 20 with products' slices on one thread, in blocks
+   * interleaved with blocks on two; none when the pool has one thread.
+   * @default {["none", "custom_analytic", "tfjs"]}
+   */
+  threadVariants?: readonly TrainingVariant[];
 }
 
 /** The batch size of the cpu, tfjs-kernel and profile rows. */
@@ -98,6 +111,9 @@ const _SMALL_BATCH = 20;
  *   training convolution, which computes the first layer's input gradient) against
  *   `samples_per_s_unfused_conv` (lib/kernels/fused_conv_training.ts, blocks interleaved) and
  *   their ratio `unfused_conv_speedup`; the `tfjs_kernels` figures run with the fused one;
+ *   when the native kernels are built, `samples_per_s_native_off` and `_native_on` and their
+ *   ratio `native_speedup`; when products run on two threads, `samples_per_s_1_thread` and
+ *   `samples_per_s_2_threads` and their ratio `threads_speedup`;
  * - `training_profile`: per variant at batch 20 (name `variant/kernel`), `ms_per_step` and
  *   `calls_per_step` of each kernel over `profileSteps` profiled steps (a kernel's time
  *   includes the kernels it calls itself), plus `variant/all_kernels` (their sum),
@@ -132,6 +148,8 @@ const _SMALL_BATCH = 20;
  *   tfjsKernelVariants: [],
  *   blasVariants: [],
  *   unfusedConvVariants: [],
+ *   nativeVariants: [],
+ *   threadVariants: [],
  *   profileSteps: 0,
  *   kernelRepeats: 0,
  * });
@@ -151,6 +169,8 @@ export async function benchTraining(options: BenchTrainingOptions = {}): Promise
   const kernelRepeats = options.kernelRepeats ?? 7;
   const blasVariants = options.blasVariants ?? ["none", "tfjs"];
   const unfusedConvVariants = options.unfusedConvVariants ?? ["none", "custom_analytic", "tfjs"];
+  const nativeVariants = options.nativeVariants ?? ["none", "custom_analytic", "tfjs"];
+  const threadVariants = options.threadVariants ?? ["none", "custom_analytic", "tfjs"];
   _checkCount("blocks", blocks, 1);
   _checkCount("warmupBlocks", warmupBlocks, 0);
   _checkCount("samplesPerBlock", samplesPerBlock, 1);
@@ -164,6 +184,8 @@ export async function benchTraining(options: BenchTrainingOptions = {}): Promise
     ...tfjsKernelVariants,
     ...blasVariants,
     ...unfusedConvVariants,
+    ...nativeVariants,
+    ...threadVariants,
   ];
   for (const v of checked) {
     if (!TRAINING_VARIANTS.includes(v)) {
@@ -215,6 +237,16 @@ export async function benchTraining(options: BenchTrainingOptions = {}): Promise
         "samples_per_s_fused_conv",
         "samples_per_s_unfused_conv",
         "unfused_conv_speedup",
+      ]],
+      [nativeInfo().enabled ? nativeVariants : [], _withoutNative, [
+        "samples_per_s_native_off",
+        "samples_per_s_native_on",
+        "native_speedup",
+      ]],
+      [blasInfo().sliceThreads > 1 ? threadVariants : [], _withOneThread, [
+        "samples_per_s_1_thread",
+        "samples_per_s_2_threads",
+        "threads_speedup",
       ]],
     ];
     for (const [pairVariants, wrap, [offMetric, onMetric, ratioMetric]] of pairs) {
@@ -477,6 +509,24 @@ async function _withFusedConvTraining<T>(body: () => Promise<T>): Promise<T> {
     return await body();
   } finally {
     setUnfusedConvTraining(wasOn);
+  }
+}
+
+async function _withoutNative<T>(body: () => Promise<T>): Promise<T> {
+  const wasOn = setNativeEnabled(false);
+  try {
+    return await body();
+  } finally {
+    setNativeEnabled(wasOn);
+  }
+}
+
+async function _withOneThread<T>(body: () => Promise<T>): Promise<T> {
+  const previous = setBlasSliceThreads(1);
+  try {
+    return await body();
+  } finally {
+    setBlasSliceThreads(previous);
   }
 }
 

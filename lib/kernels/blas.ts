@@ -186,6 +186,38 @@ export function setBlasEnabled(enabled: boolean): boolean {
 }
 
 /**
+ * Sets the threads a product's slices run on, in this process (at most the threads the
+ * pool started with, `blasInfo().sliceThreads`); for comparisons of one thread and two in
+ * one run. The floats do not change.
+ *
+ * @param threads 1, or up to `blasInfo().sliceThreads`.
+ * @returns The threads they ran on before the call.
+ * @throws If `threads` is not an integer from 1 to `blasInfo().sliceThreads`.
+ *
+ * @example Time one thread, then restore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { setBlasSliceThreads } from "./blas.ts";
+ *
+ * const previous = setBlasSliceThreads(1);
+ * assert.equal(setBlasSliceThreads(previous), 1);
+ * ```
+ */
+export function setBlasSliceThreads(threads: number): number {
+  const state = _load();
+  const most = state.info.sliceThreads;
+  if (!Number.isInteger(threads) || threads < 1 || threads > most) {
+    throw new Error(
+      `setBlasSliceThreads: threads must be an integer from 1 to ${most} (the threads the ` +
+        `pool started with), received ${threads}`,
+    );
+  }
+  const previous = state.threads;
+  state.threads = threads;
+  return previous;
+}
+
+/**
  * C = alpha·op(A)·op(B) + beta·C in single precision, row-major, through `cblas_sgemm`:
  * op(A) is M×K, op(B) K×N, C M×N; `lda`, `ldb`, `ldc` are the row strides (in elements) of
  * A, B and C as stored. The arrays may be views of any buffer (such as the wasm heap): the
