@@ -18,6 +18,7 @@ import * as tf from "@tensorflow/tfjs";
 import { fileURLToPath } from "node:url";
 import { conv2dBackpropFilterWasmConfig } from "./kernels/conv2d_backprop_filter.ts";
 import { WASM_KERNEL_REPLACEMENTS } from "./kernels/mod.ts";
+import { registerBatchNormKernels } from "./kernels/batch_norm_native.ts";
 import { setUnfusedConvTraining } from "./kernels/fused_conv_training.ts";
 import { WASM_PTHREAD_POOL_SIZE, withWasmPthreads } from "./wasm_threads.ts";
 
@@ -273,6 +274,8 @@ async function _setUpWasm(options: InitBackendOptions): Promise<BackendInfo> {
   }
   // The first conv layer's input gradient is skipped (lib/kernels/fused_conv_training.ts).
   setUnfusedConvTraining(true);
+  // bnlab's batch norm as native kernels, where they are built (batch_norm_native.ts).
+  registerBatchNormKernels();
   // tfjs picks the SIMD binary exactly when this flag holds (and no single wasmPath is set).
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT") as boolean;
   const threads = options.threads ?? 1;

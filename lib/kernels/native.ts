@@ -1,7 +1,9 @@
 /**
  * bnlab's native helper kernels (`native/bnlab_kernels.c`): the memory-bound loops of the
- * BLAS convolutions (im2col, col2im) and `MaxPoolGrad`, in C, called through Deno's FFI on
- * the wasm backend's heap. Their JavaScript twins stay as the fallback and the reference.
+ * BLAS convolutions (im2col, col2im), `MaxPoolGrad`, batch normalization's statistics,
+ * forward and analytic backward pass (`batch_norm_native.ts`), and matrix products cut into
+ * slices run on two threads (`blas.ts`), in C, called through Deno's FFI on the wasm
+ * backend's heap. Their JavaScript and tfjs-op twins stay as the fallback and the reference.
  *
  * The library is built from the C source by {@linkcode buildNativeKernels} (`deno task
  * build-native`; `scripts/setup.sh` runs it) with the system's C compiler, for this
@@ -27,7 +29,7 @@ export interface NativeInfo {
 }
 
 /** The ABI version `bnlab_native_version()` must report (see the C source). */
-const _VERSION = 3;
+const _VERSION = 4;
 
 const _GEOMETRY = [
   "i32", // b0
@@ -72,6 +74,42 @@ const _SYMBOLS = {
       "i32", // threads
     ],
     result: "i32",
+  },
+  bnlab_bn_moments: {
+    parameters: ["buffer", "i32", "i32", "i32", "i32", "i32"],
+    result: "void",
+  },
+  bnlab_bn_forward: {
+    parameters: [
+      "buffer", // heap
+      "i32", // x offset
+      "i32", // mean offset
+      "i32", // variance offset
+      "i32", // gamma offset (-1: none)
+      "i32", // beta offset (-1: none)
+      "i32", // y offset
+      "i32", // rows
+      "i32", // channels
+      "f32", // epsilon
+    ],
+    result: "void",
+  },
+  bnlab_bn_backward: {
+    parameters: [
+      "buffer", // heap
+      "i32", // dy offset
+      "i32", // x offset
+      "i32", // mean offset
+      "i32", // variance offset
+      "i32", // gamma offset (-1: none)
+      "i32", // dx offset
+      "i32", // dgamma offset
+      "i32", // dbeta offset
+      "i32", // rows
+      "i32", // channels
+      "f32", // epsilon
+    ],
+    result: "void",
   },
   bnlab_max_pool_grad: {
     parameters: [
@@ -190,6 +228,7 @@ export async function buildNativeKernels(
     temporary,
     decodeURIComponent(NATIVE_SOURCE.pathname),
     "-ldl",
+    "-lm",
   ];
   let output: Deno.CommandOutput;
   try {

@@ -17,11 +17,12 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
 /* The ABI version: lib/kernels/native.ts refuses a library that reports another. */
-int32_t bnlab_native_version(void) { return 3; }
+int32_t bnlab_native_version(void) { return 4; }
 
 /*
  * im2col for an NHWC convolution, images [b0, b0 + images): per output pixel, the
@@ -449,4 +450,104 @@ int32_t bnlab_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int3
     }
   }
   return 0;
+}
+
+/* ---- Batch normalization over the leading axes ----------------------------------------
+ *
+ * x is read as [rows, channels] (channels last; rows = every other axis). These are the
+ * closed forms of lib/batch_norm_ops.ts' analytic op in one pass or two over x, with the
+ * per-channel sums in double; lib/kernels/batch_norm_native.ts registers them as kernels.
+ */
+
+/* Per-channel mean and biased variance (two passes: mean, then squared deviations). */
+void bnlab_bn_moments(float *heap, int32_t x_off, int32_t mean_off, int32_t var_off,
+                      int32_t rows, int32_t channels) {
+  const float *x = heap + x_off;
+  double *sum = calloc((size_t)channels, sizeof(double));
+  double *squares = calloc((size_t)channels, sizeof(double));
+  if (sum == NULL || squares == NULL) abort();
+  for (int32_t r = 0; r < rows; r++) {
+    const float *row = x + (int64_t)r * channels;
+    for (int32_t c = 0; c < channels; c++) sum[c] += row[c];
+  }
+  float *mean = heap + mean_off;
+  for (int32_t c = 0; c < channels; c++) mean[c] = (float)(sum[c] / rows);
+  for (int32_t r = 0; r < rows; r++) {
+    const float *row = x + (int64_t)r * channels;
+    for (int32_t c = 0; c < channels; c++) {
+      const double d = (double)row[c] - mean[c];
+      squares[c] += d * d;
+    }
+  }
+  float *variance = heap + var_off;
+  for (int32_t c = 0; c < channels; c++) variance[c] = (float)(squares[c] / rows);
+  free(sum);
+  free(squares);
+}
+
+/* y = (x − μ)·(1/√(σ² + ε))·γ + β; γ or β absent when their offset is negative. */
+void bnlab_bn_forward(float *heap, int32_t x_off, int32_t mean_off, int32_t var_off,
+                      int32_t gamma_off, int32_t beta_off, int32_t y_off, int32_t rows,
+                      int32_t channels, float epsilon) {
+  const float *x = heap + x_off, *mean = heap + mean_off, *variance = heap + var_off;
+  float *y = heap + y_off;
+  float *inv = malloc((size_t)channels * sizeof(float) * 3);
+  if (inv == NULL) abort();
+  float *gamma = inv + channels, *beta = inv + 2 * channels;
+  for (int32_t c = 0; c < channels; c++) {
+    inv[c] = 1.0f / sqrtf(variance[c] + epsilon);
+    gamma[c] = gamma_off >= 0 ? heap[gamma_off + c] : 1.0f;
+    beta[c] = beta_off >= 0 ? heap[beta_off + c] : 0.0f;
+  }
+  for (int32_t r = 0; r < rows; r++) {
+    const float *in = x + (int64_t)r * channels;
+    float *out = y + (int64_t)r * channels;
+    for (int32_t c = 0; c < channels; c++) out[c] = (in[c] - mean[c]) * inv[c] * gamma[c] + beta[c];
+  }
+  free(inv);
+}
+
+/*
+ * The analytic backward pass: with x̂ = (x − μ)/√(σ² + ε) and N = rows,
+ * dβ = Σ dy, dγ = Σ dy·x̂, dx = γ/√(σ² + ε)·(dy − dβ/N − x̂·dγ/N).
+ * dgamma and dbeta get `channels` floats each (dbeta_off or dgamma_off negative: not written).
+ */
+void bnlab_bn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_off,
+                       int32_t var_off, int32_t gamma_off, int32_t dx_off, int32_t dgamma_off,
+                       int32_t dbeta_off, int32_t rows, int32_t channels, float epsilon) {
+  const float *dy = heap + dy_off, *x = heap + x_off, *mean = heap + mean_off;
+  const float *variance = heap + var_off;
+  float *dx = heap + dx_off;
+  double *sum_dy = calloc((size_t)channels * 2, sizeof(double));
+  float *per = malloc((size_t)channels * sizeof(float) * 4);
+  if (sum_dy == NULL || per == NULL) abort();
+  double *sum_dy_xhat = sum_dy + channels;
+  float *inv = per, *factor = per + channels, *dy_mean = per + 2 * channels;
+  float *dy_xhat_mean = per + 3 * channels;
+  for (int32_t c = 0; c < channels; c++) inv[c] = 1.0f / sqrtf(variance[c] + epsilon);
+  for (int32_t r = 0; r < rows; r++) {
+    const float *g = dy + (int64_t)r * channels, *in = x + (int64_t)r * channels;
+    for (int32_t c = 0; c < channels; c++) {
+      sum_dy[c] += g[c];
+      sum_dy_xhat[c] += (double)g[c] * ((in[c] - mean[c]) * inv[c]);
+    }
+  }
+  for (int32_t c = 0; c < channels; c++) {
+    const float gamma = gamma_off >= 0 ? heap[gamma_off + c] : 1.0f;
+    factor[c] = gamma * inv[c];
+    dy_mean[c] = (float)(sum_dy[c] / rows);
+    dy_xhat_mean[c] = (float)(sum_dy_xhat[c] / rows);
+    if (dgamma_off >= 0) heap[dgamma_off + c] = (float)sum_dy_xhat[c];
+    if (dbeta_off >= 0) heap[dbeta_off + c] = (float)sum_dy[c];
+  }
+  for (int32_t r = 0; r < rows; r++) {
+    const float *g = dy + (int64_t)r * channels, *in = x + (int64_t)r * channels;
+    float *out = dx + (int64_t)r * channels;
+    for (int32_t c = 0; c < channels; c++) {
+      const float x_hat = (in[c] - mean[c]) * inv[c];
+      out[c] = (g[c] - dy_mean[c] - x_hat * dy_xhat_mean[c]) * factor[c];
+    }
+  }
+  free(sum_dy);
+  free(per);
 }

@@ -1,0 +1,188 @@
+/**
+ * Batch normalization over the leading axes as three wasm-backend kernels in C
+ * (`native/bnlab_kernels.c`): the batch statistics, the forward pass and the analytic
+ * backward pass, each one kernel call instead of the dozen tfjs ops of
+ * `lib/batch_norm_ops.ts`' analytic op (whose closed forms they compute, with per-channel sums
+ * in double). `batchNormTraining` uses them when {@linkcode fusedBatchNormUsable} says so;
+ * the tfjs-op version stays the readable reference, and tests/batch_norm_native_test.ts
+ * checks the two agree.
+ *
+ * x is read as [rows, channels]: every axis but the last (channels) is normalized over.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { nativeKernels } from "./native.ts";
+
+/** Kernel names: statistics ({ x } → [mean, variance], reduced axes kept as size 1). */
+export const BATCH_NORM_MOMENTS = "BnlabBatchNormMoments";
+/** { x, mean, variance, scale?, offset? }, attrs { epsilon } → y. */
+export const BATCH_NORM_FORWARD = "BnlabBatchNormForward";
+/** { dy, x, mean, variance, scale? }, attrs { epsilon } → [dx, dscale [C], doffset [C]]. */
+export const BATCH_NORM_BACKWARD = "BnlabBatchNormBackward";
+
+/** The wasm backend methods these kernels use (tfjs's `BackendWasm` has them). */
+interface _Backend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  getMemoryOffset(dataId: tf.DataId): number;
+  wasm: { HEAPU8: Uint8Array };
+}
+
+type _KernelArgs = Parameters<tf.KernelFunc>[0];
+
+/** Offsets in floats of tensors on the heap; -1 for an absent one. */
+function _offset(backend: _Backend, info: tf.TensorInfo | undefined): number {
+  return info === undefined ? -1 : backend.getMemoryOffset(info.dataId) / 4;
+}
+
+function _native(kernel: string) {
+  const native = nativeKernels();
+  if (native === null) {
+    throw new Error(
+      `${kernel}: needs bnlab's native kernels, received none (switched off, or not built: ` +
+        `deno task build-native)`,
+    );
+  }
+  return native;
+}
+
+function _rowsAndChannels(shape: number[]): [number, number] {
+  const channels = shape[shape.length - 1];
+  return [tf.util.sizeFromShape(shape) / channels, channels];
+}
+
+function _moments(args: _KernelArgs): tf.TensorInfo[] {
+  const native = _native(BATCH_NORM_MOMENTS);
+  const backend = args.backend as unknown as _Backend;
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const [rows, channels] = _rowsAndChannels(x.shape);
+  const statShape = [...x.shape.slice(0, -1).map(() => 1), channels];
+  const mean = backend.makeOutput(statShape, "float32");
+  const variance = backend.makeOutput(statShape, "float32");
+  const heap = new Float32Array(backend.wasm.HEAPU8.buffer);
+  native.bnlab_bn_moments(
+    heap,
+    _offset(backend, x),
+    _offset(backend, mean),
+    _offset(backend, variance),
+    rows,
+    channels,
+  );
+  return [mean, variance];
+}
+
+function _forward(args: _KernelArgs): tf.TensorInfo {
+  const native = _native(BATCH_NORM_FORWARD);
+  const backend = args.backend as unknown as _Backend;
+  const { x, mean, variance, scale, offset } = args.inputs as Record<string, tf.TensorInfo>;
+  const { epsilon } = args.attrs as unknown as { epsilon: number };
+  const [rows, channels] = _rowsAndChannels(x.shape);
+  const y = backend.makeOutput(x.shape, "float32");
+  const heap = new Float32Array(backend.wasm.HEAPU8.buffer);
+  native.bnlab_bn_forward(
+    heap,
+    _offset(backend, x),
+    _offset(backend, mean),
+    _offset(backend, variance),
+    _offset(backend, scale),
+    _offset(backend, offset),
+    _offset(backend, y),
+    rows,
+    channels,
+    epsilon,
+  );
+  return y;
+}
+
+function _backward(args: _KernelArgs): tf.TensorInfo[] {
+  const native = _native(BATCH_NORM_BACKWARD);
+  const backend = args.backend as unknown as _Backend;
+  const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
+  const { epsilon } = args.attrs as unknown as { epsilon: number };
+  const [rows, channels] = _rowsAndChannels(x.shape);
+  const dx = backend.makeOutput(x.shape, "float32");
+  const dScale = backend.makeOutput([channels], "float32");
+  const dOffset = backend.makeOutput([channels], "float32");
+  const heap = new Float32Array(backend.wasm.HEAPU8.buffer);
+  native.bnlab_bn_backward(
+    heap,
+    _offset(backend, dy),
+    _offset(backend, x),
+    _offset(backend, mean),
+    _offset(backend, variance),
+    _offset(backend, scale),
+    _offset(backend, dx),
+    _offset(backend, dScale),
+    _offset(backend, dOffset),
+    rows,
+    channels,
+    epsilon,
+  );
+  return [dx, dScale, dOffset];
+}
+
+/**
+ * Registers the three kernels for the wasm backend (once; `initBackend("wasm")` calls it).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { BATCH_NORM_FORWARD, registerBatchNormKernels } from "./batch_norm_native.ts";
+ *
+ * registerBatchNormKernels();
+ * assert.ok(tf.getKernel(BATCH_NORM_FORWARD, "wasm") !== undefined);
+ * ```
+ */
+export function registerBatchNormKernels(): void {
+  const kernels: [string, tf.KernelFunc][] = [
+    [BATCH_NORM_MOMENTS, _moments as unknown as tf.KernelFunc],
+    [BATCH_NORM_FORWARD, _forward as unknown as tf.KernelFunc],
+    [BATCH_NORM_BACKWARD, _backward as unknown as tf.KernelFunc],
+  ];
+  for (const [kernelName, kernelFunc] of kernels) {
+    if (tf.getKernel(kernelName, "wasm") === undefined) {
+      tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc });
+    }
+  }
+}
+
+/**
+ * Whether batch normalization of `x` over `axes` with γ `scale` and β `offset` can run on
+ * these kernels: the wasm backend is active with the native kernels on and the kernels
+ * registered, x is float32 of rank ≥ 2, `axes` are all its axes but the last, and γ and β
+ * (if given) are float32 with one value per channel.
+ *
+ * @param x The input.
+ * @param axes The axes normalized over.
+ * @param scale γ, or undefined.
+ * @param offset β, or undefined.
+ * @returns True when the fused kernels handle the case.
+ *
+ * @example On the cpu backend the tfjs ops run
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { fusedBatchNormUsable } from "./batch_norm_native.ts";
+ *
+ * await tf.setBackend("cpu");
+ * assert.equal(fusedBatchNormUsable(tf.zeros([4, 3]), [0]), false);
+ * ```
+ */
+export function fusedBatchNormUsable(
+  x: tf.Tensor,
+  axes: readonly number[],
+  scale?: tf.Tensor,
+  offset?: tf.Tensor,
+): boolean {
+  if (tf.getBackend() !== "wasm" || nativeKernels() === null) return false;
+  if (tf.getKernel(BATCH_NORM_BACKWARD, "wasm") === undefined) return false;
+  const rank = x.rank;
+  if (x.dtype !== "float32" || rank < 2 || x.size === 0) return false;
+  if (axes.length !== rank - 1 || axes.some((axis, i) => axis !== i)) return false;
+  const channels = x.shape[rank - 1];
+  return [scale, offset].every((p) =>
+    p === undefined || (p.dtype === "float32" && p.size === channels &&
+      p.shape[p.rank - 1] === channels)
+  );
+}
