@@ -6,6 +6,7 @@
  * @module
  */
 import { MAX_BLAS_THREADS } from "../kernels/blas.ts";
+import { readEnv } from "../kernels/native.ts";
 
 /** Options of {@linkcode runWorkers}. */
 export interface RunWorkersOptions {
@@ -132,11 +133,7 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
  * floats do not depend on it.)
  */
 function _workerEnv(workers: number): Record<string, string> {
-  const asked = Deno.permissions.querySync({ name: "env", variable: "BNLAB_BLAS_THREADS" })
-      .state === "granted"
-    ? Deno.env.get("BNLAB_BLAS_THREADS")
-    : undefined;
-  if (asked !== undefined) return {};
+  if (readEnv("BNLAB_BLAS_THREADS") !== undefined) return {};
   const cores = navigator.hardwareConcurrency ?? 1;
   return {
     BNLAB_BLAS_THREADS: String(

@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { nativeInfo, nativeKernels } from "./native.ts";
+import { nativeInfo, nativeKernels, readEnv } from "./native.ts";
 
 /** Which BLAS the kernels use, for the provenance of results. */
 export interface BlasInfo {
@@ -396,7 +396,7 @@ function _load(): _State {
     threads: 1,
   });
   const asked = _threadsAsked();
-  const setting = _env("BNLAB_BLAS")?.trim() ?? "";
+  const setting = readEnv("BNLAB_BLAS")?.trim() ?? "";
   if (["off", "0", "false", "none", "no"].includes(setting.toLowerCase())) {
     return _state = off(`switched off by BNLAB_BLAS=${setting}`);
   }
@@ -416,7 +416,9 @@ function _load(): _State {
       continue;
     }
     const symbols = library.symbols;
-    if (symbols.openblas_set_num_threads !== null && _env("OPENBLAS_NUM_THREADS") === undefined) {
+    if (
+      symbols.openblas_set_num_threads !== null && readEnv("OPENBLAS_NUM_THREADS") === undefined
+    ) {
       symbols.openblas_set_num_threads(1);
     }
     const configPointer = symbols.openblas_get_config?.() ?? null;
@@ -448,7 +450,7 @@ function _load(): _State {
  * cores, at most {@linkcode MAX_BLAS_THREADS}.
  */
 function _threadsAsked(): number {
-  const setting = _env("BNLAB_BLAS_THREADS")?.trim();
+  const setting = readEnv("BNLAB_BLAS_THREADS")?.trim();
   if (setting === undefined || setting === "") {
     return Math.max(1, Math.min(MAX_BLAS_THREADS, navigator.hardwareConcurrency ?? 1));
   }
@@ -492,12 +494,4 @@ function _startSlices(
     };
   }
   return { slices, threads: native.bnlab_blas_threads() };
-}
-
-/** An environment variable, or undefined when unset or not readable (no permission). */
-function _env(name: string): string | undefined {
-  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-    return undefined;
-  }
-  return Deno.env.get(name);
 }

@@ -27,7 +27,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { blasEnabled, sgemmUnchecked } from "./blas.ts";
-import { nativeKernels } from "./native.ts";
+import { type NativeConvGeometry, nativeKernels } from "./native.ts";
 import type { WasmKernelReplacement } from "./mod.ts";
 
 /** The wasm backend methods these kernels use (tfjs's `BackendWasm` has them). */
@@ -873,6 +873,25 @@ function _convolution(args: _KernelArgs, fused: boolean): tf.TensorInfo | null {
   return _activate(backend, out, activation, attrs.leakyreluAlpha, preluActivationWeights);
 }
 
+/** A convolution's geometry as the native im2col and col2im take it (after b0, images). */
+function _nativeGeometry(info: tf.backend_util.Conv2DInfo): NativeConvGeometry {
+  return [
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    info.outHeight,
+    info.outWidth,
+    info.filterHeight,
+    info.filterWidth,
+    info.strideHeight,
+    info.strideWidth,
+    info.dilationHeight,
+    info.dilationWidth,
+    info.padInfo.top,
+    info.padInfo.left,
+  ];
+}
+
 /** Runs shorter than this are copied element by element; longer ones with copyWithin. */
 const _SHORT_RUN = 24;
 
@@ -895,26 +914,7 @@ function _im2col(
   const left = info.padInfo.left;
   const native = nativeKernels();
   if (native !== null) {
-    native.bnlab_im2col(
-      heap,
-      xOffset,
-      colsOffset,
-      b0,
-      images,
-      h,
-      w,
-      c,
-      oh,
-      ow,
-      kh,
-      kw,
-      sh,
-      sw,
-      dh,
-      dw,
-      top,
-      left,
-    );
+    native.bnlab_im2col(heap, xOffset, colsOffset, b0, images, ..._nativeGeometry(info));
     return;
   }
   const run = kw * c;
@@ -981,26 +981,7 @@ function _col2im(
   const left = info.padInfo.left;
   const native = nativeKernels();
   if (native !== null) {
-    native.bnlab_col2im(
-      heap,
-      colsOffset,
-      dxOffset,
-      b0,
-      images,
-      h,
-      w,
-      c,
-      oh,
-      ow,
-      kh,
-      kw,
-      sh,
-      sw,
-      dh,
-      dw,
-      top,
-      left,
-    );
+    native.bnlab_col2im(heap, colsOffset, dxOffset, b0, images, ..._nativeGeometry(info));
     return;
   }
   const run = kw * c;

@@ -136,6 +136,26 @@ const _SYMBOLS = {
 
 type _Library = Deno.DynamicLibrary<typeof _SYMBOLS>;
 
+/**
+ * A convolution's geometry as `bnlab_im2col` and `bnlab_col2im` take it after the image range:
+ * h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, top, left.
+ */
+export type NativeConvGeometry = [
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+];
+
 /** The native kernels' functions, as `Deno.dlopen` gives them. */
 export type NativeKernels = _Library["symbols"];
 
@@ -211,7 +231,7 @@ export async function buildNativeKernels(
 ): Promise<{ path: string; built: boolean }> {
   const path = nativeLibraryPath();
   if (!options.force && _exists(path)) return { path, built: false };
-  const compiler = options.compiler ?? _env("CC") ?? "cc";
+  const compiler = options.compiler ?? readEnv("CC") ?? "cc";
   await Deno.mkdir(NATIVE_BUILD_DIR, { recursive: true });
   const temporary = `${path}.${Deno.pid}.tmp`;
   const args = [
@@ -326,7 +346,7 @@ function _load(): _State {
     info: Object.freeze({ enabled: false, library: null, reason }),
     enabled: false,
   });
-  const setting = _env("BNLAB_NATIVE")?.trim().toLowerCase() ?? "";
+  const setting = readEnv("BNLAB_NATIVE")?.trim().toLowerCase() ?? "";
   if (["off", "0", "false", "none", "no"].includes(setting)) {
     return _state = off(`switched off by BNLAB_NATIVE=${setting}`);
   }
@@ -372,8 +392,21 @@ function _exists(path: string): boolean {
   }
 }
 
-/** An environment variable, or undefined when unset or not readable (no permission). */
-function _env(name: string): string | undefined {
+/**
+ * An environment variable, or undefined when unset or not readable (no `--allow-env` for it):
+ * never prompts, never throws.
+ *
+ * @param name The variable's name.
+ * @returns Its value, or undefined.
+ *
+ * @example
+ * ```ts
+ * import { readEnv } from "./native.ts";
+ *
+ * console.log(readEnv("BNLAB_NATIVE") ?? "(unset)");
+ * ```
+ */
+export function readEnv(name: string): string | undefined {
   if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
     return undefined;
   }
