@@ -20,6 +20,9 @@ import {
   fusedMatMulBlasConfig,
 } from "./blas_kernels.ts";
 import { conv2dBackpropInputWasmConfig } from "./conv2d_backprop_input.ts";
+import { binaryWasmConfig, fusedBatchNormWasmConfig } from "./elementwise.ts";
+import { castWasmConfig, identityWasmConfig } from "./identity.ts";
+import { maxPoolWasmConfig } from "./max_pool.ts";
 import { maxPoolGradWasmConfig } from "./max_pool_grad.ts";
 import { reduceLeadingWasmConfig } from "./reduce_leading.ts";
 import { tileWasmConfig } from "./tile.ts";
@@ -54,6 +57,14 @@ export interface WasmKernelReplacement extends tf.KernelConfig {
  *     "Conv2DBackpropFilter",
  *     "Sum",
  *     "Mean",
+ *     "Identity",
+ *     "Cast",
+ *     "Add",
+ *     "Sub",
+ *     "Multiply",
+ *     "RealDiv",
+ *     "FusedBatchNorm",
+ *     "MaxPool",
  *   ],
  * );
  * ```
@@ -73,6 +84,18 @@ export const WASM_KERNEL_REPLACEMENTS: ReadonlyArray<
   // Batch normalization's per-channel sums and means (reduce_leading.ts).
   [tf.Sum, reduceLeadingWasmConfig],
   [tf.Mean, reduceLeadingWasmConfig],
+  // Clones (the tensors kernels save for their gradients) share data (identity.ts).
+  [tf.Identity, identityWasmConfig],
+  [tf.Cast, castWasmConfig],
+  // Element-wise arithmetic with per-channel or scalar operands, tfjs's batch norm, in C
+  // (elementwise.ts).
+  [tf.Add, binaryWasmConfig],
+  [tf.Sub, binaryWasmConfig],
+  [tf.Multiply, binaryWasmConfig],
+  [tf.RealDiv, binaryWasmConfig],
+  [tf.FusedBatchNorm, fusedBatchNormWasmConfig],
+  // Exact 2×2 pools in C (max_pool.ts).
+  [tf.MaxPool, maxPoolWasmConfig],
 ];
 
 /**

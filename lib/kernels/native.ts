@@ -29,7 +29,7 @@ export interface NativeInfo {
 }
 
 /** The ABI version `bnlab_native_version()` must report (see the C source). */
-const _VERSION = 4;
+const _VERSION = 5;
 
 const _GEOMETRY = [
   "i32", // b0
@@ -132,6 +132,46 @@ const _SYMBOLS = {
     ],
     result: "void",
   },
+  bnlab_max_pool_2x2: {
+    parameters: ["buffer", "i32", "i32", "i32", "i32", "i32", "i32"],
+    result: "void",
+  },
+  bnlab_binary: {
+    parameters: [
+      "buffer", // heap
+      "i32", // op: 0 add, 1 sub, 2 mul, 3 div
+      "i32", // layout: 0 same shape, 1 b per channel, 2 a per channel, 3 b scalar, 4 a scalar
+      "i32", // a offset
+      "i32", // b offset
+      "i32", // out offset
+      "i32", // rows
+      "i32", // channels
+    ],
+    result: "i32",
+  },
+  bnlab_column_sums: {
+    parameters: ["buffer", "i32", "i32", "i32", "i32", "f64"],
+    result: "void",
+  },
+  bnlab_fused_batch_norm: {
+    parameters: [
+      "buffer", // heap
+      "i32", // x offset
+      "i32", // mean offset
+      "i32", // mean length (1 or channels)
+      "i32", // variance offset
+      "i32", // variance length
+      "i32", // scale offset (-1: none)
+      "i32", // scale length
+      "i32", // offset offset (-1: none)
+      "i32", // offset length
+      "i32", // y offset
+      "i32", // rows
+      "i32", // channels
+      "f64", // epsilon
+    ],
+    result: "void",
+  },
 } as const;
 
 type _Library = Deno.DynamicLibrary<typeof _SYMBOLS>;
@@ -208,7 +248,8 @@ export interface BuildNativeOptions {
 }
 
 /**
- * Compiles the native kernels for this machine (`cc -O3 -march=native -shared -fPIC`), into
+ * Compiles the native kernels for this machine (`cc -O3 -march=native -ffp-contract=off
+ * -shared -fPIC`), into
  * {@linkcode nativeLibraryPath}; does nothing when that file exists (unless `force`). The
  * library is written under a temporary name and renamed, so a crash leaves no half-written
  * file under the name the loader looks for. Needs `--allow-read`, `--allow-write` and
@@ -238,6 +279,8 @@ export async function buildNativeKernels(
     "-O3",
     "-march=native",
     "-std=c11",
+    // No fused multiply-adds: the element-wise kernels must round as tfjs's do.
+    "-ffp-contract=off",
     "-Wall",
     "-Wextra",
     "-Werror",

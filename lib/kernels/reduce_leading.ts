@@ -22,6 +22,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WasmKernelReplacement } from "./mod.ts";
+import { nativeKernels } from "./native.ts";
 import { type KernelArgs, wasmReplacement } from "./wasm_kernel.ts";
 
 /** The wasm backend methods these kernels use (tfjs's `BackendWasm` has them). */
@@ -112,8 +113,22 @@ export function reduceLeadingWasm(
   const target = backend.typedArrayFromHeap(out) as Float32Array;
   const columns = tf.util.sizeFromShape(kept);
   const rows = size / columns;
-  const sums = _columnSums(source, rows, columns);
   const scale = op === "Mean" ? 1 / rows : 1;
+  const native = nativeKernels();
+  if (native !== null) {
+    // The same sums in C (native/bnlab_kernels.c), in the same order.
+    const floats = Float32Array.BYTES_PER_ELEMENT;
+    native.bnlab_column_sums(
+      new Float32Array(source.buffer),
+      source.byteOffset / floats,
+      target.byteOffset / floats,
+      rows,
+      columns,
+      scale,
+    );
+    return out;
+  }
+  const sums = _columnSums(source, rows, columns);
   for (let j = 0; j < columns; j++) target[j] = sums[j] * scale;
   return out;
 }

@@ -22,7 +22,7 @@
 #include <time.h>
 
 /* The ABI version: lib/kernels/native.ts refuses a library that reports another. */
-int32_t bnlab_native_version(void) { return 4; }
+int32_t bnlab_native_version(void) { return 5; }
 
 /*
  * im2col for an NHWC convolution, images [b0, b0 + images): per output pixel, the
@@ -145,6 +145,104 @@ void bnlab_col2im(float *heap, int32_t cols_off, int32_t dx_off, int32_t b0, int
 /* Channels scanned at once by bnlab_max_pool_grad (wider layers go in groups). */
 #define POOL_GROUP 64
 
+/* Eight floats, and eight comparison masks, as GCC/Clang vector types (unaligned loads and
+ * stores go through memcpy). */
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+static inline v8f load8(const float *p) {
+  v8f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void store8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+/* Where mask is all ones, a; elsewhere b. */
+static inline v8f select8(v8i mask, v8f a, v8f b) { return (v8f)(((v8i)a & mask) | ((v8i)b & ~mask)); }
+
+/*
+ * The 2×2, stride-2 pools that tile the input exactly (LeNet's): every input value lies in
+ * one window, so each window writes its four dx values (dy at the argmax, +0 elsewhere)
+ * and nothing is zeroed first. Same argmax rule as below; the channel loop has no
+ * branches, so it vectorizes.
+ */
+static void max_pool_grad_2x2(const float *x, const float *dy, float *dx, int32_t batch,
+                              int32_t out_h, int32_t out_w, int32_t channels) {
+  const int64_t row = (int64_t)2 * out_w * channels; /* one input row */
+  for (int32_t b = 0; b < batch; b++) {
+    for (int32_t oh = 0; oh < out_h; oh++) {
+      for (int32_t ow = 0; ow < out_w; ow++) {
+        const int64_t top_left = (((int64_t)b * 2 * out_h + 2 * oh) * 2 * out_w + 2 * ow) *
+                                 channels;
+        const float *x0 = x + top_left, *x1 = x0 + channels, *x2 = x0 + row, *x3 = x2 + channels;
+        float *d0 = dx + top_left, *d1 = d0 + channels, *d2 = d0 + row, *d3 = d2 + channels;
+        const float *g = dy + (((int64_t)b * out_h + oh) * out_w + ow) * channels;
+        int32_t c = 0;
+        /* Eight channels at a time, branch-free: the masks tN are all ones where value N
+         * beats every value before it (and −∞); the argmax is the last such. */
+        for (; c + 8 <= channels; c += 8) {
+          const v8f a0 = load8(x0 + c), a1 = load8(x1 + c), a2 = load8(x2 + c), a3 = load8(x3 + c);
+          v8f best = {-__builtin_inff(), -__builtin_inff(), -__builtin_inff(), -__builtin_inff(),
+                      -__builtin_inff(), -__builtin_inff(), -__builtin_inff(), -__builtin_inff()};
+          const v8i t0 = a0 > best;
+          best = select8(t0, a0, best);
+          const v8i t1 = a1 > best;
+          best = select8(t1, a1, best);
+          const v8i t2 = a2 > best;
+          best = select8(t2, a2, best);
+          const v8i t3 = a3 > best;
+          const v8i v = (v8i)(load8(g + c) + 0.0f);
+          store8(d3 + c, (v8f)(v & t3));
+          store8(d2 + c, (v8f)(v & t2 & ~t3));
+          store8(d1 + c, (v8f)(v & t1 & ~t2 & ~t3));
+          store8(d0 + c, (v8f)(v & t0 & ~t1 & ~t2 & ~t3));
+        }
+        for (; c < channels; c++) {
+          float best = -__builtin_inff();
+          int32_t k = -1;
+          if (x0[c] > best) { best = x0[c]; k = 0; }
+          if (x1[c] > best) { best = x1[c]; k = 1; }
+          if (x2[c] > best) { best = x2[c]; k = 2; }
+          if (x3[c] > best) { k = 3; }
+          const float v = 0.0f + g[c];
+          d0[c] = k == 0 ? v : 0.0f;
+          d1[c] = k == 1 ? v : 0.0f;
+          d2[c] = k == 2 ? v : 0.0f;
+          d3[c] = k == 3 ? v : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+/*
+ * MaxPool forward for the same exactly tiling 2×2, stride-2 pools, with tfjs's cpu rule:
+ * the window's largest value by strict comparisons from −∞, so NaN is never chosen and a
+ * window of −∞ and NaN gives −∞.
+ */
+void bnlab_max_pool_2x2(float *heap, int32_t x_off, int32_t y_off, int32_t batch,
+                        int32_t out_h, int32_t out_w, int32_t channels) {
+  const float *x = heap + x_off;
+  float *y = heap + y_off;
+  const int64_t row = (int64_t)2 * out_w * channels;
+  for (int32_t b = 0; b < batch; b++) {
+    for (int32_t oh = 0; oh < out_h; oh++) {
+      for (int32_t ow = 0; ow < out_w; ow++) {
+        const int64_t top_left = (((int64_t)b * 2 * out_h + 2 * oh) * 2 * out_w + 2 * ow) *
+                                 channels;
+        const float *x0 = x + top_left, *x1 = x0 + channels, *x2 = x0 + row, *x3 = x2 + channels;
+        float *out = y + (((int64_t)b * out_h + oh) * out_w + ow) * channels;
+        for (int32_t c = 0; c < channels; c++) {
+          float best = -__builtin_inff();
+          best = x0[c] > best ? x0[c] : best;
+          best = x1[c] > best ? x1[c] : best;
+          best = x2[c] > best ? x2[c] : best;
+          best = x3[c] > best ? x3[c] : best;
+          out[c] = best;
+        }
+      }
+    }
+  }
+}
+
 /*
  * MaxPoolGrad for windows that do not overlap (filter <= stride): dx is zeroed, then each
  * window's dy goes to its argmax per channel, found as tfjs's cpu backend does: the first
@@ -158,6 +256,11 @@ void bnlab_max_pool_grad(float *heap, int32_t x_off, int32_t dy_off, int32_t dx_
   const float *x = heap + x_off;
   const float *dy = heap + dy_off;
   float *dx = heap + dx_off;
+  if (fh == 2 && fw == 2 && sh == 2 && sw == 2 && top == 0 && left == 0 && in_h == 2 * out_h &&
+      in_w == 2 * out_w) {
+    max_pool_grad_2x2(x, dy, dx, batch, out_h, out_w, channels);
+    return;
+  }
   memset(dx, 0, (size_t)batch * in_h * in_w * channels * sizeof(float));
   float best[POOL_GROUP];
   int64_t where[POOL_GROUP];
@@ -549,5 +652,123 @@ void bnlab_bn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_
     }
   }
   free(sum_dy);
+  free(per);
+}
+
+/* ---- Element-wise arithmetic, per-channel sums, tfjs's FusedBatchNorm ------------------
+ *
+ * lib/kernels/elementwise.ts registers these in place of tfjs's wasm Add, Sub, Multiply,
+ * RealDiv, Sum, Mean and FusedBatchNorm for the shapes they handle. Each float operation is
+ * the one tfjs's own kernels perform (IEEE single precision, no contraction into fused
+ * multiply-adds: -ffp-contract=off), so the outputs are the same floats.
+ */
+
+/* Operand layouts of bnlab_binary: a and b of one shape; b one value per channel (the last
+ * axis); a one value per channel; b a single value; a a single value. */
+enum { SAME = 0, B_CHANNELS = 1, A_CHANNELS = 2, B_SCALAR = 3, A_SCALAR = 4 };
+
+#define BINARY_LOOPS(OP)                                                                    \
+  switch (layout) {                                                                         \
+    case SAME:                                                                              \
+      for (int64_t i = 0; i < n; i++) out[i] = OP(a[i], b[i]);                              \
+      break;                                                                                \
+    case B_CHANNELS:                                                                        \
+      for (int64_t r = 0; r < rows; r++) {                                                  \
+        const float *ar = a + r * channels;                                                 \
+        float *o = out + r * channels;                                                      \
+        for (int32_t c = 0; c < channels; c++) o[c] = OP(ar[c], b[c]);                      \
+      }                                                                                     \
+      break;                                                                                \
+    case A_CHANNELS:                                                                        \
+      for (int64_t r = 0; r < rows; r++) {                                                  \
+        const float *br = b + r * channels;                                                 \
+        float *o = out + r * channels;                                                      \
+        for (int32_t c = 0; c < channels; c++) o[c] = OP(a[c], br[c]);                      \
+      }                                                                                     \
+      break;                                                                                \
+    case B_SCALAR: {                                                                        \
+      const float s = b[0];                                                                 \
+      for (int64_t i = 0; i < n; i++) out[i] = OP(a[i], s);                                 \
+      break;                                                                                \
+    }                                                                                       \
+    case A_SCALAR: {                                                                        \
+      const float s = a[0];                                                                 \
+      for (int64_t i = 0; i < n; i++) out[i] = OP(s, b[i]);                                 \
+      break;                                                                                \
+    }                                                                                       \
+  }
+
+#define OP_ADD(x, y) ((x) + (y))
+#define OP_SUB(x, y) ((x) - (y))
+#define OP_MUL(x, y) ((x) * (y))
+#define OP_DIV(x, y) ((x) / (y))
+
+/*
+ * out = a ∘ b for ∘ in {+, −, ×, ÷} (op 0..3), out being [rows, channels]; a and b laid
+ * out as `layout` says. Returns 0, or -1 for an unknown op or layout (nothing written).
+ */
+int32_t bnlab_binary(float *heap, int32_t op, int32_t layout, int32_t a_off, int32_t b_off,
+                     int32_t out_off, int32_t rows, int32_t channels) {
+  if (op < 0 || op > 3 || layout < SAME || layout > A_SCALAR) return -1;
+  const float *a = heap + a_off, *b = heap + b_off;
+  float *out = heap + out_off;
+  const int64_t n = (int64_t)rows * channels;
+  switch (op) {
+    case 0: BINARY_LOOPS(OP_ADD) break;
+    case 1: BINARY_LOOPS(OP_SUB) break;
+    case 2: BINARY_LOOPS(OP_MUL) break;
+    case 3: BINARY_LOOPS(OP_DIV) break;
+  }
+  return 0;
+}
+
+/*
+ * out[c] = scale · Σ_r x[r, c], summed in double over the rows in order and rounded once
+ * (scale 1 for a sum, 1/rows for a mean): lib/kernels/reduce_leading.ts' loop.
+ */
+void bnlab_column_sums(float *heap, int32_t x_off, int32_t out_off, int32_t rows,
+                       int32_t columns, double scale) {
+  const float *x = heap + x_off;
+  double *sums = calloc((size_t)columns, sizeof(double));
+  if (sums == NULL) abort();
+  for (int32_t r = 0; r < rows; r++) {
+    const float *row = x + (int64_t)r * columns;
+    for (int32_t c = 0; c < columns; c++) sums[c] += row[c];
+  }
+  float *out = heap + out_off;
+  for (int32_t c = 0; c < columns; c++) out[c] = (float)(sums[c] * scale);
+  free(sums);
+}
+
+/*
+ * tfjs's FusedBatchNorm as its cpu backend computes it (in double, rounded once):
+ * y = β + (x − μ)·γ / √(σ² + ε). Each of mean, variance, scale and offset has one value
+ * per channel (length `channels`) or a single value (length 1); scale or offset absent when
+ * their offset is negative (γ = 1, β = 0).
+ */
+void bnlab_fused_batch_norm(float *heap, int32_t x_off, int32_t mean_off, int32_t mean_len,
+                            int32_t var_off, int32_t var_len, int32_t scale_off,
+                            int32_t scale_len, int32_t offset_off, int32_t offset_len,
+                            int32_t y_off, int32_t rows, int32_t channels, double epsilon) {
+  double *per = malloc((size_t)channels * 4 * sizeof(double));
+  if (per == NULL) abort();
+  double *mean = per, *gamma = per + channels, *root = per + 2 * channels;
+  double *beta = per + 3 * channels;
+  for (int32_t c = 0; c < channels; c++) {
+    mean[c] = heap[mean_off + (mean_len == 1 ? 0 : c)];
+    gamma[c] = scale_off >= 0 ? heap[scale_off + (scale_len == 1 ? 0 : c)] : 1.0;
+    root[c] = sqrt((double)heap[var_off + (var_len == 1 ? 0 : c)] + epsilon);
+    beta[c] = offset_off >= 0 ? heap[offset_off + (offset_len == 1 ? 0 : c)] : 0.0;
+  }
+  const float *x = heap + x_off;
+  float *y = heap + y_off;
+  for (int32_t r = 0; r < rows; r++) {
+    const float *in = x + (int64_t)r * channels;
+    float *out = y + (int64_t)r * channels;
+    /* JavaScript's off + (x − m)·s / √(v + ε), left to right, in double. */
+    for (int32_t c = 0; c < channels; c++) {
+      out[c] = (float)(beta[c] + ((double)in[c] - mean[c]) * gamma[c] / root[c]);
+    }
+  }
   free(per);
 }
