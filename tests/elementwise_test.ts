@@ -10,7 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
 import { binaryLayout } from "../lib/kernels/elementwise.ts";
 import { isExactPool2x2 } from "../lib/kernels/max_pool.ts";
-import { nativeInfo } from "../lib/kernels/native.ts";
+import { nativeInfo, setNativeEnabled } from "../lib/kernels/native.ts";
 import { createRng } from "../lib/data/random.ts";
 import {
   assertLeNetGradientsMatchCpu,
@@ -241,4 +241,41 @@ Deno.test("Identity and Cast to the same dtype share data, and free it with the 
 Deno.test("LeNet's gradients on wasm with these kernels match cpu's", async () => {
   await assertLeNetGradientsMatchCpu("none", 3);
   await assertLeNetGradientsMatchCpu("tfjs", 4);
+});
+
+Deno.test("with the native kernels off, tfjs's kernels run and give the same floats", async () => {
+  await initBackend("wasm");
+  const x = tf.tensor(_values(2 * 4 * 4 * 3, 7), [2, 4, 4, 3]) as tf.Tensor4D;
+  const c = tf.tensor1d([0.5, -2, 3]);
+  const v = tf.tensor1d([1, 0.25, 4]);
+  // Pooled without NaN: tfjs's XNNPACK pooling may take a NaN the cpu rule skips.
+  const y = tf.tensor4d(Float32Array.from({ length: 96 }, (_, i) => Math.sin(i)), [2, 4, 4, 3]);
+  const run = () => [
+    tf.add(x, c),
+    tf.div(c, x),
+    tf.mul(-0.1, x),
+    tf.batchNorm(x, c, v, c, v, 1e-3),
+    tf.maxPool(y, 2, 2, "valid"),
+    tf.sum(x, [0, 1, 2]),
+  ];
+  const on = run();
+  const previous = setNativeEnabled(false);
+  let off: tf.Tensor[];
+  try {
+    off = run();
+  } finally {
+    setNativeEnabled(previous);
+  }
+  for (const [i, t] of on.entries()) {
+    // tfjs's wasm FusedBatchNorm rounds differently: compare it within float tolerance.
+    if (i === 3) {
+      const [a, b] = [await t.data(), await off[i].data()];
+      for (let j = 0; j < a.length; j++) {
+        if (Number.isFinite(b[j])) assert.ok(Math.abs(a[j] - b[j]) <= 1e-5 * Math.abs(b[j]) + 1e-6);
+      }
+      continue;
+    }
+    assertSameValues(await t.data(), await off[i].data(), `output ${i}`);
+  }
+  tf.dispose([x, c, v, y, ...on, ...off]);
 });

@@ -4,10 +4,10 @@
  *
  * tfjs 4.22.0's wasm arithmetic is fast for operands of one shape but walks a general
  * broadcasting loop, index by index, whenever one operand has fewer elements: a conv
- * layer's bias add ([20, 24, 24, 20] + [20]) takes ≈0.25–0.4 ms, fifteen times a same-shape
- * add of that size, and tfjs's batch-norm gradient makes nine such per-channel products
- * and differences per layer. Its `FusedBatchNorm` takes ≈0.9 ms on [20, 24, 24, 20]. Here
- * each runs as one loop over [rows, channels]:
+ * layer's bias add ([20, 24, 24, 20] + [20]) took 0.17 ms, four times a same-shape add of
+ * that size (0.07 ms here), and tfjs's batch-norm gradient makes several such per-channel
+ * products and differences per layer. Its `FusedBatchNorm` took 0.70 ms on [20, 24, 24, 20]
+ * (0.10 ms here). Each runs as one loop over [rows, channels]:
  *
  * - one operand has the output's size (its layout is the output's), and the other has the
  *   same size, or one value per channel (its shape is […1, C] with C the output's last
