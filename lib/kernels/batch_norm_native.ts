@@ -13,6 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { nativeKernels } from "./native.ts";
+import { floatOffset, heapFloats, type WasmHeapBackend } from "./wasm_kernel.ts";
 
 /** Kernel names: statistics ({ x } → [mean, variance], reduced axes kept as size 1). */
 export const BATCH_NORM_MOMENTS = "BnlabBatchNormMoments";
@@ -21,19 +22,7 @@ export const BATCH_NORM_FORWARD = "BnlabBatchNormForward";
 /** { dy, x, mean, variance, scale? }, attrs { epsilon } → [dx, dscale [C], doffset [C]]. */
 export const BATCH_NORM_BACKWARD = "BnlabBatchNormBackward";
 
-/** The wasm backend methods these kernels use (tfjs's `BackendWasm` has them). */
-interface _Backend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  getMemoryOffset(dataId: tf.DataId): number;
-  wasm: { HEAPU8: Uint8Array };
-}
-
 type _KernelArgs = Parameters<tf.KernelFunc>[0];
-
-/** Offsets in floats of tensors on the heap; -1 for an absent one. */
-function _offset(backend: _Backend, info: tf.TensorInfo | undefined): number {
-  return info === undefined ? -1 : backend.getMemoryOffset(info.dataId) / 4;
-}
 
 function _native(kernel: string) {
   const native = nativeKernels();
@@ -53,18 +42,18 @@ function _rowsAndChannels(shape: number[]): [number, number] {
 
 function _moments(args: _KernelArgs): tf.TensorInfo[] {
   const native = _native(BATCH_NORM_MOMENTS);
-  const backend = args.backend as unknown as _Backend;
+  const backend = args.backend as unknown as WasmHeapBackend;
   const { x } = args.inputs as { x: tf.TensorInfo };
   const [rows, channels] = _rowsAndChannels(x.shape);
   const statShape = [...x.shape.slice(0, -1).map(() => 1), channels];
   const mean = backend.makeOutput(statShape, "float32");
   const variance = backend.makeOutput(statShape, "float32");
-  const heap = new Float32Array(backend.wasm.HEAPU8.buffer);
+  const heap = heapFloats(backend);
   native.bnlab_bn_moments(
     heap,
-    _offset(backend, x),
-    _offset(backend, mean),
-    _offset(backend, variance),
+    floatOffset(backend, x),
+    floatOffset(backend, mean),
+    floatOffset(backend, variance),
     rows,
     channels,
   );
@@ -73,20 +62,20 @@ function _moments(args: _KernelArgs): tf.TensorInfo[] {
 
 function _forward(args: _KernelArgs): tf.TensorInfo {
   const native = _native(BATCH_NORM_FORWARD);
-  const backend = args.backend as unknown as _Backend;
+  const backend = args.backend as unknown as WasmHeapBackend;
   const { x, mean, variance, scale, offset } = args.inputs as Record<string, tf.TensorInfo>;
   const { epsilon } = args.attrs as unknown as { epsilon: number };
   const [rows, channels] = _rowsAndChannels(x.shape);
   const y = backend.makeOutput(x.shape, "float32");
-  const heap = new Float32Array(backend.wasm.HEAPU8.buffer);
+  const heap = heapFloats(backend);
   native.bnlab_bn_forward(
     heap,
-    _offset(backend, x),
-    _offset(backend, mean),
-    _offset(backend, variance),
-    _offset(backend, scale),
-    _offset(backend, offset),
-    _offset(backend, y),
+    floatOffset(backend, x),
+    floatOffset(backend, mean),
+    floatOffset(backend, variance),
+    floatOffset(backend, scale),
+    floatOffset(backend, offset),
+    floatOffset(backend, y),
     rows,
     channels,
     epsilon,
@@ -96,24 +85,24 @@ function _forward(args: _KernelArgs): tf.TensorInfo {
 
 function _backward(args: _KernelArgs): tf.TensorInfo[] {
   const native = _native(BATCH_NORM_BACKWARD);
-  const backend = args.backend as unknown as _Backend;
+  const backend = args.backend as unknown as WasmHeapBackend;
   const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
   const { epsilon } = args.attrs as unknown as { epsilon: number };
   const [rows, channels] = _rowsAndChannels(x.shape);
   const dx = backend.makeOutput(x.shape, "float32");
   const dScale = backend.makeOutput([channels], "float32");
   const dOffset = backend.makeOutput([channels], "float32");
-  const heap = new Float32Array(backend.wasm.HEAPU8.buffer);
+  const heap = heapFloats(backend);
   native.bnlab_bn_backward(
     heap,
-    _offset(backend, dy),
-    _offset(backend, x),
-    _offset(backend, mean),
-    _offset(backend, variance),
-    _offset(backend, scale),
-    _offset(backend, dx),
-    _offset(backend, dScale),
-    _offset(backend, dOffset),
+    floatOffset(backend, dy),
+    floatOffset(backend, x),
+    floatOffset(backend, mean),
+    floatOffset(backend, variance),
+    floatOffset(backend, scale),
+    floatOffset(backend, dx),
+    floatOffset(backend, dScale),
+    floatOffset(backend, dOffset),
     rows,
     channels,
     epsilon,

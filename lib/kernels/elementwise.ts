@@ -27,14 +27,13 @@
 import * as tf from "@tensorflow/tfjs";
 import type { WasmKernelReplacement } from "./mod.ts";
 import { nativeKernels } from "./native.ts";
-import { type KernelArgs, wasmReplacement } from "./wasm_kernel.ts";
-
-/** The wasm backend methods these kernels use (tfjs's `BackendWasm` has them). */
-interface _Backend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  getMemoryOffset(dataId: tf.DataId): number;
-  wasm: { HEAPU8: Uint8Array };
-}
+import {
+  floatOffset,
+  heapFloats,
+  type KernelArgs,
+  type WasmHeapBackend,
+  wasmReplacement,
+} from "./wasm_kernel.ts";
 
 /** The binary kernels replaced, with their operation code in `bnlab_binary`. */
 const _OPS: Readonly<Record<string, number>> = {
@@ -92,8 +91,16 @@ export function binaryLayout(
   a: readonly number[],
   b: readonly number[],
 ): { layout: BinaryLayout; rows: number; channels: number } | null {
-  const out = tf.backend_util.assertAndGetBroadcastShape([...a], [...b]);
-  const n = tf.util.sizeFromShape(out);
+  return _layoutFor(a, b, tf.backend_util.assertAndGetBroadcastShape([...a], [...b]));
+}
+
+/** {@linkcode binaryLayout} for operands whose broadcast shape `out` is known. */
+function _layoutFor(
+  a: readonly number[],
+  b: readonly number[],
+  out: readonly number[],
+): { layout: BinaryLayout; rows: number; channels: number } | null {
+  const n = tf.util.sizeFromShape([...out]);
   if (n === 0) return null;
   const aSize = tf.util.sizeFromShape([...a]);
   const bSize = tf.util.sizeFromShape([...b]);
@@ -118,11 +125,6 @@ export function binaryLayout(
   return null;
 }
 
-/** A float32 tensor's offset on the heap, in floats. */
-function _offset(backend: _Backend, info: tf.TensorInfo): number {
-  return backend.getMemoryOffset(info.dataId) / Float32Array.BYTES_PER_ELEMENT;
-}
-
 function _binary(kernelName: string, args: KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
   const { a, b } = args.inputs as { a?: tf.TensorInfo; b?: tf.TensorInfo };
   if (a == null || b == null) {
@@ -136,19 +138,19 @@ function _binary(kernelName: string, args: KernelArgs, fallback: tf.KernelFunc):
   if (native === null || a.dtype !== "float32" || b.dtype !== "float32") {
     return fallback(args) as tf.TensorInfo;
   }
-  const plan = binaryLayout(a.shape, b.shape);
-  if (plan === null) return fallback(args) as tf.TensorInfo;
-  const backend = args.backend as unknown as _Backend;
   const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+  const plan = _layoutFor(a.shape, b.shape, shape);
+  if (plan === null) return fallback(args) as tf.TensorInfo;
+  const backend = args.backend as unknown as WasmHeapBackend;
   // Allocate first: growing the heap replaces its buffer.
   const out = backend.makeOutput(shape, "float32");
   const status = native.bnlab_binary(
-    new Float32Array(backend.wasm.HEAPU8.buffer),
+    heapFloats(backend),
     _OPS[kernelName],
     plan.layout,
-    _offset(backend, a),
-    _offset(backend, b),
-    _offset(backend, out),
+    floatOffset(backend, a),
+    floatOffset(backend, b),
+    floatOffset(backend, out),
     plan.rows,
     plan.channels,
   );
@@ -204,12 +206,12 @@ function _fusedBatchNorm(args: KernelArgs, fallback: tf.KernelFunc): tf.TensorIn
       p == null || (p.dtype === "float32" && (lengths[i] === 1 || lengths[i] === channels))
     );
   if (!handled) return fallback(args) as tf.TensorInfo;
-  const backend = args.backend as unknown as _Backend;
+  const backend = args.backend as unknown as WasmHeapBackend;
   const epsilon = (args.attrs as unknown as tf.FusedBatchNormAttrs).varianceEpsilon ?? 0.001;
   const y = backend.makeOutput(x.shape, "float32");
-  const at = (p: tf.TensorInfo | undefined) => p == null ? -1 : _offset(backend, p);
+  const at = (p: tf.TensorInfo | undefined) => p == null ? -1 : floatOffset(backend, p);
   native.bnlab_fused_batch_norm(
-    new Float32Array(backend.wasm.HEAPU8.buffer),
+    heapFloats(backend),
     at(x),
     at(mean),
     lengths[0],

@@ -13,14 +13,13 @@
 import * as tf from "@tensorflow/tfjs";
 import type { WasmKernelReplacement } from "./mod.ts";
 import { nativeKernels } from "./native.ts";
-import { type KernelArgs, wasmReplacement } from "./wasm_kernel.ts";
-
-/** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */
-interface _Backend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  getMemoryOffset(dataId: tf.DataId): number;
-  wasm: { HEAPU8: Uint8Array };
-}
+import {
+  floatOffset,
+  heapFloats,
+  type KernelArgs,
+  type WasmHeapBackend,
+  wasmReplacement,
+} from "./wasm_kernel.ts";
 
 /**
  * Whether a pool is one the C kernels handle: a 2×2 window at stride 2, no padding, over an
@@ -72,13 +71,12 @@ function _maxPool(args: KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
   if (!isExactPool2x2(info) || tf.util.sizeFromShape(info.outShape) === 0) {
     return fallback(args) as tf.TensorInfo;
   }
-  const backend = args.backend as unknown as _Backend;
+  const backend = args.backend as unknown as WasmHeapBackend;
   const out = backend.makeOutput(info.outShape, "float32");
-  const floats = Float32Array.BYTES_PER_ELEMENT;
   native.bnlab_max_pool_2x2(
-    new Float32Array(backend.wasm.HEAPU8.buffer),
-    backend.getMemoryOffset(x.dataId) / floats,
-    backend.getMemoryOffset(out.dataId) / floats,
+    heapFloats(backend),
+    floatOffset(backend, x),
+    floatOffset(backend, out),
     info.batchSize,
     info.outHeight,
     info.outWidth,

@@ -74,6 +74,36 @@ export function wasmReplacement(
   };
 }
 
+/** The wasm backend methods the native kernels use (tfjs's `BackendWasm` has them). */
+export interface WasmHeapBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  getMemoryOffset(dataId: tf.DataId): number;
+  wasm: { HEAPU8: Uint8Array };
+}
+
+/**
+ * The wasm heap as floats, for a native kernel's `buffer` argument. Take it after allocating
+ * the outputs: growing the heap replaces its buffer.
+ *
+ * @param backend The wasm backend, as a kernel received it.
+ * @returns A float view of the whole heap.
+ */
+export function heapFloats(backend: WasmHeapBackend): Float32Array {
+  return new Float32Array(backend.wasm.HEAPU8.buffer);
+}
+
+/**
+ * A float32 tensor's offset on the wasm heap in floats, or −1 for an absent (optional) one,
+ * as the native kernels take them.
+ *
+ * @param backend The wasm backend, as a kernel received it.
+ * @param info The tensor, or undefined.
+ * @returns Its offset in floats, or −1.
+ */
+export function floatOffset(backend: WasmHeapBackend, info: tf.TensorInfo | undefined): number {
+  return info == null ? -1 : backend.getMemoryOffset(info.dataId) / Float32Array.BYTES_PER_ELEMENT;
+}
+
 /**
  * Runs another registered wasm kernel on `TensorInfo`s, for kernels composed of others; the
  * caller owns (and disposes) its output.
