@@ -17,6 +17,7 @@ import { blasInfo, setBlasEnabled, setBlasSliceThreads } from "../lib/kernels/bl
 import { nativeInfo, setNativeEnabled } from "../lib/kernels/native.ts";
 import { setUnfusedConvTraining } from "../lib/kernels/fused_conv_training.ts";
 import { replacedWasmKernel, WASM_KERNEL_REPLACEMENTS } from "../lib/kernels/mod.ts";
+import { GRADIENT_REPLACEMENTS, replacedGradient } from "../lib/kernels/gradients.ts";
 import { createLeNet, type LeNetOptions } from "../lib/models/lenet.ts";
 import { formatTable } from "../lib/report/table.ts";
 import type { BenchRow } from "./bench_row.ts";
@@ -476,14 +477,19 @@ async function _profile(
 }
 
 /**
- * Runs `body` with tfjs's own wasm kernels registered in place of the lib/kernels/ ones
- * that replaced them, then puts ours back.
+ * Runs `body` with tfjs's own wasm kernels and gradients registered in place of the
+ * lib/kernels/ ones that replaced them, then puts ours back.
  */
 async function _withTfjsKernels<T>(body: () => Promise<T>): Promise<T> {
   await initBackend("wasm");
   const swapped: tf.KernelConfig[] = [];
+  const gradients = GRADIENT_REPLACEMENTS.map(([name]) => tf.getGradient(name)!);
   const unfused = setUnfusedConvTraining(false);
   try {
+    for (const [name] of GRADIENT_REPLACEMENTS) {
+      const original = replacedGradient(name);
+      if (original !== undefined) tf.registerGradient(original);
+    }
     for (const [kernelName] of WASM_KERNEL_REPLACEMENTS) {
       const original = replacedWasmKernel(kernelName);
       const ours = tf.getKernel(kernelName, "wasm");
@@ -498,6 +504,7 @@ async function _withTfjsKernels<T>(body: () => Promise<T>): Promise<T> {
       tf.unregisterKernel(ours.kernelName, "wasm");
       tf.registerKernel(ours);
     }
+    gradients.forEach((config) => tf.registerGradient(config));
     setUnfusedConvTraining(unfused);
   }
 }

@@ -8,7 +8,9 @@
  * those that replace its slow ones (`Conv2DBackpropInput`, and `BatchMatMul` and
  * `_FusedMatMul` with transposed operands), which keep tfjs's kernel as their fallback.
  * With `threads` > 1 it starts tfjs's threaded SIMD binary, whose pthreads Deno cannot
- * start by itself (`lib/wasm_threads.ts`).
+ * start by itself (`lib/wasm_threads.ts`). For every backend it registers faster gradients
+ * with tfjs's floats (`lib/kernels/gradients.ts`) and batch norm's running-average kernel
+ * (`lib/kernels/running_average.ts`).
  *
  * @module
  */
@@ -18,7 +20,10 @@ import * as tf from "@tensorflow/tfjs";
 import { fileURLToPath } from "node:url";
 import { conv2dBackpropFilterWasmConfig } from "./kernels/conv2d_backprop_filter.ts";
 import { WASM_KERNEL_REPLACEMENTS } from "./kernels/mod.ts";
+import { reluGradWasmConfig } from "./kernels/elementwise.ts";
 import { registerBatchNormKernels } from "./kernels/batch_norm_native.ts";
+import { registerGradientReplacements } from "./kernels/gradients.ts";
+import { registerRunningAverage } from "./kernels/running_average.ts";
 import { setUnfusedConvTraining } from "./kernels/fused_conv_training.ts";
 import { WASM_PTHREAD_POOL_SIZE, withWasmPthreads } from "./wasm_threads.ts";
 
@@ -118,7 +123,10 @@ export interface InitBackendOptions {
 export const MAX_WASM_THREADS: number = WASM_PTHREAD_POOL_SIZE;
 
 /** The kernels of `lib/kernels/` registered for wasm. */
-const _WASM_KERNELS: readonly tf.KernelConfig[] = [conv2dBackpropFilterWasmConfig];
+const _WASM_KERNELS: readonly tf.KernelConfig[] = [
+  conv2dBackpropFilterWasmConfig,
+  reluGradWasmConfig,
+];
 
 /** The replacement configs registered, so that a retried set-up does not wrap them again. */
 const _replacements = new WeakSet<tf.KernelConfig>();
@@ -235,6 +243,10 @@ export function backendInfo(): BackendInfo {
 }
 
 async function _setUp(name: BackendName, options: InitBackendOptions): Promise<BackendInfo> {
+  // Faster gradients with tfjs's floats (lib/kernels/gradients.ts), for every backend, and
+  // batch norm's running-average update as one kernel (lib/kernels/running_average.ts).
+  registerGradientReplacements();
+  registerRunningAverage();
   let info: BackendInfo;
   switch (name) {
     case "wasm":

@@ -43,6 +43,8 @@ import {
   stopGradient,
   valuesPerChannel,
 } from "./batch_norm_ops.ts";
+import { fusedBatchNormUsable } from "./kernels/batch_norm_native.ts";
+import { runningAverage } from "./kernels/running_average.ts";
 
 /** Batch Renormalization's clipping (Ioffe 2017): r ∈ [1/rMax, rMax], d ∈ [−dMax, dMax]. */
 export interface RenormClipping {
@@ -325,8 +327,12 @@ export class BatchNorm extends tf.layers.Layer {
         }`,
       );
     }
-    let scale = this.gamma?.read().reshape(shape);
-    let offset = this.beta?.read().reshape(shape);
+    const gamma = this.gamma?.read(), beta = this.beta?.read();
+    // The native kernels take γ and β as they are ([C]); the op versions broadcast them.
+    const asIs = !ghost && !this.renorm && this.gradient === "analytic" &&
+      fusedBatchNormUsable(x, axes, gamma, beta);
+    let scale = asIs ? gamma : gamma?.reshape(shape);
+    let offset = asIs ? beta : beta?.reshape(shape);
     let renormUpdate: (() => void) | undefined;
     if (this.renorm) {
       // r and d are constants of the gradient (Ioffe 2017, Algorithm 1).
@@ -363,21 +369,22 @@ export class BatchNorm extends tf.layers.Layer {
   }
 
   #updateRunning(batchMean: tf.Tensor, batchVariance: tf.Tensor, m: number) {
-    const variance = this.runningVariance === "unbiased"
-      ? tf.mul(batchVariance, m / (m - 1))
-      : batchVariance;
+    const factor = this.runningVariance === "unbiased" ? m / (m - 1) : null;
     if (this.momentum === null) {
+      const variance = factor === null ? batchVariance : tf.mul(batchVariance, factor);
       const n = tf.add(this.batchesSeen!.read(), 1);
       this.batchesSeen!.write(n);
-      const step = (running: tf.LayerVariable, value: tf.Tensor) =>
-        running.write(tf.add(running.read(), tf.div(tf.sub(value, running.read()), n)));
+      const step = (running: tf.LayerVariable, value: tf.Tensor) => {
+        const old = running.read();
+        running.write(tf.add(old, tf.div(tf.sub(tf.reshape(value, old.shape), old), n)));
+      };
       step(this.movingMean!, batchMean);
       step(this.movingVariance!, variance);
       return;
     }
     const keep = this.momentumConvention === "keras" ? this.momentum : 1 - this.momentum;
     _keras(this.movingMean!, batchMean, keep);
-    _keras(this.movingVariance!, variance, keep);
+    _keras(this.movingVariance!, batchVariance, keep, factor);
   }
 
   #broadcastShape(rank: number): number[] {
@@ -426,15 +433,25 @@ export function batchNorm(options: BatchNormOptions = {}): BatchNorm {
   return new BatchNorm(options);
 }
 
-/** running ← keep·running + (1 − keep)·value (the Keras form). */
-function _keras(running: tf.LayerVariable, value: tf.Tensor, keep: number) {
-  const old = running.read();
-  running.write(tf.add(tf.mul(old, keep), tf.mul(tf.reshape(value, old.shape), 1 - keep)));
+/**
+ * running ← keep·running + (1 − keep)·value (the Keras form), value·factor when a factor is
+ * given: one kernel call on cpu and wasm, tfjs ops elsewhere (lib/kernels/running_average.ts).
+ */
+function _keras(
+  running: tf.LayerVariable,
+  value: tf.Tensor,
+  keep: number,
+  factor: number | null = null,
+) {
+  running.write(runningAverage(running.read(), value, keep, factor));
 }
 
-/** Per-channel statistics as a 1-D tensor; ghost batches' statistics are averaged (axis 0). */
+/**
+ * Per-channel statistics (one value per channel, in any shape); ghost batches' statistics are
+ * averaged (axis 0).
+ */
 function _average(stat: tf.Tensor, ghost: boolean): tf.Tensor {
-  return tf.reshape(ghost ? tf.mean(stat, 0) : stat, [-1]);
+  return ghost ? tf.reshape(tf.mean(stat, 0), [-1]) : stat;
 }
 
 function _validate(layer: BatchNorm) {

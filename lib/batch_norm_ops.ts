@@ -257,8 +257,11 @@ function _fusedAnalyticBatchNorm(
           { epsilon },
         ) as tf.Tensor[];
         const grads: tf.Tensor[] = [dx];
-        if (savedGamma) grads.push(tf.reshape(dScale, savedGamma.shape));
-        if (beta) grads.push(tf.reshape(dOffset, beta.shape));
+        // dγ and dβ are [C]: reshaped only when γ and β are shaped for broadcasting.
+        const shaped = (grad: tf.Tensor, like: tf.Tensor) =>
+          like.rank === 1 ? grad : tf.reshape(grad, like.shape);
+        if (savedGamma) grads.push(shaped(dScale, savedGamma));
+        if (beta) grads.push(shaped(dOffset, beta));
         return grads;
       },
     };

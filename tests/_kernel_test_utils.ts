@@ -295,7 +295,7 @@ export function convInfo(c: ConvCase): tf.backend_util.Conv2DInfo {
 }
 
 /** A LeNet's trainable weights' names, all its weights and the gradients, as read back. */
-interface _LeNetGradients {
+export interface LeNetGradients {
   names: string[];
   weights: Float32Array[];
   grads: Float32Array[];
@@ -306,12 +306,12 @@ interface _LeNetGradients {
  * from `modelSeed`) in training mode on 8 random images, with respect to every trainable
  * weight, on `backend`; `weights` (when given) replace the initial ones.
  */
-async function _leNetGradients(
+export async function leNetGradients(
   backend: BackendName,
   normalization: Normalization,
   modelSeed: number,
   weights?: Float32Array[],
-): Promise<_LeNetGradients> {
+): Promise<LeNetGradients> {
   await initBackend(backend);
   const model = createLeNet({ normalization, seed: modelSeed });
   if (weights) {
@@ -348,8 +348,8 @@ export async function assertLeNetGradientsMatchCpu(
   normalization: Normalization,
   modelSeed: number,
 ): Promise<void> {
-  const wasm = await _leNetGradients("wasm", normalization, modelSeed);
-  const cpu = await _leNetGradients("cpu", normalization, modelSeed, wasm.weights);
+  const wasm = await leNetGradients("wasm", normalization, modelSeed);
+  const cpu = await leNetGradients("cpu", normalization, modelSeed, wasm.weights);
   assert.equal(cpu.grads.length, wasm.grads.length);
   for (const [i, g] of wasm.grads.entries()) {
     let diff = 0, norm = 0;

@@ -1,7 +1,7 @@
 /**
  * The element-wise wasm kernels of lib/kernels/ that run in C: `Add`, `Sub`, `Multiply`,
- * `RealDiv` against tfjs's own wasm kernels, `FusedBatchNorm` and the exact 2×2 `MaxPool`
- * against tfjs's cpu backend, and the data-sharing `Identity` and `Cast`. The arithmetic is
+ * `RealDiv` and `Relu` against tfjs's own wasm kernels, `FusedBatchNorm` and the exact 2×2
+ * `MaxPool` against tfjs's cpu backend, and the data-sharing `Identity` and `Cast`. The arithmetic is
  * the same, so the floats must be equal (by `Object.is`: −0 and NaN count), special values
  * included; cases the C kernels do not handle must give what tfjs's kernels give.
  */
@@ -162,6 +162,18 @@ Deno.test("FusedBatchNorm gives the floats of tfjs's cpu kernel", async () => {
     0,
   );
   assert.deepEqual(await y.array(), [[1, 1, 1, 1], [1, 1, 1, 1]]);
+});
+
+Deno.test("Relu gives the floats of tfjs's wasm kernel; int32 goes to tfjs's", async () => {
+  await initBackend("wasm");
+  const x = tf.tensor(_values(20 * 24 * 24 * 20, 31), [20, 24, 24, 20]);
+  const ints = tf.tensor1d([-3, 0, 5], "int32");
+  const run = async () => [await tf.relu(x).data(), await tf.relu(ints).data()];
+  const ours = await run();
+  const theirs = await _withOriginal("Relu", run);
+  assertSameValues(ours[0], theirs[0], "float32");
+  assert.deepEqual(Array.from(ours[1]), [0, 0, 5]);
+  tf.dispose([x, ints]);
 });
 
 Deno.test("MaxPool on exact 2×2 pools gives the floats of tfjs's cpu kernel", async () => {

@@ -3,7 +3,8 @@
  * (`native/bnlab_kernels.c`): the batch statistics, the forward pass and the analytic
  * backward pass, each one kernel call instead of the dozen tfjs ops of
  * `lib/batch_norm_ops.ts`' analytic op (whose closed forms they compute, with per-channel sums
- * in double). `batchNormTraining` uses them when {@linkcode fusedBatchNormUsable} says so;
+ * in double). A fourth kernel is tfjs's own `FusedBatchNorm` gradient in one pass
+ * (`FUSED_BATCH_NORM_GRAD`, used by lib/kernels/gradients.ts). `batchNormTraining` uses them when {@linkcode fusedBatchNormUsable} says so;
  * the tfjs-op version stays the readable reference, and tests/batch_norm_native_test.ts
  * checks the two agree.
  *
@@ -21,6 +22,12 @@ export const BATCH_NORM_MOMENTS = "BnlabBatchNormMoments";
 export const BATCH_NORM_FORWARD = "BnlabBatchNormForward";
 /** { dy, x, mean, variance, scale? }, attrs { epsilon } → [dx, dscale [C], doffset [C]]. */
 export const BATCH_NORM_BACKWARD = "BnlabBatchNormBackward";
+/**
+ * tfjs's own `FusedBatchNorm` gradient in one kernel (lib/kernels/gradients.ts): { dy, x,
+ * mean [C], variance [C], scale? [C] }, attrs { varianceEpsilon } → [dx, dmean, dvariance,
+ * dscale, doffset], each of the last four [C].
+ */
+export const FUSED_BATCH_NORM_GRAD = "BnlabFusedBatchNormGrad";
 
 type _KernelArgs = Parameters<tf.KernelFunc>[0];
 
@@ -110,8 +117,33 @@ function _backward(args: _KernelArgs): tf.TensorInfo[] {
   return [dx, dScale, dOffset];
 }
 
+function _fusedBatchNormGrad(args: _KernelArgs): tf.TensorInfo[] {
+  const native = _native(FUSED_BATCH_NORM_GRAD);
+  const backend = args.backend as unknown as WasmHeapBackend;
+  const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
+  const { varianceEpsilon } = args.attrs as unknown as { varianceEpsilon: number };
+  const [rows, channels] = _rowsAndChannels(x.shape);
+  const dx = backend.makeOutput(x.shape, "float32");
+  const stats = [0, 1, 2, 3].map(() => backend.makeOutput([channels], "float32"));
+  const heap = heapFloats(backend);
+  native.bnlab_fused_batch_norm_grad(
+    heap,
+    floatOffset(backend, dy),
+    floatOffset(backend, x),
+    floatOffset(backend, mean),
+    floatOffset(backend, variance),
+    floatOffset(backend, scale),
+    floatOffset(backend, dx),
+    ...stats.map((info) => floatOffset(backend, info)) as [number, number, number, number],
+    rows,
+    channels,
+    varianceEpsilon,
+  );
+  return [dx, ...stats];
+}
+
 /**
- * Registers the three kernels for the wasm backend (once; `initBackend("wasm")` calls it).
+ * Registers the four kernels for the wasm backend (once; `initBackend("wasm")` calls it).
  *
  * @example
  * ```ts
@@ -128,6 +160,7 @@ export function registerBatchNormKernels(): void {
     [BATCH_NORM_MOMENTS, _moments as unknown as tf.KernelFunc],
     [BATCH_NORM_FORWARD, _forward as unknown as tf.KernelFunc],
     [BATCH_NORM_BACKWARD, _backward as unknown as tf.KernelFunc],
+    [FUSED_BATCH_NORM_GRAD, _fusedBatchNormGrad as unknown as tf.KernelFunc],
   ];
   for (const [kernelName, kernelFunc] of kernels) {
     if (tf.getKernel(kernelName, "wasm") === undefined) {

@@ -1,6 +1,8 @@
 /**
  * Element-wise kernels for tfjs's wasm backend in C (`native/bnlab_kernels.c`): `Add`,
- * `Sub`, `Multiply` and `RealDiv` of float32 tensors, and tfjs's `FusedBatchNorm`.
+ * `Sub`, `Multiply` and `RealDiv` of float32 tensors, tfjs's `FusedBatchNorm`, and `Relu`
+ * with a one-pass ReLU gradient (`RELU_GRAD`; tfjs's is a `Step` and a `Multiply`: 0.20 →
+ * 0.10 ms for ReLU and its gradient on [20, 24, 24, 20]).
  *
  * tfjs 4.22.0's wasm arithmetic is fast for operands of one shape but walks a general
  * broadcasting loop, index by index, whenever one operand has fewer elements: a conv
@@ -255,3 +257,88 @@ export function fusedBatchNormWasmConfig(original: tf.KernelConfig): WasmKernelR
     (_name, args, fallback) => _fusedBatchNorm(args, fallback),
   );
 }
+
+function _relu(args: KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
+  const { x } = args.inputs as { x?: tf.TensorInfo };
+  if (x == null) {
+    throw new Error(
+      `Relu (wasm): inputs must be { x }, received { ${Object.keys(args.inputs).join(", ")} }`,
+    );
+  }
+  const native = nativeKernels();
+  const size = tf.util.sizeFromShape(x.shape);
+  if (native === null || x.dtype !== "float32" || size === 0) {
+    return fallback(args) as tf.TensorInfo;
+  }
+  const backend = args.backend as unknown as WasmHeapBackend;
+  const y = backend.makeOutput(x.shape, "float32");
+  native.bnlab_relu(heapFloats(backend), floatOffset(backend, x), floatOffset(backend, y), size);
+  return y;
+}
+
+/**
+ * The registration record that replaces tfjs's wasm `Relu` with the native kernel (the same
+ * floats: NaN stays NaN, −0 gives 0), keeping tfjs's as the fallback (for int32, or with the
+ * native kernels off).
+ *
+ * @param original tfjs's wasm `Relu`.
+ * @returns The kernel config to register in its place.
+ * @throws If `original` is not wasm's `Relu`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { initBackend } from "../backend.ts";
+ *
+ * await initBackend("wasm");
+ * assert.deepEqual(await tf.relu(tf.tensor1d([-1, 2, NaN])).array(), [0, 2, NaN]);
+ * ```
+ */
+export function reluWasmConfig(original: tf.KernelConfig): WasmKernelReplacement {
+  return wasmReplacement(original, [tf.Relu], (_name, args, fallback) => _relu(args, fallback));
+}
+
+/**
+ * ReLU's gradient as one native kernel (lib/kernels/gradients.ts uses it): { dy, x } → dx =
+ * dy·Step(x), the floats of tfjs's `Step` then `Multiply` on wasm.
+ */
+export const RELU_GRAD = "BnlabReluGrad";
+
+function _reluGrad(args: KernelArgs): tf.TensorInfo {
+  const { dy, x } = args.inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
+  const native = nativeKernels();
+  if (native === null) {
+    throw new Error(
+      `${RELU_GRAD}: needs bnlab's native kernels, received none (switched off, or not ` +
+        `built: deno task build-native)`,
+    );
+  }
+  const size = tf.util.sizeFromShape(x.shape);
+  if (
+    dy.dtype !== "float32" || x.dtype !== "float32" ||
+    tf.util.sizeFromShape(dy.shape) !== size
+  ) {
+    throw new Error(
+      `${RELU_GRAD}: expected float32 dy and x of one size, received ${dy.dtype} ` +
+        `[${dy.shape}] and ${x.dtype} [${x.shape}]`,
+    );
+  }
+  const backend = args.backend as unknown as WasmHeapBackend;
+  const dx = backend.makeOutput(x.shape, "float32");
+  native.bnlab_relu_grad(
+    heapFloats(backend),
+    floatOffset(backend, dy),
+    floatOffset(backend, x),
+    floatOffset(backend, dx),
+    size,
+  );
+  return dx;
+}
+
+/** The {@linkcode RELU_GRAD} kernel for wasm (`initBackend("wasm")` registers it). */
+export const reluGradWasmConfig: tf.KernelConfig = {
+  kernelName: RELU_GRAD,
+  backendName: "wasm",
+  kernelFunc: _reluGrad as unknown as tf.KernelFunc,
+};

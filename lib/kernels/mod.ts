@@ -20,7 +20,7 @@ import {
   fusedMatMulBlasConfig,
 } from "./blas_kernels.ts";
 import { conv2dBackpropInputWasmConfig } from "./conv2d_backprop_input.ts";
-import { binaryWasmConfig, fusedBatchNormWasmConfig } from "./elementwise.ts";
+import { binaryWasmConfig, fusedBatchNormWasmConfig, reluWasmConfig } from "./elementwise.ts";
 import { castWasmConfig, identityWasmConfig } from "./identity.ts";
 import { maxPoolWasmConfig } from "./max_pool.ts";
 import { maxPoolGradWasmConfig } from "./max_pool_grad.ts";
@@ -65,6 +65,7 @@ export interface WasmKernelReplacement extends tf.KernelConfig {
  *     "RealDiv",
  *     "FusedBatchNorm",
  *     "MaxPool",
+ *     "Relu",
  *   ],
  * );
  * ```
@@ -96,6 +97,8 @@ export const WASM_KERNEL_REPLACEMENTS: ReadonlyArray<
   [tf.FusedBatchNorm, fusedBatchNormWasmConfig],
   // Exact 2×2 pools in C (max_pool.ts).
   [tf.MaxPool, maxPoolWasmConfig],
+  // ReLU in C (elementwise.ts).
+  [tf.Relu, reluWasmConfig],
 ];
 
 /**

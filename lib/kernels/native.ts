@@ -29,7 +29,7 @@ export interface NativeInfo {
 }
 
 /** The ABI version `bnlab_native_version()` must report (see the C source). */
-const _VERSION = 5;
+const _VERSION = 7;
 
 const _GEOMETRY = [
   "i32", // b0
@@ -172,6 +172,27 @@ const _SYMBOLS = {
     ],
     result: "void",
   },
+  bnlab_fused_batch_norm_grad: {
+    parameters: [
+      "buffer", // heap
+      "i32", // dy offset
+      "i32", // x offset
+      "i32", // mean offset
+      "i32", // variance offset
+      "i32", // scale offset (-1: none)
+      "i32", // dx offset
+      "i32", // dmean offset
+      "i32", // dvariance offset
+      "i32", // dscale offset
+      "i32", // doffset offset
+      "i32", // rows
+      "i32", // channels
+      "f32", // epsilon
+    ],
+    result: "void",
+  },
+  bnlab_relu: { parameters: ["buffer", "i32", "i32", "i32"], result: "void" },
+  bnlab_relu_grad: { parameters: ["buffer", "i32", "i32", "i32", "i32"], result: "void" },
 } as const;
 
 type _Library = Deno.DynamicLibrary<typeof _SYMBOLS>;

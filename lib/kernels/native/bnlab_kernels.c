@@ -22,7 +22,7 @@
 #include <time.h>
 
 /* The ABI version: lib/kernels/native.ts refuses a library that reports another. */
-int32_t bnlab_native_version(void) { return 5; }
+int32_t bnlab_native_version(void) { return 7; }
 
 /*
  * im2col for an NHWC convolution, images [b0, b0 + images): per output pixel, the
@@ -771,4 +771,82 @@ void bnlab_fused_batch_norm(float *heap, int32_t x_off, int32_t mean_off, int32_
     }
   }
   free(per);
+}
+
+/*
+ * The gradient tfjs 4.22 registers for FusedBatchNorm (x [rows, channels], mean, variance
+ * and scale one value per channel), with the floats of its op sequence on these kernels:
+ * every product rounded to float32 in tfjs's order, every reduction a column sum in double
+ * in row order (bnlab_column_sums). With r = 1/√(σ² + ε) (float32) and s = γ (1 when scale
+ * is absent):
+ *   dx = (dy·r)·s,  dμ = Σ (r·−1)·(dy·s),  dσ² = Σ (((r·r)·r)·−0.5·(x − μ))·(dy·s),
+ *   dγ = Σ dy·((x − μ)·r),  dβ = Σ dy.
+ * One pass over dy and x instead of tfjs's fifteen over the activation.
+ */
+void bnlab_fused_batch_norm_grad(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_off,
+                                 int32_t var_off, int32_t scale_off, int32_t dx_off,
+                                 int32_t dmean_off, int32_t dvar_off, int32_t dscale_off,
+                                 int32_t doffset_off, int32_t rows, int32_t channels,
+                                 float epsilon) {
+  float *per = malloc((size_t)channels * 4 * sizeof(float));
+  double *sums = calloc((size_t)channels * 4, sizeof(double));
+  if (per == NULL || sums == NULL) abort();
+  float *r = per, *neg_r = per + channels, *half_cube = per + 2 * channels;
+  float *scale = per + 3 * channels;
+  double *s_mean = sums, *s_var = sums + channels, *s_scale = sums + 2 * channels;
+  double *s_offset = sums + 3 * channels;
+  const float *mean = heap + mean_off;
+  for (int32_t c = 0; c < channels; c++) {
+    r[c] = 1.0f / sqrtf(heap[var_off + c] + epsilon);
+    neg_r[c] = r[c] * -1.0f;
+    half_cube[c] = ((r[c] * r[c]) * r[c]) * -0.5f;
+    scale[c] = scale_off >= 0 ? heap[scale_off + c] : 1.0f;
+  }
+  for (int32_t row = 0; row < rows; row++) {
+    const float *g = heap + dy_off + (int64_t)row * channels;
+    const float *in = heap + x_off + (int64_t)row * channels;
+    float *out = heap + dx_off + (int64_t)row * channels;
+    for (int32_t c = 0; c < channels; c++) {
+      const float centered = in[c] - mean[c];
+      const float g_scaled = g[c] * scale[c];
+      out[c] = (g[c] * r[c]) * scale[c];
+      s_mean[c] += neg_r[c] * g_scaled;
+      s_var[c] += (half_cube[c] * centered) * g_scaled;
+      s_scale[c] += g[c] * (centered * r[c]);
+      s_offset[c] += g[c];
+    }
+  }
+  for (int32_t c = 0; c < channels; c++) {
+    heap[dmean_off + c] = (float)s_mean[c];
+    heap[dvar_off + c] = (float)s_var[c];
+    heap[dscale_off + c] = (float)s_scale[c];
+    heap[doffset_off + c] = (float)s_offset[c];
+  }
+  free(per);
+  free(sums);
+}
+
+/*
+ * ReLU and its gradient as tfjs's wasm kernels compute them (tfjs's Relu; its gradient
+ * dy·Step(x) with Step and Multiply): relu(x) = x > 0 ? x : 0, NaN staying NaN (−0 gives 0);
+ * dx = dy·s with s = 1 where x > 0, NaN where x is NaN, else 0 (so −0 where dy < 0).
+ * Branch-free, so the compiler vectorizes both loops.
+ */
+void bnlab_relu(float *heap, int32_t x_off, int32_t y_off, int32_t size) {
+  const float *x = heap + x_off;
+  float *y = heap + y_off;
+  for (int32_t i = 0; i < size; i++) {
+    const float v = x[i];
+    y[i] = v > 0.0f ? v : (v != v ? v : 0.0f);
+  }
+}
+
+void bnlab_relu_grad(float *heap, int32_t dy_off, int32_t x_off, int32_t dx_off, int32_t size) {
+  const float *dy = heap + dy_off, *x = heap + x_off;
+  float *dx = heap + dx_off;
+  for (int32_t i = 0; i < size; i++) {
+    const float v = x[i];
+    const float step = v > 0.0f ? 1.0f : (v != v ? v : 0.0f);
+    dx[i] = dy[i] * step;
+  }
 }

@@ -1,0 +1,162 @@
+/**
+ * Gradients that replace tfjs 4.22's registered ones where those are slow, with the same
+ * floats. `initBackend` registers them (for every backend: a gradient is not per backend).
+ *
+ * tfjs's gradients of `Sum` and `Mean` multiply the incoming gradient by `ones(x.shape)`, a
+ * tensor tfjs fills element by element in JavaScript and then uploads: with tfjs's
+ * BatchNormalization on LeNet's first conv output ([20, 24, 24, 20]), `tf.moments`' two
+ * `Mean`s cost two 230,400-float arrays per step, ≈15% of a step's time on wasm (V8's
+ * sampling profiler: `ones` and its fill loop). Multiplying by one is exact, so broadcasting
+ * the gradient (a `Tile`, a copy) gives the same values; for `Mean` the division by the count
+ * runs on the small tensor before the broadcast, the same float division per element.
+ *
+ * Each replacement keeps the gradient it replaced (`original`), for comparisons and tests.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { FUSED_BATCH_NORM_GRAD } from "./batch_norm_native.ts";
+import { RELU_GRAD } from "./elementwise.ts";
+import { nativeKernels } from "./native.ts";
+
+/** A gradient config that replaces another; it keeps the one it replaced. */
+export interface GradientReplacement extends tf.GradConfig {
+  /** The gradient registered before, as `tf.getGradient` returned it. */
+  readonly original: tf.GradConfig;
+}
+
+/** The incoming gradient reshaped to x's rank, reduced axes kept as size 1. */
+function _expanded(dy: tf.Tensor, x: tf.Tensor, axes: number[]): tf.Tensor {
+  const shape = x.shape.slice();
+  for (const axis of axes) shape[axis] = 1;
+  const expanded = tf.reshape(dy, shape);
+  // tfjs multiplies by a float32 `ones`, which makes an int32 gradient float32.
+  return expanded.dtype === "float32" ? expanded : tf.cast(expanded, "float32");
+}
+
+function _reduction(kernelName: string, original: tf.GradConfig): GradientReplacement {
+  const mean = kernelName === tf.Mean;
+  return {
+    kernelName,
+    inputsToSave: ["x"],
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved;
+      const axes = tf.util.parseAxisParam((attrs as { axis: number | number[] }).axis, x.shape);
+      const derX = () => {
+        const expanded = _expanded(dy as tf.Tensor, x, axes);
+        const count = axes.reduce((n, axis) => n * x.shape[axis], 1);
+        return tf.broadcastTo(mean ? tf.div(expanded, count) : expanded, x.shape);
+      };
+      return { x: derX };
+    },
+    original,
+  };
+}
+
+/**
+ * Whether tfjs's `FusedBatchNorm` gradient can run as one native kernel: on wasm with the
+ * native kernels, outside a recorded backward pass (a higher-order gradient needs tfjs's
+ * differentiable ops), for the case tfjs's gradient itself handles — x of rank 4 (channels
+ * last) in float32, mean and variance (and scale, when given) one value per channel.
+ */
+function _fusedGradUsable(x: tf.Tensor, stats: (tf.Tensor | undefined)[]): boolean {
+  if (tf.getBackend() !== "wasm" || nativeKernels() === null) return false;
+  if (tf.engine().state.gradientDepth !== 0) return false;
+  if (tf.getKernel(FUSED_BATCH_NORM_GRAD, "wasm") === undefined) return false;
+  const channels = x.shape[3];
+  return x.rank === 4 && x.dtype === "float32" && x.size > 0 &&
+    stats.every((t) => t == null || (t.rank === 1 && t.size === channels && t.dtype === "float32"));
+}
+
+function _fusedBatchNorm(original: tf.GradConfig): GradientReplacement {
+  return {
+    kernelName: tf.FusedBatchNorm,
+    inputsToSave: ["x", "mean", "variance", "scale"],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, mean, variance, scale] = saved;
+      if (!_fusedGradUsable(x, [mean, variance, scale])) {
+        return original.gradFunc(dy, saved, attrs);
+      }
+      const inputs: tf.NamedTensorMap = { dy: dy as tf.Tensor, x, mean, variance };
+      if (scale != null) inputs.scale = scale;
+      const [dx, dMean, dVariance, dScale, dOffset] = tf.engine().runKernel(
+        FUSED_BATCH_NORM_GRAD,
+        inputs,
+        attrs as tf.NamedAttrMap,
+      ) as tf.Tensor[];
+      return {
+        x: () => dx,
+        mean: () => dMean,
+        variance: () => dVariance,
+        scale: () => dScale,
+        offset: () => dOffset,
+      };
+    },
+    original,
+  };
+}
+
+function _relu(original: tf.GradConfig): GradientReplacement {
+  return {
+    kernelName: tf.Relu,
+    inputsToSave: ["x"],
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved;
+      const usable = tf.getBackend() === "wasm" && nativeKernels() !== null &&
+        tf.engine().state.gradientDepth === 0 && x.dtype === "float32" &&
+        tf.getKernel(RELU_GRAD, "wasm") !== undefined;
+      if (!usable) return original.gradFunc(dy, saved, attrs);
+      return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: dy as tf.Tensor, x }) as tf.Tensor };
+    },
+    original,
+  };
+}
+
+/**
+ * How to replace gradients, by kernel name: each entry makes the replacing config from the
+ * one registered. `initBackend` applies them through {@linkcode registerGradientReplacements}.
+ */
+export const GRADIENT_REPLACEMENTS: ReadonlyArray<
+  readonly [string, (original: tf.GradConfig) => GradientReplacement]
+> = [
+  [tf.Sum, (original) => _reduction(tf.Sum, original)],
+  [tf.Mean, (original) => _reduction(tf.Mean, original)],
+  [tf.FusedBatchNorm, _fusedBatchNorm],
+  [tf.Relu, _relu],
+];
+
+/**
+ * Registers {@linkcode GRADIENT_REPLACEMENTS} in place of tfjs's gradients (once; later calls
+ * do nothing).
+ *
+ * @example The mean's gradient, spread over the reduced axes
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { registerGradientReplacements, replacedGradient } from "./gradients.ts";
+ *
+ * await tf.setBackend("cpu");
+ * registerGradientReplacements();
+ * assert.ok(replacedGradient("Mean") !== undefined);
+ * const g = tf.grad((x: tf.Tensor) => tf.mean(x, 0))(tf.ones([4, 2]));
+ * assert.deepEqual(Array.from(g.dataSync()), [0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25]);
+ * ```
+ */
+export function registerGradientReplacements(): void {
+  for (const [kernelName, replace] of GRADIENT_REPLACEMENTS) {
+    const current = tf.getGradient(kernelName) as Partial<GradientReplacement> | undefined;
+    if (current === undefined || current.original !== undefined) continue;
+    tf.registerGradient(replace(current as tf.GradConfig));
+  }
+}
+
+/**
+ * The tfjs gradient that one of ours replaced, for comparisons; undefined when `kernelName`'s
+ * gradient has not been replaced.
+ *
+ * @param kernelName A kernel name, e.g. `"Mean"`.
+ * @returns The replaced gradient's config, or undefined.
+ */
+export function replacedGradient(kernelName: string): tf.GradConfig | undefined {
+  return (tf.getGradient(kernelName) as Partial<GradientReplacement> | undefined)?.original;
+}
