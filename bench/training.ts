@@ -18,6 +18,7 @@ import { nativeInfo, setNativeEnabled } from "../lib/kernels/native.ts";
 import { setUnfusedConvTraining } from "../lib/kernels/fused_conv_training.ts";
 import { replacedWasmKernel, WASM_KERNEL_REPLACEMENTS } from "../lib/kernels/mod.ts";
 import { GRADIENT_REPLACEMENTS, replacedGradient } from "../lib/kernels/gradients.ts";
+import type { PyTorchLeNet } from "./pytorch.ts";
 import { createLeNet, type LeNetOptions } from "../lib/models/lenet.ts";
 import { formatTable } from "../lib/report/table.ts";
 import type { BenchRow } from "./bench_row.ts";
@@ -89,6 +90,13 @@ export interface BenchTrainingOptions {
    * @default {["none", "custom_analytic", "tfjs"]}
    */
   threadVariants?: readonly TrainingVariant[];
+  /**
+   * A running PyTorch worker (bench/pytorch.ts): each of `pytorchVariants` is then also timed
+   * at batch 20 against PyTorch's LeNet (BN for every BN variant), blocks interleaved.
+   */
+  pytorch?: PyTorchLeNet;
+  /** The variants compared with PyTorch. @default {["none", "custom_analytic", "tfjs"]} */
+  pytorchVariants?: readonly TrainingVariant[];
 }
 
 /** The batch size of the cpu, tfjs-kernel and profile rows. */
@@ -172,6 +180,9 @@ export async function benchTraining(options: BenchTrainingOptions = {}): Promise
   const unfusedConvVariants = options.unfusedConvVariants ?? ["none", "custom_analytic", "tfjs"];
   const nativeVariants = options.nativeVariants ?? ["none", "custom_analytic", "tfjs"];
   const threadVariants = options.threadVariants ?? ["none", "custom_analytic", "tfjs"];
+  const pytorchVariants = options.pytorch === undefined
+    ? []
+    : options.pytorchVariants ?? ["none", "custom_analytic", "tfjs"];
   _checkCount("blocks", blocks, 1);
   _checkCount("warmupBlocks", warmupBlocks, 0);
   _checkCount("samplesPerBlock", samplesPerBlock, 1);
@@ -187,6 +198,7 @@ export async function benchTraining(options: BenchTrainingOptions = {}): Promise
     ...unfusedConvVariants,
     ...nativeVariants,
     ...threadVariants,
+    ...pytorchVariants,
   ];
   for (const v of checked) {
     if (!TRAINING_VARIANTS.includes(v)) {
@@ -260,6 +272,15 @@ export async function benchTraining(options: BenchTrainingOptions = {}): Promise
         put(onMetric, on, "samples/s");
         put(ratioMetric, on / off, "ratio");
       }
+    }
+    for (const variant of pytorchVariants) {
+      const timing = { blocks, warmupBlocks, steps: Math.ceil(samplesPerBlock / _SMALL_BATCH) };
+      const [ours, theirs] = await _pairedWithPyTorch(variant, timing, options.pytorch!);
+      const put = (metric: string, value: number, unit: string) =>
+        row("training", variant, "wasm", _SMALL_BATCH, metric, value, unit, blocks);
+      put("samples_per_s_pytorch", theirs, "samples/s");
+      put("samples_per_s_paired_pytorch", ours, "samples/s");
+      put("over_pytorch", ours / theirs, "ratio");
     }
     if (profileSteps > 0) {
       for (const variant of variants) {
@@ -436,6 +457,33 @@ async function _pairedSamplesPerSecond(
   } finally {
     ours.dispose();
     theirs.dispose();
+  }
+}
+
+/**
+ * The median samples per second of `variant` on wasm at batch 20 and of PyTorch's LeNet (with
+ * BN for the BN variants), their timed blocks interleaved.
+ */
+async function _pairedWithPyTorch(
+  variant: TrainingVariant,
+  timing: { blocks: number; warmupBlocks: number; steps: number },
+  pytorch: PyTorchLeNet,
+): Promise<[number, number]> {
+  await initBackend("wasm");
+  const ours = _trainer(variant, _SMALL_BATCH);
+  const theirVariant = variant === "none" ? "none" : "bn";
+  try {
+    const speeds: [number[], number[]] = [[], []];
+    for (let i = 0; i < timing.warmupBlocks + timing.blocks; i++) {
+      const oursSeconds = await _block(ours, timing.steps);
+      const theirSeconds = await pytorch.block(theirVariant, _SMALL_BATCH, timing.steps);
+      if (i < timing.warmupBlocks) continue;
+      speeds[0].push((timing.steps * _SMALL_BATCH) / oursSeconds);
+      speeds[1].push((timing.steps * _SMALL_BATCH) / theirSeconds);
+    }
+    return [median(speeds[0]), median(speeds[1])];
+  } finally {
+    ours.dispose();
   }
 }
 

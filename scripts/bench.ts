@@ -15,6 +15,7 @@ import {
 } from "../bench/kernels.ts";
 import { benchMatMulLimit } from "../bench/machine.ts";
 import { benchTraining } from "../bench/training.ts";
+import { PYTHON, startPyTorch } from "../bench/pytorch.ts";
 import { benchWasmThreads } from "../bench/wasm_threads.ts";
 import { derivedRows } from "../bench/derived.ts";
 import type { BenchRow } from "../bench/bench_row.ts";
@@ -61,17 +62,23 @@ async function main(args: string[]): Promise<number> {
     "Sum/Mean over leading axes, tfjs vs ours",
     () => benchReduceLeading(quick ? { repeats: 5, warmup: 1 } : {}),
   );
+  // PyTorch beside us, when Debian's python3-torch is installed (not by the setup).
+  const torch = await startPyTorch(2);
+  const pytorch = "worker" in torch ? torch.worker : undefined;
+  if ("reason" in torch) console.error(`bench: PyTorch left out (${torch.reason})`);
   await stage(
     "LeNet training",
     () =>
       benchTraining({
         // cpu without and with BN, for the cpu/wasm ratio (a cpu step takes seconds).
         cpuVariants: ["none", "tfjs"],
+        pytorch,
         ...(quick
           ? { blocks: 2, samplesPerBlock: 160, profileSteps: 2, kernelRepeats: 2, cpuBlocks: 1 }
           : {}),
       }),
   );
+  await pytorch?.close();
   await stage(
     "wasm threads, 1 vs 2 (child processes)",
     () =>
@@ -88,6 +95,9 @@ async function main(args: string[]): Promise<number> {
     backend: backendInfo(),
     blas: blasInfo(),
     native: nativeInfo(),
+    pytorch: "worker" in torch
+      ? { version: torch.worker.version, threads: torch.worker.threads, python: PYTHON }
+      : { reason: torch.reason },
     quick,
     wallSeconds: Math.round((performance.now() - started) / 100) / 10,
     finished: new Date().toISOString(),
