@@ -10,6 +10,12 @@
  * the gradient (a `Tile`, a copy) gives the same values; for `Mean` the division by the count
  * runs on the small tensor before the broadcast, the same float division per element.
  *
+ * On wasm with bnlab's native kernels, two more run as one native pass each, with the floats
+ * of tfjs's op sequences (tests/gradients_test.ts compares them by `Object.is`): tfjs's
+ * `FusedBatchNorm` gradient (≈15 passes over the activation, tfjs BN 1.11× faster per LeNet
+ * step) and ReLU's (`Step` then `Multiply`). Elsewhere, and inside a recorded backward pass
+ * (a higher-order gradient, which needs tfjs's differentiable ops), tfjs's gradients run.
+ *
  * Each replacement keeps the gradient it replaced (`original`), for comparisons and tests.
  *
  * @module
