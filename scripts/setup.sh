@@ -8,6 +8,8 @@
 #   - the npm packages in deno.json, cached into node_modules/
 #   - bnlab's native helper kernels (lib/kernels/native/), compiled for this machine
 #   - Deno's Jupyter kernel, registered with Debian's Jupyter
+# With --pytorch it also installs Debian's PyTorch (python3-torch), which `deno task bench` then
+# trains beside bnlab; nothing else needs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,13 @@ fail() {
   printf '[setup] error: %s\n' "$*" >&2
   exit 1
 }
+
+for arg in "$@"; do
+  case "$arg" in
+    --pytorch) APT_PACKAGES+=(python3-torch) ;;
+    *) fail "unknown option: $arg (expected --pytorch or nothing)" ;;
+  esac
+done
 
 # --- Deno -------------------------------------------------------------------------------------
 if command -v deno >/dev/null 2>&1 && deno --version | head -n 1 | grep -q "^deno ${DENO_VERSION%.*}\."; then
