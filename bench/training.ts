@@ -445,19 +445,37 @@ async function _pairedSamplesPerSecond(
   const ours = _trainer(variant, batchSize);
   const theirs = _trainer(variant, batchSize);
   try {
-    const speeds: [number[], number[]] = [[], []];
-    for (let i = 0; i < timing.warmupBlocks + timing.blocks; i++) {
-      const oursSeconds = await _block(ours, timing.steps);
-      const theirSeconds = await other(() => _block(theirs, timing.steps));
-      if (i < timing.warmupBlocks) continue;
-      speeds[0].push((timing.steps * batchSize) / oursSeconds);
-      speeds[1].push((timing.steps * batchSize) / theirSeconds);
-    }
-    return [median(speeds[0]), median(speeds[1])];
+    return await _interleaved(
+      () => _block(ours, timing.steps),
+      () => other(() => _block(theirs, timing.steps)),
+      timing,
+      batchSize,
+    );
   } finally {
     ours.dispose();
     theirs.dispose();
   }
+}
+
+/**
+ * Median samples per second of two timed blocks (each returning its seconds) run alternately,
+ * `timing.warmupBlocks` untimed pairs first.
+ */
+async function _interleaved(
+  ours: () => Promise<number>,
+  theirs: () => Promise<number>,
+  timing: { blocks: number; warmupBlocks: number; steps: number },
+  batchSize: number,
+): Promise<[number, number]> {
+  const speeds: [number[], number[]] = [[], []];
+  for (let i = 0; i < timing.warmupBlocks + timing.blocks; i++) {
+    const oursSeconds = await ours();
+    const theirSeconds = await theirs();
+    if (i < timing.warmupBlocks) continue;
+    speeds[0].push((timing.steps * batchSize) / oursSeconds);
+    speeds[1].push((timing.steps * batchSize) / theirSeconds);
+  }
+  return [median(speeds[0]), median(speeds[1])];
 }
 
 /**
@@ -473,15 +491,12 @@ async function _pairedWithPyTorch(
   const ours = _trainer(variant, _SMALL_BATCH);
   const theirVariant = variant === "none" ? "none" : "bn";
   try {
-    const speeds: [number[], number[]] = [[], []];
-    for (let i = 0; i < timing.warmupBlocks + timing.blocks; i++) {
-      const oursSeconds = await _block(ours, timing.steps);
-      const theirSeconds = await pytorch.block(theirVariant, _SMALL_BATCH, timing.steps);
-      if (i < timing.warmupBlocks) continue;
-      speeds[0].push((timing.steps * _SMALL_BATCH) / oursSeconds);
-      speeds[1].push((timing.steps * _SMALL_BATCH) / theirSeconds);
-    }
-    return [median(speeds[0]), median(speeds[1])];
+    return await _interleaved(
+      () => _block(ours, timing.steps),
+      () => pytorch.block(theirVariant, _SMALL_BATCH, timing.steps),
+      timing,
+      _SMALL_BATCH,
+    );
   } finally {
     ours.dispose();
   }

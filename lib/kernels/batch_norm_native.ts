@@ -13,7 +13,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { nativeKernels } from "./native.ts";
+import { nativeKernels, requireNativeKernels } from "./native.ts";
 import { floatOffset, heapFloats, type WasmHeapBackend } from "./wasm_kernel.ts";
 
 /** Kernel names: statistics ({ x } → [mean, variance], reduced axes kept as size 1). */
@@ -31,24 +31,13 @@ export const FUSED_BATCH_NORM_GRAD = "BnlabFusedBatchNormGrad";
 
 type _KernelArgs = Parameters<tf.KernelFunc>[0];
 
-function _native(kernel: string) {
-  const native = nativeKernels();
-  if (native === null) {
-    throw new Error(
-      `${kernel}: needs bnlab's native kernels, received none (switched off, or not built: ` +
-        `deno task build-native)`,
-    );
-  }
-  return native;
-}
-
 function _rowsAndChannels(shape: number[]): [number, number] {
   const channels = shape[shape.length - 1];
   return [tf.util.sizeFromShape(shape) / channels, channels];
 }
 
 function _moments(args: _KernelArgs): tf.TensorInfo[] {
-  const native = _native(BATCH_NORM_MOMENTS);
+  const native = requireNativeKernels(BATCH_NORM_MOMENTS);
   const backend = args.backend as unknown as WasmHeapBackend;
   const { x } = args.inputs as { x: tf.TensorInfo };
   const [rows, channels] = _rowsAndChannels(x.shape);
@@ -68,7 +57,7 @@ function _moments(args: _KernelArgs): tf.TensorInfo[] {
 }
 
 function _forward(args: _KernelArgs): tf.TensorInfo {
-  const native = _native(BATCH_NORM_FORWARD);
+  const native = requireNativeKernels(BATCH_NORM_FORWARD);
   const backend = args.backend as unknown as WasmHeapBackend;
   const { x, mean, variance, scale, offset } = args.inputs as Record<string, tf.TensorInfo>;
   const { epsilon } = args.attrs as unknown as { epsilon: number };
@@ -91,7 +80,7 @@ function _forward(args: _KernelArgs): tf.TensorInfo {
 }
 
 function _backward(args: _KernelArgs): tf.TensorInfo[] {
-  const native = _native(BATCH_NORM_BACKWARD);
+  const native = requireNativeKernels(BATCH_NORM_BACKWARD);
   const backend = args.backend as unknown as WasmHeapBackend;
   const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
   const { epsilon } = args.attrs as unknown as { epsilon: number };
@@ -118,7 +107,7 @@ function _backward(args: _KernelArgs): tf.TensorInfo[] {
 }
 
 function _fusedBatchNormGrad(args: _KernelArgs): tf.TensorInfo[] {
-  const native = _native(FUSED_BATCH_NORM_GRAD);
+  const native = requireNativeKernels(FUSED_BATCH_NORM_GRAD);
   const backend = args.backend as unknown as WasmHeapBackend;
   const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
   const { varianceEpsilon } = args.attrs as unknown as { varianceEpsilon: number };

@@ -28,7 +28,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WasmKernelReplacement } from "./mod.ts";
-import { nativeKernels } from "./native.ts";
+import { nativeKernels, requireNativeKernels } from "./native.ts";
 import {
   floatOffset,
   heapFloats,
@@ -307,13 +307,7 @@ export const RELU_GRAD = "BnlabReluGrad";
 
 function _reluGrad(args: KernelArgs): tf.TensorInfo {
   const { dy, x } = args.inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
-  const native = nativeKernels();
-  if (native === null) {
-    throw new Error(
-      `${RELU_GRAD}: needs bnlab's native kernels, received none (switched off, or not ` +
-        `built: deno task build-native)`,
-    );
-  }
+  const native = requireNativeKernels(RELU_GRAD);
   const size = tf.util.sizeFromShape(x.shape);
   if (
     dy.dtype !== "float32" || x.dtype !== "float32" ||

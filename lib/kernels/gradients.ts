@@ -60,15 +60,23 @@ function _reduction(kernelName: string, original: tf.GradConfig): GradientReplac
 }
 
 /**
+ * Whether the native gradient kernel `kernelName` can run: on wasm with the native kernels on,
+ * the kernel registered, and outside a recorded backward pass (a higher-order gradient needs
+ * tfjs's differentiable ops).
+ */
+function _nativeGradUsable(kernelName: string): boolean {
+  return tf.getBackend() === "wasm" && nativeKernels() !== null &&
+    tf.engine().state.gradientDepth === 0 && tf.getKernel(kernelName, "wasm") !== undefined;
+}
+
+/**
  * Whether tfjs's `FusedBatchNorm` gradient can run as one native kernel: on wasm with the
  * native kernels, outside a recorded backward pass (a higher-order gradient needs tfjs's
  * differentiable ops), for the case tfjs's gradient itself handles — x of rank 4 (channels
  * last) in float32, mean and variance (and scale, when given) one value per channel.
  */
 function _fusedGradUsable(x: tf.Tensor, stats: (tf.Tensor | undefined)[]): boolean {
-  if (tf.getBackend() !== "wasm" || nativeKernels() === null) return false;
-  if (tf.engine().state.gradientDepth !== 0) return false;
-  if (tf.getKernel(FUSED_BATCH_NORM_GRAD, "wasm") === undefined) return false;
+  if (!_nativeGradUsable(FUSED_BATCH_NORM_GRAD)) return false;
   const channels = x.shape[3];
   return x.rank === 4 && x.dtype === "float32" && x.size > 0 &&
     stats.every((t) => t == null || (t.rank === 1 && t.size === channels && t.dtype === "float32"));
@@ -108,10 +116,9 @@ function _relu(original: tf.GradConfig): GradientReplacement {
     inputsToSave: ["x"],
     gradFunc: (dy, saved, attrs) => {
       const [x] = saved;
-      const usable = tf.getBackend() === "wasm" && nativeKernels() !== null &&
-        tf.engine().state.gradientDepth === 0 && x.dtype === "float32" &&
-        tf.getKernel(RELU_GRAD, "wasm") !== undefined;
-      if (!usable) return original.gradFunc(dy, saved, attrs);
+      if (x.dtype !== "float32" || !_nativeGradUsable(RELU_GRAD)) {
+        return original.gradFunc(dy, saved, attrs);
+      }
       return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: dy as tf.Tensor, x }) as tf.Tensor };
     },
     original,

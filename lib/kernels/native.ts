@@ -379,6 +379,24 @@ export function nativeKernels(): NativeKernels | null {
 }
 
 /**
+ * The native kernels' functions, for a kernel that has no JavaScript fallback.
+ *
+ * @param kernel The calling kernel's name, for the error message.
+ * @returns The library's symbols.
+ * @throws If the native kernels are switched off or not built.
+ */
+export function requireNativeKernels(kernel: string): NativeKernels {
+  const native = nativeKernels();
+  if (native === null) {
+    throw new Error(
+      `${kernel}: needs bnlab's native kernels, received none (switched off, or not built: ` +
+        `deno task build-native)`,
+    );
+  }
+  return native;
+}
+
+/**
  * Switches the native kernels off (the JavaScript loops run) or back on, in this process;
  * for comparisons of both paths in one run. Switching on has no effect when no library is
  * loaded.
