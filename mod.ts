@@ -15,9 +15,9 @@
  * @module
  */
 export * from "./lib/backend.ts";
-export * from "./lib/batch_norm.ts";
-export * from "./lib/batch_norm_ops.ts";
-export * from "./lib/fold_batch_norm.ts";
+export * from "./lib/norms/batch_norm.ts";
+export * from "./lib/norms/batch_norm_ops.ts";
+export * from "./lib/norms/fold_batch_norm.ts";
 export * from "./lib/data/idx.ts";
 export * from "./lib/data/mnist.ts";
 export * from "./lib/data/batches.ts";
@@ -36,9 +36,9 @@ export * from "./lib/experiments/report_comparison.ts";
 export * from "./lib/experiments/sweeps.ts";
 export * from "./lib/experiments/workers.ts";
 export * from "./lib/experiments/progress_events.ts";
-export * from "./lib/report/notebook_progress.ts";
-export * from "./lib/report/atomic.ts";
-export * from "./lib/report/csv.ts";
-export * from "./lib/report/plot.ts";
-export * from "./lib/report/table.ts";
-export * from "./lib/report/progress.ts";
+export * from "./lib/output/notebook_progress.ts";
+export * from "./lib/output/atomic.ts";
+export * from "./lib/output/csv.ts";
+export * from "./lib/output/plot.ts";
+export * from "./lib/output/table.ts";
+export * from "./lib/output/progress.ts";

@@ -20,7 +20,7 @@ import { replacedWasmKernel, WASM_KERNEL_REPLACEMENTS } from "../lib/kernels/mod
 import { GRADIENT_REPLACEMENTS, replacedGradient } from "../lib/kernels/gradients.ts";
 import type { PyTorchLeNet } from "./pytorch.ts";
 import { createLeNet, type LeNetOptions } from "../lib/models/lenet.ts";
-import { formatTable } from "../lib/report/table.ts";
+import { formatTable } from "../lib/output/table.ts";
 import type { BenchRow } from "./bench_row.ts";
 import { median } from "./machine.ts";
 

@@ -17,7 +17,7 @@ import process from "node:process";
 import { backendInfo, initBackend } from "../lib/backend.ts";
 import { setBlasEnabled } from "../lib/kernels/blas.ts";
 import { createLeNet, type Normalization } from "../lib/models/lenet.ts";
-import { formatTable } from "../lib/report/table.ts";
+import { formatTable } from "../lib/output/table.ts";
 import type { BenchRow } from "./bench_row.ts";
 import { median } from "./machine.ts";
 

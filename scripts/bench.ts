@@ -23,9 +23,9 @@ import { backendInfo } from "../lib/backend.ts";
 import { blasInfo } from "../lib/kernels/blas.ts";
 import { nativeInfo } from "../lib/kernels/native.ts";
 import { provenance } from "../lib/experiments/provenance.ts";
-import { writeJsonAtomic } from "../lib/report/atomic.ts";
-import { writeCsv } from "../lib/report/csv.ts";
-import { formatTable } from "../lib/report/table.ts";
+import { writeJsonAtomic } from "../lib/output/atomic.ts";
+import { writeCsv } from "../lib/output/csv.ts";
+import { formatTable } from "../lib/output/table.ts";
 
 const COLUMNS = ["group", "name", "backend", "batch_size", "metric", "median", "unit", "runs"];
 

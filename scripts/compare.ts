@@ -14,9 +14,9 @@ import {
   inferLogBatchSize,
   REPORT_LOG,
 } from "../lib/experiments/report_comparison.ts";
-import { readCsv, writeCsv } from "../lib/report/csv.ts";
+import { readCsv, writeCsv } from "../lib/output/csv.ts";
 import type { HistoryRow } from "../lib/experiments/report_files.ts";
-import { formatTable, markdownTable } from "../lib/report/table.ts";
+import { formatTable, markdownTable } from "../lib/output/table.ts";
 
 /** The results directories compared when none are named. */
 const DEFAULT_DIRS = [

@@ -9,9 +9,9 @@ import { helpText, parseFlags } from "../lib/experiments/flags.ts";
 import type { ExperimentRecord } from "../lib/experiments/runner.ts";
 import { runSweep, SWEEPS, writeSweepReport } from "../lib/experiments/sweeps.ts";
 import { runWorkers, takePartFlag } from "../lib/experiments/workers.ts";
-import { writeJsonAtomic } from "../lib/report/atomic.ts";
+import { writeJsonAtomic } from "../lib/output/atomic.ts";
 import { provenance } from "../lib/experiments/provenance.ts";
-import { formatTable } from "../lib/report/table.ts";
+import { formatTable } from "../lib/output/table.ts";
 
 async function main(argv: string[]): Promise<number> {
   const args = [...argv];

@@ -8,9 +8,9 @@ import { type ExperimentRecord, runExperiment } from "../lib/experiments/runner.
 import { experimentProgress } from "../lib/experiments/progress_events.ts";
 import { writeExperimentReport } from "../lib/experiments/report_files.ts";
 import { helpText, parseFlags } from "../lib/experiments/flags.ts";
-import { ProgressBar } from "../lib/report/progress.ts";
+import { ProgressBar } from "../lib/output/progress.ts";
 import { runWorkers, takePartFlag } from "../lib/experiments/workers.ts";
-import { formatTable } from "../lib/report/table.ts";
+import { formatTable } from "../lib/output/table.ts";
 
 async function main(argv: string[]): Promise<number> {
   const args = [...argv];

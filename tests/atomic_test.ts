@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { withFileLock, writeFileAtomic, writeJsonAtomic } from "../lib/report/atomic.ts";
+import { withFileLock, writeFileAtomic, writeJsonAtomic } from "../lib/output/atomic.ts";
 
 async function _names(dir: string): Promise<string[]> {
   const names: string[] = [];

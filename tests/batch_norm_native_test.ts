@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
-import { batchNormTraining } from "../lib/batch_norm_ops.ts";
+import { batchNormTraining } from "../lib/norms/batch_norm_ops.ts";
 import { BATCH_NORM_BACKWARD, fusedBatchNormUsable } from "../lib/kernels/batch_norm_native.ts";
 import { nativeKernels, setNativeEnabled } from "../lib/kernels/native.ts";
 import { createRng } from "../lib/data/random.ts";

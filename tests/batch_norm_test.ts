@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { BatchNorm, batchNorm, type BatchNormOptions } from "../lib/batch_norm.ts";
-import { batchNormTraining } from "../lib/batch_norm_ops.ts";
+import { BatchNorm, batchNorm, type BatchNormOptions } from "../lib/norms/batch_norm.ts";
+import { batchNormTraining } from "../lib/norms/batch_norm_ops.ts";
 
 Deno.test.beforeAll(async () => {
   await tf.setBackend("cpu");

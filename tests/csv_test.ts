@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { appendCsvRows, parseCsv, readCsv, toCsv, writeCsv } from "../lib/report/csv.ts";
+import { appendCsvRows, parseCsv, readCsv, toCsv, writeCsv } from "../lib/output/csv.ts";
 
 Deno.test("CSV round-trips awkward strings: commas, quotes, newlines, unicode", () => {
   const rows = [

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { batchNorm } from "../lib/batch_norm.ts";
-import { foldBatchNorm } from "../lib/fold_batch_norm.ts";
+import { batchNorm } from "../lib/norms/batch_norm.ts";
+import { foldBatchNorm } from "../lib/norms/fold_batch_norm.ts";
 import { createLeNet } from "../lib/models/lenet.ts";
 import { initBackend } from "../lib/backend.ts";
 

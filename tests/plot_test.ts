@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DOMParser } from "linkedom";
-import { dotChart, histogramChart, lineChart, sweepChart, writeSvg } from "../lib/report/plot.ts";
+import { dotChart, histogramChart, lineChart, sweepChart, writeSvg } from "../lib/output/plot.ts";
 
 /** The few DOM calls the tests use (Deno's types have no DOM; linkedom provides one). */
 interface _Node {

@@ -5,7 +5,7 @@ import {
   REPORT_LOG,
   REPORT_RESULTS,
 } from "../lib/experiments/report_comparison.ts";
-import { writeCsv } from "../lib/report/csv.ts";
+import { writeCsv } from "../lib/output/csv.ts";
 
 Deno.test("inferLogBatchSize: the report's log lines imply batch 512, and only 512", () => {
   assert.deepEqual(inferLogBatchSize(REPORT_LOG), [512]);

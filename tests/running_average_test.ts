@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { type BackendName, initBackend } from "../lib/backend.ts";
 import { RUNNING_AVERAGE, runningAverage } from "../lib/kernels/running_average.ts";
-import { batchNorm } from "../lib/batch_norm.ts";
+import { batchNorm } from "../lib/norms/batch_norm.ts";
 import { createRng } from "../lib/data/random.ts";
 import { assertSameValues } from "./_kernel_test_utils.ts";
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { resolveConfig } from "../lib/experiments/config.ts";
 import { runSweep, SWEEP_MOMENTA, SWEEPS, writeSweepReport } from "../lib/experiments/sweeps.ts";
 import { assignParts, takePartFlag } from "../lib/experiments/workers.ts";
-import { readCsv } from "../lib/report/csv.ts";
+import { readCsv } from "../lib/output/csv.ts";
 
 Deno.test("the momentum sweep: both conventions, identical training, twins agree, resumable by parts", async () => {
   const base = resolveConfig("smoke", { limit: 120, testLimit: 60, logEvery: 3 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatCell, formatTable, htmlTable, summarize } from "../lib/report/table.ts";
+import { formatCell, formatTable, htmlTable, summarize } from "../lib/output/table.ts";
 
 Deno.test("formatTable aligns numbers right and text left, with a rule under the header", () => {
   const text = formatTable([

@@ -2,7 +2,7 @@
  * `deno task train` end to end: its files, a run killed mid-way and resumed, bad flags.
  */
 import assert from "node:assert/strict";
-import { readCsv } from "../lib/report/csv.ts";
+import { readCsv } from "../lib/output/csv.ts";
 
 const SCRIPT = new URL("../scripts/train.ts", import.meta.url).pathname;
 const SMALL = [

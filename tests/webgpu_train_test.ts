@@ -21,7 +21,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { backendInfo, type BackendName, initBackend } from "../lib/backend.ts";
-import { batchNorm } from "../lib/batch_norm.ts";
+import { batchNorm } from "../lib/norms/batch_norm.ts";
 import type { Dataset } from "../lib/data/mnist.ts";
 import { createRng } from "../lib/data/random.ts";
 import { evaluate, type Evaluation } from "../lib/train/evaluate.ts";

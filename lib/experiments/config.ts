@@ -7,7 +7,7 @@
 import { type Activation, ACTIVATIONS, type Init, INITS } from "../models/lenet.ts";
 import { type Normalization, NORMALIZATIONS } from "../models/lenet.ts";
 import { LOSSES, type LossName } from "../train/losses.ts";
-import { BATCH_NORM_GRADIENTS, type BatchNormGradient } from "../batch_norm_ops.ts";
+import { BATCH_NORM_GRADIENTS, type BatchNormGradient } from "../norms/batch_norm_ops.ts";
 import { type OptimizerName, OPTIMIZERS } from "../train/loop.ts";
 
 /** Every field of an experiment, resolved. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ProgressUpdate } from "../report/progress.ts";
+import type { ProgressUpdate } from "../output/progress.ts";
 import type { ExperimentEvent } from "./runner.ts";
 
 /** Something that shows progress: a transient line and permanent log lines. */

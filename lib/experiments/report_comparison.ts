@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { readCsv } from "../report/csv.ts";
+import { readCsv } from "../output/csv.ts";
 import type { HistoryRow } from "./report_files.ts";
 import type { RunResult } from "./runner.ts";
 

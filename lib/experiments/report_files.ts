@@ -8,9 +8,9 @@
  *
  * @module
  */
-import { writeCsv } from "../report/csv.ts";
-import { lineChart, writeSvg } from "../report/plot.ts";
-import { summarize } from "../report/table.ts";
+import { writeCsv } from "../output/csv.ts";
+import { lineChart, writeSvg } from "../output/plot.ts";
+import { summarize } from "../output/table.ts";
 import type { EpochRecord } from "../train/loop.ts";
 import { readRunRecords, readRunResult, type RunResult } from "./runner.ts";
 

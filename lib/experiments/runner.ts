@@ -12,7 +12,7 @@
 import { type BackendInfo, initBackend } from "../backend.ts";
 import { type Dataset, loadDataset } from "../data/mnist.ts";
 import { createLeNet, type Normalization } from "../models/lenet.ts";
-import { withFileLock, writeJsonAtomic } from "../report/atomic.ts";
+import { withFileLock, writeJsonAtomic } from "../output/atomic.ts";
 import { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
 import { evaluate } from "../train/evaluate.ts";
 import { createOptimizer, type EpochRecord, NonFiniteLossError, train } from "../train/loop.ts";

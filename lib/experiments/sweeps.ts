@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { writeCsv } from "../report/csv.ts";
-import { sweepChart, writeSvg } from "../report/plot.ts";
+import { writeCsv } from "../output/csv.ts";
+import { sweepChart, writeSvg } from "../output/plot.ts";
 import { type ExperimentConfig, validateConfig } from "./config.ts";
 import { readRunResult, runDir, runExperiment, type RunExperimentOptions } from "./runner.ts";
 import type { RunResult } from "./runner.ts";

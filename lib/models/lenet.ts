@@ -11,7 +11,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { batchNorm, type BatchNormOptions } from "../batch_norm.ts";
+import { batchNorm, type BatchNormOptions } from "../norms/batch_norm.ts";
 
 /** Which normalization layer follows each conv/dense layer (but the last). */
 export type Normalization = "none" | "custom" | "tfjs";

@@ -11,7 +11,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { writeFileAtomic, writeJsonAtomic } from "../report/atomic.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../output/atomic.ts";
 
 /** Version of the manifest format. */
 export const CHECKPOINT_FORMAT = 1;

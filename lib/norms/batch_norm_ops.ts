@@ -23,7 +23,7 @@ import {
   BATCH_NORM_FORWARD,
   BATCH_NORM_MOMENTS,
   fusedBatchNormUsable,
-} from "./kernels/batch_norm_native.ts";
+} from "../kernels/batch_norm_native.ts";
 
 /** Options of {@linkcode normalizeBatch}. */
 export interface NormalizeBatchOptions {

@@ -43,8 +43,8 @@ import {
   stopGradient,
   valuesPerChannel,
 } from "./batch_norm_ops.ts";
-import { fusedBatchNormUsable } from "./kernels/batch_norm_native.ts";
-import { runningAverage } from "./kernels/running_average.ts";
+import { fusedBatchNormUsable } from "../kernels/batch_norm_native.ts";
+import { runningAverage } from "../kernels/running_average.ts";
 
 /** Batch Renormalization's clipping (Ioffe 2017): r ∈ [1/rMax, rMax], d ∈ [−dMax, dMax]. */
 export interface RenormClipping {
