@@ -687,6 +687,7 @@ export function histogramChart(
     );
   }
   const colors = colorScale(names);
+  const thresholds = _binEdges(data.map((d) => d.value), bins);
   const frame: _Frame = {
     names: names.length === 1 ? [names[0] || " "] : names,
     colors,
@@ -697,19 +698,20 @@ export function histogramChart(
   return _render("histogramChart", options, frame, {
     x: { label: options.xLabel ?? "value" },
     y: { label: options.yLabel ?? (options.normalize ? "share of values" : "count") },
-    // An explicit range: series names map through the scale, never read as CSS colours.
-    color: { type: "ordinal", domain: names, range: names.map((name) => colors.get(name)!) },
     marks: [
-      Plot.rectY(
-        data,
-        // Summing y2 (not y) draws bars from zero instead of stacking the series.
-        Plot.binX({ y2: "sum" }, {
-          x: "value",
-          y2: "weight",
-          fill: "series",
-          fillOpacity: 0.5,
-          thresholds: bins,
-        } as Plot.BinXInputs<Plot.RectYOptions>),
+      // One mark per series, all on the same bin edges; fills come from the colour scale.
+      ...names.map((name) =>
+        Plot.rectY(
+          data.filter((d) => d.series === name),
+          // Summing y2 (not y) draws bars from zero instead of stacking the series.
+          Plot.binX({ y2: "sum" }, {
+            x: "value",
+            y2: "weight",
+            fill: colors.get(name),
+            fillOpacity: 0.5,
+            thresholds,
+          } as Plot.BinXInputs<Plot.RectYOptions>),
+        )
       ),
       Plot.ruleY([0]),
     ],
@@ -909,6 +911,25 @@ function _frame(
     swatch,
     captions: groups.map((group) => overlapCaption(group, what)),
   };
+}
+
+/** About `bins` bins' edges at round numbers (1, 2 or 5 times a power of ten apart). */
+function _binEdges(values: readonly number[], bins: number): number[] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const value of values) {
+    if (value < lo) lo = value;
+    if (value > hi) hi = value;
+  }
+  if (lo === hi) return [lo - 0.5, lo + 0.5];
+  const raw = (hi - lo) / bins;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = power * ([1, 2, 5, 10].find((k) => k * power >= raw) ?? 10);
+  const edges: number[] = [];
+  const first = Math.floor(lo / step);
+  const last = Math.floor(hi / step) + 1;
+  for (let k = first; k <= last; k++) edges.push(Number((k * step).toPrecision(12)));
+  return edges;
 }
 
 function _integerTicks(points: readonly { x: number }[]): number[] | undefined {
