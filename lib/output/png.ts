@@ -173,9 +173,12 @@ export async function displayChart(
   options: SvgToPngOptions = {},
 ): Promise<ChartBundle> {
   const bundle = await chartBundle(svg, options);
-  const jupyter = (Deno as unknown as {
-    jupyter?: { display(obj: unknown, options?: { raw?: boolean }): Promise<void> };
-  }).jupyter;
+  let jupyter: { display(obj: unknown, options?: { raw?: boolean }): Promise<void> } | undefined;
+  try {
+    jupyter = (Deno as unknown as { jupyter?: typeof jupyter }).jupyter;
+  } catch {
+    // Outside `deno jupyter`, reading Deno.jupyter throws.
+  }
   if (jupyter) await jupyter.display(bundle, { raw: true });
   return bundle;
 }
