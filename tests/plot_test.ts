@@ -319,6 +319,28 @@ Deno.test("identical series are drawn with distinct dashes and a caption says th
     ),
     0,
   );
+  // Values within half a percent of the y extent overlap; the caption gives the difference.
+  const close = rows.map((row) =>
+    row.variant === "tfjs" && row.step === 3 ? { ...row, loss: row.loss + 0.0061 } : row
+  );
+  assert.equal(
+    _text(
+      _parse(lineChart(close, { x: "step", y: "loss", series: "variant" })),
+      'text[aria-label="caption"]',
+    ),
+    "bnlab and tfjs overlap: loss identical to within 0.0061",
+  );
+  assert.equal(
+    _count(
+      _parse(lineChart(close, { x: "step", y: "loss", series: "variant", overlapTolerance: 0 })),
+      'text[aria-label="caption"]',
+    ),
+    0,
+  );
+  assert.throws(
+    () => lineChart(close, { x: "step", y: "loss", series: "variant", overlapTolerance: -1 }),
+    { message: "lineChart: overlapTolerance must be a fraction ≥ 0 of the y extent, received -1" },
+  );
   // Sweeps compare the means at each x.
   const sweep = _parse(sweepChart(rows, { x: "step", y: "loss", series: "variant" }));
   assert.match(

@@ -24,8 +24,8 @@ import {
   colorScale,
   DASH_PATTERNS,
   dashScale,
-  identicalSeries,
   overlapCaption,
+  overlappingSeries,
 } from "./plot_style.ts";
 
 /** Options every chart accepts. */
@@ -46,6 +46,13 @@ export interface ChartOptions {
   height?: number;
   /** Text drawn under the chart, after the captions the chart adds itself. @default {none} */
   caption?: string;
+  /**
+   * Series whose y values differ by at most this fraction of the y values' extent (largest −
+   * smallest) at every x count as overlapping: they get distinct dashes and a caption. 0
+   * accepts only identical values.
+   * @default {0.005}
+   */
+  overlapTolerance?: number;
 }
 
 /** Options of {@linkcode lineChart}. */
@@ -144,7 +151,8 @@ export interface AccuracyRecord {
 export interface AccuracyChartOptions extends ChartOptions {
   /**
    * Lower end of the y axis, as a fraction (0.95 for 95%); a caption states it when not 0.
-   * @default {the whole percent at or below the lowest point (or error bar)}
+   * @default {the whole percent at or below the lowest point (or error bar), or 0 where that
+   * range would span more than half the axis}
    */
   yFrom?: number;
 }
@@ -246,7 +254,10 @@ export function lineChart(
   options: LineChartOptions,
 ): string {
   const points = _points("lineChart", rows, options, { logX: options.logX, logY: options.logY });
-  const frame = _frame(points, options.yLabel ?? options.y, "line");
+  const frame = _frame(points, options.yLabel ?? options.y, "line", {
+    ...options,
+    chart: "lineChart",
+  });
   points.sort((a, b) => a.x - b.x);
   return _render("lineChart", options, frame, {
     x: {
@@ -313,7 +324,7 @@ export function lossChart(
   const points = _points(what, rows, options, { logX: options.logX, logY: options.logY });
   if (stepsPerEpoch !== undefined) { for (const point of points) point.x /= stepsPerEpoch; }
   const yLabel = options.yLabel ?? options.y;
-  const frame = _frame(points, yLabel, "line");
+  const frame = _frame(points, yLabel, "line", { ...options, chart: what });
   points.sort((a, b) => a.x - b.x);
   const marks: Plot.Markish[] = [];
   for (const name of frame.names) {
@@ -464,11 +475,13 @@ export function accuracyChart(
   }
   const yLabel = options.yLabel ?? "test accuracy (%)";
   const points = stats.map(({ x, y, series }) => ({ x, y, series, facet: "" }));
-  const frame = _frame(points, yLabel, "line");
+  const frame = _frame(points, yLabel, "line", { ...options, chart: what });
   const lowest = Math.min(...stats.map((s) => (s.n > 1 ? s.lo : s.y)));
   const highest = Math.max(...stats.map((s) => (s.n > 1 ? s.hi : s.y)));
   let from = options.yFrom !== undefined ? options.yFrom * 100 : Math.floor(lowest);
   const to = Math.min(100, Math.max(Math.ceil(highest), from + 1));
+  // A range that spans most of the scale anyway starts at 0.
+  if (options.yFrom === undefined && to - from > to / 2) from = 0;
   if (from >= to) from = to - 1;
   if (from > 0) {
     frame.captions.push(
@@ -763,10 +776,11 @@ function _dots(
     : [];
   const means = _means(points);
   const yLabel = options.yLabel ?? options.y;
-  const frame = _frame(sweep ? means : points, yLabel, sweep ? "line" : "dot", [
-    ...order,
-    ...failedPoints,
-  ]);
+  const frame = _frame(sweep ? means : points, yLabel, sweep ? "line" : "dot", {
+    order: [...order, ...failedPoints],
+    overlapTolerance: options.overlapTolerance,
+    chart: what,
+  });
   const fx = options.facet === undefined ? undefined : "facet";
   const marks: Plot.Markish[] = [];
   frame.names.forEach((name) => {
@@ -890,8 +904,14 @@ function _frame(
   points: readonly _Point[],
   what: string,
   swatch: _Frame["swatch"],
-  order: readonly _Point[] = points,
+  options: { chart: string; order?: readonly _Point[]; overlapTolerance?: number },
 ): _Frame {
+  const { order = points, overlapTolerance = 0.005 } = options;
+  if (!(overlapTolerance >= 0)) {
+    throw new Error(
+      `${options.chart}: overlapTolerance must be a fraction ≥ 0 of the y extent, received ${overlapTolerance}`,
+    );
+  }
   const names = _seriesOf(order);
   const values = new Map<string, Map<string, Map<number, number>>>();
   for (const point of points) {
@@ -902,14 +922,21 @@ function _frame(
     if (!ys) facets.set(point.facet, ys = new Map());
     ys.set(point.x, point.y);
   }
-  const groups = names.length > 1 ? identicalSeries(values) : [];
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const point of points) {
+    if (point.y < lo) lo = point.y;
+    if (point.y > hi) hi = point.y;
+  }
+  const tolerance = hi > lo ? overlapTolerance * (hi - lo) : 0;
+  const groups = names.length > 1 ? overlappingSeries(values, tolerance) : [];
   const colors = colorScale(names);
   return {
     names,
     colors,
-    dashes: dashScale(colors, groups),
+    dashes: dashScale(colors, groups.map((group) => group.names)),
     swatch,
-    captions: groups.map((group) => overlapCaption(group, what)),
+    captions: groups.map((group) => overlapCaption(group.names, what, group.maxDifference)),
   };
 }
 

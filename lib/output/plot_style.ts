@@ -139,12 +139,23 @@ export function dashScale(
   return dashes;
 }
 
+/** Series whose values coincide, found by {@linkcode overlappingSeries}. */
+export interface SeriesOverlap {
+  /** Names of the coinciding series, in the order given. */
+  names: string[];
+  /** The largest difference between the first series and another at any x (0: identical). */
+  maxDifference: number;
+}
+
 /**
- * The caption that states which series coincide, e.g. `"bnlab and tfjs overlap: identical
- * training loss"`.
+ * The caption that states which series coincide: `"bnlab and tfjs overlap: identical training
+ * loss"` when their values are equal, else `"… overlap: training loss identical to within
+ * 0.012"` (the largest difference, to 2 significant digits).
  *
  * @param group Names of the coinciding series (two or more).
  * @param what What coincides, e.g. the y axis's label.
+ * @param maxDifference The largest difference between them.
+ * @default maxDifference 0
  * @returns The caption.
  *
  * @example
@@ -156,21 +167,73 @@ export function dashScale(
  *   overlapCaption(["a", "b", "c"], "test accuracy"),
  *   "a, b and c overlap: identical test accuracy",
  * );
+ * assert.equal(
+ *   overlapCaption(["bnlab", "tfjs"], "training loss", 0.01234),
+ *   "bnlab and tfjs overlap: training loss identical to within 0.012",
+ * );
  * ```
  */
-export function overlapCaption(group: readonly string[], what: string): string {
+export function overlapCaption(group: readonly string[], what: string, maxDifference = 0): string {
   const names = group.length > 1
     ? `${group.slice(0, -1).join(", ")} and ${group[group.length - 1]}`
     : group.join("");
-  return `${names} overlap: identical ${what}`;
+  return maxDifference === 0
+    ? `${names} overlap: identical ${what}`
+    : `${names} overlap: ${what} identical to within ${Number(maxDifference.toPrecision(2))}`;
 }
 
 /**
- * Groups the series whose values are identical: same x values, and at each x the same y
- * (`NaN` equals `NaN`), compared within each facet.
+ * Groups the series whose values coincide: the same x values in every facet, and at each x,
+ * y values at most `tolerance` apart (`NaN` matches only `NaN`). A series joins the group of
+ * the first earlier series it matches.
  *
  * @param values For each series, per facet (`""` for one panel), y by x.
+ * @param tolerance The largest difference that still counts as coinciding.
+ * @default tolerance 0
  * @returns Groups of two or more series, in the order of `values`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { overlappingSeries } from "./plot_style.ts";
+ *
+ * const curve = new Map([["", new Map([[1, 2.3], [2, 1.1]])]]);
+ * const close = new Map([["", new Map([[1, 2.3], [2, 1.1001]])]]);
+ * const groups = overlappingSeries(new Map([["bnlab", curve], ["tfjs", close]]), 0.001);
+ * assert.deepEqual(groups[0].names, ["bnlab", "tfjs"]);
+ * assert.ok(Math.abs(groups[0].maxDifference - 0.0001) < 1e-12);
+ * ```
+ */
+export function overlappingSeries(
+  values: ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<number, number>>>,
+  tolerance = 0,
+): SeriesOverlap[] {
+  const groups: SeriesOverlap[] = [];
+  const placed = new Set<string>();
+  const names = [...values.keys()];
+  for (let i = 0; i < names.length; i++) {
+    if (placed.has(names[i])) continue;
+    const group: SeriesOverlap = { names: [names[i]], maxDifference: 0 };
+    for (let j = i + 1; j < names.length; j++) {
+      if (placed.has(names[j])) continue;
+      const difference = _difference(values.get(names[i])!, values.get(names[j])!);
+      if (difference <= tolerance) {
+        group.names.push(names[j]);
+        group.maxDifference = Math.max(group.maxDifference, difference);
+        placed.add(names[j]);
+      }
+    }
+    if (group.names.length > 1) groups.push(group);
+  }
+  return groups;
+}
+
+/**
+ * Groups the series whose values are identical: {@linkcode overlappingSeries} with no
+ * tolerance.
+ *
+ * @param values For each series, per facet (`""` for one panel), y by x.
+ * @returns Groups of two or more series' names, in the order of `values`.
  *
  * @example
  * ```ts
@@ -188,34 +251,28 @@ export function overlapCaption(group: readonly string[], what: string): string {
 export function identicalSeries(
   values: ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<number, number>>>,
 ): string[][] {
-  const groups: string[][] = [];
-  const placed = new Set<string>();
-  const names = [...values.keys()];
-  for (let i = 0; i < names.length; i++) {
-    if (placed.has(names[i])) continue;
-    const group = [names[i]];
-    for (let j = i + 1; j < names.length; j++) {
-      if (!placed.has(names[j]) && _same(values.get(names[i])!, values.get(names[j])!)) {
-        group.push(names[j]);
-        placed.add(names[j]);
-      }
-    }
-    if (group.length > 1) groups.push(group);
-  }
-  return groups;
+  return overlappingSeries(values, 0).map((group) => group.names);
 }
 
-function _same(
+/** The largest |a − b| over all facets and x; Infinity where the x values differ. */
+function _difference(
   a: ReadonlyMap<string, ReadonlyMap<number, number>>,
   b: ReadonlyMap<string, ReadonlyMap<number, number>>,
-): boolean {
-  if (a.size !== b.size) return false;
+): number {
+  if (a.size !== b.size) return Infinity;
+  let largest = 0;
   for (const [facet, ya] of a) {
     const yb = b.get(facet);
-    if (!yb || ya.size !== yb.size || ya.size === 0) return false;
+    if (!yb || ya.size !== yb.size || ya.size === 0) return Infinity;
     for (const [x, y] of ya) {
-      if (!yb.has(x) || !Object.is(y, yb.get(x))) return false;
+      if (!yb.has(x)) return Infinity;
+      const other = yb.get(x)!;
+      if (Number.isNaN(y) || Number.isNaN(other)) {
+        if (!(Number.isNaN(y) && Number.isNaN(other))) return Infinity;
+        continue;
+      }
+      largest = Math.max(largest, Math.abs(y - other));
     }
   }
-  return true;
+  return largest;
 }
