@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { inflateSync } from "node:zlib";
-import { chartBundle, displayChart, svgToPng, writePng } from "../lib/output/png.ts";
+import { chartBundle, displayChart, svgToPng, writeChart, writePng } from "../lib/output/png.ts";
 import { lineChart } from "../lib/output/plot.ts";
 
 /** Decodes an 8-bit RGBA or RGB, non-interlaced PNG (what resvg writes) to its pixels. */
@@ -108,6 +108,15 @@ Deno.test("writePng writes curves.png beside curves.svg; chartBundle and display
     await writePng(`${dir}/curves.png`, _SVG);
     const bytes = await Deno.readFile(`${dir}/curves.png`);
     assert.equal(_decode(bytes).width, 1280);
+    assert.deepEqual(await writeChart(`${dir}/plots/loss.svg`, _SVG, { scale: 1 }), {
+      svg: `${dir}/plots/loss.svg`,
+      png: `${dir}/plots/loss.png`,
+    });
+    assert.equal(await Deno.readTextFile(`${dir}/plots/loss.svg`), _SVG + "\n");
+    assert.equal(_decode(await Deno.readFile(`${dir}/plots/loss.png`)).width, 640);
+    await assert.rejects(() => writeChart(`${dir}/loss.png`, _SVG), {
+      message: `writeChart: expected a path ending in .svg, received ${dir}/loss.png`,
+    });
     const bundle = await chartBundle(_SVG, { scale: 1 });
     assert.equal(bundle["image/svg+xml"], _SVG);
     const decoded = Uint8Array.from(atob(bundle["image/png"]), (ch) => ch.charCodeAt(0));

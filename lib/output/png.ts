@@ -12,6 +12,7 @@
 import { initWasm, Resvg } from "@resvg/resvg-wasm";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic } from "./atomic.ts";
+import { writeSvg } from "./plot.ts";
 
 /** Where Debian's `fonts-dejavu-core` installs its fonts. */
 export const DEJAVU_FONT_DIR = "/usr/share/fonts/truetype/dejavu";
@@ -124,6 +125,42 @@ export async function writePng(
   options: SvgToPngOptions = {},
 ): Promise<void> {
   await writeFileAtomic(path, await svgToPng(svg, options));
+}
+
+/**
+ * Writes a chart as SVG and, beside it, as PNG: `curves.svg` and `curves.png`.
+ *
+ * @param svgPath File of the SVG, ending in `.svg`; the PNG takes the same name with `.png`.
+ * @param svg The SVG, as the chart functions return it.
+ * @param options Scale and fonts of the PNG, as for {@linkcode svgToPng}.
+ * @returns The paths written.
+ * @throws If `svgPath` does not end in `.svg`, or as {@linkcode svgToPng} and `writeSvg` do.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { writeChart } from "./png.ts";
+ * import { lineChart } from "./plot.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const paths = await writeChart(`${dir}/curves.svg`, lineChart([{ step: 0, loss: 1 }], { x: "step", y: "loss" }));
+ * assert.equal(paths.png, `${dir}/curves.png`);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function writeChart(
+  svgPath: string,
+  svg: string,
+  options: SvgToPngOptions = {},
+): Promise<{ svg: string; png: string }> {
+  if (!svgPath.endsWith(".svg")) {
+    throw new Error(`writeChart: expected a path ending in .svg, received ${svgPath}`);
+  }
+  const pngPath = `${svgPath.slice(0, -4)}.png`;
+  const png = await svgToPng(svg, options);
+  await writeSvg(svgPath, svg);
+  await writeFileAtomic(pngPath, png);
+  return { svg: svgPath, png: pngPath };
 }
 
 /**
