@@ -158,7 +158,8 @@ export function checkModelOptions(
   const shape = options.inputShape;
   if (
     shape !== undefined &&
-    !(Array.isArray(shape) && shape.length === 3 && shape.every((s) => Number.isInteger(s) && s > 0))
+    !(Array.isArray(shape) && shape.length === 3 &&
+      shape.every((s) => Number.isInteger(s) && s > 0))
   ) {
     throw new Error(
       `${where}: inputShape must be [height, width, channels] of positive integers, received ${

@@ -84,7 +84,12 @@ export function groupNormalize(x: tf.Tensor, options: GroupNormalizeOptions): tf
   }
   return tf.tidy(() => {
     // [..., C, ...] → [..., G, C/G, ...]: each (sample, group) reduces over every other axis.
-    const split = [...x.shape.slice(0, axis), groups, channels / groups, ...x.shape.slice(axis + 1)];
+    const split = [
+      ...x.shape.slice(0, axis),
+      groups,
+      channels / groups,
+      ...x.shape.slice(axis + 1),
+    ];
     const axes = split.map((_, i) => i).filter((i) => i !== 0 && i !== axis);
     const paramShape = split.map((size, i) => (i === axis || i === axis + 1 ? size : 1));
     const xs = tf.reshape(x, split);
@@ -142,7 +147,9 @@ export function checkGroupShape(
     throw new Error(`${where}: groups must be a positive integer, received ${groups}`);
   }
   if (channels % groups !== 0) {
-    throw new Error(`${where}: groups must divide the channel count ${channels}, received ${groups}`);
+    throw new Error(
+      `${where}: groups must divide the channel count ${channels}, received ${groups}`,
+    );
   }
   return positive;
 }
