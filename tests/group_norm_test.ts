@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { GroupNorm, groupNorm } from "../lib/norms/group_norm.ts";
+import { type GroupNorm, groupNorm } from "../lib/norms/group_norm.ts";
 import { groupNormalize } from "../lib/norms/group_norm_ops.ts";
 import { createRng } from "../lib/data/random.ts";
 

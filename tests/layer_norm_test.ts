@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { GroupNorm, groupNorm } from "../lib/norms/group_norm.ts";
+import { type GroupNorm, groupNorm } from "../lib/norms/group_norm.ts";
 import { LayerNorm, layerNorm } from "../lib/norms/layer_norm.ts";
 import { createRng } from "../lib/data/random.ts";
 

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { BatchNorm, batchNorm } from "../lib/norms/batch_norm.ts";
+import { type BatchNorm, batchNorm } from "../lib/norms/batch_norm.ts";
 import {
   normalizationLayer,
   normalizationName,
   NORMALIZATIONS,
 } from "../lib/norms/normalization.ts";
-import { GroupNorm } from "../lib/norms/group_norm.ts";
-import { LayerNorm } from "../lib/norms/layer_norm.ts";
+import type { GroupNorm } from "../lib/norms/group_norm.ts";
+import type { LayerNorm } from "../lib/norms/layer_norm.ts";
 
 Deno.test.beforeAll(async () => {
   await tf.setBackend("cpu");
@@ -23,7 +23,7 @@ const CLASSES: Record<string, string | null> = {
   ghost: "BatchNorm",
 };
 
-Deno.test("normalizationLayer builds every variant and each runs a forward pass", async () => {
+Deno.test("normalizationLayer builds every variant and each runs a forward pass", () => {
   assert.deepEqual([...NORMALIZATIONS], Object.keys(CLASSES));
   const x = tf.randomNormal([4, 3, 3, 8], 2, 3, "float32", 1);
   for (const variant of NORMALIZATIONS) {
