@@ -440,7 +440,10 @@ export class BatchNorm extends tf.layers.Layer {
       runningVariance: this.runningVariance,
       gradient: this.gradient,
       renorm: this.renorm,
-      renormClipping: { ...this.renormClipping },
+      // warmupSteps only when set, so constant clipping serializes as { rMax, dMax }.
+      renormClipping: this.renormClipping.warmupSteps > 0
+        ? { ...this.renormClipping }
+        : { rMax: this.renormClipping.rMax, dMax: this.renormClipping.dMax },
       renormMomentum: this.renormMomentum,
       virtualBatchSize: this.virtualBatchSize,
       gammaInitializer: this.gammaInitializer,
