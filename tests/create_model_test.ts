@@ -62,6 +62,24 @@ Deno.test("a LeNet checkpoint saved with the custom variant loads into createMod
   model.dispose();
 });
 
+Deno.test("createModel passes each model's norm sites the same options", () => {
+  for (const name of MODELS) {
+    const momenta = (normalization: "bnlab" | "tfjs") => {
+      const model = createModel(name, {
+        normalization,
+        normalizationOptions: { tfjsMomentum: 0.9, epsilon: 1e-5, batchNorm: { momentum: 0.5 } },
+      });
+      const norms = model.layers.filter((l) => l.getClassName().startsWith("BatchNorm"));
+      const configs = norms.map((l) => l.getConfig());
+      model.dispose();
+      assert.ok(configs.length >= 3);
+      return [...new Set(configs.map((c) => `${c.momentum} ${c.epsilon}`))];
+    };
+    assert.deepEqual(momenta("bnlab"), ["0.5 0.00001"], name);
+    assert.deepEqual(momenta("tfjs"), ["0.9 0.00001"], name);
+  }
+});
+
 Deno.test("createModel rejects an unknown model", () => {
   assert.throws(() => createModel("vgg" as never), {
     message: 'createModel: model must be one of lenet, resnet20, mlp, received "vgg"',

@@ -55,15 +55,8 @@ export interface ModelOptions {
 export function createModel(name: ModelName, options: ModelOptions = {}): tf.LayersModel {
   const { hidden, ...shared } = options;
   switch (name) {
-    case "lenet": {
-      // LeNet's own momentum and epsilon fields default from the shared norm options.
-      const normalizationOptions = shared.normalizationOptions;
-      return createLeNet({
-        ...shared,
-        momentum: normalizationOptions?.tfjsMomentum,
-        epsilon: normalizationOptions?.epsilon,
-      });
-    }
+    case "lenet":
+      return createLeNet(shared);
     case "resnet20":
       return createResNet20(shared);
     case "mlp":

@@ -148,13 +148,18 @@ export function createLeNet(options: LeNetOptions = {}): tf.Sequential {
 }
 
 function _normLayer(variant: NormalizationVariant, options: LeNetOptions): tf.layers.Layer {
+  // LeNet's own momentum and epsilon, when given, override the shared options' for both BNs.
   const shared = options.normalizationOptions ?? {};
-  const momentum = options.momentum ?? shared.tfjsMomentum ?? 0.99;
+  const momentum = options.momentum;
   return normalizationLayer(variant, {
     ...shared,
-    tfjsMomentum: momentum,
-    epsilon: options.epsilon ?? shared.epsilon ?? 1e-3,
-    batchNorm: { momentum, ...shared.batchNorm, ...options.batchNorm },
+    tfjsMomentum: momentum ?? shared.tfjsMomentum,
+    epsilon: options.epsilon ?? shared.epsilon,
+    batchNorm: {
+      ...(momentum === undefined ? {} : { momentum }),
+      ...shared.batchNorm,
+      ...options.batchNorm,
+    },
   })!;
 }
 
