@@ -63,11 +63,12 @@ export const RESNET20_BLOCKS_PER_STAGE = 3;
  * @throws {Error} For an unknown normalization, activation or init, a non-integer seed, or an
  * input shape that is not three positive integers.
  *
- * @example 28×28×1 input: 0.27 million weights, logits of 10 classes
+ * @example 28×28×1 input, logits of 10 classes
  * ```ts
  * import { createResNet20 } from "./resnet20.ts";
  * const model = createResNet20({ normalization: "bnlab" });
- * console.log(model.outputs[0].shape); // [ null, 10 ]
+ * // 269,968 conv weights + 4 × 784 norm weights (21 sites) + 650 dense weights
+ * console.log(model.countParams(), model.outputs[0].shape); // 273754 [ null, 10 ]
  * model.dispose();
  * ```
  */
