@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { type GroupNorm, groupNorm } from "../lib/norms/group_norm.ts";
+import { GroupNorm, groupNorm } from "../lib/norms/group_norm.ts";
 import { groupNormalize } from "../lib/norms/group_norm_ops.ts";
+import { LayerNorm, layerNorm } from "../lib/norms/layer_norm.ts";
 import { createRng } from "../lib/data/random.ts";
 
 Deno.test.beforeAll(async () => {
@@ -266,4 +267,46 @@ Deno.test("groupNorm rejects each bad option with its message", () => {
     ],
   ];
   for (const [build, message] of cases) assert.throws(build, { message });
+});
+
+/** Saves `model` to memory and loads it back. */
+async function roundTrip(model: tf.LayersModel): Promise<tf.LayersModel> {
+  let saved: tf.io.ModelArtifacts | undefined;
+  await model.save(tf.io.withSaveHandler((artifacts) => {
+    saved = artifacts;
+    return Promise.resolve({
+      modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" },
+    });
+  }));
+  return await tf.loadLayersModel(tf.io.fromMemory(saved!));
+}
+
+Deno.test("models with groupNorm and layerNorm save and load with identical outputs", async () => {
+  const model = tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [5, 5, 2], filters: 6, kernelSize: 3, useBias: false }),
+      groupNorm({ groups: 3, epsilon: 1e-5, center: false }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 4 }),
+      layerNorm({ epsilon: 1e-4 }),
+    ],
+  });
+  model.compile({ optimizer: tf.train.sgd(0.5), loss: "meanSquaredError" });
+  const x = tf.tensor4d(Float32Array.from(randomValues(8 * 50, 12)), [8, 5, 5, 2]);
+  await model.fit(x, tf.randomNormal([8, 4], 0, 1, "float32", 13), { epochs: 2, verbose: 0 });
+  const loaded = await roundTrip(model);
+  const a = await (model.predict(x) as tf.Tensor).data();
+  const b = await (loaded.predict(x) as tf.Tensor).data();
+  assert.deepEqual(a, b);
+  assert.ok(loaded.layers[1] instanceof GroupNorm);
+  assert.ok(loaded.layers[4] instanceof LayerNorm);
+  assert.deepEqual(
+    [(loaded.layers[1] as GroupNorm).groups, (loaded.layers[1] as GroupNorm).epsilon],
+    [3, 1e-5],
+  );
+  assert.equal((loaded.layers[1] as GroupNorm).beta, undefined);
+  // Trained γ differs from its initial ones, so the comparison above covers loaded weights.
+  assert.ok((await (loaded.layers[1] as GroupNorm).gamma!.read().data()).some((g) => g !== 1));
+  model.dispose();
+  loaded.dispose();
 });

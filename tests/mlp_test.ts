@@ -66,9 +66,18 @@ for (
   });
 }
 
-Deno.test("createMlp's wasm gradients match cpu's (2 images 12×12, layer norm; relative L2 ≤ 1e-3)", async () => {
-  await assertGradientsMatchCpu(
-    () => createMlp({ normalization: "layer", hidden: [16, 16], inputShape: [12, 12, 1], seed: 2 }),
-    [2, 12, 12, 1],
-  );
-});
+for (const normalization of ["layer", "group", "bnlab"] as const) {
+  Deno.test(`createMlp's wasm gradients match cpu's (2 images 12×12, ${normalization}; relative L2 ≤ 1e-3)`, async () => {
+    await assertGradientsMatchCpu(
+      () =>
+        createMlp({
+          normalization,
+          hidden: [16, 16],
+          inputShape: [12, 12, 1],
+          seed: 2,
+          normalizationOptions: { groups: 4 },
+        }),
+      [2, 12, 12, 1],
+    );
+  });
+}
