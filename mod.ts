@@ -19,11 +19,27 @@ export * from "./lib/backend.ts";
 export * from "./lib/norms/batch_norm.ts";
 export * from "./lib/norms/batch_norm_ops.ts";
 export * from "./lib/norms/fold_batch_norm.ts";
+export * from "./lib/norms/group_norm.ts";
+export * from "./lib/norms/group_norm_ops.ts";
+export * from "./lib/norms/layer_norm.ts";
+export * from "./lib/norms/normalization.ts";
 export * from "./lib/data/idx.ts";
 export * from "./lib/data/mnist.ts";
 export * from "./lib/data/batches.ts";
 export * from "./lib/data/random.ts";
-export * from "./lib/models/lenet.ts";
+export {
+  type Activation,
+  ACTIVATIONS,
+  createLeNet,
+  type Init,
+  type Initializer,
+  INITS,
+  layerInitializers,
+  type LeNetOptions,
+} from "./lib/models/lenet.ts";
+export * from "./lib/models/resnet20.ts";
+export * from "./lib/models/mlp.ts";
+export * from "./lib/models/create_model.ts";
 export * from "./lib/train/losses.ts";
 export * from "./lib/train/loop.ts";
 export * from "./lib/train/evaluate.ts";
