@@ -254,12 +254,9 @@ function _batchNormLayers(model: tf.LayersModel): tf.layers.Layer[] {
 
 /** Values per channel that one image gives a layer: its input size over its channel count. */
 function _valuesPerChannelPerImage(layer: tf.layers.Layer): number | undefined {
-  let shape: (number | null)[];
-  try {
-    shape = (layer as unknown as { inputShape: (number | null)[] }).inputShape;
-  } catch {
-    return undefined;
-  }
+  const node = (layer as unknown as { inboundNodes?: { inputShapes: unknown }[] }).inboundNodes
+    ?.[0];
+  const shape = node?.inputShapes as (number | null)[] | undefined;
   if (!Array.isArray(shape) || shape.some((d, i) => i > 0 && typeof d !== "number")) {
     return undefined;
   }
@@ -324,6 +321,6 @@ export function validateTrainingInputs(
   checkBatchesNormalizable(model, data.count, {
     batchSize,
     lastBatch,
-    what: "train: the training set",
+    what: `train: the training set ${data.name}/${data.split}`,
   });
 }

@@ -91,7 +91,7 @@ export async function evaluate(
     checkBatchesNormalizable(model, data.count, {
       batchSize,
       lastBatch,
-      what: "evaluate: the dataset",
+      what: `evaluate: the dataset ${data.name}/${data.split}`,
     });
   }
   const saved = statistics === "batch"
