@@ -306,7 +306,7 @@ async function _runOne(
   });
   const optimizer = createOptimizer(config.optimizer, config.lr);
   const checkpointDir = `${dir}/checkpoint`;
-  const state: RunState = await loadCheckpoint<RunState>(checkpointDir, model, optimizer) ??
+  const state: RunState = await loadCheckpoint<RunState>(checkpointDir, { model, optimizer }) ??
     { epochsDone: 0, records: [], wallSeconds: 0 };
   progress.onEvent?.({
     type: "run",
@@ -339,7 +339,12 @@ async function _runOne(
         segmentStart = now;
         state.epochsDone = record.epoch + 1;
         state.records.push(record);
-        await saveCheckpoint(checkpointDir, model, optimizer, state, String(state.epochsDone));
+        await saveCheckpoint(checkpointDir, {
+          model,
+          optimizer,
+          state,
+          tag: String(state.epochsDone),
+        });
         await progress.afterEpoch?.();
       },
     });
