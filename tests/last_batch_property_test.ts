@@ -62,9 +62,16 @@ Deno.test("every batch size 1..12 × odd limits × variant trains to the end or 
           assert.equal(epochs, 0, label);
           assert.equal(batchSize, 1, `${label}: ${(error as Error).message}`);
           assert.notEqual(variant, "none", label);
+          // Only the BN after the dense layer sees one value per channel; the conv BNs do not.
+          const denseBn = model.layers.filter((l) => /BatchNorm/.test(l.getClassName())).at(-1)!;
           assert.match(
             (error as Error).message,
-            /^(evaluate|train): the (dataset|training set) random\/(test|train) of \d+ images in batches of 1 \(lastBatch "merge"\) has a batch of 1 image, which \w+ \(one value per channel and image\) cannot normalize with batch statistics; use lastBatch "merge" \(the default\) or "drop", or another batch size$/,
+            new RegExp(
+              "^(evaluate|train): the (dataset|training set) random/(test|train) of \\d+ images in " +
+                'batches of 1 \\(lastBatch "merge"\\) has a batch of 1 image, which ' +
+                `${denseBn.name} \\(one value per channel and image\\) cannot normalize with ` +
+                "batch statistics; use a batch size of at least 2$",
+            ),
             label,
           );
         } finally {
@@ -87,7 +94,9 @@ Deno.test("lastBatch keep with a remainder of one is refused before training wit
       await assert.rejects(run, {
         message: new RegExp(
           '^train: the training set random/train of 13 images in batches of 6 \\(lastBatch "keep"\\) ' +
-            "has a batch of 1 image, which \\w+ \\(one value per channel and image\\)",
+            "has a batch of 1 image, which \\w+ \\(one value per channel and image\\) cannot " +
+            'normalize with batch statistics; use lastBatch "merge" \\(the default\\) or "drop", or ' +
+            "another batch size$",
         ),
       });
     }
@@ -113,5 +122,19 @@ Deno.test("lastBatch drop and merge give the step counts they document", async (
         "smaller batch size",
     },
   );
+  model.dispose();
+});
+
+Deno.test("BN layers after convolutions normalize a batch of one image: no refusal", async () => {
+  const model = tf.sequential({
+    layers: [
+      tf.layers.conv2d({ filters: 2, kernelSize: 3, inputShape: [4, 4, 1] }),
+      tf.layers.batchNormalization(),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 10 }),
+    ],
+  });
+  const data = { ...randomData(3, 1, "train"), height: 4, width: 4, images: new Float32Array(48) };
+  assert.equal((await train(model, data, { epochs: 1, batchSize: 1, lr: 0.01 }))[0].step, 3);
   model.dispose();
 });

@@ -219,10 +219,12 @@ export function checkBatchesNormalizable(
   for (const layer of _batchNormLayers(model)) {
     const perImage = _valuesPerChannelPerImage(layer);
     if (perImage === 1 && sizes.includes(1)) {
+      const way = batchSize === 1
+        ? "use a batch size of at least 2"
+        : `use lastBatch "merge" (the default) or "drop", or another batch size`;
       throw new Error(
         `${plan} has a batch of 1 image, which ${layer.name} (one value per channel and image) ` +
-          `cannot normalize with batch statistics; use lastBatch "merge" (the default) or ` +
-          `"drop", or another batch size`,
+          `cannot normalize with batch statistics; ${way}`,
       );
     }
     const v = (layer as unknown as { virtualBatchSize?: number | null }).virtualBatchSize;
@@ -256,7 +258,8 @@ function _batchNormLayers(model: tf.LayersModel): tf.layers.Layer[] {
 function _valuesPerChannelPerImage(layer: tf.layers.Layer): number | undefined {
   const node = (layer as unknown as { inboundNodes?: { inputShapes: unknown }[] }).inboundNodes
     ?.[0];
-  const shape = node?.inputShapes as (number | null)[] | undefined;
+  let shape = node?.inputShapes as unknown[] | undefined;
+  if (Array.isArray(shape?.[0])) shape = shape[0] as unknown[]; // one input: [[batch, ...]]
   if (!Array.isArray(shape) || shape.some((d, i) => i > 0 && typeof d !== "number")) {
     return undefined;
   }
