@@ -424,7 +424,8 @@ async function _runOne(
     status,
   };
   await writeJsonAtomic(`${dir}/result.json`, result);
-  await dropCheckpointWeights(checkpointDir); // a finished run keeps its records, not its weights
+  // A finished run keeps its records, not its weights; a diverged one keeps its last good epoch.
+  if (status === "done") await dropCheckpointWeights(checkpointDir);
   progress.onEvent?.({ type: "done", result });
   return result;
 }
