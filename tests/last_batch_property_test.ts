@@ -113,6 +113,11 @@ Deno.test("lastBatch drop and merge give the step counts they document", async (
   assert.equal(merge[0].step, 2);
   const evaluation = await evaluate(model, data, { batchSize: 6, lastBatch: "drop" });
   assert.equal(evaluation.count, 12);
+  await assert.rejects(() => evaluate(model, data, { batchSize: 20, lastBatch: "drop" }), {
+    message:
+      'evaluate: the dataset random/train of 13 images in batches of 20 (lastBatch "drop") ' +
+      'has no batch to evaluate; use lastBatch "merge" or "keep", or a smaller batch size',
+  });
   await assert.rejects(
     () => train(model, data, { epochs: 1, batchSize: 20, lr: 0.01, lastBatch: "drop" }),
     {

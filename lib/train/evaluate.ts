@@ -4,7 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { batches, type LastBatch } from "../data/batches.ts";
+import { batches, type LastBatch, numBatches } from "../data/batches.ts";
 import type { Dataset } from "../data/mnist.ts";
 import { checkBatchesNormalizable, checkModelFitsData, validateDataset } from "../data/validate.ts";
 import { computeLoss, type LossName } from "./losses.ts";
@@ -87,6 +87,13 @@ export async function evaluate(
   const lastBatch = options.lastBatch ?? "merge";
   validateDataset(data, "evaluate: the dataset");
   checkModelFitsData(model, data, "evaluate");
+  if (numBatches(data.count, { batchSize, lastBatch }) === 0) {
+    throw new Error(
+      `evaluate: the dataset ${data.name}/${data.split} of ${data.count} images in batches of ` +
+        `${batchSize} (lastBatch "drop") has no batch to evaluate; use lastBatch "merge" or ` +
+        `"keep", or a smaller batch size`,
+    );
+  }
   if (statistics === "batch") {
     checkBatchesNormalizable(model, data.count, {
       batchSize,
