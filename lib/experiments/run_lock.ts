@@ -35,7 +35,9 @@ export interface RunLockOptions {
   heartbeatMs?: number;
   /**
    * A lock whose heartbeat is older than this (ms) belongs to a dead or hung owner and is taken
-   * over; keep it several times `heartbeatMs`. @default {60000}
+   * over; keep it well above `heartbeatMs` and above the longest stretch a training step keeps
+   * the event loop busy. An owner on this host whose pid is gone is taken over at once.
+   * @default {300000}
    */
   staleMs?: number;
 }
@@ -88,7 +90,7 @@ export interface RunLock {
  * ```
  */
 export async function acquireRunLock(dir: string, options: RunLockOptions = {}): Promise<RunLock> {
-  const { heartbeatMs = 10000, staleMs = 60000 } = options;
+  const { heartbeatMs = 10000, staleMs = 300000 } = options;
   if (!(heartbeatMs > 0) || !(staleMs > heartbeatMs)) {
     throw new Error(
       `acquireRunLock: expected 0 < heartbeatMs < staleMs, received heartbeatMs ${heartbeatMs}, ` +
