@@ -494,7 +494,9 @@ function _average(stat: tf.Tensor, ghost: boolean): tf.Tensor {
 
 function _validate(layer: BatchNorm) {
   const fail = (what: string, received: unknown) => {
-    throw new Error(`BatchNorm: ${what}, received ${JSON.stringify(received)}`);
+    // JSON.stringify would print NaN and ±Infinity as null.
+    const shown = typeof received === "number" ? String(received) : JSON.stringify(received);
+    throw new Error(`BatchNorm: ${what}, received ${shown}`);
   };
   if (!Number.isInteger(layer.axis)) fail("axis must be an integer", layer.axis);
   if (layer.momentum !== null && !(layer.momentum >= 0 && layer.momentum <= 1)) {
