@@ -14,7 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { BACKEND_NAMES, type BackendName, initBackend } from "../lib/backend.ts";
 import { blasInfo, setBlasEnabled, setBlasSliceThreads } from "../lib/kernels/blas.ts";
-import { nativeInfo, setNativeEnabled } from "../lib/kernels/native.ts";
+import { nativeInfo, setNativeEnabled } from "../lib/kernels/native_library.ts";
 import { setUnfusedConvTraining } from "../lib/kernels/fused_conv_training.ts";
 import { replacedWasmKernel, WASM_KERNEL_REPLACEMENTS } from "../lib/kernels/mod.ts";
 import { GRADIENT_REPLACEMENTS, replacedGradient } from "../lib/kernels/gradients.ts";

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { buildNativeKernels } from "../lib/kernels/native.ts";
+import { buildNativeKernels } from "../lib/kernels/native_library.ts";
 
 if (import.meta.main) {
   const unknown = Deno.args.filter((arg) => arg !== "--force");

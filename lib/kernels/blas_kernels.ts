@@ -13,7 +13,7 @@
  * - input gradient: dcols [M, K] = dy · Wᵀ, then dx is dcols summed back onto the pixels
  *   each column came from (col2im).
  *
- * im2col and col2im run in C (`native.ts`) when the native kernels are built, else as
+ * im2col and col2im run in C (`native_library.ts`) when the native kernels are built, else as
  * JavaScript loops over the heap (a 1×1 filter at stride 1 without padding skips them: cols
  * is x itself). Batches whose cols would pass 4 Mi floats are
  * done a slice of images at a time, to bound the scratch memory.
@@ -27,8 +27,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { blasEnabled, sgemmUnchecked } from "./blas.ts";
-import { type NativeConvGeometry, nativeKernels } from "./native.ts";
-import type { WasmKernelReplacement } from "./mod.ts";
+import { type NativeConvGeometry, nativeKernels } from "./native_library.ts";
+import type { WasmKernelReplacement } from "./wasm_kernel.ts";
 
 /** The wasm backend methods these kernels use (tfjs's `BackendWasm` has them). */
 interface _Backend {

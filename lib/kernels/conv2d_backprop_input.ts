@@ -38,7 +38,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./mod.ts";
+import type { WasmKernelReplacement } from "./wasm_kernel.ts";
 import { callWasmKernel, wasmReplacement } from "./wasm_kernel.ts";
 
 /** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */

@@ -17,7 +17,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./mod.ts";
+import type { WasmKernelReplacement } from "./wasm_kernel.ts";
 import { type KernelArgs, wasmReplacement } from "./wasm_kernel.ts";
 
 /** The wasm backend method this kernel uses (tfjs's `BackendWasm` has it). */

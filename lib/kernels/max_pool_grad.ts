@@ -16,7 +16,7 @@
  * NaN passes no gradient. The value written is 0 + dy (so −0 becomes +0), as cpu sums it.
  *
  * The kernel is one loop over the wasm heap, in C when the native kernels are built
- * (`native.ts`), else in JavaScript: per output pixel it scans the window
+ * (`native_library.ts`), else in JavaScript: per output pixel it scans the window
  * once for all channels and writes dy at the argmax of each; the rest of dx is zeroed with
  * `fill`. In C, 2×2 windows at stride 2 that tile the input exactly (LeNet's) take a
  * branch-free path that writes each window's four values eight channels at a time (on
@@ -32,8 +32,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./mod.ts";
-import { nativeKernels } from "./native.ts";
+import type { WasmKernelReplacement } from "./wasm_kernel.ts";
+import { nativeKernels } from "./native_library.ts";
 import { wasmReplacement } from "./wasm_kernel.ts";
 
 /** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */

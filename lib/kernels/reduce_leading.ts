@@ -19,8 +19,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./mod.ts";
-import { nativeKernels } from "./native.ts";
+import type { WasmKernelReplacement } from "./wasm_kernel.ts";
+import { nativeKernels } from "./native_library.ts";
 import { type KernelArgs, wasmReplacement } from "./wasm_kernel.ts";
 
 /** The wasm backend methods these kernels use (tfjs's `BackendWasm` has them). */

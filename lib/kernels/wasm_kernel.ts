@@ -6,7 +6,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./mod.ts";
+
+/** A kernel config that replaces another; it keeps the one it replaced, its fallback. */
+export interface WasmKernelReplacement extends tf.KernelConfig {
+  /** The kernel registered before, as `tf.getKernel` returned it. */
+  readonly original: tf.KernelConfig;
+}
 
 /** The arguments tfjs passes to a kernel function. */
 export type KernelArgs = Parameters<tf.KernelFunc>[0];

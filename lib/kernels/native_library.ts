@@ -10,13 +10,14 @@
  * machine's processor, into `native/build/` beside the source. Its file name carries a hash
  * of the source, so a library built from another version of the source is never loaded.
  *
- * It is loaded on first use: `BNLAB_NATIVE` set to `off` (or `0`, `false`, `none`, `no`)
- * disables it. Without the built library, or without the `--allow-ffi` permission, nothing
+ * It is loaded on first use: `BNLAB_NATIVE` set to `off` (or `0`, `false`, `none`, `no`;
+ * read in `lib/env.ts`) disables it. Without the built library, or without the `--allow-ffi` permission, nothing
  * fails: {@linkcode nativeInfo} says why it is off, and the kernels run their JavaScript
  * loops.
  *
  * @module
  */
+import { readEnv, readSwitch } from "../env.ts";
 
 /** Whether the native kernels run, for the provenance of results. */
 export interface NativeInfo {
@@ -244,7 +245,7 @@ let _state: _State | undefined;
  * @example The name changes with the source
  * ```ts
  * import assert from "node:assert/strict";
- * import { nativeLibraryPath } from "./native.ts";
+ * import { nativeLibraryPath } from "./native_library.ts";
  *
  * const a = nativeLibraryPath(new TextEncoder().encode("int f(void) { return 1; }"));
  * const b = nativeLibraryPath(new TextEncoder().encode("int f(void) { return 2; }"));
@@ -282,7 +283,7 @@ export interface BuildNativeOptions {
  *
  * @example
  * ```ts ignore
- * import { buildNativeKernels } from "./native.ts";
+ * import { buildNativeKernels } from "./native_library.ts";
  *
  * const { path, built } = await buildNativeKernels();
  * console.log(built ? `built ${path}` : `up to date: ${path}`);
@@ -343,7 +344,7 @@ export async function buildNativeKernels(
  * @example Record it with results; it never throws
  * ```ts
  * import assert from "node:assert/strict";
- * import { nativeInfo } from "./native.ts";
+ * import { nativeInfo } from "./native_library.ts";
  *
  * const info = nativeInfo();
  * assert.equal(typeof info.enabled, "boolean");
@@ -368,7 +369,7 @@ export function nativeInfo(): NativeInfo {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { nativeInfo, nativeKernels } from "./native.ts";
+ * import { nativeInfo, nativeKernels } from "./native_library.ts";
  *
  * assert.equal(nativeKernels() !== null, nativeInfo().enabled);
  * ```
@@ -407,7 +408,7 @@ export function requireNativeKernels(kernel: string): NativeKernels {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { nativeKernels, setNativeEnabled } from "./native.ts";
+ * import { nativeKernels, setNativeEnabled } from "./native_library.ts";
  *
  * const previous = setNativeEnabled(false);
  * assert.equal(nativeKernels(), null);
@@ -428,9 +429,9 @@ function _load(): _State {
     info: Object.freeze({ enabled: false, library: null, reason }),
     enabled: false,
   });
-  const setting = readEnv("BNLAB_NATIVE")?.trim().toLowerCase() ?? "";
-  if (["off", "0", "false", "none", "no"].includes(setting)) {
-    return _state = off(`switched off by BNLAB_NATIVE=${setting}`);
+  const setting = readSwitch("BNLAB_NATIVE");
+  if (setting.off) {
+    return _state = off(`switched off by BNLAB_NATIVE=${setting.value.toLowerCase()}`);
   }
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
     return _state = off("no FFI permission (run deno with --allow-ffi)");
@@ -472,25 +473,4 @@ function _exists(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * An environment variable, or undefined when unset or not readable (no `--allow-env` for it):
- * never prompts, never throws.
- *
- * @param name The variable's name.
- * @returns Its value, or undefined.
- *
- * @example
- * ```ts
- * import { readEnv } from "./native.ts";
- *
- * console.log(readEnv("BNLAB_NATIVE") ?? "(unset)");
- * ```
- */
-export function readEnv(name: string): string | undefined {
-  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-    return undefined;
-  }
-  return Deno.env.get(name);
 }
