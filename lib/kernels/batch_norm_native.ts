@@ -21,7 +21,7 @@ import {
   BATCH_NORM_MOMENTS,
   type NamedKernelConfig,
 } from "../named_kernels.ts";
-import { floatOffset, heapFloats, type WasmHeapBackend } from "./wasm_kernel.ts";
+import { floatOffset, heapFloats, type WasmBackend } from "./wasm_kernel.ts";
 
 export { BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD, BATCH_NORM_MOMENTS };
 /**
@@ -40,7 +40,7 @@ function _rowsAndChannels(shape: number[]): [number, number] {
 
 function _moments(args: _KernelArgs): tf.TensorInfo[] {
   const native = requireNativeKernels(BATCH_NORM_MOMENTS);
-  const backend = args.backend as unknown as WasmHeapBackend;
+  const backend = args.backend as unknown as WasmBackend;
   const { x } = args.inputs as { x: tf.TensorInfo };
   const [rows, channels] = _rowsAndChannels(x.shape);
   const statShape = [...x.shape.slice(0, -1).map(() => 1), channels];
@@ -60,7 +60,7 @@ function _moments(args: _KernelArgs): tf.TensorInfo[] {
 
 function _forward(args: _KernelArgs): tf.TensorInfo {
   const native = requireNativeKernels(BATCH_NORM_FORWARD);
-  const backend = args.backend as unknown as WasmHeapBackend;
+  const backend = args.backend as unknown as WasmBackend;
   const { x, mean, variance, scale, offset } = args.inputs as Record<string, tf.TensorInfo>;
   const { epsilon } = args.attrs as unknown as { epsilon: number };
   const [rows, channels] = _rowsAndChannels(x.shape);
@@ -83,7 +83,7 @@ function _forward(args: _KernelArgs): tf.TensorInfo {
 
 function _backward(args: _KernelArgs): tf.TensorInfo[] {
   const native = requireNativeKernels(BATCH_NORM_BACKWARD);
-  const backend = args.backend as unknown as WasmHeapBackend;
+  const backend = args.backend as unknown as WasmBackend;
   const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
   const { epsilon } = args.attrs as unknown as { epsilon: number };
   const [rows, channels] = _rowsAndChannels(x.shape);
@@ -110,7 +110,7 @@ function _backward(args: _KernelArgs): tf.TensorInfo[] {
 
 function _fusedBatchNormGrad(args: _KernelArgs): tf.TensorInfo[] {
   const native = requireNativeKernels(FUSED_BATCH_NORM_GRAD);
-  const backend = args.backend as unknown as WasmHeapBackend;
+  const backend = args.backend as unknown as WasmBackend;
   const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
   const { varianceEpsilon } = args.attrs as unknown as { varianceEpsilon: number };
   const [rows, channels] = _rowsAndChannels(x.shape);

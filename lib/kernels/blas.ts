@@ -25,7 +25,7 @@
  * @module
  */
 import { blasThreadsAsked, MAX_BLAS_THREADS, readEnv, readSwitch } from "../env.ts";
-import { nativeInfo, nativeKernels } from "./native_library.ts";
+import { nativeInfo, nativeKernels, SGEMM_FFI_PARAMETERS } from "./native_library.ts";
 
 /** Which BLAS the kernels use, for the provenance of results. */
 export interface BlasInfo {
@@ -71,25 +71,7 @@ export const BLAS_LIBRARY_PATHS: readonly string[] = [
 ];
 
 const _SYMBOLS = {
-  cblas_sgemm: {
-    parameters: [
-      "i32", // order
-      "i32", // transA
-      "i32", // transB
-      "i32", // M
-      "i32", // N
-      "i32", // K
-      "f32", // alpha
-      "buffer", // A
-      "i32", // lda
-      "buffer", // B
-      "i32", // ldb
-      "f32", // beta
-      "buffer", // C
-      "i32", // ldc
-    ],
-    result: "void",
-  },
+  cblas_sgemm: { parameters: ["i32", /* order */ ...SGEMM_FFI_PARAMETERS], result: "void" },
 } as const;
 
 const _OPENBLAS_SYMBOLS = {
@@ -320,21 +302,8 @@ export function sgemm(
  * }
  * ```
  */
-export function sgemmUnchecked(
-  transA: boolean,
-  transB: boolean,
-  m: number,
-  n: number,
-  k: number,
-  alpha: number,
-  a: Float32Array,
-  lda: number,
-  b: Float32Array,
-  ldb: number,
-  beta: number,
-  c: Float32Array,
-  ldc: number,
-): void {
+export function sgemmUnchecked(...args: Parameters<typeof sgemm>): void {
+  const [transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc] = args;
   const state = _state ?? _load();
   const library = state.library;
   if (library === null) {

@@ -25,12 +25,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { callWasmKernel } from "./wasm_kernel.ts";
-
-/** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */
-interface _Backend {
-  disposeData(dataId: tf.DataId): boolean;
-}
+import { callWasmKernel, type WasmBackend } from "./wasm_kernel.ts";
 
 /**
  * Computes the filter gradient of a 2-D convolution on the wasm backend.
@@ -68,7 +63,7 @@ export function conv2dBackpropFilterWasm(
   args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
 ): tf.TensorInfo {
   const { x, dy } = args.inputs;
-  const backend = args.backend as _Backend;
+  const backend = args.backend as unknown as WasmBackend;
   const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
   if (x == null || dy == null) {
     throw new Error(
@@ -163,7 +158,7 @@ export const conv2dBackpropFilterWasmConfig: tf.KernelConfig = {
 
 /** Runs another wasm kernel (each used here returns a single TensorInfo); the caller owns it. */
 function _call(
-  backend: _Backend,
+  backend: WasmBackend,
   kernelName: string,
   inputs: tf.NamedTensorInfoMap,
   attrs: Record<string, unknown>,

@@ -38,13 +38,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./wasm_kernel.ts";
+import type { WasmBackend, WasmKernelReplacement } from "./wasm_kernel.ts";
 import { callWasmKernel, wasmReplacement } from "./wasm_kernel.ts";
-
-/** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */
-interface _Backend {
-  disposeData(dataId: tf.DataId): boolean;
-}
 
 /** The arguments tfjs passes to a kernel function. */
 type _KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -85,7 +80,7 @@ type _KernelArgs = Parameters<tf.KernelFunc>[0];
  */
 export function conv2dBackpropInputWasm(args: _KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
   const { dy, filter } = args.inputs;
-  const backend = args.backend as _Backend;
+  const backend = args.backend as unknown as WasmBackend;
   const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
   if (dy == null || filter == null) {
     throw new Error(
@@ -266,7 +261,7 @@ export function conv2dBackpropInputWasmConfig(
 
 /** Runs another wasm kernel (each used here returns a single TensorInfo); the caller owns it. */
 function _call(
-  backend: _Backend,
+  backend: WasmBackend,
   kernelName: string,
   inputs: tf.NamedTensorInfoMap,
   attrs: Record<string, unknown>,

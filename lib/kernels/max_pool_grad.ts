@@ -32,15 +32,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./wasm_kernel.ts";
+import type { WasmBackend, WasmKernelReplacement } from "./wasm_kernel.ts";
 import { nativeKernels } from "./native_library.ts";
 import { wasmReplacement } from "./wasm_kernel.ts";
-
-/** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */
-interface _Backend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
 
 /** The arguments tfjs passes to a kernel function. */
 type _KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -74,7 +68,7 @@ type _KernelArgs = Parameters<tf.KernelFunc>[0];
  */
 export function maxPoolGradWasm(args: _KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
   const { dy, input } = args.inputs;
-  const backend = args.backend as unknown as _Backend;
+  const backend = args.backend as unknown as WasmBackend;
   const attrs = args.attrs as unknown as tf.MaxPoolGradAttrs;
   if (dy == null || input == null) {
     throw new Error(

@@ -21,14 +21,7 @@ import * as tf from "@tensorflow/tfjs";
 import { batchMatMulWasmConfig, fusedMatMulWasmConfig } from "./batch_mat_mul.ts";
 import { BATCH_NORM_KERNEL_CONFIGS } from "./batch_norm_native.ts";
 import { type BlasInfo, blasInfo } from "./blas.ts";
-import {
-  batchMatMulBlasConfig,
-  conv2dBackpropFilterBlasConfig,
-  conv2dBackpropInputBlasConfig,
-  conv2dBlasConfig,
-  fusedConv2dBlasConfig,
-  fusedMatMulBlasConfig,
-} from "./blas_kernels.ts";
+import { blasConfig } from "./blas_kernels.ts";
 import { conv2dBackpropFilterWasmConfig } from "./conv2d_backprop_filter.ts";
 import { conv2dBackpropInputWasmConfig } from "./conv2d_backprop_input.ts";
 import {
@@ -106,16 +99,16 @@ export const KERNEL_TABLE: readonly KernelEntry[] = [
   // entry: a BLAS kernel wraps the wasm replacement inside the same entry.
   _replacement(
     tf.Conv2DBackpropInput,
-    (o) => conv2dBackpropInputBlasConfig(conv2dBackpropInputWasmConfig(o)),
+    (o) => blasConfig(conv2dBackpropInputWasmConfig(o)),
   ),
-  _replacement(tf.BatchMatMul, (o) => batchMatMulBlasConfig(batchMatMulWasmConfig(o))),
-  _replacement(tf._FusedMatMul, (o) => fusedMatMulBlasConfig(fusedMatMulWasmConfig(o))),
+  _replacement(tf.BatchMatMul, (o) => blasConfig(batchMatMulWasmConfig(o))),
+  _replacement(tf._FusedMatMul, (o) => blasConfig(fusedMatMulWasmConfig(o))),
   _replacement(tf.Tile, tileWasmConfig),
   _replacement(tf.MaxPoolGrad, maxPoolGradWasmConfig),
-  _replacement(tf.Conv2D, conv2dBlasConfig),
-  _replacement(tf.FusedConv2D, fusedConv2dBlasConfig),
+  _replacement(tf.Conv2D, blasConfig),
+  _replacement(tf.FusedConv2D, blasConfig),
   // Wraps conv2d_backprop_filter.ts, the `kernel` entry above.
-  _replacement(tf.Conv2DBackpropFilter, conv2dBackpropFilterBlasConfig),
+  _replacement(tf.Conv2DBackpropFilter, blasConfig),
   // Batch normalization's per-channel sums and means (reduce_leading.ts).
   _replacement(tf.Sum, reduceLeadingWasmConfig),
   _replacement(tf.Mean, reduceLeadingWasmConfig),

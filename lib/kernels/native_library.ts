@@ -50,6 +50,27 @@ const _GEOMETRY = [
   "i32", // left
 ] as const;
 
+/**
+ * The FFI parameters of an sgemm after CBLAS's order argument, as `cblas_sgemm` (`blas.ts`)
+ * and `bnlab_sgemm` (which adds a thread count) take them: transA, transB, M, N, K, alpha, A,
+ * lda, B, ldb, beta, C, ldc.
+ */
+export const SGEMM_FFI_PARAMETERS = [
+  "i32",
+  "i32",
+  "i32",
+  "i32",
+  "i32",
+  "f32",
+  "buffer",
+  "i32",
+  "buffer",
+  "i32",
+  "f32",
+  "buffer",
+  "i32",
+] as const;
+
 const _SYMBOLS = {
   bnlab_native_version: { parameters: [], result: "i32" },
   bnlab_im2col: { parameters: ["buffer", "i32", "i32", ..._GEOMETRY], result: "void" },
@@ -57,25 +78,7 @@ const _SYMBOLS = {
   bnlab_blas_init: { parameters: ["buffer", "i32"], result: "i32" },
   bnlab_blas_threads: { parameters: [], result: "i32" },
   bnlab_blas_slices: { parameters: [], result: "i32" },
-  bnlab_sgemm: {
-    parameters: [
-      "i32", // transA
-      "i32", // transB
-      "i32", // M
-      "i32", // N
-      "i32", // K
-      "f32", // alpha
-      "buffer", // A
-      "i32", // lda
-      "buffer", // B
-      "i32", // ldb
-      "f32", // beta
-      "buffer", // C
-      "i32", // ldc
-      "i32", // threads
-    ],
-    result: "i32",
-  },
+  bnlab_sgemm: { parameters: [...SGEMM_FFI_PARAMETERS, "i32" /* threads */], result: "i32" },
   bnlab_bn_moments: {
     parameters: ["buffer", "i32", "i32", "i32", "i32", "i32"],
     result: "void",

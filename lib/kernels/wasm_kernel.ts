@@ -79,22 +79,26 @@ export function wasmReplacement(
   };
 }
 
-/** The wasm backend methods the native kernels use (tfjs's `BackendWasm` has them). */
-export interface WasmHeapBackend {
+/** The wasm backend methods the kernels of lib/kernels/ use (tfjs's `BackendWasm` has them). */
+export interface WasmBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   getMemoryOffset(dataId: tf.DataId): number;
-  wasm: { HEAPU8: Uint8Array };
+  disposeData(dataId: tf.DataId): boolean;
+  incRef(dataId: tf.DataId): void;
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+  wasm: { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory };
 }
 
 /**
  * The wasm heap as floats, for a native kernel's `buffer` argument. Take it after allocating
- * the outputs: growing the heap replaces its buffer.
+ * the outputs: growing the heap replaces its buffer (with threads the memory is shared and
+ * `HEAPU8` may lag behind a growth, so the memory's own buffer comes first).
  *
  * @param backend The wasm backend, as a kernel received it.
  * @returns A float view of the whole heap.
  */
-export function heapFloats(backend: WasmHeapBackend): Float32Array {
-  return new Float32Array(backend.wasm.HEAPU8.buffer);
+export function heapFloats(backend: WasmBackend): Float32Array {
+  return new Float32Array((backend.wasm.wasmMemory ?? backend.wasm.HEAPU8).buffer);
 }
 
 /**
@@ -105,7 +109,7 @@ export function heapFloats(backend: WasmHeapBackend): Float32Array {
  * @param info The tensor, or undefined.
  * @returns Its offset in floats, or −1.
  */
-export function floatOffset(backend: WasmHeapBackend, info: tf.TensorInfo | undefined): number {
+export function floatOffset(backend: WasmBackend, info: tf.TensorInfo | undefined): number {
   return info == null ? -1 : backend.getMemoryOffset(info.dataId) / Float32Array.BYTES_PER_ELEMENT;
 }
 
