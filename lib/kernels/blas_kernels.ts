@@ -273,46 +273,25 @@ export function conv2dBackpropFilterBlas(args: _KernelArgs): tf.TensorInfo | nul
   const info = _convInfo(x.shape, attrs.filterShape, attrs, 1);
   if (info === null || !tf.util.arraysEqual(dy.shape, info.outShape)) return null;
   const backend = args.backend as unknown as WasmBackend;
-  const plan = _plan(info);
-  const out = backend.makeOutput(attrs.filterShape, "float32");
-  const cols = plan.direct ? null : backend.makeOutput([plan.rows, plan.k], "float32");
-  try {
-    const heap = heapFloats(backend);
-    const xOffset = floatOffset(backend, x);
+  return _sliced(backend, info, attrs.filterShape, (slice) => {
+    const { heap, outOffset, b0, images, plan, pixels, n } = slice;
     const dyOffset = floatOffset(backend, dy);
-    const outOffset = floatOffset(backend, out);
-    const colsOffset = cols === null ? 0 : floatOffset(backend, cols);
-    const pixels = info.outHeight * info.outWidth;
-    const n = info.outChannels;
-    for (let b0 = 0; b0 < info.batchSize; b0 += plan.images) {
-      const images = Math.min(plan.images, info.batchSize - b0);
-      let a: Float32Array;
-      if (cols === null) {
-        a = heap.subarray(xOffset + b0 * info.inHeight * info.inWidth * info.inChannels);
-      } else {
-        im2col(heap, { xOffset, colsOffset, info, b0, images });
-        a = heap.subarray(colsOffset);
-      }
-      sgemmUnchecked(
-        true,
-        false,
-        plan.k,
-        n,
-        images * pixels,
-        1,
-        a,
-        plan.k,
-        heap.subarray(dyOffset + b0 * pixels * n),
-        n,
-        b0 === 0 ? 0 : 1,
-        heap.subarray(outOffset),
-        n,
-      );
-    }
-  } finally {
-    if (cols !== null) backend.disposeData(cols.dataId);
-  }
-  return out;
+    sgemmUnchecked(
+      true,
+      false,
+      plan.k,
+      n,
+      images * pixels,
+      1,
+      _colsOf(backend, x, slice),
+      plan.k,
+      heap.subarray(dyOffset + b0 * pixels * n),
+      n,
+      b0 === 0 ? 0 : 1,
+      heap.subarray(outOffset),
+      n,
+    );
+  });
 }
 
 /**
@@ -352,43 +331,30 @@ export function conv2dBackpropInputBlas(args: _KernelArgs): tf.TensorInfo | null
   const info = _convInfo(attrs.inputShape, filter.shape, attrs, 1);
   if (info === null || !tf.util.arraysEqual(dy.shape, info.outShape)) return null;
   const backend = args.backend as unknown as WasmBackend;
-  const plan = _plan(info);
-  const out = backend.makeOutput(attrs.inputShape, "float32");
-  const cols = plan.direct ? null : backend.makeOutput([plan.rows, plan.k], "float32");
-  try {
-    const heap = heapFloats(backend);
-    const dyOffset = floatOffset(backend, dy);
-    const filterOffset = floatOffset(backend, filter);
-    const outOffset = floatOffset(backend, out);
-    const colsOffset = cols === null ? 0 : floatOffset(backend, cols);
-    const pixels = info.outHeight * info.outWidth;
-    const n = info.outChannels;
-    const imageSize = info.inHeight * info.inWidth * info.inChannels;
-    if (cols !== null) heap.fill(0, outOffset, outOffset + info.batchSize * imageSize);
-    for (let b0 = 0; b0 < info.batchSize; b0 += plan.images) {
-      const images = Math.min(plan.images, info.batchSize - b0);
-      const c = cols === null ? outOffset + b0 * imageSize : colsOffset;
-      sgemmUnchecked(
-        false,
-        true,
-        images * pixels,
-        plan.k,
-        n,
-        1,
-        heap.subarray(dyOffset + b0 * pixels * n),
-        n,
-        heap.subarray(filterOffset),
-        n,
-        0,
-        heap.subarray(c),
-        plan.k,
-      );
-      if (cols !== null) col2im(heap, { colsOffset, dxOffset: outOffset, info, b0, images });
+  const imageSize = info.inHeight * info.inWidth * info.inChannels;
+  return _sliced(backend, info, attrs.inputShape, (slice) => {
+    const { heap, outOffset, colsOffset, b0, images, plan, pixels, n } = slice;
+    if (colsOffset !== null && b0 === 0) {
+      heap.fill(0, outOffset, outOffset + info.batchSize * imageSize);
     }
-  } finally {
-    if (cols !== null) backend.disposeData(cols.dataId);
-  }
-  return out;
+    const c = colsOffset === null ? outOffset + b0 * imageSize : colsOffset;
+    sgemmUnchecked(
+      false,
+      true,
+      images * pixels,
+      plan.k,
+      n,
+      1,
+      heap.subarray(floatOffset(backend, dy) + b0 * pixels * n),
+      n,
+      heap.subarray(floatOffset(backend, filter)),
+      n,
+      0,
+      heap.subarray(c),
+      plan.k,
+    );
+    if (colsOffset !== null) col2im(heap, { colsOffset, dxOffset: outOffset, info, b0, images });
+  });
 }
 
 /** The BLAS kernel of each kernel name it replaces. */
@@ -664,6 +630,7 @@ function _convInfo(
 
 /** How a convolution is split: cols rows per slice, images per slice, and taps K. */
 interface _Plan {
+  info: tf.backend_util.Conv2DInfo;
   /** Whether cols is the input itself (a 1×1 filter, stride 1, no padding). */
   direct: boolean;
   k: number;
@@ -681,7 +648,7 @@ function _plan(info: tf.backend_util.Conv2DInfo): _Plan {
   const images = direct
     ? info.batchSize
     : Math.max(1, Math.min(info.batchSize, Math.floor(_COLS_LIMIT / (pixels * k))));
-  return { direct, k, images, rows: images * pixels };
+  return { info, direct, k, images, rows: images * pixels };
 }
 
 /** `Conv2D` (fused: `FusedConv2D`) on BLAS. */
@@ -700,42 +667,70 @@ function _convolution(args: _KernelArgs, fused: boolean): tf.TensorInfo | null {
   const n = info.outChannels;
   if (fused && bias != null && (bias.shape.length !== 1 || !_rowBias(bias, n))) return null;
   const backend = args.backend as unknown as WasmBackend;
+  const pixels = info.outHeight * info.outWidth;
+  const hasBias = fused && bias != null;
+  const out = _sliced(backend, info, info.outShape, (slice) => {
+    const { heap, outOffset, b0, images, plan } = slice;
+    if (hasBias && b0 === 0) _fillRows(heap, outOffset, info.batchSize * pixels * n, backend, bias);
+    sgemmUnchecked(
+      false,
+      false,
+      images * pixels,
+      n,
+      plan.k,
+      1,
+      _colsOf(backend, x, slice),
+      plan.k,
+      heap.subarray(floatOffset(backend, filter)),
+      n,
+      hasBias ? 1 : 0,
+      heap.subarray(outOffset + b0 * pixels * n),
+      n,
+    );
+  });
+  return _activate(backend, out, activation, attrs.leakyreluAlpha, preluActivationWeights);
+}
+
+/** A slice of a BLAS convolution's batch, as {@linkcode _sliced} hands it on. */
+interface _Slice {
+  /** The wasm heap as floats, taken after the output and scratch were allocated. */
+  heap: Float32Array;
+  /** Where the output starts, in floats. */
+  outOffset: number;
+  /** Where the cols scratch starts, in floats; null when cols is the input itself. */
+  colsOffset: number | null;
+  /** The slice's first image, and its images. */
+  b0: number;
+  images: number;
+  plan: _Plan;
+  /** Output pixels per image (OH·OW) and output channels (N). */
+  pixels: number;
+  n: number;
+}
+
+/**
+ * Allocates a convolution's output (`outShape`) and, unless its plan is direct, the cols
+ * scratch; runs `slice` over the batch a slice of images at a time, in order; frees the
+ * scratch (and the output, when a slice throws).
+ */
+function _sliced(
+  backend: WasmBackend,
+  info: tf.backend_util.Conv2DInfo,
+  outShape: number[],
+  slice: (s: _Slice) => void,
+): tf.TensorInfo {
   const plan = _plan(info);
-  const out = backend.makeOutput(info.outShape, "float32");
+  const out = backend.makeOutput(outShape, "float32");
   const cols = plan.direct ? null : backend.makeOutput([plan.rows, plan.k], "float32");
   try {
     const heap = heapFloats(backend);
-    const xOffset = floatOffset(backend, x);
-    const filterOffset = floatOffset(backend, filter);
     const outOffset = floatOffset(backend, out);
-    const colsOffset = cols === null ? 0 : floatOffset(backend, cols);
+    const colsOffset = cols === null ? null : floatOffset(backend, cols);
     const pixels = info.outHeight * info.outWidth;
-    const hasBias = fused && bias != null;
-    if (hasBias) _fillRows(heap, outOffset, info.batchSize * pixels * n, backend, bias);
+    const n = info.outChannels;
     for (let b0 = 0; b0 < info.batchSize; b0 += plan.images) {
       const images = Math.min(plan.images, info.batchSize - b0);
-      let a: Float32Array;
-      if (cols === null) {
-        a = heap.subarray(xOffset + b0 * info.inHeight * info.inWidth * info.inChannels);
-      } else {
-        im2col(heap, { xOffset, colsOffset, info, b0, images });
-        a = heap.subarray(colsOffset);
-      }
-      sgemmUnchecked(
-        false,
-        false,
-        images * pixels,
-        n,
-        plan.k,
-        1,
-        a,
-        plan.k,
-        heap.subarray(filterOffset),
-        n,
-        hasBias ? 1 : 0,
-        heap.subarray(outOffset + b0 * pixels * n),
-        n,
-      );
+      slice({ heap, outOffset, colsOffset, b0, images, plan, pixels, n });
     }
   } catch (error) {
     backend.disposeData(out.dataId);
@@ -743,5 +738,17 @@ function _convolution(args: _KernelArgs, fused: boolean): tf.TensorInfo | null {
   } finally {
     if (cols !== null) backend.disposeData(cols.dataId);
   }
-  return _activate(backend, out, activation, attrs.leakyreluAlpha, preluActivationWeights);
+  return out;
+}
+
+/** The A operand of a slice's product: x's images themselves, or their im2col rows. */
+function _colsOf(backend: WasmBackend, x: tf.TensorInfo, slice: _Slice): Float32Array {
+  const { heap, colsOffset, b0, images, plan } = slice;
+  const info = plan.info;
+  const xOffset = floatOffset(backend, x);
+  if (colsOffset === null) {
+    return heap.subarray(xOffset + b0 * info.inHeight * info.inWidth * info.inChannels);
+  }
+  im2col(heap, { xOffset, colsOffset, info, b0, images });
+  return heap.subarray(colsOffset);
 }

@@ -25,7 +25,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { callWasmKernel, type WasmBackend } from "./wasm_kernel.ts";
+import { callWasmKernel, convGradientInfo, type WasmBackend } from "./wasm_kernel.ts";
 
 /**
  * Computes the filter gradient of a 2-D convolution on the wasm backend.
@@ -77,24 +77,13 @@ export function conv2dBackpropFilterWasm(
       `Conv2DBackpropFilter (wasm): x and dy must be float32, received x ${x.dtype} and dy ${dy.dtype}`,
     );
   }
-  const dataFormat = tf.backend_util.convertConv2DDataFormat(attrs.dataFormat);
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    attrs.filterShape,
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    dataFormat,
-  );
-  if (!tf.util.arraysEqual(dy.shape, info.outShape)) {
-    throw new Error(
-      `Conv2DBackpropFilter (wasm): dy must have the convolution's output shape ` +
-        `[${info.outShape}] for x [${x.shape}] and filter [${attrs.filterShape}], ` +
-        `received [${dy.shape}]`,
-    );
-  }
+  const info = convGradientInfo("Conv2DBackpropFilter", {
+    input: "x",
+    inShape: x.shape,
+    filterShape: attrs.filterShape,
+    attrs,
+    dy,
+  });
   if (tf.util.sizeFromShape(x.shape) === 0 || tf.util.sizeFromShape(dy.shape) === 0) {
     // An empty sum; XNNPACK rejects convolutions with zero channels.
     return _call(backend, "Fill", {}, { shape: attrs.filterShape, value: 0, dtype: "float32" });

@@ -39,7 +39,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WasmBackend, WasmKernelReplacement } from "./wasm_kernel.ts";
-import { callWasmKernel, wasmReplacement } from "./wasm_kernel.ts";
+import { callWasmKernel, convGradientInfo, wasmReplacement } from "./wasm_kernel.ts";
 
 /** The arguments tfjs passes to a kernel function. */
 type _KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -89,24 +89,13 @@ export function conv2dBackpropInputWasm(args: _KernelArgs, fallback: tf.KernelFu
       } }`,
     );
   }
-  const dataFormat = tf.backend_util.convertConv2DDataFormat(attrs.dataFormat);
-  const info = tf.backend_util.computeConv2DInfo(
-    attrs.inputShape,
-    filter.shape as [number, number, number, number],
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    dataFormat,
-  );
-  if (!tf.util.arraysEqual(dy.shape, info.outShape)) {
-    throw new Error(
-      `Conv2DBackpropInput (wasm): dy must have the convolution's output shape ` +
-        `[${info.outShape}] for input [${attrs.inputShape}] and filter [${filter.shape}], ` +
-        `received [${dy.shape}]`,
-    );
-  }
+  const info = convGradientInfo("Conv2DBackpropInput", {
+    input: "input",
+    inShape: attrs.inputShape,
+    filterShape: filter.shape,
+    attrs,
+    dy,
+  });
   const handled = info.dataFormat === "channelsLast" && dy.dtype === "float32" &&
     filter.dtype === "float32" && tf.util.sizeFromShape(dy.shape) > 0 &&
     tf.util.sizeFromShape(info.inShape) > 0;

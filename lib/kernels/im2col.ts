@@ -69,58 +69,9 @@ export function im2col(
   options: ImageSlice & { xOffset: number; colsOffset: number },
 ): void {
   const { xOffset, colsOffset, info, b0, images } = options;
-  const { inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow } = info;
-  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
-  const { dilationHeight: dh, dilationWidth: dw } = info;
-  const top = info.padInfo.top;
-  const left = info.padInfo.left;
   const native = nativeKernels();
-  if (native !== null) {
-    native.bnlab_im2col(heap, xOffset, colsOffset, b0, images, ..._nativeGeometry(info));
-    return;
-  }
-  const run = kw * c;
-  const rowStride = w * c;
-  let dst = colsOffset;
-  for (let b = b0; b < b0 + images; b++) {
-    const image = xOffset + b * h * rowStride;
-    for (let y = 0; y < oh; y++) {
-      const y0 = y * sh - top;
-      for (let x = 0; x < ow; x++) {
-        const x0 = x * sw - left;
-        const inside = dw === 1 && x0 >= 0 && x0 + kw <= w;
-        for (let i = 0; i < kh; i++) {
-          const iy = y0 + i * dh;
-          if (iy < 0 || iy >= h) {
-            heap.fill(0, dst, dst + run);
-            dst += run;
-            continue;
-          }
-          const row = image + iy * rowStride;
-          if (inside) {
-            const src = row + x0 * c;
-            if (run < _SHORT_RUN) {
-              for (let j = 0; j < run; j++) heap[dst + j] = heap[src + j];
-            } else {
-              heap.copyWithin(dst, src, src + run);
-            }
-            dst += run;
-            continue;
-          }
-          for (let j = 0; j < kw; j++) {
-            const ix = x0 + j * dw;
-            if (ix < 0 || ix >= w) {
-              for (let ci = 0; ci < c; ci++) heap[dst + ci] = 0;
-            } else {
-              const src = row + ix * c;
-              for (let ci = 0; ci < c; ci++) heap[dst + ci] = heap[src + ci];
-            }
-            dst += c;
-          }
-        }
-      }
-    }
-  }
+  if (native === null) return _walk({ info, b0, images }, xOffset, colsOffset, _gather(heap));
+  native.bnlab_im2col(heap, xOffset, colsOffset, b0, images, ..._nativeGeometry(info));
 }
 
 /**
@@ -150,21 +101,57 @@ export function col2im(
   options: ImageSlice & { colsOffset: number; dxOffset: number },
 ): void {
   const { colsOffset, dxOffset, info, b0, images } = options;
+  const native = nativeKernels();
+  if (native === null) return _walk({ info, b0, images }, dxOffset, colsOffset, _scatterAdd(heap));
+  native.bnlab_col2im(heap, colsOffset, dxOffset, b0, images, ..._nativeGeometry(info));
+}
+
+/** im2col's run: copies the pixels into cols, zeros for padding. */
+function _gather(heap: Float32Array): _Visit {
+  return (cols, pixels, length) => {
+    if (pixels < 0) {
+      heap.fill(0, cols, cols + length);
+    } else if (length < _SHORT_RUN) {
+      for (let j = 0; j < length; j++) heap[cols + j] = heap[pixels + j];
+    } else {
+      heap.copyWithin(cols, pixels, pixels + length);
+    }
+  };
+}
+
+/** col2im's run: adds cols onto the pixels, dropping padding. */
+function _scatterAdd(heap: Float32Array): _Visit {
+  return (cols, pixels, length) => {
+    if (pixels >= 0) { for (let j = 0; j < length; j++) heap[pixels + j] += heap[cols + j]; }
+  };
+}
+
+/** Pairs `length` cols values from `cols` with image values from `pixels` (−1: padding). */
+type _Visit = (cols: number, pixels: number, length: number) => void;
+
+/**
+ * Visits the cols rows of a slice in order, run by run: `visit(cols, pixels, length)` pairs
+ * `length` values of cols from `cols` with as many of the image batch from `pixels` (−1 where
+ * the filter is over padding). A run is a filter row's KW·C values when the whole row lies
+ * inside the image (dilation 1), else one tap's C values.
+ */
+function _walk(
+  slice: ImageSlice,
+  imagesOffset: number,
+  colsOffset: number,
+  visit: _Visit,
+): void {
+  const { info, b0, images } = slice;
   const { inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow } = info;
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const { dilationHeight: dh, dilationWidth: dw } = info;
   const top = info.padInfo.top;
   const left = info.padInfo.left;
-  const native = nativeKernels();
-  if (native !== null) {
-    native.bnlab_col2im(heap, colsOffset, dxOffset, b0, images, ..._nativeGeometry(info));
-    return;
-  }
   const run = kw * c;
   const rowStride = w * c;
-  let src = colsOffset;
+  let cols = colsOffset;
   for (let b = b0; b < b0 + images; b++) {
-    const image = dxOffset + b * h * rowStride;
+    const image = imagesOffset + b * h * rowStride;
     for (let y = 0; y < oh; y++) {
       const y0 = y * sh - top;
       for (let x = 0; x < ow; x++) {
@@ -172,24 +159,16 @@ export function col2im(
         const inside = dw === 1 && x0 >= 0 && x0 + kw <= w;
         for (let i = 0; i < kh; i++) {
           const iy = y0 + i * dh;
-          if (iy < 0 || iy >= h) {
-            src += run;
-            continue;
-          }
           const row = image + iy * rowStride;
-          if (inside) {
-            const dst = row + x0 * c;
-            for (let j = 0; j < run; j++) heap[dst + j] += heap[src + j];
-            src += run;
+          if (iy < 0 || iy >= h || inside) {
+            visit(cols, iy < 0 || iy >= h ? -1 : row + x0 * c, run);
+            cols += run;
             continue;
           }
           for (let j = 0; j < kw; j++) {
             const ix = x0 + j * dw;
-            if (ix >= 0 && ix < w) {
-              const dst = row + ix * c;
-              for (let ci = 0; ci < c; ci++) heap[dst + ci] += heap[src + ci];
-            }
-            src += c;
+            visit(cols, ix < 0 || ix >= w ? -1 : row + ix * c, c);
+            cols += c;
           }
         }
       }

@@ -159,3 +159,67 @@ export function callWasmKernel(
     attrs: attrs as tf.NamedAttrMap,
   }) as tf.TensorInfo;
 }
+
+/** The attributes a convolution gradient kernel reads its geometry from. */
+export interface ConvGradientAttrs {
+  strides: [number, number] | number;
+  pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+  dimRoundingMode?: "floor" | "round" | "ceil";
+  dataFormat: "NHWC" | "NCHW";
+}
+
+/**
+ * The geometry of a convolution (dilation 1) whose gradient a kernel computes, after checking
+ * that dy has the convolution's output shape.
+ *
+ * @param kernelName The calling kernel, for the error message.
+ * @param options The input's shape (and what the kernel calls it), the filter's shape, the
+ *   attributes and dy.
+ * @returns The convolution's info.
+ * @throws If dy's shape is not the convolution's output shape.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { convGradientInfo } from "./wasm_kernel.ts";
+ *
+ * const dy = { dataId: {}, shape: [1, 2, 2, 1], dtype: "float32" as const };
+ * const attrs = { strides: 1, pad: "valid" as const, dataFormat: "NHWC" as const };
+ * const options = { input: "x", inShape: [1, 3, 3, 1], filterShape: [2, 2, 1, 1], attrs, dy };
+ * assert.deepEqual(convGradientInfo("Example", options).outShape, [1, 2, 2, 1]);
+ * assert.throws(() => convGradientInfo("Example", { ...options, inShape: [1, 4, 4, 1] }), {
+ *   message: "Example (wasm): dy must have the convolution's output shape [1,3,3,1] for " +
+ *     "x [1,4,4,1] and filter [2,2,1,1], received [1,2,2,1]",
+ * });
+ * ```
+ */
+export function convGradientInfo(
+  kernelName: string,
+  options: {
+    input: string;
+    inShape: readonly number[];
+    filterShape: readonly number[];
+    attrs: ConvGradientAttrs;
+    dy: tf.TensorInfo;
+  },
+): tf.backend_util.Conv2DInfo {
+  const { input, inShape, filterShape, attrs, dy } = options;
+  const info = tf.backend_util.computeConv2DInfo(
+    inShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    tf.backend_util.convertConv2DDataFormat(attrs.dataFormat),
+  );
+  if (!tf.util.arraysEqual(dy.shape, info.outShape)) {
+    throw new Error(
+      `${kernelName} (wasm): dy must have the convolution's output shape ` +
+        `[${info.outShape}] for ${input} [${inShape}] and filter [${filterShape}], ` +
+        `received [${dy.shape}]`,
+    );
+  }
+  return info;
+}
