@@ -20,18 +20,15 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { RUNNING_AVERAGE, type RunningAverageAttrs } from "../named_kernels.ts";
+import type { WasmBackend } from "./wasm_kernel.ts";
 
 export { RUNNING_AVERAGE, type RunningAverageAttrs };
 
-/** The cpu and wasm backend methods this kernel uses. */
-interface _Backend {
-  // wasm
-  makeOutput?(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap?(info: tf.TensorInfo): Float32Array;
-  // cpu
+/** The cpu and wasm backend methods this kernel uses: wasm's, or cpu's data store. */
+type _Backend = Partial<Pick<WasmBackend, "makeOutput" | "typedArrayFromHeap">> & {
   data?: { get(dataId: tf.DataId): { values: Float32Array } };
   makeTensorInfo?(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
-}
+};
 
 /** The update on plain arrays: `out[i]` from `running[i]` and `value[i]`. */
 function _update(
@@ -72,7 +69,7 @@ function _kernel(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
   const backend = args.backend as unknown as _Backend;
   if (backend.makeOutput !== undefined && backend.typedArrayFromHeap !== undefined) {
     const out = backend.makeOutput(running.shape, "float32");
-    const heap = backend.typedArrayFromHeap.bind(backend);
+    const heap = (info: tf.TensorInfo) => backend.typedArrayFromHeap!(info) as Float32Array;
     _update(heap(running), heap(value), heap(out), attrs);
     return out;
   }
