@@ -9,7 +9,7 @@ import { shuffledIndices } from "./random.ts";
 
 /** One mini-batch. Its tensors belong to the iterator: they are disposed when it advances. */
 export interface Batch {
-  /** Images `[b, height, width, 1]`. */
+  /** Images `[b, height, width, channels]`. */
   xs: tf.Tensor4D;
   /** One-hot labels `[b, numClasses]`, float32. */
   ys: tf.Tensor2D;
@@ -76,7 +76,8 @@ export function* batches(data: Dataset, options: BatchOptions): Generator<Batch>
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new Error(`batches: batchSize must be a positive integer, received ${batchSize}`);
   }
-  const pixels = data.height * data.width;
+  const channels = data.channels ?? 1;
+  const pixels = data.height * data.width * channels;
   const order = shuffle ? shuffledIndices(data.count, seed) : null;
   const total = numBatches(data.count, batchSize, dropRemainder);
   for (let index = 0; index < total; index++) {
@@ -89,7 +90,7 @@ export function* batches(data: Dataset, options: BatchOptions): Generator<Batch>
       images.set(data.images.subarray(source * pixels, (source + 1) * pixels), i * pixels);
       labels[i] = data.labels[source];
     }
-    const xs = tf.tensor4d(images, [size, data.height, data.width, 1]);
+    const xs = tf.tensor4d(images, [size, data.height, data.width, channels]);
     const ys = tf.tidy(() =>
       tf.oneHot(tf.tensor1d(labels, "int32"), data.numClasses).toFloat() as tf.Tensor2D
     );

@@ -15,7 +15,7 @@ export interface Dataset {
   name: string;
   /** Which split. */
   split: "train" | "test";
-  /** `count × height × width` pixels scaled to [0, 1], row-major. */
+  /** `count × height × width × channels` values (pixels scaled to [0, 1]), row-major (NHWC). */
   images: Float32Array;
   /** One class index per image. */
   labels: Uint8Array;
@@ -25,12 +25,18 @@ export interface Dataset {
   height: number;
   /** Image width. */
   width: number;
+  /** Channels per pixel (the last axis of `images`). @default {1} */
+  channels?: number;
   /** Number of classes. */
   numClasses: number;
 }
 
-/** Names of the datasets {@linkcode loadDataset} knows. */
-export type DatasetName = "mnist" | "fashion-mnist";
+/**
+ * Names of the datasets {@linkcode loadDataset} knows: `mnist`, `fashion-mnist`, or
+ * `idx:<dir>`, a directory holding `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
+ * `t10k-images-idx3-ubyte` and `t10k-labels-idx1-ubyte` (each raw or `.gz`).
+ */
+export type DatasetName = "mnist" | "fashion-mnist" | `idx:${string}`;
 
 /** Options of the loaders. */
 export interface LoadOptions {
@@ -94,9 +100,47 @@ export async function loadFashionMnist(options: LoadOptions): Promise<Dataset> {
 }
 
 /**
+ * Loads a split of the four IDX files in a directory (each raw or gzipped, `.gz`).
+ *
+ * @param dir The directory.
+ * @param options Split and an optional limit.
+ * @returns The split, named `idx:<dir>`.
+ *
+ * @example
+ * ```ts
+ * import { loadIdxDir, mnistDir } from "./mnist.ts";
+ * const test = await loadIdxDir(mnistDir(), { split: "test", limit: 3 });
+ * console.log(test.count, test.channels); // 3 1
+ * ```
+ */
+export async function loadIdxDir(dir: string, options: LoadOptions): Promise<Dataset> {
+  const files = _FILES[options.split] ?? _FILES.train;
+  const suffixes = await Promise.all(
+    [files.images, files.labels].map(async (file) => {
+      for (const suffix of ["", ".gz"]) {
+        try {
+          if ((await Deno.stat(`${dir}/${file}${suffix}`)).isFile) return suffix;
+        } catch {
+          // try the next name
+        }
+      }
+      throw new Error(
+        `loadIdxDir: ${dir} has neither ${file} nor ${file}.gz (expected the four IDX files ` +
+          `train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, ` +
+          `t10k-labels-idx1-ubyte, raw or .gz)`,
+      );
+    }),
+  );
+  if (suffixes[0] !== suffixes[1]) {
+    return await _load(`idx:${dir}`, options, dir, suffixes as [string, string]);
+  }
+  return await _load(`idx:${dir}`, options, dir, suffixes[0]);
+}
+
+/**
  * Loads a split of a dataset by name.
  *
- * @param name `mnist` or `fashion-mnist`.
+ * @param name `mnist`, `fashion-mnist` or `idx:<dir>`.
  * @param options Split and an optional limit.
  * @returns The split.
  *
@@ -114,8 +158,13 @@ export async function loadDataset(name: DatasetName, options: LoadOptions): Prom
     case "fashion-mnist":
       return await loadFashionMnist(options);
     default:
+      if (typeof name === "string" && name.startsWith("idx:") && name.length > 4) {
+        return await loadIdxDir(name.slice(4), options);
+      }
       throw new Error(
-        `loadDataset: name must be one of mnist, fashion-mnist, received ${JSON.stringify(name)}`,
+        `loadDataset: name must be mnist, fashion-mnist or idx:<dir>, received ${
+          JSON.stringify(name)
+        }`,
       );
   }
 }
@@ -181,11 +230,18 @@ export async function readImageLabelPair(
     count,
     height,
     width,
+    channels: 1,
     numClasses: Math.max(numClasses, 10),
   };
 }
 
-async function _load(name: string, options: LoadOptions, dir: string, suffix: string) {
+async function _load(
+  name: string,
+  options: LoadOptions,
+  dir: string,
+  suffix: string | [string, string],
+) {
+  const [imageSuffix, labelSuffix] = typeof suffix === "string" ? [suffix, suffix] : suffix;
   const { split, limit } = options;
   if (split !== "train" && split !== "test") {
     throw new Error(
@@ -196,7 +252,10 @@ async function _load(name: string, options: LoadOptions, dir: string, suffix: st
   if (!_cache.has(key)) {
     const files = _FILES[split];
     const loading = readImageLabelPair(
-      { images: `${dir}/${files.images}${suffix}`, labels: `${dir}/${files.labels}${suffix}` },
+      {
+        images: `${dir}/${files.images}${imageSuffix}`,
+        labels: `${dir}/${files.labels}${labelSuffix}`,
+      },
       { name, split },
     );
     loading.catch(() => _cache.delete(key));
@@ -209,7 +268,7 @@ async function _load(name: string, options: LoadOptions, dir: string, suffix: st
       `load ${name}: limit must be an integer in [1, ${full.count}], received ${limit}`,
     );
   }
-  const pixels = full.height * full.width;
+  const pixels = full.height * full.width * (full.channels ?? 1);
   return {
     ...full,
     images: full.images.subarray(0, limit * pixels),

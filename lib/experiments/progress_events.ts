@@ -5,7 +5,7 @@
  * @module
  */
 import type { ProgressUpdate } from "../output/progress.ts";
-import type { ExperimentEvent } from "./runner.ts";
+import type { ExperimentEvent } from "./trial.ts";
 
 /** Something that shows progress: a transient line and permanent log lines. */
 export interface ProgressSink {

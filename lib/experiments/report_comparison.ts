@@ -14,7 +14,7 @@
  */
 import { readCsv } from "../output/csv.ts";
 import type { HistoryRow } from "./report_files.ts";
-import type { RunResult } from "./runner.ts";
+import type { RunResult } from "./results_dir.ts";
 
 /** What the report printed for one network after epoch 20. */
 export interface ReportResult {
