@@ -102,7 +102,7 @@ Deno.test("a run killed mid-way and resumed gives exactly the uninterrupted numb
   const { code, stderr } = await run(["--resume", out, "--quiet"]);
   assert.equal(code, 0, stderr);
   assert.match(stderr, /none {3}seed 0: already finished, skipped/);
-  assert.match(stderr, /bnlab  seed 0: resuming after epoch [12]/);
+  assert.match(stderr, /bnlab {2}seed 0: resuming after epoch [12]/);
   assert.deepEqual(
     deterministic(await readCsv(`${out}/summary.csv`)),
     deterministic(await readCsv(`${uninterrupted}/summary.csv`)),
