@@ -17,7 +17,8 @@ import {
   workerCount,
 } from "../lib/experiments/runner.ts";
 import { readRunResult } from "../lib/experiments/results_dir.ts";
-import { gridSweep, parseGrids, SWEEPS } from "../lib/experiments/sweeps.ts";
+import { gridSweep, parseGrids, SWEEPS, writeSweepOutputs } from "../lib/experiments/sweeps.ts";
+import { writeExperimentOutputs } from "../lib/experiments/report_files.ts";
 import { checkBatches, runTrial } from "../lib/experiments/trial.ts";
 import { type Dataset, loadMnist } from "../lib/data/mnist.ts";
 import { normalizationLayer } from "../lib/norms/normalization.ts";
@@ -380,4 +381,22 @@ Deno.test("the momentum sweep keeps its points, ids and columns", async () => {
   assert.deepEqual(rows.map((r) => r.trial), ["keras-0.1", "pytorch-0.9"]);
   assert.equal(rows[0].test_accuracy_running, rows[1].test_accuracy_running);
   assert.equal((await readCsv(`${out}/sweep_table.csv`)).length, 2);
+});
+
+Deno.test("results/momentum (no plan.json, custom runs) collects to the same sweep.csv", async () => {
+  const source = new URL("../results/momentum", import.meta.url).pathname;
+  if (!(await exists(`${source}/sweep.json`))) return;
+  const copy = await Deno.makeTempDir({ prefix: "bnlab-momentum-old-" });
+  await new Deno.Command("cp", { args: ["-r", `${source}/.`, copy] }).output();
+  await Deno.remove(`${copy}/sweep.csv`);
+  const { rows } = await writeSweepOutputs(copy);
+  assert.equal(rows.length, 10);
+  assert.deepEqual(await readCsv(`${copy}/sweep.csv`), await readCsv(`${source}/sweep.csv`));
+  assert.equal(await exists(`${copy}/plan.json`), false); // read-only
+  // The same files as a train directory: results/report through its config.json alone.
+  const report = new URL("../results/report", import.meta.url).pathname;
+  const reportCopy = await Deno.makeTempDir({ prefix: "bnlab-report-old-" });
+  await new Deno.Command("cp", { args: ["-r", `${report}/.`, reportCopy] }).output();
+  const outputs = await writeExperimentOutputs(reportCopy);
+  assert.deepEqual(outputs.results.map((r) => r.variant), ["none", "bnlab", "tfjs"]);
 });

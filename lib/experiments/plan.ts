@@ -174,6 +174,28 @@ export async function readPlan(expDir: string): Promise<Plan | undefined> {
 }
 
 /**
+ * The plan of a train directory written before `plan.json` existed, built in memory from its
+ * `config.json` (nothing is written); runs are found under their old names.
+ *
+ * @param expDir The experiment directory.
+ * @returns The plan, or `undefined` when there is no `config.json` either.
+ *
+ * @example
+ * ```ts
+ * import { legacyTrainPlan } from "./plan.ts";
+ * console.log(await legacyTrainPlan("/nonexistent")); // undefined
+ * ```
+ */
+export async function legacyTrainPlan(expDir: string): Promise<Plan | undefined> {
+  const record = await readJsonFile<{ config: Record<string, unknown>; started?: string }>(
+    `${expDir}/config.json`,
+  );
+  if (!record) return undefined;
+  const plan = buildPlan("train", await trainTrials(upgradeConfig(record.config), expDir));
+  return { ...plan, created: record.started ?? plan.created };
+}
+
+/**
  * Writes `plan.json` atomically.
  *
  * @param expDir The experiment directory (created if needed).

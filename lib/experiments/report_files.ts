@@ -12,7 +12,7 @@ import { writeCsv } from "../output/csv.ts";
 import { lineChart, writeSvg } from "../output/plot.ts";
 import { summarize } from "../output/table.ts";
 import type { EpochRecord } from "../train/loop.ts";
-import { type Plan, readPlan } from "./plan.ts";
+import { legacyTrainPlan, type Plan, readPlan } from "./plan.ts";
 import { readRunRecords, readRunResult, type RunResult } from "./results_dir.ts";
 
 /** Columns of `summary.csv`, in order. */
@@ -80,6 +80,7 @@ export interface ExperimentOutputs {
 /**
  * Rebuilds `summary.csv`, `table.csv`, `history.csv` and `curves.svg` of a train experiment
  * from whatever trials of its plan finished (history also from unfinished trials' checkpoints).
+ * A directory written before `plan.json` existed is read through its `config.json`.
  *
  * @param out Experiment directory with `plan.json`.
  * @param plan The plan, when the caller has read it.
@@ -99,8 +100,10 @@ export async function writeExperimentOutputs(
   out: string,
   plan?: Plan,
 ): Promise<ExperimentOutputs> {
-  plan ??= await readPlan(out);
-  if (!plan) throw new Error(`writeExperimentOutputs: ${out} has no plan.json`);
+  plan ??= await readPlan(out) ?? await legacyTrainPlan(out);
+  if (!plan) {
+    throw new Error(`writeExperimentOutputs: ${out} has neither plan.json nor config.json`);
+  }
   const results: RunResult[] = [];
   const history: HistoryRow[] = [];
   for (const trial of plan.trials) {

@@ -23,8 +23,8 @@ import { sweepChart, writeSvg } from "../output/plot.ts";
 import { summarize } from "../output/table.ts";
 import { DEFAULTS, type ExperimentConfig, upgradeConfig } from "./config.ts";
 import { flagName, parseFieldValue } from "./flags.ts";
-import { type Plan, type PlannedTrial, readPlan, trainTrials } from "./plan.ts";
-import { readRunResult, type RunResult } from "./results_dir.ts";
+import { buildPlan, type Plan, type PlannedTrial, readPlan, trainTrials } from "./plan.ts";
+import { readJsonFile, readRunResult, type RunResult } from "./results_dir.ts";
 
 /** One point of a sweep: an id and the config fields it changes. */
 export interface SweepTrial {
@@ -202,6 +202,32 @@ export async function sweepTrials(
   return trials;
 }
 
+/**
+ * The plan of a sweep directory written before `plan.json` existed, built in memory from its
+ * `sweep.json` (nothing is written); runs are found under their old names.
+ *
+ * @param out The sweep directory.
+ * @returns The plan, or `undefined` when there is no `sweep.json` either.
+ *
+ * @example
+ * ```ts
+ * import { legacySweepPlan } from "./sweeps.ts";
+ * console.log(await legacySweepPlan("/nonexistent")); // undefined
+ * ```
+ */
+export async function legacySweepPlan(out: string): Promise<Plan | undefined> {
+  const record = await readJsonFile<
+    { sweep: string; grids?: string[]; config: Record<string, unknown> }
+  >(`${out}/sweep.json`);
+  if (!record) return undefined;
+  const sweep = record.sweep === "grid"
+    ? gridSweep(parseGrids(record.grids ?? []))
+    : SWEEPS[record.sweep];
+  if (!sweep) throw new Error(`${out}/sweep.json: unknown sweep ${JSON.stringify(record.sweep)}`);
+  const trials = await sweepTrials(sweep, upgradeConfig(record.config), out);
+  return buildPlan("sweep", trials, undefined, sweep.name === "grid" ? undefined : sweep.name);
+}
+
 /** A row of the `momentum` sweep's `sweep.csv`. */
 export interface SweepRow {
   trial: string;
@@ -234,7 +260,8 @@ const _MOMENTUM_METRICS = ["test_accuracy_running", "test_accuracy_batch", "test
 
 /**
  * Rebuilds `sweep.csv`, `sweep_table.csv` and `sweep.svg` from the finished trials of a sweep
- * directory; missing trials are left out.
+ * directory; missing trials are left out. A directory written before `plan.json` existed is
+ * read through its `sweep.json`.
  *
  * @param out Sweep directory with `plan.json`.
  * @param plan The plan, when the caller has read it.
@@ -251,8 +278,8 @@ const _MOMENTUM_METRICS = ["test_accuracy_running", "test_accuracy_batch", "test
  * ```
  */
 export async function writeSweepOutputs(out: string, plan?: Plan): Promise<SweepOutputs> {
-  plan ??= await readPlan(out);
-  if (!plan) throw new Error(`writeSweepOutputs: ${out} has no plan.json`);
+  plan ??= await readPlan(out) ?? await legacySweepPlan(out);
+  if (!plan) throw new Error(`writeSweepOutputs: ${out} has neither plan.json nor sweep.json`);
   const momentum = plan.sweep === "momentum";
   const fields = Object.keys(plan.trials[0]?.point ?? {});
   const multipleVariants = new Set(plan.trials.map((t) => t.config.variants[0])).size > 1;
