@@ -400,3 +400,16 @@ Deno.test("results/momentum (no plan.json, custom runs) collects to the same swe
   const outputs = await writeExperimentOutputs(reportCopy);
   assert.deepEqual(outputs.results.map((r) => r.variant), ["none", "bnlab", "tfjs"]);
 });
+
+Deno.test("a limit beyond the dataset is refused before anything is written", async () => {
+  const out = `${await Deno.makeTempDir()}/never`;
+  await assert.rejects(
+    () => prepareTrain(resolveConfig("smoke", { limit: 70000 }), out),
+    { message: "dataset mnist: limit 70000 is more than the 60000 training images" },
+  );
+  await assert.rejects(
+    () => prepareTrain(resolveConfig("smoke", { testLimit: 10001 }), out),
+    { message: "dataset mnist: testLimit 10001 is more than the 10000 test images" },
+  );
+  assert.equal(await exists(out), false);
+});

