@@ -3,6 +3,7 @@ import {
   DEFAULTS,
   kerasMomentum,
   PRESETS,
+  renormBounds,
   resolveConfig,
   upgradeConfig,
 } from "../lib/experiments/config.ts";
@@ -269,4 +270,16 @@ Deno.test("upgradeConfig reads old configs: custom, optimizer momentum, missing 
   assert.equal(DEFAULTS.lastBatch, "merge");
   assert.equal(config.model, "lenet");
   assert.throws(() => upgradeConfig({ ...old, colour: 1 }), /unknown key "colour" in saved config/);
+});
+
+Deno.test("renormBounds rises linearly from plain BN to the configured bounds", () => {
+  const config = resolveConfig("smoke", { renormRMax: 3, renormDMax: 5, renormWarmupSteps: 100 });
+  assert.deepEqual(renormBounds(0, config), { rMax: 1, dMax: 0 });
+  assert.deepEqual(renormBounds(25, config), { rMax: 1.5, dMax: 1.25 });
+  assert.deepEqual(renormBounds(100, config), { rMax: 3, dMax: 5 });
+  assert.deepEqual(renormBounds(1000, config), { rMax: 3, dMax: 5 });
+  assert.deepEqual(renormBounds(1, { ...config, renormWarmupSteps: 0 }), { rMax: 3, dMax: 5 });
+  assert.throws(() => resolveConfig("smoke", { renormWarmupSteps: 0.5 }), {
+    message: "config: renormWarmupSteps must be an integer in [0, 1000000000], received 0.5",
+  });
 });

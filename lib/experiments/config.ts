@@ -105,6 +105,11 @@ export interface ExperimentConfig {
   renormRMax: number;
   /** `renorm`: the bound dMax of |d| = |μ_B − μ_running|/σ_running. */
   renormDMax: number;
+  /**
+   * `renorm`: steps over which the bounds rise linearly from (rMax, dMax) = (1, 0), plain BN,
+   * to (renormRMax, renormDMax), as Ioffe (2017) relaxes them; 0 uses the bounds from the start.
+   */
+  renormWarmupSteps: number;
   /** `ghost`: samples per virtual batch (must divide batchSize); `null` for `ghost` is an error. */
   virtualBatchSize: number | null;
   /** `group`: groups of channels (must divide every normalized layer's channel count). */
@@ -156,6 +161,7 @@ export const DEFAULTS: Readonly<ExperimentConfig> = Object.freeze({
   bnGradient: "analytic",
   renormRMax: 3,
   renormDMax: 5,
+  renormWarmupSteps: 0,
   virtualBatchSize: null,
   groups: 2,
   limit: null,
@@ -188,6 +194,7 @@ export const INTEGER_LIMITS: Readonly<Record<string, number>> = Object.freeze({
   warmupEpochs: 100_000,
   lrStepEvery: 100_000,
   virtualBatchSize: 1_000_000,
+  renormWarmupSteps: 1_000_000_000,
   groups: 100_000,
   hidden: 1_000_000,
 });
@@ -227,6 +234,7 @@ export const FIELD_HELP: Readonly<Record<Exclude<keyof ExperimentConfig, "preset
     bnGradient: `${BATCH_NORM_GRADIENTS.join(" | ")} (bnlab BN's backward pass)`,
     renormRMax: "renorm: rMax >= 1",
     renormDMax: "renorm: dMax >= 0",
+    renormWarmupSteps: "renorm: steps raising rMax from 1 and dMax from 0 to their bounds",
     virtualBatchSize: "ghost: samples per virtual batch, dividing --batch-size (none: off)",
     groups: "group: channel groups per layer",
     limit: "training images used, the first N (null: all)",
@@ -433,6 +441,7 @@ export function validateConfig(config: ExperimentConfig): void {
   ) _integer(key, config[key], 1);
   _integer("seed", config.seed, 0);
   _integer("warmupEpochs", config.warmupEpochs, 0);
+  _integer("renormWarmupSteps", config.renormWarmupSteps, 0);
   if (config.limit !== null) _integer("limit", config.limit, 1);
   if (config.testLimit !== null) _integer("testLimit", config.testLimit, 1);
   if (config.virtualBatchSize !== null) _integer("virtualBatchSize", config.virtualBatchSize, 1);
@@ -500,6 +509,29 @@ export function validateConfig(config: ExperimentConfig): void {
       );
     }
   }
+}
+
+/**
+ * The renorm bounds at a training step: linear from (1, 0) at step 0 to
+ * (renormRMax, renormDMax) at step renormWarmupSteps, constant after:
+ * rMax(s) = 1 + (renormRMax − 1)·min(1, s/W), dMax(s) = renormDMax·min(1, s/W).
+ *
+ * @param step The step about to run, from 1.
+ * @param config A resolved config.
+ * @returns The bounds.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULTS, renormBounds } from "./config.ts";
+ * console.log(renormBounds(50, { ...DEFAULTS, renormWarmupSteps: 100 })); // { rMax: 2, dMax: 2.5 }
+ * ```
+ */
+export function renormBounds(
+  step: number,
+  config: Pick<ExperimentConfig, "renormRMax" | "renormDMax" | "renormWarmupSteps">,
+): { rMax: number; dMax: number } {
+  const t = config.renormWarmupSteps > 0 ? Math.min(1, step / config.renormWarmupSteps) : 1;
+  return { rMax: 1 + (config.renormRMax - 1) * t, dMax: config.renormDMax * t };
 }
 
 /**

@@ -19,7 +19,12 @@ import {
   train,
   type TrainEvent,
 } from "../train/loop.ts";
-import { configDifferences, type ExperimentConfig, parseNormalizeInput } from "./config.ts";
+import {
+  configDifferences,
+  type ExperimentConfig,
+  parseNormalizeInput,
+  renormBounds,
+} from "./config.ts";
 import { type Plan, type PlanTrial, readPlan } from "./plan.ts";
 import { provenance } from "./provenance.ts";
 import {
@@ -187,6 +192,42 @@ export function builtinModel(
     inputShape: data ? [data.height, data.width, data.channels ?? 1] : undefined,
     numClasses: data?.numClasses,
   });
+}
+
+/**
+ * Sets the renorm bounds of every Batch Renormalization layer of a model (layers with a
+ * `renormClipping` and `renorm` on), for a warm-up of the bounds during training.
+ *
+ * @param model The model.
+ * @param bounds rMax and dMax.
+ * @returns How many layers were set.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { batchNorm } from "../norms/batch_norm.ts";
+ * import { setRenormBounds } from "./trial.ts";
+ * const model = tf.sequential({ layers: [batchNorm({ renorm: true, inputShape: [2] })] });
+ * console.log(setRenormBounds(model, { rMax: 1.5, dMax: 0.5 })); // 1
+ * ```
+ */
+export function setRenormBounds(
+  model: tf.LayersModel,
+  bounds: { rMax: number; dMax: number },
+): number {
+  let count = 0;
+  for (const layer of model.layers) {
+    const l = layer as unknown as {
+      renorm?: boolean;
+      renormClipping?: { rMax: number; dMax: number };
+    };
+    if (l.renorm && l.renormClipping) {
+      l.renormClipping.rMax = bounds.rMax;
+      l.renormClipping.dMax = bounds.dMax;
+      count++;
+    }
+  }
+  return count;
 }
 
 const _dataCache = new Map<string, Promise<TrialData>>();
@@ -411,6 +452,9 @@ async function _train(
         totalSteps: config.epochs * stepsPerEpoch,
       },
       onEvent: (event) => onEvent?.({ type: "train", variant, seed, event, trial: trial.id }),
+      onStep: variant === "renorm" && config.renormWarmupSteps > 0
+        ? (step) => setRenormBounds(model, renormBounds(step, config))
+        : undefined,
       onEpochEnd: async (record) => {
         const now = performance.now();
         state.wallSeconds += (now - segmentStart) / 1000;

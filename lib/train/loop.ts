@@ -88,6 +88,8 @@ export interface TrainOptions {
   lastBatch?: LastBatch;
   /** Receives progress events. */
   onEvent?: (event: TrainEvent) => void;
+  /** Called before each training step with the step (from 1), e.g. to follow a schedule. */
+  onStep?: (step: number) => void;
   /** Called after each epoch's evaluation, before the next epoch starts (checkpoints go here). */
   onEpochEnd?: (record: EpochRecord, optimizer: tf.Optimizer) => Promise<void> | void;
 }
@@ -324,6 +326,7 @@ export async function train(
       batchCount++;
       seen += batch.labels.length;
       if (scheduled) _setLearningRate(optimizer, lr * scheduleFactor(step, options.schedule));
+      options.onStep?.(step);
       let correct: tf.Scalar | undefined;
       const objective = () => {
         const logits = model.apply(batch.xs, { training: true }) as tf.Tensor;
