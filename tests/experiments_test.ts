@@ -413,3 +413,14 @@ Deno.test("a limit beyond the dataset is refused before anything is written", as
   );
   assert.equal(await exists(out), false);
 });
+
+Deno.test("a corrupt result.json or plan.json is named in the error", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/result.json`, "{not json");
+  await assert.rejects(() => readRunResult(dir), (error: Error) => {
+    assert.match(error.message, new RegExp(`^${dir}/result\\.json is not valid JSON`));
+    return true;
+  });
+  await Deno.writeTextFile(`${dir}/plan.json`, "[");
+  await assert.rejects(() => collect(dir), new RegExp(`${dir}/plan\\.json is not valid JSON`));
+});

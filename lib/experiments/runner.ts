@@ -110,7 +110,7 @@ export const WORKER_MEMORY_BYTES = 768 * 1024 * 1024;
  * import { resolveConfig } from "./config.ts";
  * import { runExperiment } from "./runner.ts";
  * const config = resolveConfig("smoke", {
- *   limit: 40, testLimit: 20, variants: ["none"], backend: "cpu", logEvery: 1,
+ *   limit: 40, testLimit: 20, variants: ["none"], logEvery: 1,
  * });
  * const model = () =>
  *   tf.sequential({
@@ -144,13 +144,17 @@ export async function runExperiment(
  * @param options Output directory, model factory, data, workers and event sink.
  * @returns The outputs' rows.
  *
- * @example
- * ```ts ignore
+ * @example Two learning rates, no normalization, 40 images
+ * ```ts
  * import { resolveConfig } from "./config.ts";
  * import { runSweep } from "./runner.ts";
  * import { gridSweep, parseGrids } from "./sweeps.ts";
  * const sweep = gridSweep(parseGrids(["lr=0.1,0.01"]));
- * await runSweep(sweep, resolveConfig("smoke"), { out: await Deno.makeTempDir() });
+ * const base = resolveConfig("smoke", {
+ *   variants: ["none"], limit: 40, testLimit: 20, logEvery: 1,
+ * });
+ * const { rows } = await runSweep(sweep, base, { out: await Deno.makeTempDir() });
+ * console.log(rows.map((r) => r.lr)); // [ 0.1, 0.01 ]
  * ```
  */
 export async function runSweep(
@@ -407,10 +411,17 @@ export interface RunLocalOptions extends Omit<RunExperimentOptions, "out"> {
  * @throws {Error} Naming each failed trial and its `error.json`.
  *
  * @example
- * ```ts ignore
- * import { readPlan } from "./plan.ts";
- * import { runLocal } from "./runner.ts";
- * await runLocal("results/x", (await readPlan("results/x"))!, { workers: 2 });
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * import { readRunResult } from "./results_dir.ts";
+ * import { prepareTrain, runLocal } from "./runner.ts";
+ * const dir = await Deno.makeTempDir();
+ * const config = resolveConfig("smoke", {
+ *   variants: ["none"], limit: 40, testLimit: 20, logEvery: 1,
+ * });
+ * const plan = await prepareTrain(config, dir);
+ * await runLocal(dir, plan, { workers: 1 });
+ * console.log((await readRunResult(`${dir}/${plan.trials[0].dir}`))?.epochs); // 1
  * ```
  */
 export async function runLocal(
@@ -489,9 +500,15 @@ export async function runLocal(
  * @param options The executor, its options, and the local executor's options.
  *
  * @example
- * ```ts ignore
- * import { executePlan } from "./runner.ts";
- * await executePlan("results/x", plan, { executor: "local", workers: 2 });
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * import { executePlan, prepareTrain } from "./runner.ts";
+ * const dir = await Deno.makeTempDir();
+ * const config = resolveConfig("smoke", {
+ *   variants: ["none"], limit: 40, testLimit: 20, logEvery: 1,
+ * });
+ * await executePlan(dir, await prepareTrain(config, dir), { executor: "local" });
+ * console.log((await Deno.stat(`${dir}/summary.csv`)).isFile); // true
  * ```
  */
 export async function executePlan(

@@ -332,8 +332,13 @@ export async function writeSweepOutputs(out: string, plan?: Plan): Promise<Sweep
  * @returns The row.
  *
  * @example
- * ```ts ignore
- * // see writeSweepOutputs
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * import type { RunResult } from "./results_dir.ts";
+ * import { sweepRow } from "./sweeps.ts";
+ * const config = resolveConfig("smoke", { momentum: 0.9, momentumConvention: "pytorch" });
+ * const result = { seed: 0, test_accuracy: 0.9 } as RunResult;
+ * console.log(sweepRow({ id: "pytorch-0.9", overrides: {} }, config, result).keras_momentum); // 0.1
  * ```
  */
 export function sweepRow(trial: SweepTrial, config: ExperimentConfig, result: RunResult): SweepRow {

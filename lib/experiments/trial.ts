@@ -102,11 +102,17 @@ export const ERROR_FILE = "error.json";
  * @param options Model factory, data, progress.
  * @returns The trial's result.
  *
- * @example
- * ```ts ignore
+ * @example Plan a tiny experiment, run its second trial twice (the second call only reads)
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * import { prepareTrain } from "./runner.ts";
  * import { runTrial } from "./trial.ts";
- * const result = await runTrial("results/x", 0);
- * console.log(result.test_accuracy);
+ * const dir = await Deno.makeTempDir();
+ * const config = resolveConfig("smoke", { limit: 40, testLimit: 20, logEvery: 1 });
+ * await prepareTrain(config, dir);
+ * const result = await runTrial(dir, 1);
+ * console.log(result.variant, (await runTrial(dir, 1)).test_accuracy === result.test_accuracy);
+ * // bnlab true
  * ```
  */
 export async function runTrial(
