@@ -424,3 +424,33 @@ Deno.test("a corrupt result.json or plan.json is named in the error", async () =
   await Deno.writeTextFile(`${dir}/plan.json`, "[");
   await assert.rejects(() => collect(dir), new RegExp(`${dir}/plan\\.json is not valid JSON`));
 });
+
+Deno.test("an idx: directory of 3-channel images trains a built-in model with that input shape", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bnlab-rgb-" });
+  for (const [prefix, count] of [["train", 40], ["t10k", 20]] as const) {
+    const images = new Uint8Array(20 + count * 16 * 16 * 3);
+    const view = new DataView(images.buffer);
+    view.setUint32(0, 0x804);
+    [count, 16, 16, 3].forEach((d, i) => view.setUint32(4 + 4 * i, d));
+    for (let i = 20; i < images.length; i++) images[i] = (i * 37) % 256;
+    const labels = new Uint8Array(8 + count);
+    new DataView(labels.buffer).setUint32(0, 0x801);
+    new DataView(labels.buffer).setUint32(4, count);
+    for (let i = 0; i < count; i++) labels[8 + i] = i % 10;
+    await Deno.writeFile(`${dir}/${prefix}-images-idx3-ubyte`, images);
+    await Deno.writeFile(`${dir}/${prefix}-labels-idx1-ubyte`, labels);
+  }
+  const config = resolveConfig("smoke", {
+    dataset: `idx:${dir}`,
+    variants: ["bnlab"],
+    limit: null,
+    testLimit: null,
+    batchSize: 10,
+    logEvery: 2,
+    normalizeInput: "auto",
+  });
+  const out = await Deno.makeTempDir({ prefix: "bnlab-rgb-out-" });
+  const [result] = await runExperiment(config, { out });
+  assert.equal(result.train_images, 40);
+  assert.equal(result.status, "done");
+});

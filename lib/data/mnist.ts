@@ -249,7 +249,8 @@ export function mnistDir(): string {
 }
 
 /**
- * Reads an image file and a label file into a dataset, checking that they agree.
+ * Reads an image file (rank 3, `count × height × width`, or rank 4 with channels last) and a
+ * label file into a dataset, checking that they agree.
  *
  * @param paths The two IDX files (raw or gzipped).
  * @param meta Name and split to record.
@@ -271,10 +272,16 @@ export async function readImageLabelPair(
   meta: { name: string; split: "train" | "test" },
 ): Promise<Dataset> {
   const [images, labels] = await Promise.all([
-    readIdx(paths.images, { rank: 3 }),
+    readIdx(paths.images),
     readIdx(paths.labels, { rank: 1 }),
   ]);
-  const [count, height, width] = images.dims;
+  if (images.dims.length !== 3 && images.dims.length !== 4) {
+    throw new Error(
+      `${paths.images}: expected images of rank 3 (count, height, width) or 4 (count, height, ` +
+        `width, channels), received rank ${images.dims.length}`,
+    );
+  }
+  const [count, height, width, channels = 1] = images.dims;
   if (labels.dims[0] !== count) {
     throw new Error(
       `image/label count mismatch: ${paths.images} has ${count} images but ${paths.labels} has ` +
@@ -293,7 +300,7 @@ export async function readImageLabelPair(
     count,
     height,
     width,
-    channels: 1,
+    channels,
     numClasses: Math.max(numClasses, 10),
   };
 }
