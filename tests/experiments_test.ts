@@ -454,3 +454,19 @@ Deno.test("an idx: directory of 3-channel images trains a built-in model with th
   assert.equal(result.train_images, 40);
   assert.equal(result.status, "done");
 });
+
+Deno.test("a grid over names (variants, optimizer) plots them at positions", async () => {
+  const out = await Deno.makeTempDir({ prefix: "bnlab-names-" });
+  const base = resolveConfig("smoke", { ...TINY, limit: 60, testLimit: 20 });
+  const sweep = gridSweep(parseGrids(["variants=none;bnlab", "optimizer=sgd,adam"]));
+  const { rows, table } = await runSweep(sweep, base, { out });
+  assert.equal(rows.length, 4);
+  assert.deepEqual(rows.map((r) => [r.variants, r.optimizer, r.variant]), [
+    ["none", "sgd", "none"],
+    ["none", "adam", "none"],
+    ["bnlab", "sgd", "bnlab"],
+    ["bnlab", "adam", "bnlab"],
+  ]);
+  assert.equal(table.length, 4);
+  assert.match(await Deno.readTextFile(`${out}/sweep.svg`), /variants \(0: none, 1: bnlab\)/);
+});

@@ -314,12 +314,18 @@ export async function writeSweepOutputs(out: string, plan?: Plan): Promise<Sweep
     { groupBy, values: metrics },
   );
   await writeCsv(`${out}/sweep_table.csv`, table as Record<string, number | string | null>[]);
-  await writeSvg(
-    `${out}/sweep.svg`,
-    momentum ? _momentumChart(rows as unknown as SweepRow[]) : _gridChart(rows, fields, {
-      multipleVariants,
-    }),
+  // Diverged trials have no accuracy: with nothing finite to draw, there is no chart yet.
+  const drawable = rows.some((r) =>
+    Number.isFinite(r[momentum ? "test_accuracy_running" : "test_accuracy"])
   );
+  if (drawable) {
+    await writeSvg(
+      `${out}/sweep.svg`,
+      momentum ? _momentumChart(rows as unknown as SweepRow[]) : _gridChart(rows, fields, {
+        multipleVariants,
+      }),
+    );
+  }
   return { rows, table };
 }
 
@@ -415,8 +421,12 @@ function _gridChart(
 ): string {
   const [first, ...others] = fields.map(_column);
   const x = first ?? "trial";
+  // A field of names (variants, optimizer, …) is drawn at positions 0, 1, … in grid order.
+  const categories = [...new Set(rows.map((row) => row[x]))];
+  const numeric = categories.every((v) => typeof v === "number" && Number.isFinite(v));
+  const xLabel = numeric ? x : `${x} (${categories.map((c, i) => `${i}: ${c}`).join(", ")})`;
   const points = rows.map((row) => ({
-    x: row[x],
+    x: numeric ? row[x] : categories.indexOf(row[x]),
     accuracy: row.test_accuracy,
     series: [
       ...others.map((c) => `${c}=${row[c]}`),
@@ -427,8 +437,8 @@ function _gridChart(
     x: "x",
     y: "accuracy",
     series: "series",
-    title: `Test accuracy vs ${x} (one dot per seed)`,
-    xLabel: x,
+    title: `Test accuracy vs ${x} (one dot per seed, lines through the means)`,
+    xLabel,
     yLabel: "test accuracy",
   });
 }
