@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { resolveConfig } from "../lib/experiments/config.ts";
+import { experimentProgress } from "../lib/experiments/progress_events.ts";
 import { runSweep } from "../lib/experiments/runner.ts";
 import {
   SWEEP_MOMENTA,
@@ -73,4 +74,15 @@ Deno.test("assignParts: longest first to the least loaded worker, deterministic"
   assert.throws(() => assignParts([1, -1], 2), {
     message: "assignParts: costs must be positive numbers, received -1 at 1",
   });
+});
+
+Deno.test("progress lines name a sweep trial by its point and an experiment's by variant and seed", () => {
+  const lines: string[] = [];
+  const onEvent = experimentProgress({ update: () => {}, log: (l) => void lines.push(l) }, 1);
+  onEvent({ type: "skipped", variant: "bnlab", seed: 0, trial: "bnlab-seed0" });
+  onEvent({ type: "skipped", variant: "bnlab", seed: 0, trial: "lr-0.1-bnlab-seed0" });
+  assert.deepEqual(lines, [
+    "bnlab  seed 0: already finished, skipped",
+    "lr-0.1-bnlab-seed0: already finished, skipped",
+  ]);
 });

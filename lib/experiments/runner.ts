@@ -54,7 +54,10 @@ export interface RunExperimentOptions {
    * and the trial's config (its seed in `config.seed`). @default {builtinModel}
    */
   model?: ModelFactory;
-  /** Training and test data instead of loading `config.dataset`. */
+  /**
+   * Training and test data instead of loading `config.dataset` (then `dataset`, `limit`,
+   * `testLimit` and `normalizeInput` do not apply; the data is used as given).
+   */
   data?: TrialData;
   /**
    * Worker processes (built-in models and datasets only); bounded by the trials left and by
