@@ -523,12 +523,13 @@ export async function executePlan(
   let slurm: {
     submitSlurm?: (dir: string, plan: Plan, options: Record<string, unknown>) => Promise<unknown>;
   };
-  const specifier = "./slurm.ts";
+  const module = new URL("./slurm.ts", import.meta.url);
   try {
-    slurm = await import(specifier);
+    await Deno.stat(module);
   } catch {
     throw new Error("the slurm executor is not available");
   }
+  slurm = await import(module.href);
   if (!slurm.submitSlurm) throw new Error("the slurm executor is not available");
   await slurm.submitSlurm(expDir, plan, options.slurm ?? {});
 }
