@@ -19,7 +19,12 @@ import {
 import { readRunResult } from "../lib/experiments/results_dir.ts";
 import { gridSweep, parseGrids, SWEEPS, writeSweepOutputs } from "../lib/experiments/sweeps.ts";
 import { writeExperimentOutputs } from "../lib/experiments/report_files.ts";
-import { checkBatches, runTrial } from "../lib/experiments/trial.ts";
+import {
+  channelStatistics,
+  checkBatches,
+  loadTrialData,
+  runTrial,
+} from "../lib/experiments/trial.ts";
 import { type Dataset, loadMnist } from "../lib/data/mnist.ts";
 import { normalizationLayer } from "../lib/norms/normalization.ts";
 import { readCsv } from "../lib/output/csv.ts";
@@ -469,4 +474,56 @@ Deno.test("a grid over names (variants, optimizer) plots them at positions", asy
   ]);
   assert.equal(table.length, 4);
   assert.match(await Deno.readTextFile(`${out}/sweep.svg`), /variants \(0: none, 1: bnlab\)/);
+});
+
+Deno.test("lib/experiments, lib/train and lib/data import no module that imports them back", async () => {
+  const root = new URL("../", import.meta.url);
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", new URL("mod.ts", root).pathname],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const graph = JSON.parse(new TextDecoder().decode(output.stdout)) as {
+    modules: { specifier: string; dependencies?: { code?: { specifier: string } }[] }[];
+  };
+  const lib = new URL("lib/", root).href;
+  const edges = new Map(
+    graph.modules.filter((m) => m.specifier.startsWith(lib)).map((m) => [
+      m.specifier,
+      (m.dependencies ?? []).map((d) => d.code?.specifier).filter((s): s is string =>
+        !!s && s.startsWith(lib)
+      ),
+    ]),
+  );
+  const mine = [...edges.keys()].filter((s) => /lib\/(experiments|train|data)\//.test(s));
+  assert.ok(mine.length > 10);
+  const reaches = (from: string, to: string) => {
+    const seen = new Set<string>();
+    const stack = [...(edges.get(from) ?? [])];
+    while (stack.length) {
+      const next = stack.pop()!;
+      if (next === to) return true;
+      if (seen.has(next)) continue;
+      seen.add(next);
+      stack.push(...(edges.get(next) ?? []));
+    }
+    return false;
+  };
+  const cyclic = mine.filter((m) => reaches(m, m)).map((m) => m.slice(lib.length));
+  assert.deepEqual(cyclic, []);
+});
+
+Deno.test("normalizeInput standardizes both splits per channel with given or training statistics", async () => {
+  const base = resolveConfig("smoke", { limit: 50, testLimit: 10 });
+  const raw = await loadTrialData(base);
+  const given = await loadTrialData({ ...base, normalizeInput: "0.5,0.25" });
+  assert.equal(given.train.images[200], Math.fround((raw.train.images[200] - 0.5) / 0.25));
+  assert.equal(given.test.images[300], Math.fround((raw.test.images[300] - 0.5) / 0.25));
+  const auto = await loadTrialData({ ...base, normalizeInput: "auto" });
+  const { mean, std } = channelStatistics(auto.train);
+  assert.ok(Math.abs(mean[0]) < 1e-6 && Math.abs(std[0] - 1) < 1e-5, `${mean} ${std}`);
+  assert.notEqual(auto.test.images[300], raw.test.images[300]);
+  await assert.rejects(() => loadTrialData({ ...base, normalizeInput: "0.1,0.2,0.3,0.4" }), {
+    message: "normalizeInput: mnist has 1 channels, received 2 means and 2 standard deviations",
+  });
 });
