@@ -527,3 +527,49 @@ Deno.test("normalizeInput standardizes both splits per channel with given or tra
     message: "normalizeInput: mnist has 1 channels, received 2 means and 2 standard deviations",
   });
 });
+
+const RESUME_CASES: [string, Partial<ExperimentConfig>][] = [
+  ["sgd with a step schedule", { lrSchedule: "step", lrStepEvery: 1, lrStepGamma: 0.5 }],
+  [
+    "nesterov momentum, weight decay, cosine with warm-up",
+    {
+      sgdMomentum: 0.9,
+      nesterov: true,
+      weightDecay: 1e-3,
+      lrSchedule: "cosine",
+      warmupEpochs: 1,
+    },
+  ],
+  ["adam", { optimizer: "adam", lr: 0.001 }],
+];
+
+for (const [name, fields] of RESUME_CASES) {
+  Deno.test(`a trial stopped after an epoch resumes to the uninterrupted numbers: ${name}`, async () => {
+    const config = resolveConfig("smoke", { ...TINY, variants: ["bnlab"], epochs: 3, ...fields });
+    const full = await Deno.makeTempDir({ prefix: "bnlab-full-" });
+    const [expected] = await runExperiment(config, { out: full });
+    const stopped = await Deno.makeTempDir({ prefix: "bnlab-stopped-" });
+    await prepareTrain(config, stopped);
+    let epochs = 0;
+    await assert.rejects(
+      () =>
+        runTrial(stopped, 0, {
+          afterEpoch: () => {
+            if (++epochs === 1) throw new Error("stopped after epoch 1");
+          },
+        }),
+      { message: "stopped after epoch 1" },
+    );
+    assert.match(
+      await Deno.readTextFile(`${stopped}/runs/bnlab-seed0/error.json`),
+      /stopped after epoch 1/,
+    );
+    const resumed = await runTrial(stopped, 0);
+    const { wall_seconds: _a, ...got } = resumed;
+    const { wall_seconds: _b, ...want } = expected;
+    assert.deepEqual(got, want);
+    await collect(stopped);
+    assert.deepEqual(await readCsv(`${stopped}/history.csv`), await readCsv(`${full}/history.csv`));
+    assert.equal(await exists(`${stopped}/runs/bnlab-seed0/error.json`), false);
+  });
+}

@@ -49,6 +49,23 @@ Deno.test("sweep --grid in worker processes; trial and collect on its plan; resu
     assert.ok(await exists(`${out}/${file}`), file);
   }
 
+  // The same grid in this process gives the same CSV: one runTrial and one collect for both.
+  const inProcess = `${out}-1`;
+  const one = await run("sweep", [
+    "--grid",
+    "lr=0.1,0.01",
+    "--grid=variants=none",
+    ...TINY,
+    "--out",
+    inProcess,
+    "--workers",
+    "1",
+  ]);
+  assert.equal(one.code, 0, one.stderr);
+  const timeless = (rows: Record<string, unknown>[]) =>
+    rows.map(({ wall_seconds: _, ...rest }) => rest);
+  assert.deepEqual(timeless(await readCsv(`${inProcess}/sweep.csv`)), timeless(rows));
+
   const trial = await run("trial", [out, "--index", "1"]);
   assert.equal(trial.code, 0, trial.stderr);
   assert.match(trial.stderr, /already finished, skipped/);
