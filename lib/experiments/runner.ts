@@ -391,9 +391,11 @@ export async function checkDataset(config: ExperimentConfig): Promise<void> {
 export function workerCount(
   requested: number,
   pending: number,
-  availableBytes: number = Deno.systemMemoryInfo().available,
+  availableBytes?: number,
 ): number {
-  const byMemory = Math.floor(availableBytes / WORKER_MEMORY_BYTES);
+  if (Math.min(requested, pending) <= 1) return 1;
+  const available = availableBytes ?? Deno.systemMemoryInfo().available;
+  const byMemory = Math.floor(available / WORKER_MEMORY_BYTES);
   return Math.max(1, Math.min(requested, pending, byMemory));
 }
 
