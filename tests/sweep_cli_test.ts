@@ -113,7 +113,22 @@ Deno.test("sweep and train reject bad input before creating anything", async () 
   const data = await run("train", [...TINY, "--dataset", "idx:/nonexistent", "--out", `${root}/f`]);
   assert.equal(data.code, 2);
   assert.match(data.stderr, /dataset idx:\/nonexistent: loadIdxDir/);
-  for (const name of ["a", "b", "c", "d", "e", "f"]) {
+  const one = await run("train", [
+    ...TINY,
+    "--variants",
+    "custom",
+    "--batch-size",
+    "9",
+    "--limit",
+    "19",
+    "--last-batch",
+    "keep",
+    "--out",
+    `${root}/h`,
+  ]);
+  assert.equal(one.code, 2);
+  assert.match(one.stderr, /bnlab-seed0: lastBatch keep leaves a training batch of 1 image/);
+  for (const name of ["a", "b", "c", "d", "e", "f", "h"]) {
     assert.equal(await exists(`${root}/${name}`), false, name);
   }
   const slurm = await run("train", [...TINY, "--executor", "slurm", "--out", `${root}/g`]);

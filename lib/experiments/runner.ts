@@ -40,7 +40,13 @@ import {
   sweepTrials,
   writeSweepOutputs,
 } from "./sweeps.ts";
-import { type ExperimentEvent, type ModelFactory, runTrial, type TrialData } from "./trial.ts";
+import {
+  checkBatches,
+  type ExperimentEvent,
+  type ModelFactory,
+  runTrial,
+  type TrialData,
+} from "./trial.ts";
 import { assignParts, runWorkers } from "./workers.ts";
 
 /** Options of {@linkcode runExperiment} and {@linkcode runSweep}. */
@@ -217,7 +223,7 @@ export async function prepareTrain(
     }
   }
   const plan = buildPlan("train", await trainTrials(config, out), await readPlan(out));
-  if (options.checkData ?? true) await checkDataset(config);
+  if (options.checkData ?? true) await _checkPlanData(plan);
   let pending = false;
   for (const trial of plan.trials) {
     if (!(await readRunResult(`${out}/${trial.dir}`))) pending = true;
@@ -323,11 +329,7 @@ export async function prepareSweep(
     await readPlan(out),
     sweep.name === "grid" ? undefined : sweep.name,
   );
-  if (options.checkData ?? true) {
-    for (const dataset of new Set(plan.trials.map((t) => t.config.dataset))) {
-      await checkDataset(plan.trials.find((t) => t.config.dataset === dataset)!.config);
-    }
-  }
+  if (options.checkData ?? true) await _checkPlanData(plan);
   const record: SweepRecord = {
     sweep: sweep.name,
     ...(options.grids?.length ? { grids: options.grids } : {}),
@@ -348,6 +350,7 @@ export async function prepareSweep(
  * loading the training split.
  *
  * @param config A config.
+ * @returns The training and test images the config uses.
  * @throws {Error} Naming the dataset and what failed.
  *
  * @example
@@ -357,7 +360,9 @@ export async function prepareSweep(
  * await checkDataset(resolveConfig("smoke")); // no error
  * ```
  */
-export async function checkDataset(config: ExperimentConfig): Promise<void> {
+export async function checkDataset(
+  config: ExperimentConfig,
+): Promise<{ train: number; test: number }> {
   try {
     const test = await loadDataset(config.dataset, { split: "test" });
     if (config.testLimit !== null && config.testLimit > test.count) {
@@ -367,9 +372,15 @@ export async function checkDataset(config: ExperimentConfig): Promise<void> {
     if (config.limit !== null && config.limit > trainCount) {
       throw new Error(`limit ${config.limit} is more than the ${trainCount} training images`);
     }
+    return { train: config.limit ?? trainCount, test: config.testLimit ?? test.count };
   } catch (error) {
     throw new Error(`dataset ${config.dataset}: ${(error as Error).message}`);
   }
+}
+
+/** Checks the data of every trial of a plan (see checkDataset and checkBatches). */
+async function _checkPlanData(plan: Plan): Promise<void> {
+  for (const trial of plan.trials) checkBatches(trial.config, await checkDataset(trial.config));
 }
 
 /**
