@@ -533,16 +533,15 @@ export async function executePlan(
   options: RunLocalOptions & { executor?: "local" | "slurm"; slurm?: Record<string, unknown> },
 ): Promise<void> {
   if ((options.executor ?? "local") === "local") return await runLocal(expDir, plan, options);
-  let slurm: {
-    submitSlurm?: (dir: string, plan: Plan, options: Record<string, unknown>) => Promise<unknown>;
-  };
   const module = new URL("./slurm.ts", import.meta.url);
   try {
     await Deno.stat(module);
   } catch {
     throw new Error("the slurm executor is not available");
   }
-  slurm = await import(module.href);
+  const slurm: {
+    submitSlurm?: (dir: string, plan: Plan, options: Record<string, unknown>) => Promise<unknown>;
+  } = await import(module.href);
   if (!slurm.submitSlurm) throw new Error("the slurm executor is not available");
   await slurm.submitSlurm(expDir, plan, options.slurm ?? {});
 }
