@@ -573,3 +573,26 @@ for (const [name, fields] of RESUME_CASES) {
     assert.equal(await exists(`${stopped}/runs/bnlab-seed0/error.json`), false);
   });
 }
+
+Deno.test("a model that cannot be built is refused before the directory is created", async () => {
+  const out = `${await Deno.makeTempDir()}/never`;
+  const config = resolveConfig("smoke", { ...TINY, variants: ["none"], dataset: "mnist" });
+  // 28×28 MNIST images are built for; LeNet on them builds. A model over images that are too
+  // small for it cannot be built: an idx: set of 8×8 images.
+  const dir = await Deno.makeTempDir({ prefix: "bnlab-small-" });
+  for (const [prefix, count] of [["train", 4], ["t10k", 4]] as const) {
+    const images = new Uint8Array(16 + count * 64);
+    const view = new DataView(images.buffer);
+    [0x803, count, 8, 8].forEach((d, i) => view.setUint32(4 * i, d));
+    const labels = new Uint8Array(8 + count);
+    new DataView(labels.buffer).setUint32(0, 0x801);
+    new DataView(labels.buffer).setUint32(4, count);
+    await Deno.writeFile(`${dir}/${prefix}-images-idx3-ubyte`, images);
+    await Deno.writeFile(`${dir}/${prefix}-labels-idx1-ubyte`, labels);
+  }
+  await assert.rejects(
+    () => prepareTrain({ ...config, dataset: `idx:${dir}`, limit: 4, testLimit: 4 }, out),
+    /none-seed0: cannot build the model: Negative dimension size/,
+  );
+  assert.equal(await exists(out), false);
+});

@@ -115,24 +115,27 @@ export async function loadFashionMnist(options: LoadOptions): Promise<Dataset> {
  */
 export async function loadIdxDir(dir: string, options: LoadOptions): Promise<Dataset> {
   const files = _FILES[options.split] ?? _FILES.train;
-  const suffixes = await Promise.all(
-    [files.images, files.labels].map(async (file) => {
-      for (const suffix of ["", ".gz"]) {
-        try {
-          if ((await Deno.stat(`${dir}/${file}${suffix}`)).isFile) return suffix;
-        } catch {
-          // try the next name
+  const suffixes: string[] = [];
+  for (const file of [files.images, files.labels]) {
+    suffixes.push(
+      await (async () => {
+        for (const suffix of ["", ".gz"]) {
+          try {
+            if ((await Deno.stat(`${dir}/${file}${suffix}`)).isFile) return suffix;
+          } catch {
+            // try the next name
+          }
         }
-      }
-      throw new Error(
-        `loadIdxDir: ${dir} has neither ${file} nor ${file}.gz (expected the four IDX files ` +
-          `train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, ` +
-          `t10k-labels-idx1-ubyte, raw or .gz)`,
-      );
-    }),
-  );
+        throw new Error(
+          `loadIdxDir: ${dir} has neither ${file} nor ${file}.gz (expected the four IDX files ` +
+            `train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, ` +
+            `t10k-labels-idx1-ubyte, raw or .gz)`,
+        );
+      })(),
+    );
+  }
   if (suffixes[0] !== suffixes[1]) {
-    return await _load(`idx:${dir}`, options, dir, suffixes as [string, string]);
+    return await _load(`idx:${dir}`, options, dir, [suffixes[0], suffixes[1]]);
   }
   return await _load(`idx:${dir}`, options, dir, suffixes[0]);
 }

@@ -41,6 +41,7 @@ import {
   writeSweepOutputs,
 } from "./sweeps.ts";
 import {
+  builtinModel,
   checkBatches,
   type ExperimentEvent,
   type ModelFactory,
@@ -133,7 +134,10 @@ export async function runExperiment(
   config: ExperimentConfig,
   options: RunExperimentOptions,
 ): Promise<RunResult[]> {
-  const plan = await prepareTrain(config, options.out, { checkData: !options.data });
+  const plan = await prepareTrain(config, options.out, {
+    checkData: !options.data,
+    checkModel: !options.model && !options.data,
+  });
   const mine = new Set((await trainTrials(config, options.out)).map((t) => t.id));
   await runLocal(options.out, plan, { ...options, only: mine });
   const results: RunResult[] = [];
@@ -171,7 +175,10 @@ export async function runSweep(
   base: ExperimentConfig,
   options: RunExperimentOptions,
 ): Promise<SweepOutputs> {
-  const plan = await prepareSweep(sweep, base, options.out, { checkData: !options.data });
+  const plan = await prepareSweep(sweep, base, options.out, {
+    checkData: !options.data,
+    checkModel: !options.model && !options.data,
+  });
   await runLocal(options.out, plan, options);
   return await writeSweepOutputs(options.out, plan);
 }
@@ -180,6 +187,8 @@ export async function runSweep(
 export interface PrepareOptions {
   /** Check that the dataset loads before writing anything. @default {true} */
   checkData?: boolean;
+  /** Build each distinct built-in model once (and dispose it) before writing anything. @default {checkData} */
+  checkModel?: boolean;
 }
 
 /**
@@ -223,7 +232,7 @@ export async function prepareTrain(
     }
   }
   const plan = buildPlan("train", await trainTrials(config, out), await readPlan(out));
-  if (options.checkData ?? true) await _checkPlanData(plan);
+  if (options.checkData ?? true) await _checkPlanData(plan, options.checkModel ?? true);
   let pending = false;
   for (const trial of plan.trials) {
     if (!(await readRunResult(`${out}/${trial.dir}`))) pending = true;
@@ -329,7 +338,7 @@ export async function prepareSweep(
     await readPlan(out),
     sweep.name === "grid" ? undefined : sweep.name,
   );
-  if (options.checkData ?? true) await _checkPlanData(plan);
+  if (options.checkData ?? true) await _checkPlanData(plan, options.checkModel ?? true);
   const record: SweepRecord = {
     sweep: sweep.name,
     ...(options.grids?.length ? { grids: options.grids } : {}),
@@ -378,9 +387,28 @@ export async function checkDataset(
   }
 }
 
-/** Checks the data of every trial of a plan (see checkDataset and checkBatches). */
-async function _checkPlanData(plan: Plan): Promise<void> {
-  for (const trial of plan.trials) checkBatches(trial.config, await checkDataset(trial.config));
+/**
+ * Checks the data of every trial of a plan (see checkDataset and checkBatches), and builds
+ * each distinct built-in model once on the data's shape, so that a model that cannot be
+ * built (an unknown option, groups that do not divide a layer, images too small) fails here.
+ */
+async function _checkPlanData(plan: Plan, checkModel: boolean): Promise<void> {
+  const built = new Set<string>();
+  for (const trial of plan.trials) {
+    checkBatches(trial.config, await checkDataset(trial.config));
+    if (!checkModel) continue;
+    const { seed: _s, seeds: _n, ...shape } = trial.config;
+    const key = JSON.stringify(shape);
+    if (built.has(key)) continue;
+    built.add(key);
+    await initBackend(trial.config.backend);
+    const test = await loadDataset(trial.config.dataset, { split: "test", limit: 1 });
+    try {
+      builtinModel(trial.config.variants[0], trial.config, test).dispose();
+    } catch (error) {
+      throw new Error(`${trial.id}: cannot build the model: ${(error as Error).message}`);
+    }
+  }
 }
 
 /**
