@@ -45,7 +45,7 @@ Deno.test("sweep --grid in worker processes; trial and collect on its plan; resu
     ["lr-0.1_variants-none", 0.1, "none"],
     ["lr-0.01_variants-none", 0.01, "none"],
   ]);
-  for (const file of ["sweep_table.csv", "sweep.svg", "sweep.json", "plan.json"]) {
+  for (const file of ["sweep_table.csv", "sweep.svg", "sweep.png", "sweep.json", "plan.json"]) {
     assert.ok(await exists(`${out}/${file}`), file);
   }
 

@@ -45,7 +45,7 @@ function deterministic(rows: Record<string, unknown>[]) {
 
 const uninterrupted = await Deno.makeTempDir({ prefix: "bnlab-train-" });
 
-Deno.test("deno task train writes summary.csv, history.csv, table.csv, config.json and curves.svg", async () => {
+Deno.test("deno task train writes summary.csv, history.csv, table.csv, config.json, curves.svg and accuracy.svg", async () => {
   const { code, stdout, stderr } = await run([...SMALL, "--out", uninterrupted]);
   assert.equal(code, 0, stderr);
   assert.match(stdout, /variant\s+seed\s+test_accuracy/);
@@ -75,6 +75,7 @@ Deno.test("deno task train writes summary.csv, history.csv, table.csv, config.js
   assert.equal(config.starts.length, 1);
   assert.deepEqual(config.starts[0].provenance, config.provenance);
   assert.match(await Deno.readTextFile(`${uninterrupted}/curves.svg`), /^<svg/);
+  assert.match(await Deno.readTextFile(`${uninterrupted}/accuracy.svg`), /Test accuracy per epoch/);
   // Run again: every run is finished, so it only reloads them and records no start.
   const again = await run(["--resume", uninterrupted, "--quiet"]);
   assert.equal(again.code, 0, again.stderr);

@@ -1,7 +1,9 @@
 /**
  * Builds an experiment's tables and plot from its trials: `summary.csv` (one row
  * per variant × seed), `table.csv` (mean and standard deviation per variant), `history.csv`
- * (the loss curves and per-epoch test results) and `curves.svg`.
+ * (the loss curves and per-epoch test results), `curves.svg` and `curves.png` (training loss in
+ * epochs, smoothed over raw, with the chance level ln 10) and `accuracy.svg` and `accuracy.png`
+ * (test accuracy per epoch), each titled with the setting ({@linkcode settingTitle}).
  *
  * Everything is derived from the run files, so the tables are rebuilt identically after a
  * resume, and a merge of runs made in several sittings needs no extra step.
@@ -9,9 +11,11 @@
  * @module
  */
 import { writeCsv } from "../output/csv.ts";
-import { lineChart, writeSvg } from "../output/plot.ts";
+import { historyAccuracyChart, historyLossChart } from "../output/plot.ts";
+import { writeChart } from "../output/png.ts";
 import { summarize } from "../output/table.ts";
 import type { EpochRecord } from "../train/loop.ts";
+import type { ExperimentConfig } from "./config.ts";
 import { legacyTrainPlan, type Plan, readPlan } from "./plan.ts";
 import { readRunRecords, readRunResult, type RunResult } from "./results_dir.ts";
 
@@ -58,13 +62,19 @@ export const HISTORY_COLUMNS = [
 
 /** A row of `history.csv`: a loss-curve point, or an epoch end with test results. */
 export interface HistoryRow {
+  /** Normalization variant. */
   variant: string;
+  /** Seed of the run. */
   seed: number;
   /** Epoch, counted from 1 as in the report's logs. */
   epoch: number;
+  /** Steps since the start of training, from 1. */
   step: number;
+  /** Training loss: a sampled batch's, or the epoch's mean on an epoch-end row. */
   train_loss: number;
+  /** Test accuracy (epoch-end rows only), a fraction. */
   test_accuracy: number | null;
+  /** Test loss (epoch-end rows only). */
   test_loss: number | null;
   /** Training accuracy of the epoch (epoch-end rows only). */
   train_accuracy: number | null;
@@ -72,13 +82,65 @@ export interface HistoryRow {
 
 /** What {@linkcode writeExperimentOutputs} found and wrote. */
 export interface ExperimentOutputs {
+  /** The finished trials' results: the rows of `summary.csv`. */
   results: RunResult[];
+  /** The rows of `history.csv`. */
   history: HistoryRow[];
+  /** The rows of `table.csv` (mean and standard deviation per variant); `[]` when none finished. */
   table: Record<string, unknown>[];
 }
 
+const _MODEL_NAMES: Readonly<Record<string, string>> = {
+  lenet: "LeNet",
+  resnet20: "ResNet-20",
+  mlp: "MLP",
+};
+const _DATASET_NAMES: Readonly<Record<string, string>> = {
+  mnist: "MNIST",
+  "fashion-mnist": "Fashion-MNIST",
+};
+
 /**
- * Rebuilds `summary.csv`, `table.csv`, `history.csv` and `curves.svg` of a train experiment
+ * The setting of an experiment as a chart title: model, dataset, batch size, learning rate,
+ * activation and epochs.
+ *
+ * @param config The experiment's config (any of its trials': they share these fields).
+ * @param varied Config fields that differ between the trials (a sweep's), left out of the title.
+ * @returns E.g. `"LeNet on MNIST, batch 64, lr 0.01, sigmoid, 10 epochs"`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resolveConfig } from "./config.ts";
+ * import { settingTitle } from "./report_files.ts";
+ *
+ * const title = settingTitle(resolveConfig("smoke", { batchSize: 32, lr: 0.1, epochs: 1 }));
+ * assert.match(title, /^LeNet on MNIST, batch 32, lr 0\.1, \w+, 1 epoch$/);
+ * ```
+ */
+export function settingTitle(
+  config: Pick<
+    ExperimentConfig,
+    "model" | "dataset" | "batchSize" | "lr" | "activation" | "epochs"
+  >,
+  varied: readonly string[] = [],
+): string {
+  const parts = [
+    varied.includes("model") ? "" : _MODEL_NAMES[config.model] ?? config.model,
+    varied.includes("dataset") ? "" : `on ${_DATASET_NAMES[config.dataset] ?? config.dataset}`,
+  ].filter(Boolean).join(" ");
+  return [
+    parts,
+    varied.includes("batchSize") ? "" : `batch ${config.batchSize}`,
+    varied.includes("lr") ? "" : `lr ${config.lr}`,
+    varied.includes("activation") ? "" : config.activation,
+    varied.includes("epochs") ? "" : `${config.epochs} epoch${config.epochs === 1 ? "" : "s"}`,
+  ].filter(Boolean).join(", ");
+}
+
+/**
+ * Rebuilds `summary.csv`, `table.csv`, `history.csv`, `curves.svg`/`.png` and
+ * `accuracy.svg`/`.png` (when an epoch has a test accuracy) of a train experiment
  * from whatever trials of its plan finished (history also from unfinished trials' checkpoints).
  * A directory written before `plan.json` existed is read through its `config.json`.
  *
@@ -138,24 +200,21 @@ export async function writeExperimentOutputs(
     columns: [...HISTORY_COLUMNS],
   });
   if (table.length) await writeCsv(`${out}/table.csv`, table);
-  // The sampled batch losses draw the curve; epoch means stand in when none was sampled.
-  const sampled = history.filter((row) => row.test_accuracy === null);
-  const points = (sampled.length ? sampled : history).map((row) => ({
-    ...row,
-    run: `${row.variant} (seed ${row.seed})`,
-  }));
-  if (points.length) {
-    await writeSvg(
+  if (history.length) {
+    const setting = settingTitle(plan.trials[0].config);
+    await writeChart(
       `${out}/curves.svg`,
-      lineChart(points, {
-        x: "step",
-        y: "train_loss",
-        series: "run",
-        title: "Training loss",
-        xLabel: "step",
-        yLabel: "training loss",
-      }),
+      historyLossChart(history, { title: `Training loss: ${setting}`, width: 760 }),
     );
+    if (history.some((row) => row.test_accuracy !== null && Number.isFinite(row.test_accuracy))) {
+      await writeChart(
+        `${out}/accuracy.svg`,
+        historyAccuracyChart(history, {
+          title: `Test accuracy per epoch: ${setting}`,
+          width: 760,
+        }),
+      );
+    }
   }
   return { results, history, table };
 }

@@ -10,8 +10,10 @@
  *   column per varied field, `variant`, `seed` and the summary columns;
  * - `sweep_table.csv`: per point (and variant), `n` and the mean and sample standard deviation
  *   over seeds of each metric;
- * - `sweep.svg`: test accuracy against the first varied field, one series per value of the
- *   other fields, one dot per seed.
+ * - `sweep.svg` and `sweep.png`: test accuracy against the first varied field (log scale for
+ *   learning rates and momenta), one series per value of the other fields, one dot per seed,
+ *   mean ± standard deviation over seeds, diverged trials as × at the top; titled with the
+ *   setting the sweep holds fixed.
  *
  * The `momentum` sweep keeps its own columns: momentum, convention, Keras-form momentum and
  * the accuracy with running and with batch statistics.
@@ -19,11 +21,13 @@
  * @module
  */
 import { writeCsv } from "../output/csv.ts";
-import { sweepChart, writeSvg } from "../output/plot.ts";
+import { sweepChart } from "../output/plot.ts";
+import { writeChart } from "../output/png.ts";
 import { summarize } from "../output/table.ts";
 import { DEFAULTS, type ExperimentConfig, upgradeConfig } from "./config.ts";
 import { flagName, parseFieldValue } from "./flags.ts";
 import { buildPlan, type Plan, type PlannedTrial, readPlan, trainTrials } from "./plan.ts";
+import { settingTitle } from "./report_files.ts";
 import { readJsonFile, readRunResult, type RunResult } from "./results_dir.ts";
 
 /** One point of a sweep: an id and the config fields it changes. */
@@ -259,7 +263,7 @@ const _METRICS = ["test_accuracy", "test_accuracy_batch_stats", "test_loss", "tr
 const _MOMENTUM_METRICS = ["test_accuracy_running", "test_accuracy_batch", "test_loss_running"];
 
 /**
- * Rebuilds `sweep.csv`, `sweep_table.csv` and `sweep.svg` from the finished trials of a sweep
+ * Rebuilds `sweep.csv`, `sweep_table.csv`, `sweep.svg` and `sweep.png` from the finished trials of a sweep
  * directory; missing trials are left out. A directory written before `plan.json` existed is
  * read through its `sweep.json`.
  *
@@ -314,18 +318,13 @@ export async function writeSweepOutputs(out: string, plan?: Plan): Promise<Sweep
     { groupBy, values: metrics },
   );
   await writeCsv(`${out}/sweep_table.csv`, table as Record<string, number | string | null>[]);
-  // Diverged trials have no accuracy: with nothing finite to draw, there is no chart yet.
-  const drawable = rows.some((r) =>
-    Number.isFinite(r[momentum ? "test_accuracy_running" : "test_accuracy"])
+  const setting = settingTitle(plan.trials[0].config, fields);
+  await writeChart(
+    `${out}/sweep.svg`,
+    momentum
+      ? _momentumChart(rows as unknown as SweepRow[], setting)
+      : _gridChart(rows, fields, { multipleVariants, setting }),
   );
-  if (drawable) {
-    await writeSvg(
-      `${out}/sweep.svg`,
-      momentum ? _momentumChart(rows as unknown as SweepRow[]) : _gridChart(rows, fields, {
-        multipleVariants,
-      }),
-    );
-  }
   return { rows, table };
 }
 
@@ -414,20 +413,25 @@ function _show(value: unknown): string {
   return Array.isArray(value) ? value.join(";") : String(value);
 }
 
+/** Fields whose values span decades: drawn on a log x axis when all are positive. */
+const _LOG_FIELDS = new Set(["lr", "momentum", "sgd_momentum", "weight_decay", "epsilon"]);
+
 function _gridChart(
   rows: Record<string, unknown>[],
   fields: string[],
-  options: { multipleVariants: boolean },
+  options: { multipleVariants: boolean; setting: string },
 ): string {
   const [first, ...others] = fields.map(_column);
   const x = first ?? "trial";
   // A field of names (variants, optimizer, …) is drawn at positions 0, 1, … in grid order.
   const categories = [...new Set(rows.map((row) => row[x]))];
   const numeric = categories.every((v) => typeof v === "number" && Number.isFinite(v));
+  const logX = numeric && _LOG_FIELDS.has(x) && categories.every((v) => (v as number) > 0);
   const xLabel = numeric ? x : `${x} (${categories.map((c, i) => `${i}: ${c}`).join(", ")})`;
   const points = rows.map((row) => ({
     x: numeric ? row[x] : categories.indexOf(row[x]),
     accuracy: row.test_accuracy,
+    diverged: row.status === "diverged" || !Number.isFinite(row.test_accuracy),
     series: [
       ...others.map((c) => `${c}=${row[c]}`),
       ...(options.multipleVariants && x !== "variants" ? [`${row.variant}`] : []),
@@ -437,31 +441,50 @@ function _gridChart(
     x: "x",
     y: "accuracy",
     series: "series",
-    title: `Test accuracy vs ${x} (one dot per seed, lines through the means)`,
-    xLabel,
+    diverged: "diverged",
+    logX,
+    yFrom: _yFrom(points.map((p) => p.accuracy)),
+    width: 800,
+    title: `Test accuracy vs ${x}: ${options.setting}`,
+    xLabel: logX ? `${xLabel} (log scale)` : xLabel,
     yLabel: "test accuracy",
   });
 }
 
-function _momentumChart(rows: SweepRow[]): string {
-  const points = rows.flatMap((row) => [
-    {
-      momentum: row.keras_momentum,
-      accuracy: row.test_accuracy_running,
-      series: `running statistics (${row.momentum_convention} trials)`,
-    },
-    ...(row.test_accuracy_batch === null ? [] : [{
-      momentum: row.keras_momentum,
-      accuracy: row.test_accuracy_batch,
-      series: `batch statistics (${row.momentum_convention} trials)`,
-    }]),
-  ]);
+/** The whole percent at or below the lowest finite accuracy: where the y axis starts. */
+function _yFrom(values: readonly unknown[]): number | undefined {
+  const finite = values.filter((v): v is number => typeof v === "number" && Number.isFinite(v));
+  return finite.length ? Math.floor(Math.min(...finite) * 100) / 100 : undefined;
+}
+
+function _momentumChart(rows: SweepRow[], setting: string): string {
+  const points = rows.flatMap((row) => {
+    const diverged = row.status === "diverged" || !Number.isFinite(row.test_accuracy_running);
+    return [
+      {
+        momentum: row.keras_momentum,
+        accuracy: row.test_accuracy_running,
+        diverged,
+        series: `running statistics (${row.momentum_convention} trials)`,
+      },
+      ...(row.test_accuracy_batch === null || diverged ? [] : [{
+        momentum: row.keras_momentum,
+        accuracy: row.test_accuracy_batch,
+        diverged,
+        series: `batch statistics (${row.momentum_convention} trials)`,
+      }]),
+    ];
+  });
   return sweepChart(points, {
     x: "momentum",
     y: "accuracy",
     series: "series",
-    title: "Test accuracy vs BN momentum (twin trials overlap)",
-    xLabel: "momentum, Keras form (PyTorch's m is 1 − this)",
+    diverged: "diverged",
+    logX: points.every((p) => typeof p.momentum === "number" && p.momentum > 0),
+    title: `Test accuracy vs BN momentum: ${setting}`,
+    yFrom: _yFrom(points.map((p) => p.accuracy)),
+    width: 800,
+    xLabel: "momentum, Keras form, log scale (PyTorch's m is 1 − this)",
     yLabel: "test accuracy",
   });
 }

@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { settingTitle, writeExperimentOutputs } from "../lib/experiments/report_files.ts";
+import { writeSweepOutputs } from "../lib/experiments/sweeps.ts";
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47];
+
+async function copyOf(name: string): Promise<string | undefined> {
+  const source = new URL(`../results/${name}`, import.meta.url).pathname;
+  try {
+    await Deno.stat(source);
+  } catch {
+    return undefined;
+  }
+  const copy = await Deno.makeTempDir({ prefix: `bnlab-charts-${name}-` });
+  await new Deno.Command("cp", { args: ["-r", `${source}/.`, copy] }).output();
+  for (const file of ["curves.svg", "curves.png", "accuracy.svg", "accuracy.png", "sweep.svg"]) {
+    await Deno.remove(`${copy}/${file}`).catch(() => {});
+  }
+  return copy;
+}
+
+async function assertPng(path: string): Promise<void> {
+  const bytes = await Deno.readFile(path);
+  assert.deepEqual([...bytes.slice(0, 4)], PNG_SIGNATURE, `${path} is a PNG`);
+}
+
+Deno.test("settingTitle names model, dataset, batch, lr, activation and epochs; leaves out varied fields", () => {
+  const config = {
+    model: "lenet",
+    dataset: "mnist",
+    batchSize: 64,
+    lr: 0.01,
+    activation: "sigmoid",
+    epochs: 10,
+  } as const;
+  assert.equal(settingTitle(config), "LeNet on MNIST, batch 64, lr 0.01, sigmoid, 10 epochs");
+  assert.equal(
+    settingTitle({ ...config, model: "resnet20", dataset: "fashion-mnist", epochs: 1 }, ["lr"]),
+    "ResNet-20 on Fashion-MNIST, batch 64, sigmoid, 1 epoch",
+  );
+  assert.equal(
+    settingTitle(config, ["model", "batchSize"]),
+    "on MNIST, lr 0.01, sigmoid, 10 epochs",
+  );
+});
+
+Deno.test("a train experiment gets curves.svg/png (loss in epochs, smoothed, ln 10) and accuracy.svg/png", async () => {
+  const out = await copyOf("report");
+  if (!out) return;
+  await writeExperimentOutputs(out);
+  const curves = await Deno.readTextFile(`${out}/curves.svg`);
+  assert.match(curves, /^<svg/);
+  assert.match(curves, /Training loss: LeNet on MNIST, batch \d+, lr [\d.]+, \w+, \d+ epochs?/);
+  assert.match(curves, /chance: ln 10/);
+  assert.match(curves, /epoch/);
+  // One legend entry per variant, each with a visible stroke.
+  const legend = curves.match(/aria-label="legend item"/g) ?? [];
+  assert.equal(legend.length, 3);
+  assert.doesNotMatch(curves, /stroke="none"/);
+  const accuracy = await Deno.readTextFile(`${out}/accuracy.svg`);
+  assert.match(accuracy, /Test accuracy per epoch: LeNet on MNIST/);
+  assert.match(accuracy, /test accuracy \(%\)/);
+  await assertPng(`${out}/curves.png`);
+  await assertPng(`${out}/accuracy.png`);
+});
+
+Deno.test("a momentum sweep gets sweep.svg/png on a log momentum axis; a diverged trial is drawn as ×", async () => {
+  const out = await copyOf("momentum");
+  if (!out) return;
+  await writeSweepOutputs(out);
+  const svg = await Deno.readTextFile(`${out}/sweep.svg`);
+  assert.match(svg, /Test accuracy vs BN momentum: LeNet on MNIST/);
+  assert.match(svg, /log scale/);
+  assert.doesNotMatch(svg, /diverged/);
+  await assertPng(`${out}/sweep.png`);
+
+  const result = `${out}/trials/keras-0.5/runs/custom-seed0/result.json`;
+  const record = JSON.parse(await Deno.readTextFile(result));
+  await Deno.writeTextFile(
+    result,
+    JSON.stringify({
+      ...record,
+      status: "diverged",
+      test_accuracy: null,
+      test_accuracy_batch_stats: null,
+      test_loss: null,
+    }),
+  );
+  await writeSweepOutputs(out);
+  assert.match(await Deno.readTextFile(`${out}/sweep.svg`), /× at the top: 1 run diverged/);
+});
