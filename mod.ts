@@ -54,6 +54,7 @@ export * from "./lib/experiments/trial.ts";
 export * from "./lib/experiments/collect.ts";
 export * from "./lib/experiments/report_files.ts";
 export * from "./lib/experiments/report_comparison.ts";
+export * from "./lib/experiments/momentum_gap.ts";
 export * from "./lib/experiments/sweeps.ts";
 export * from "./lib/experiments/workers.ts";
 export * from "./lib/experiments/progress_events.ts";

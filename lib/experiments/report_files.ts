@@ -166,6 +166,64 @@ export async function writeExperimentOutputs(
   if (!plan) {
     throw new Error(`writeExperimentOutputs: ${out} has neither plan.json nor config.json`);
   }
+  const { results, history, table, setting } = await _experimentOutputs(out, plan);
+  await writeCsv(`${out}/summary.csv`, results as unknown as Record<string, unknown>[], {
+    columns: [...SUMMARY_COLUMNS],
+  });
+  await writeCsv(`${out}/history.csv`, history as unknown as Record<string, unknown>[], {
+    columns: [...HISTORY_COLUMNS],
+  });
+  if (table.length) await writeCsv(`${out}/table.csv`, table);
+  if (history.length) {
+    await writeChart(
+      `${out}/curves.svg`,
+      historyLossChart(history, { title: `Training loss: ${setting}`, width: 760 }),
+    );
+    if (history.some((row) => row.test_accuracy !== null && Number.isFinite(row.test_accuracy))) {
+      await writeChart(
+        `${out}/accuracy.svg`,
+        historyAccuracyChart(history, {
+          title: `Test accuracy per epoch: ${setting}`,
+          width: 760,
+        }),
+      );
+    }
+  }
+  return { results, history, table };
+}
+
+/**
+ * Reads what {@linkcode writeExperimentOutputs} would write (the results, history and table of
+ * the finished trials) and writes nothing: for directories that must stay as committed.
+ *
+ * @param out Experiment directory with `plan.json` (or, written before it existed, `config.json`).
+ * @returns The rows, and the setting as a chart title ({@linkcode settingTitle}).
+ * @throws If the directory has neither `plan.json` nor `config.json`.
+ *
+ * @example
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * import { buildPlan, trainTrials, writePlan } from "./plan.ts";
+ * import { readExperimentOutputs } from "./report_files.ts";
+ * const out = await Deno.makeTempDir();
+ * await writePlan(out, buildPlan("train", await trainTrials(resolveConfig("smoke"), out)));
+ * console.log((await readExperimentOutputs(out)).setting); // "LeNet on MNIST, batch …"
+ * ```
+ */
+export async function readExperimentOutputs(
+  out: string,
+): Promise<ExperimentOutputs & { setting: string }> {
+  const plan = await readPlan(out) ?? await legacyTrainPlan(out);
+  if (!plan) {
+    throw new Error(`readExperimentOutputs: ${out} has neither plan.json nor config.json`);
+  }
+  return await _experimentOutputs(out, plan);
+}
+
+async function _experimentOutputs(
+  out: string,
+  plan: Plan,
+): Promise<ExperimentOutputs & { setting: string }> {
   const results: RunResult[] = [];
   const history: HistoryRow[] = [];
   for (const trial of plan.trials) {
@@ -193,30 +251,7 @@ export async function writeExperimentOutputs(
       { groupBy: ["variant"], values: [...tableValues] },
     )
     : [];
-  await writeCsv(`${out}/summary.csv`, results as unknown as Record<string, unknown>[], {
-    columns: [...SUMMARY_COLUMNS],
-  });
-  await writeCsv(`${out}/history.csv`, history as unknown as Record<string, unknown>[], {
-    columns: [...HISTORY_COLUMNS],
-  });
-  if (table.length) await writeCsv(`${out}/table.csv`, table);
-  if (history.length) {
-    const setting = settingTitle(plan.trials[0].config);
-    await writeChart(
-      `${out}/curves.svg`,
-      historyLossChart(history, { title: `Training loss: ${setting}`, width: 760 }),
-    );
-    if (history.some((row) => row.test_accuracy !== null && Number.isFinite(row.test_accuracy))) {
-      await writeChart(
-        `${out}/accuracy.svg`,
-        historyAccuracyChart(history, {
-          title: `Test accuracy per epoch: ${setting}`,
-          width: 760,
-        }),
-      );
-    }
-  }
-  return { results, history, table };
+  return { results, history, table, setting: settingTitle(plan.trials[0].config) };
 }
 
 /**

@@ -284,9 +284,65 @@ const _MOMENTUM_METRICS = ["test_accuracy_running", "test_accuracy_batch", "test
 export async function writeSweepOutputs(out: string, plan?: Plan): Promise<SweepOutputs> {
   plan ??= await readPlan(out) ?? await legacySweepPlan(out);
   if (!plan) throw new Error(`writeSweepOutputs: ${out} has neither plan.json nor sweep.json`);
+  const outputs = await _sweepOutputs(out, plan);
+  const { rows, table, fields, momentum, multipleVariants, setting } = outputs;
+  if (rows.length === 0) return { rows, table };
+  await writeCsv(`${out}/sweep.csv`, rows as Record<string, number | string | null>[], {
+    columns: momentum ? undefined : _gridColumns(fields),
+  });
+  await writeCsv(`${out}/sweep_table.csv`, table as Record<string, number | string | null>[]);
+  await writeChart(
+    `${out}/sweep.svg`,
+    momentum
+      ? _momentumChart(rows as unknown as SweepRow[], setting)
+      : _gridChart(rows, fields, { multipleVariants, setting }),
+  );
+  return { rows, table };
+}
+
+/**
+ * Reads what {@linkcode writeSweepOutputs} would write (the rows of `sweep.csv` and
+ * `sweep_table.csv`) and writes nothing: for directories that must stay as committed.
+ *
+ * @param out Sweep directory with `plan.json` (or, written before it existed, `sweep.json`).
+ * @returns The rows, the setting the sweep holds fixed as a chart title, and its chart's SVG
+ * (`undefined` when no trial finished).
+ * @throws If the directory has neither `plan.json` nor `sweep.json`.
+ *
+ * @example
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * import { buildPlan, writePlan } from "./plan.ts";
+ * import { readSweepOutputs, SWEEPS, sweepTrials } from "./sweeps.ts";
+ * const out = await Deno.makeTempDir();
+ * await writePlan(out, buildPlan("sweep", await sweepTrials(SWEEPS.momentum, resolveConfig("smoke"), out)));
+ * console.log((await readSweepOutputs(out)).chart); // undefined: no trial has finished
+ * ```
+ */
+export async function readSweepOutputs(
+  out: string,
+): Promise<SweepOutputs & { setting: string; chart: string | undefined }> {
+  const plan = await readPlan(out) ?? await legacySweepPlan(out);
+  if (!plan) throw new Error(`readSweepOutputs: ${out} has neither plan.json nor sweep.json`);
+  const { rows, table, fields, momentum, multipleVariants, setting } = await _sweepOutputs(
+    out,
+    plan,
+  );
+  const chart = rows.length === 0
+    ? undefined
+    : momentum
+    ? _momentumChart(rows as unknown as SweepRow[], setting)
+    : _gridChart(rows, fields, { multipleVariants, setting });
+  return { rows, table, setting, chart };
+}
+
+async function _sweepOutputs(out: string, plan: Plan): Promise<
+  SweepOutputs & { fields: string[]; momentum: boolean; multipleVariants: boolean; setting: string }
+> {
   const momentum = plan.sweep === "momentum";
   const fields = Object.keys(plan.trials[0]?.point ?? {});
   const multipleVariants = new Set(plan.trials.map((t) => t.config.variants[0])).size > 1;
+  const setting = plan.trials.length ? settingTitle(plan.trials[0].config, fields) : "";
   const rows: Record<string, unknown>[] = [];
   for (const trial of plan.trials) {
     const result = await readRunResult(`${out}/${trial.dir}`);
@@ -301,11 +357,8 @@ export async function writeSweepOutputs(out: string, plan?: Plan): Promise<Sweep
         : _gridRow(pointId, fields, trial.point ?? {}, result),
     );
   }
-  if (rows.length === 0) return { rows, table: [] };
-  const columns = momentum ? undefined : _gridColumns(fields);
-  await writeCsv(`${out}/sweep.csv`, rows as Record<string, number | string | null>[], {
-    columns,
-  });
+  const base = { rows, fields, momentum, multipleVariants, setting };
+  if (rows.length === 0) return { ...base, table: [] };
   const groupBy = momentum
     ? ["trial", "momentum", "momentum_convention", "keras_momentum"]
     : ["trial", ...fields.map(_column).filter((c) => c !== "variants"), "variant"];
@@ -317,15 +370,7 @@ export async function writeSweepOutputs(out: string, plan?: Plan): Promise<Sweep
     })),
     { groupBy, values: metrics },
   );
-  await writeCsv(`${out}/sweep_table.csv`, table as Record<string, number | string | null>[]);
-  const setting = settingTitle(plan.trials[0].config, fields);
-  await writeChart(
-    `${out}/sweep.svg`,
-    momentum
-      ? _momentumChart(rows as unknown as SweepRow[], setting)
-      : _gridChart(rows, fields, { multipleVariants, setting }),
-  );
-  return { rows, table };
+  return { ...base, table };
 }
 
 /**
