@@ -43,7 +43,7 @@ function _notebook(...cells: string[]): string {
 }
 
 Deno.test({
-  name: `runNotebooks runs the smoke notebook: table and SVG outputs${_SKIPPED}`,
+  name: `runNotebooks runs the smoke notebook: table, SVG + PNG chart and conclusion${_SKIPPED}`,
   ignore: _IGNORE,
   async fn() {
     const outDir = await Deno.makeTempDir();
@@ -59,6 +59,8 @@ Deno.test({
       );
       assert.ok(mimes.includes("text/html"), `outputs: ${mimes}`);
       assert.ok(mimes.includes("image/svg+xml"), `outputs: ${mimes}`);
+      assert.ok(mimes.includes("image/png"), `outputs: ${mimes}`);
+      assert.ok(mimes.includes("text/markdown"), `outputs: ${mimes}`); // the conclusion
       assert.equal(executed.metadata.language_info.name, "typescript");
     } finally {
       await Deno.remove(outDir, { recursive: true });
