@@ -108,7 +108,7 @@ export function momentumGapConclusion(rows: readonly MomentumGapRow[]): string {
   return `${answer}: over ${rows.length} setting${rows.length === 1 ? "" : "s"} ` +
     `(${rows.map((r) => r.setting).join(", ")}), bnlab's BN with the report's momentum and ` +
     `tfjs's BN with PyTorch's train alike (epoch-mean training losses within ` +
-    `${loss.toPrecision(2)}) and end at most ${largest.toFixed(2)} percentage points apart ` +
+    `${loss.toExponential(1)}) and end at most ${largest.toFixed(2)} percentage points apart ` +
     `with running statistics (${batch.toFixed(2)} with batch statistics), against the ` +
     `report's ${REPORT_GAP_POINTS.toFixed(2)} points (${_pct(REPORT_RESULTS.custom.testCorrect)} ` +
     `vs ${_pct(REPORT_RESULTS.tfjs.testCorrect)}).`;

@@ -88,6 +88,8 @@ export interface ExperimentOutputs {
   history: HistoryRow[];
   /** The rows of `table.csv` (mean and standard deviation per variant); `[]` when none finished. */
   table: Record<string, unknown>[];
+  /** The setting as the charts' titles name it ({@linkcode settingTitle}). */
+  setting: string;
 }
 
 const _MODEL_NAMES: Readonly<Record<string, string>> = {
@@ -189,7 +191,7 @@ export async function writeExperimentOutputs(
       );
     }
   }
-  return { results, history, table };
+  return { results, history, table, setting };
 }
 
 /**
@@ -197,7 +199,7 @@ export async function writeExperimentOutputs(
  * the finished trials) and writes nothing: for directories that must stay as committed.
  *
  * @param out Experiment directory with `plan.json` (or, written before it existed, `config.json`).
- * @returns The rows, and the setting as a chart title ({@linkcode settingTitle}).
+ * @returns The rows, and the setting as the charts' titles name it.
  * @throws If the directory has neither `plan.json` nor `config.json`.
  *
  * @example
@@ -212,7 +214,7 @@ export async function writeExperimentOutputs(
  */
 export async function readExperimentOutputs(
   out: string,
-): Promise<ExperimentOutputs & { setting: string }> {
+): Promise<ExperimentOutputs> {
   const plan = await readPlan(out) ?? await legacyTrainPlan(out);
   if (!plan) {
     throw new Error(`readExperimentOutputs: ${out} has neither plan.json nor config.json`);
@@ -223,7 +225,7 @@ export async function readExperimentOutputs(
 async function _experimentOutputs(
   out: string,
   plan: Plan,
-): Promise<ExperimentOutputs & { setting: string }> {
+): Promise<ExperimentOutputs> {
   const results: RunResult[] = [];
   const history: HistoryRow[] = [];
   for (const trial of plan.trials) {
