@@ -19,6 +19,11 @@ async function copyOf(name: string): Promise<string | undefined> {
   return copy;
 }
 
+/** Removes the directory when the test's scope ends. */
+function removedAfter(dir: string): Disposable {
+  return { [Symbol.dispose]: () => Deno.removeSync(dir, { recursive: true }) };
+}
+
 async function assertPng(path: string): Promise<void> {
   const bytes = await Deno.readFile(path);
   assert.deepEqual([...bytes.slice(0, 4)], PNG_SIGNATURE, `${path} is a PNG`);
@@ -47,6 +52,7 @@ Deno.test("settingTitle names model, dataset, batch, lr, activation and epochs; 
 Deno.test("a train experiment gets curves.svg/png (loss in epochs, smoothed, ln 10) and accuracy.svg/png", async () => {
   const out = await copyOf("report");
   if (!out) return;
+  using _ = removedAfter(out);
   await writeExperimentOutputs(out);
   const curves = await Deno.readTextFile(`${out}/curves.svg`);
   assert.match(curves, /^<svg/);
@@ -67,6 +73,7 @@ Deno.test("a train experiment gets curves.svg/png (loss in epochs, smoothed, ln 
 Deno.test("a momentum sweep gets sweep.svg/png on a log momentum axis; a diverged trial is drawn as ×", async () => {
   const out = await copyOf("momentum");
   if (!out) return;
+  using _ = removedAfter(out);
   await writeSweepOutputs(out);
   const svg = await Deno.readTextFile(`${out}/sweep.svg`);
   assert.match(svg, /Test accuracy vs BN momentum: LeNet on MNIST/);
