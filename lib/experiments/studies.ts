@@ -18,7 +18,7 @@
  *   MNIST, batch 60, none vs bnlab, 10 epochs (10,000 steps; the paper ran 50,000), SGD lr 0.5,
  *   diagnostics every 100 steps on a probe of 1,000 test images: 6 trials.
  * - `resnet` (preset): ResNet-20 on Fashion-MNIST (CIFAR-10 is not available on this machine),
- *   none, bnlab, tfjs, group (8 groups), 5 epochs over the first 2,000 training images
+ *   none, bnlab, tfjs, group (8 groups), 4 epochs over the first 1,500 training images
  *   (1,000 test images), batch 32, SGD lr 0.02 with momentum 0.9, 2 seeds: 8 trials.
  * - `report-normalized` and `report-example-optimizer` (presets): the `report` preset with
  *   PyTorch's MNIST example's input standardization (0.1307, 0.3081), or with its optimizer
@@ -172,15 +172,15 @@ export const STUDY_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
     },
   },
   resnet: {
-    description: "ResNet-20 on Fashion-MNIST (CIFAR-10 is not available here), 2,000 images × " +
-      "5 epochs, 1,000 test images, batch 32, SGD lr 0.02 momentum 0.9, none/bnlab/tfjs/group " +
+    description: "ResNet-20 on Fashion-MNIST (CIFAR-10 is not available here), 1,500 images × " +
+      "4 epochs, 1,000 test images, batch 32, SGD lr 0.02 momentum 0.9, none/bnlab/tfjs/group " +
       "(8 groups), 2 seeds",
     overrides: {
       model: "resnet20",
       dataset: "fashion-mnist",
-      limit: 2000,
+      limit: 1500,
       testLimit: 1000,
-      epochs: 5,
+      epochs: 4,
       batchSize: 32,
       lr: 0.02,
       sgdMomentum: 0.9,
