@@ -306,16 +306,18 @@ export class DiagnosticsRecorder {
     let correct = 0;
     for (let start = 0; start < n; start += this.#chunk) {
       const size = Math.min(this.#chunk, n - start);
-      const outs = tf.tidy(() => {
+      const outs = tf.tidy((): tf.Tensor[] => {
         const xs = tf.tensor(
           this.#probe.images.subarray(start * pixels, (start + size) * pixels),
           [size, this.#probe.height, this.#probe.width, this.#probe.channels ?? 1],
         );
         const ys = this.#probeModel.apply(xs, { training: false });
-        const list = Array.isArray(ys) ? ys : [ys as tf.Tensor];
+        const list = (Array.isArray(ys) ? ys : [ys]) as tf.Tensor[];
         return this.#outputIndex.map((i) => list[i]);
       });
-      const predicted = await tf.argMax(outs[0], -1).data().then((d) => d);
+      const argMax = tf.argMax(outs[0], -1);
+      const predicted = await argMax.data();
+      argMax.dispose();
       for (let i = 0; i < size; i++) {
         if (predicted[i] === this.#probe.labels[start + i]) correct++;
       }
