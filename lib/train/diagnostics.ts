@@ -272,10 +272,12 @@ export class DiagnosticsRecorder {
    */
   recordGradients(step: number, grads: tf.NamedTensorMap): void {
     const norms = tf.tidy(() => {
-      const norm = (names: string[]) =>
-        names.length === 0 ? tf.scalar(NaN) : tf.sqrt(
-          tf.addN(names.map((n) => tf.sum(tf.square(grads[n])))),
-        );
+      const norm = (all: string[]) => {
+        const names = all.filter((n) => grads[n]);
+        return names.length === 0
+          ? tf.scalar(NaN)
+          : tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n])))));
+      };
       return tf.stack(
         this.#sites.flatMap((site) => [norm(site.gradNames), norm(site.normGradNames)]),
       ) as tf.Tensor1D;
