@@ -297,11 +297,15 @@ Deno.test("diagnostics.csv: the documented columns, truncation for resume", asyn
   const dir = await Deno.makeTempDir();
   const path = `${dir}/diagnostics.csv`;
   const row = (step: number, epoch: number) =>
-    Object.fromEntries(
-      DIAGNOSTICS_COLUMNS.map((c) => [c, c === "layer" ? "dense" : c === "norm" ? "none" : 0]),
-    ) as unknown as DiagnosticsRow & { step: number };
-  await appendDiagnostics(path, [{ ...row(0, 0), step: 1, epoch: 0 }]);
-  await appendDiagnostics(path, [{ ...row(0, 0), step: 9, epoch: 1 }]);
+    ({
+      ...Object.fromEntries(
+        DIAGNOSTICS_COLUMNS.map((c) => [c, c === "layer" ? "dense" : c === "norm" ? "none" : 0]),
+      ),
+      step,
+      epoch,
+    }) as unknown as DiagnosticsRow;
+  await appendDiagnostics(path, [row(1, 0)]);
+  await appendDiagnostics(path, [row(9, 1)]);
   const header = (await Deno.readTextFile(path)).split("\n")[0];
   assert.equal(header, DIAGNOSTICS_COLUMNS.join(","));
   await truncateDiagnostics(path, 1);
