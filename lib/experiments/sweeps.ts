@@ -29,6 +29,7 @@ import { flagName, parseFieldValue } from "./flags.ts";
 import { buildPlan, type Plan, type PlannedTrial, readPlan, trainTrials } from "./plan.ts";
 import { settingTitle } from "./report_files.ts";
 import { readJsonFile, readRunResult, type RunResult } from "./results_dir.ts";
+import { STUDY_SWEEPS } from "./studies.ts";
 
 /** One point of a sweep: an id and the config fields it changes. */
 export interface SweepTrial {
@@ -71,6 +72,7 @@ export const SWEEPS: Readonly<Record<string, SweepDefinition>> = Object.freeze({
         }))
       ),
   },
+  ...STUDY_SWEEPS,
 });
 
 /** One `--grid FIELD=v1,v2,…`: a field and its values. */
