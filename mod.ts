@@ -33,6 +33,8 @@ export {
   MAX_WASM_THREADS,
   type WebGpuAdapterInfo,
 } from "./lib/backend.ts";
+export type { BlasInfo } from "./lib/kernels/blas.ts";
+export type { NativeInfo } from "./lib/kernels/native_library.ts";
 
 // Normalization layers and their ops.
 export {
@@ -140,6 +142,7 @@ export {
   type StepRecord,
   train,
   type TrainEvent,
+  type TrainObserver,
   type TrainOptions,
 } from "./lib/train/loop.ts";
 export { evaluate, type EvaluateOptions, type Evaluation } from "./lib/train/evaluate.ts";
@@ -216,6 +219,7 @@ export {
 } from "./lib/experiments/sweeps.ts";
 export { experimentProgress, type ProgressSink } from "./lib/experiments/progress_events.ts";
 export { NotebookProgress } from "./lib/output/notebook_progress.ts";
+export type { ProgressUpdate } from "./lib/output/progress.ts";
 
 // Outputs: CSV, tables and charts.
 export {
@@ -277,3 +281,20 @@ export {
   writeChart,
   writePng,
 } from "./lib/output/png.ts";
+
+// The TensorFlow.js types the signatures above name.
+export type {
+  ConfigDict,
+  Layer,
+  LayersModel,
+  LayerVariable,
+  NamedTensorMap,
+  Optimizer,
+  Scalar,
+  Sequential,
+  Shape,
+  Tensor,
+  Tensor2D,
+  Tensor4D,
+} from "./lib/tfjs_types.ts";
+export { LayerBase } from "./lib/tfjs_types.ts";

@@ -6,13 +6,14 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Dataset } from "./dataset.ts";
 import { shuffledIndices } from "./random.ts";
+import type { Tensor2D, Tensor4D } from "../tfjs_types.ts";
 
 /** One mini-batch. Its tensors belong to the iterator: they are disposed when it advances. */
 export interface Batch {
   /** Images `[b, height, width, channels]`. */
-  xs: tf.Tensor4D;
+  xs: Tensor4D;
   /** One-hot labels `[b, numClasses]`, float32. */
-  ys: tf.Tensor2D;
+  ys: Tensor2D;
   /** The labels as class indices. */
   labels: Uint8Array;
   /** Index of the batch within the epoch, from 0. */
@@ -157,7 +158,7 @@ export function* batches(data: Dataset, options: BatchOptions): Generator<Batch>
     }
     const xs = tf.tensor4d(images, [size, data.height, data.width, channels]);
     const ys = tf.tidy(() =>
-      tf.oneHot(tf.tensor1d(labels, "int32"), data.numClasses).toFloat() as tf.Tensor2D
+      tf.oneHot(tf.tensor1d(labels, "int32"), data.numClasses).toFloat() as Tensor2D
     );
     try {
       yield { xs, ys, labels, index };

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
 import { type BackendInfo, initBackend } from "../backend.ts";
 import { type Dataset, loadDataset } from "../data/mnist.ts";
 import { createModel } from "../models/create_model.ts";
@@ -45,6 +44,7 @@ import {
   type RunState,
   type TrialRecord,
 } from "./results_dir.ts";
+import type { LayersModel } from "../tfjs_types.ts";
 
 /**
  * Builds the model of a trial: given the normalization variant and the trial's resolved
@@ -55,7 +55,7 @@ import {
 export type ModelFactory = (
   normalization: Normalization,
   config: ExperimentConfig,
-) => tf.LayersModel;
+) => LayersModel;
 
 /** The training and test splits a trial uses. */
 export interface TrialData {
@@ -197,7 +197,7 @@ export function builtinModel(
   normalization: Normalization,
   config: ExperimentConfig,
   data?: Pick<Dataset, "height" | "width" | "channels" | "numClasses">,
-): tf.LayersModel {
+): LayersModel {
   const normalizationOptions: NormalizationOptions & { groups?: number } = {
     tfjsMomentum: config.tfjsMomentum,
     epsilon: config.epsilon,

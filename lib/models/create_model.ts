@@ -3,11 +3,11 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
 import { type Activation, createLeNet, type Init } from "./lenet.ts";
 import { createMlp } from "./mlp.ts";
 import { createResNet20 } from "./resnet20.ts";
 import type { Normalization, NormalizationOptions } from "../norms/normalization.ts";
+import type { LayersModel } from "../tfjs_types.ts";
 
 /** A built-in model. */
 export type ModelName = "lenet" | "resnet20" | "mlp";
@@ -52,7 +52,7 @@ export interface ModelOptions {
  * model.dispose();
  * ```
  */
-export function createModel(name: ModelName, options: ModelOptions = {}): tf.LayersModel {
+export function createModel(name: ModelName, options: ModelOptions = {}): LayersModel {
   const { hidden, ...shared } = options;
   switch (name) {
     case "lenet":

@@ -20,6 +20,7 @@ import {
   normalizationName,
   type NormalizationOptions,
 } from "../norms/normalization.ts";
+import type { Initializer, Sequential } from "../tfjs_types.ts";
 
 /**
  * The normalizations the experiment runner trains LeNet with (`custom` is bnlab's BN); every
@@ -40,8 +41,7 @@ export type Init = "glorot" | "pytorch" | "he";
 
 /** The runner's LeNet normalizations, for validation and CLI help. */
 export const NORMALIZATIONS: readonly Normalization[] = ["none", "custom", "tfjs"];
-/** A tfjs weight initializer. */
-export type Initializer = ReturnType<typeof tf.initializers.zeros>;
+export type { Initializer } from "../tfjs_types.ts";
 
 /** Allowed activations. */
 export const ACTIVATIONS: readonly Activation[] = ["relu", "sigmoid", "tanh"];
@@ -93,7 +93,7 @@ export interface LeNetOptions {
  * model.dispose();
  * ```
  */
-export function createLeNet(options: LeNetOptions = {}): tf.Sequential {
+export function createLeNet(options: LeNetOptions = {}): Sequential {
   const normalization = options.normalization ?? "none";
   const activation = options.activation ?? "relu";
   const init = options.init ?? "pytorch";

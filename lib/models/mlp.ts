@@ -15,6 +15,7 @@ import { type Activation, type Init, layerInitializers } from "./lenet.ts";
 import type { Normalization, NormalizationOptions } from "../norms/normalization.ts";
 import { normalizationLayer } from "../norms/normalization.ts";
 import { checkModelOptions } from "./resnet20.ts";
+import type { Sequential } from "../tfjs_types.ts";
 
 /** Options of {@linkcode createMlp}. */
 export interface MlpOptions {
@@ -54,7 +55,7 @@ export const MLP_DEFAULT_HIDDEN: readonly number[] = Object.freeze([100, 100, 10
  * model.dispose();
  * ```
  */
-export function createMlp(options: MlpOptions = {}): tf.Sequential {
+export function createMlp(options: MlpOptions = {}): Sequential {
   const where = "createMlp";
   const variant = checkModelOptions(where, options);
   const hidden = options.hidden ?? [...MLP_DEFAULT_HIDDEN];

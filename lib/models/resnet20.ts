@@ -31,6 +31,7 @@ import {
   normalizationName,
   type NormalizationOptions,
 } from "../norms/normalization.ts";
+import type { LayersModel } from "../tfjs_types.ts";
 
 /** Options of {@linkcode createResNet20}. */
 export interface ResNet20Options {
@@ -72,7 +73,7 @@ export const RESNET20_BLOCKS_PER_STAGE = 3;
  * model.dispose();
  * ```
  */
-export function createResNet20(options: ResNet20Options = {}): tf.LayersModel {
+export function createResNet20(options: ResNet20Options = {}): LayersModel {
   const where = "createResNet20";
   const variant = checkModelOptions(where, options);
   const activation = options.activation ?? "relu";

@@ -44,6 +44,13 @@ import {
   valuesPerChannel,
 } from "./batch_norm_ops.ts";
 import { runningAverage } from "./batch_norm_kernels.ts";
+import {
+  type ConfigDict,
+  LayerBase,
+  type LayerVariable,
+  type Shape,
+  type Tensor,
+} from "../tfjs_types.ts";
 
 /**
  * Batch Renormalization's clipping (Ioffe 2017): r ∈ [1/rMax, rMax], d ∈ [−dMax, dMax], the
@@ -150,7 +157,7 @@ export const BATCH_NORM_DEFAULTS = Object.freeze({
  * console.log(await y.array()); // about [[-1, -1], [1, 1]]
  * ```
  */
-export class BatchNorm extends tf.layers.Layer {
+export class BatchNorm extends LayerBase {
   /** Name under which the class is registered for serialization. */
   static className = "BatchNorm";
 
@@ -170,20 +177,20 @@ export class BatchNorm extends tf.layers.Layer {
   readonly betaInitializer: "ones" | "zeros";
 
   /** γ (absent with `scale: false`). */
-  gamma?: tf.LayerVariable;
+  gamma?: LayerVariable;
   /** β (absent with `center: false`). */
-  beta?: tf.LayerVariable;
+  beta?: LayerVariable;
   /** Running mean. */
-  movingMean?: tf.LayerVariable;
+  movingMean?: LayerVariable;
   /** Running variance (biased or unbiased, see `runningVariance`). */
-  movingVariance?: tf.LayerVariable;
+  movingVariance?: LayerVariable;
   /** Number of training batches seen (used by the cumulative average). */
-  batchesSeen?: tf.LayerVariable;
+  batchesSeen?: LayerVariable;
   /** Renorm's mean and standard deviation, updated with `renormMomentum`. */
-  renormMean?: tf.LayerVariable;
-  renormStddev?: tf.LayerVariable;
+  renormMean?: LayerVariable;
+  renormStddev?: LayerVariable;
   /** Renorm's count of training calls, for the warm-up (only with `warmupSteps` > 0). */
-  renormSteps?: tf.LayerVariable;
+  renormSteps?: LayerVariable;
 
   #channelAxis = -1;
 
@@ -211,8 +218,8 @@ export class BatchNorm extends tf.layers.Layer {
     _validate(this);
   }
 
-  override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+  override build(inputShape: Shape | Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
     const rank = shape.length;
     if (rank < 2) {
       throw new Error(
@@ -298,17 +305,17 @@ export class BatchNorm extends tf.layers.Layer {
     this.built = true;
   }
 
-  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] {
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape | Shape[] {
     return inputShape;
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: { training?: boolean }): tf.Tensor {
+  override call(inputs: Tensor | Tensor[], kwargs: { training?: boolean }): Tensor {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     const training = kwargs?.training ?? false;
     return tf.tidy(() => (training ? this.#training(x) : this.#inference(x)));
   }
 
-  #inference(x: tf.Tensor): tf.Tensor {
+  #inference(x: Tensor): Tensor {
     const shape = this.#broadcastShape(x.rank);
     return normalizeBatch(
       x,
@@ -322,7 +329,7 @@ export class BatchNorm extends tf.layers.Layer {
     );
   }
 
-  #training(input: tf.Tensor): tf.Tensor {
+  #training(input: Tensor): Tensor {
     const axis = this.#channelAxis;
     let x = input;
     let axes = input.shape.map((_, i) => i).filter((i) => i !== axis);
@@ -388,13 +395,13 @@ export class BatchNorm extends tf.layers.Layer {
     return ghost ? tf.reshape(y, input.shape) : y;
   }
 
-  #updateRunning(batchMean: tf.Tensor, batchVariance: tf.Tensor, m: number) {
+  #updateRunning(batchMean: Tensor, batchVariance: Tensor, m: number) {
     const factor = this.runningVariance === "unbiased" ? m / (m - 1) : null;
     if (this.momentum === null) {
       const variance = factor === null ? batchVariance : tf.mul(batchVariance, factor);
       const n = tf.add(this.batchesSeen!.read(), 1);
       this.batchesSeen!.write(n);
-      const step = (running: tf.LayerVariable, value: tf.Tensor) => {
+      const step = (running: LayerVariable, value: Tensor) => {
         const old = running.read();
         running.write(tf.add(old, tf.div(tf.sub(tf.reshape(value, old.shape), old), n)));
       };
@@ -408,7 +415,7 @@ export class BatchNorm extends tf.layers.Layer {
   }
 
   /** rMax and dMax of this training call: constant, or warmed up (see {@linkcode RenormClipping}). */
-  #renormBounds(): { rMin: tf.Tensor; rMax: tf.Tensor; dMax: tf.Tensor } {
+  #renormBounds(): { rMin: Tensor; rMax: Tensor; dMax: Tensor } {
     const { rMax, dMax, warmupSteps } = this.renormClipping;
     if (!this.renormSteps) {
       return { rMin: tf.scalar(1 / rMax), rMax: tf.scalar(rMax), dMax: tf.scalar(dMax) };
@@ -424,7 +431,7 @@ export class BatchNorm extends tf.layers.Layer {
     return shape;
   }
 
-  override getConfig(): tf.serialization.ConfigDict {
+  override getConfig(): ConfigDict {
     return {
       ...super.getConfig(),
       axis: this.axis,
@@ -472,8 +479,8 @@ export function batchNorm(options: BatchNormOptions = {}): BatchNorm {
  * given: a named kernel where the backend registers one, else tfjs ops (batch_norm_kernels.ts).
  */
 function _keras(
-  running: tf.LayerVariable,
-  value: tf.Tensor,
+  running: LayerVariable,
+  value: Tensor,
   keep: number,
   factor: number | null = null,
 ) {
@@ -484,7 +491,7 @@ function _keras(
  * Per-channel statistics (one value per channel, in any shape); ghost batches' statistics are
  * averaged (axis 0).
  */
-function _average(stat: tf.Tensor, ghost: boolean): tf.Tensor {
+function _average(stat: Tensor, ghost: boolean): Tensor {
   return ghost ? tf.reshape(tf.mean(stat, 0), [-1]) : stat;
 }
 

@@ -19,13 +19,14 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { namedBatchNormTraining } from "./batch_norm_kernels.ts";
+import type { Tensor } from "../tfjs_types.ts";
 
 /** Options of {@linkcode normalizeBatch}. */
 export interface NormalizeBatchOptions {
   /** β, added after scaling; broadcast against x. @default {none (0)} */
-  offset?: tf.Tensor;
+  offset?: Tensor;
   /** γ, multiplied after normalizing; broadcast against x. @default {none (1)} */
-  scale?: tf.Tensor;
+  scale?: Tensor;
   /** ε ≥ 0, added to the variance before the square root. @default {1e-3} */
   epsilon?: number;
 }
@@ -49,10 +50,10 @@ export interface NormalizeBatchOptions {
  * ```
  */
 export function moments(
-  x: tf.Tensor,
+  x: Tensor,
   axes: number[],
   keepDims = false,
-): { mean: tf.Tensor; variance: tf.Tensor } {
+): { mean: Tensor; variance: Tensor } {
   return tf.tidy(() => {
     const mean = tf.mean(x, axes, true);
     const variance = tf.mean(tf.square(tf.sub(x, mean)), axes, keepDims);
@@ -80,11 +81,11 @@ export function moments(
  * ```
  */
 export function normalizeBatch(
-  x: tf.Tensor,
-  mean: tf.Tensor,
-  variance: tf.Tensor,
+  x: Tensor,
+  mean: Tensor,
+  variance: Tensor,
   options: NormalizeBatchOptions = {},
-): tf.Tensor {
+): Tensor {
   const epsilon = options.epsilon ?? 1e-3;
   if (typeof epsilon !== "number" || !(epsilon >= 0) || !Number.isFinite(epsilon)) {
     throw new Error(`normalizeBatch: epsilon must be a number >= 0, received ${epsilon}`);
@@ -104,9 +105,9 @@ export interface BatchNormTrainingOptions {
   /** ε, added to the variance before the square root. */
   epsilon: number;
   /** γ shaped for broadcasting against x (size-1 reduced axes), or none for γ = 1. */
-  scale?: tf.Tensor;
+  scale?: Tensor;
   /** β shaped like `scale`, or none for β = 0. */
-  offset?: tf.Tensor;
+  offset?: Tensor;
   /**
    * `analytic`: one `tf.customGrad` whose gradient is the closed form in this module's doc;
    * `autodiff`: tfjs differentiates the forward ops (mean, variance, normalization);
@@ -138,11 +139,11 @@ export const BATCH_NORM_GRADIENTS: readonly BatchNormGradient[] = [
 /** What {@linkcode batchNormTraining} returns. */
 export interface BatchNormTrainingResult {
   /** The normalized, scaled and shifted output. */
-  y: tf.Tensor;
+  y: Tensor;
   /** Batch mean μ, with the reduced axes kept as size 1 (not differentiated). */
-  mean: tf.Tensor;
+  mean: Tensor;
   /** Biased batch variance σ², shaped like `mean` (not differentiated). */
-  variance: tf.Tensor;
+  variance: Tensor;
 }
 
 /**
@@ -170,7 +171,7 @@ export interface BatchNormTrainingResult {
  * ```
  */
 export function batchNormTraining(
-  x: tf.Tensor,
+  x: Tensor,
   options: BatchNormTrainingOptions,
 ): BatchNormTrainingResult {
   const { axes, epsilon, scale, offset, gradient = "analytic" } = options;
@@ -211,20 +212,20 @@ export function batchNormTraining(
  * the full dependence of y on x through them is folded into dx.
  */
 function _analyticBatchNorm(
-  x: tf.Tensor,
-  mean: tf.Tensor,
-  variance: tf.Tensor,
+  x: Tensor,
+  mean: Tensor,
+  variance: Tensor,
   axes: number[],
   epsilon: number,
-  scale?: tf.Tensor,
-  offset?: tf.Tensor,
-): tf.Tensor {
-  const inputs: tf.Tensor[] = [x, mean, variance];
+  scale?: Tensor,
+  offset?: Tensor,
+): Tensor {
+  const inputs: Tensor[] = [x, mean, variance];
   if (scale) inputs.push(scale);
   if (offset) inputs.push(offset);
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const op = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
-    const [xs, mu, sigma2, ...rest] = args as tf.Tensor[];
+    const [xs, mu, sigma2, ...rest] = args as Tensor[];
     const gamma = scale ? rest[0] : undefined;
     const beta = offset ? rest[scale ? 1 : 0] : undefined;
     const invStd = tf.rsqrt(tf.add(sigma2, epsilon));
@@ -234,13 +235,13 @@ function _analyticBatchNorm(
     save([xHat, invStd, ...(gamma ? [gamma] : [])]);
     return {
       value,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
         const [savedXHat, savedInvStd, savedGamma] = saved;
         const dyMean = tf.mean(dy, axes, true);
         const dyXHatMean = tf.mean(tf.mul(dy, savedXHat), axes, true);
         const centered = tf.sub(tf.sub(dy, dyMean), tf.mul(savedXHat, dyXHatMean));
         const factor = savedGamma ? tf.mul(savedGamma, savedInvStd) : savedInvStd;
-        const grads: tf.Tensor[] = [
+        const grads: Tensor[] = [
           tf.mul(centered, factor),
           tf.zerosLike(mu),
           tf.zerosLike(sigma2),
@@ -270,13 +271,13 @@ function _analyticBatchNorm(
  * console.log(await g.array()); // [ 3 ]
  * ```
  */
-export function stopGradient<T extends tf.Tensor>(x: T): T {
+export function stopGradient<T extends Tensor>(x: T): T {
   return _stopGradient(x) as T;
 }
 
-const _stopGradient = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
-  value: tf.clone(args[0] as tf.Tensor),
-  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+const _stopGradient = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => ({
+  value: tf.clone(args[0] as Tensor),
+  gradFunc: (dy: Tensor) => tf.zerosLike(dy),
 }));
 
 /**
@@ -297,7 +298,7 @@ export function valuesPerChannel(shape: readonly number[], axes: readonly number
 }
 
 /** Sums a gradient over the axes along which its parameter was broadcast (ghost batches). */
-function _sumTo(grad: tf.Tensor, shape: number[]): tf.Tensor {
+function _sumTo(grad: Tensor, shape: number[]): Tensor {
   const axes = grad.shape.map((size, i) => (shape[i] === 1 && size !== 1 ? i : -1)).filter((i) =>
     i >= 0
   );

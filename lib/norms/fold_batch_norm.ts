@@ -13,6 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { BatchNorm } from "./batch_norm.ts";
+import type { ConfigDict, LayersModel, Sequential, Tensor } from "../tfjs_types.ts";
 
 const _FOLDABLE = new Set(["Dense", "Conv2D"]);
 
@@ -37,7 +38,7 @@ const _FOLDABLE = new Set(["Dense", "Conv2D"]);
  * console.log(folded.layers.length); // 2
  * ```
  */
-export function foldBatchNorm(model: tf.LayersModel): tf.Sequential {
+export function foldBatchNorm(model: LayersModel): Sequential {
   if (!(model instanceof tf.Sequential)) {
     throw new Error(
       `foldBatchNorm: expected a tf.Sequential model, received ${model.getClassName()} ` +
@@ -45,7 +46,7 @@ export function foldBatchNorm(model: tf.LayersModel): tf.Sequential {
     );
   }
   const layers = model.layers;
-  const specs: { layer: tf.layers.Layer; weights: tf.Tensor[] }[] = [];
+  const specs: { layer: tf.layers.Layer; weights: Tensor[] }[] = [];
   for (let i = 0; i < layers.length; i++) {
     const layer = layers[i];
     const next = layers[i + 1];
@@ -88,7 +89,7 @@ function _canFold(layer: tf.layers.Layer, bn: tf.layers.Layer): boolean {
     lastAxis && (config.dataFormat ?? "channelsLast") === "channelsLast";
 }
 
-function _foldedWeights(layer: tf.layers.Layer, bn: tf.layers.Layer): tf.Tensor[] {
+function _foldedWeights(layer: tf.layers.Layer, bn: tf.layers.Layer): Tensor[] {
   const { gamma, beta, mean, variance, epsilon } = _bnParameters(bn);
   const [kernel, bias] = layer.getWeights();
   return tf.tidy(() => {
@@ -111,7 +112,7 @@ function _bnParameters(bn: tf.layers.Layer) {
   };
 }
 
-function _fromConfig(layer: tf.layers.Layer, config: tf.serialization.ConfigDict): tf.layers.Layer {
+function _fromConfig(layer: tf.layers.Layer, config: ConfigDict): tf.layers.Layer {
   const cls = layer.constructor as unknown as tf.serialization.SerializableConstructor<
     tf.layers.Layer
   >;

@@ -14,6 +14,13 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { checkGroupShape, groupNormalize, type GroupNormGradient } from "./group_norm_ops.ts";
+import {
+  type ConfigDict,
+  LayerBase,
+  type LayerVariable,
+  type Shape,
+  type Tensor,
+} from "../tfjs_types.ts";
 
 /** Options of {@linkcode GroupNorm}. */
 export interface GroupNormOptions {
@@ -64,7 +71,7 @@ export const GROUP_NORM_DEFAULTS = Object.freeze({
  * console.log(await y.array()); // about [[[-1, -1, -1, 1], [1, 1, -1, 1]]]
  * ```
  */
-export class GroupNorm extends tf.layers.Layer {
+export class GroupNorm extends LayerBase {
   /** Name under which the class is registered for serialization. */
   static className = "GroupNorm";
 
@@ -75,9 +82,9 @@ export class GroupNorm extends tf.layers.Layer {
   readonly scale: boolean;
   readonly gradient: GroupNormGradient;
   /** γ (absent with `scale: false`). */
-  gamma?: tf.LayerVariable;
+  gamma?: LayerVariable;
   /** β (absent with `center: false`). */
-  beta?: tf.LayerVariable;
+  beta?: LayerVariable;
 
   #channelAxis = -1;
   #effectiveGroups = 1;
@@ -127,8 +134,8 @@ export class GroupNorm extends tf.layers.Layer {
     return this.#effectiveGroups;
   }
 
-  override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+  override build(inputShape: Shape | Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
     // The channel count first, to cap the groups at it.
     const axis = checkGroupShape(this.where, shape, this.axis, 1);
     const channels = shape[axis] as number;
@@ -149,11 +156,11 @@ export class GroupNorm extends tf.layers.Layer {
     this.built = true;
   }
 
-  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] {
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape | Shape[] {
     return inputShape;
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+  override call(inputs: Tensor | Tensor[]): Tensor {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     return tf.tidy(() =>
       groupNormalize(x, {
@@ -167,7 +174,7 @@ export class GroupNorm extends tf.layers.Layer {
     );
   }
 
-  override getConfig(): tf.serialization.ConfigDict {
+  override getConfig(): ConfigDict {
     return {
       ...super.getConfig(),
       groups: this.groups,

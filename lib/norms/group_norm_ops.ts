@@ -22,6 +22,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor } from "../tfjs_types.ts";
 
 /** How {@linkcode groupNormalize}'s gradient is computed: the closed form or tfjs's autodiff. */
 export type GroupNormGradient = "analytic" | "autodiff";
@@ -35,9 +36,9 @@ export interface GroupNormalizeOptions {
   /** ε > 0, added to the variance inside the square root. @default {1e-3} */
   epsilon?: number;
   /** γ, one value per channel ([C]). @default {none (1)} */
-  gamma?: tf.Tensor;
+  gamma?: Tensor;
   /** β, one value per channel ([C]). @default {none (0)} */
-  beta?: tf.Tensor;
+  beta?: Tensor;
   /** `analytic` (one `tf.customGrad`) or `autodiff`. @default {"analytic"} */
   gradient?: GroupNormGradient;
 }
@@ -60,7 +61,7 @@ export interface GroupNormalizeOptions {
  * console.log(await y.array()); // about [[-1, 1, -1, 1]] (1/√1.001 = 0.9995)
  * ```
  */
-export function groupNormalize(x: tf.Tensor, options: GroupNormalizeOptions): tf.Tensor {
+export function groupNormalize(x: Tensor, options: GroupNormalizeOptions): Tensor {
   const { groups, gamma, beta } = options;
   const epsilon = options.epsilon ?? 1e-3;
   const gradient = options.gradient ?? "analytic";
@@ -154,7 +155,7 @@ export function checkGroupShape(
   return positive;
 }
 
-function _autodiff(xs: tf.Tensor, axes: number[], epsilon: number, g?: tf.Tensor, b?: tf.Tensor) {
+function _autodiff(xs: Tensor, axes: number[], epsilon: number, g?: Tensor, b?: Tensor) {
   const mean = tf.mean(xs, axes, true);
   const variance = tf.mean(tf.square(tf.sub(xs, mean)), axes, true);
   let y = tf.mul(tf.sub(xs, mean), tf.rsqrt(tf.add(variance, epsilon)));
@@ -163,11 +164,11 @@ function _autodiff(xs: tf.Tensor, axes: number[], epsilon: number, g?: tf.Tensor
   return y;
 }
 
-function _analytic(xs: tf.Tensor, axes: number[], epsilon: number, g?: tf.Tensor, b?: tf.Tensor) {
+function _analytic(xs: Tensor, axes: number[], epsilon: number, g?: Tensor, b?: Tensor) {
   const inputs = [xs, ...(g ? [g] : []), ...(b ? [b] : [])];
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const op = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
-    const [x, ...rest] = args as tf.Tensor[];
+    const [x, ...rest] = args as Tensor[];
     const gamma = g ? rest[0] : undefined;
     const beta = b ? rest[g ? 1 : 0] : undefined;
     const mean = tf.mean(x, axes, true);
@@ -178,7 +179,7 @@ function _analytic(xs: tf.Tensor, axes: number[], epsilon: number, g?: tf.Tensor
     save([xHat, invStd, ...(gamma ? [gamma] : [])]);
     return {
       value,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
         const [savedXHat, savedInvStd, savedGamma] = saved;
         const gy = savedGamma ? tf.mul(dy, savedGamma) : dy;
         const centered = tf.sub(

@@ -14,6 +14,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { GroupNorm, type GroupNormOptions } from "./group_norm.ts";
+import type { ConfigDict } from "../tfjs_types.ts";
 
 /** Options of {@linkcode LayerNorm}: those of group normalization but `groups`. */
 export type LayerNormOptions = Omit<GroupNormOptions, "groups">;
@@ -45,7 +46,7 @@ export class LayerNorm extends GroupNorm {
     super({ ...rest, groups: 1 });
   }
 
-  override getConfig(): tf.serialization.ConfigDict {
+  override getConfig(): ConfigDict {
     const { groups: _groups, ...config } = super.getConfig();
     return config;
   }

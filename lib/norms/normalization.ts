@@ -8,6 +8,7 @@ import * as tf from "@tensorflow/tfjs";
 import { batchNorm, type BatchNormOptions } from "./batch_norm.ts";
 import { GROUP_NORM_DEFAULTS, groupNorm } from "./group_norm.ts";
 import { layerNorm } from "./layer_norm.ts";
+import type { Layer } from "../tfjs_types.ts";
 
 /**
  * A normalization variant:
@@ -109,7 +110,7 @@ export interface NormalizationOptions {
 export function normalizationLayer(
   variant: Normalization,
   options: NormalizationOptions = {},
-): tf.layers.Layer | null {
+): Layer | null {
   const epsilon = options.epsilon ?? 1e-3;
   const shared = {
     epsilon,

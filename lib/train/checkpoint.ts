@@ -24,6 +24,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { writeFileAtomic, writeJsonAtomic } from "../output/atomic.ts";
+import type { LayersModel, Optimizer, Tensor } from "../tfjs_types.ts";
 
 /** Version of the manifest format written. */
 export const CHECKPOINT_FORMAT = 2;
@@ -63,9 +64,9 @@ export interface CheckpointManifest<S> {
 /** Options of {@linkcode saveCheckpoint}. */
 export interface SaveCheckpointOptions<S> {
   /** Model whose weights are saved. */
-  model: tf.LayersModel;
+  model: LayersModel;
   /** Optimizer whose state is saved. */
-  optimizer: tf.Optimizer;
+  optimizer: Optimizer;
   /** JSON-serializable state of the caller's. */
   state: S;
   /** Distinguishes successive weight files, e.g. the epoch. */
@@ -139,9 +140,9 @@ export async function saveCheckpoint<S>(
 /** Options of {@linkcode loadCheckpoint}. */
 export interface LoadCheckpointOptions {
   /** Model whose weights are overwritten; its layer classes must match the checkpoint's. */
-  model: tf.LayersModel;
+  model: LayersModel;
   /** Optimizer whose state is overwritten; of the checkpoint's class. */
-  optimizer: tf.Optimizer;
+  optimizer: Optimizer;
   /**
    * The config the caller runs with; a checkpoint saved with a different one is refused,
    * naming the differing fields. A checkpoint saved without a config is not checked.
@@ -354,7 +355,7 @@ function _checkConfig(where: string, saved: CheckpointConfig, received: Checkpoi
 }
 
 /** The optimizer's own variables that `getWeights()` leaves out, sorted by property name. */
-function _optimizerExtras(optimizer: tf.Optimizer, listed: tf.Tensor[]): [string, tf.Variable][] {
+function _optimizerExtras(optimizer: Optimizer, listed: Tensor[]): [string, tf.Variable][] {
   const ids = new Set(listed.map((t) => t.id));
   return Object.entries(optimizer as unknown as Record<string, unknown>)
     .filter((entry): entry is [string, tf.Variable] =>

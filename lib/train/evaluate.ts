@@ -8,6 +8,7 @@ import { batches, type LastBatch, numBatches } from "../data/batches.ts";
 import type { Dataset } from "../data/mnist.ts";
 import { checkBatchesNormalizable, checkModelFitsData, validateDataset } from "../data/validate.ts";
 import { computeLoss, type LossName } from "./losses.ts";
+import type { LayersModel, Tensor } from "../tfjs_types.ts";
 
 /** Options of {@linkcode evaluate}. */
 export interface EvaluateOptions {
@@ -72,7 +73,7 @@ export interface Evaluation {
  * ```
  */
 export async function evaluate(
-  model: tf.LayersModel,
+  model: LayersModel,
   data: Dataset,
   options: EvaluateOptions = {},
 ): Promise<Evaluation> {
@@ -111,7 +112,7 @@ export async function evaluate(
   try {
     for (const batch of batches(data, { batchSize, shuffle: false, lastBatch })) {
       const [predicted, batchLoss] = tf.tidy(() => {
-        const logits = model.apply(batch.xs, { training: statistics === "batch" }) as tf.Tensor;
+        const logits = model.apply(batch.xs, { training: statistics === "batch" }) as Tensor;
         return [
           tf.argMax(logits, -1),
           tf.mul(computeLoss(lossName, logits, batch.ys), batch.labels.length),

@@ -11,6 +11,7 @@ import { validateTrainingInputs } from "../data/validate.ts";
 import type { Dataset } from "../data/mnist.ts";
 import { evaluate, type Evaluation } from "./evaluate.ts";
 import { computeLoss, type LossName } from "./losses.ts";
+import type { LayersModel, NamedTensorMap, Optimizer, Scalar, Tensor } from "../tfjs_types.ts";
 
 /** Optimizers the loop can build (`momentum` is SGD with momentum 0.9, an older name). */
 export type OptimizerName = "sgd" | "momentum" | "adam";
@@ -77,7 +78,7 @@ export interface TrainOptions {
   /** Batch size of the evaluation. @default {500} */
   evalBatchSize?: number;
   /** Optimizer whose state continues from a checkpoint; built from the options when absent. */
-  optimizerInstance?: tf.Optimizer;
+  optimizerInstance?: Optimizer;
   /** SGD's momentum and Nesterov flag, when the optimizer is built here. */
   optimizerOptions?: OptimizerOptions;
   /** L2 weight decay: wd·w is added to every trainable weight's gradient. @default {0} */
@@ -99,7 +100,7 @@ export interface TrainOptions {
    */
   observer?: TrainObserver;
   /** Called after each epoch's evaluation, before the next epoch starts (checkpoints go here). */
-  onEpochEnd?: (record: EpochRecord, optimizer: tf.Optimizer) => Promise<void> | void;
+  onEpochEnd?: (record: EpochRecord, optimizer: Optimizer) => Promise<void> | void;
 }
 
 /** Observers of {@linkcode train} that read but do not change the training. */
@@ -107,7 +108,7 @@ export interface TrainObserver {
   /** Steps between two calls of `onGradients` (steps s with s % gradientsEvery = 0). */
   gradientsEvery: number;
   /** Receives the step (from 1) and the raw gradients by variable name, before the update. */
-  onGradients: (step: number, grads: tf.NamedTensorMap) => void;
+  onGradients: (step: number, grads: NamedTensorMap) => void;
   /** Awaited after every step's update, with the step (from 1) and the epoch (from 0). */
   afterStep?: (step: number, epoch: number) => Promise<void> | void;
 }
@@ -192,7 +193,7 @@ export function createOptimizer(
   name: OptimizerName,
   lr: number,
   options: OptimizerOptions = {},
-): tf.Optimizer {
+): Optimizer {
   const { sgdMomentum = 0, nesterov = false } = options;
   if (!(sgdMomentum >= 0 && sgdMomentum < 1)) {
     throw new Error(`createOptimizer: sgdMomentum must be in [0, 1), received ${sgdMomentum}`);
@@ -275,7 +276,7 @@ export function scheduleFactor(step: number, options: ScheduleOptions = {}): num
  * ```
  */
 export async function train(
-  model: tf.LayersModel,
+  model: LayersModel,
   data: Dataset,
   options: TrainOptions,
 ): Promise<EpochRecord[]> {
@@ -324,8 +325,8 @@ export async function train(
   for (let epoch = startEpoch; epoch < epochs; epoch++) {
     const epochStarted = performance.now();
     const steps: StepRecord[] = [];
-    let lossSum: tf.Scalar = tf.scalar(0);
-    let correctSum: tf.Scalar = tf.scalar(0);
+    let lossSum: Scalar = tf.scalar(0);
+    let correctSum: Scalar = tf.scalar(0);
     let seen = 0;
     let batchCount = 0;
     for (const batch of batches(data, { batchSize, seed: epochSeed(seed, epoch), lastBatch })) {
@@ -334,13 +335,13 @@ export async function train(
       seen += batch.labels.length;
       if (scheduled) _setLearningRate(optimizer, lr * scheduleFactor(step, options.schedule));
       options.onStep?.(step);
-      let correct: tf.Scalar | undefined;
+      let correct: Scalar | undefined;
       const objective = () => {
-        const logits = model.apply(batch.xs, { training: true }) as tf.Tensor;
+        const logits = model.apply(batch.xs, { training: true }) as Tensor;
         correct = tf.keep(
           tf.tidy(() =>
             tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), tf.argMax(batch.ys, -1)), "float32"))
-          ) as tf.Scalar,
+          ) as Scalar,
         );
         return computeLoss(loss, logits, batch.ys);
       };
@@ -349,11 +350,11 @@ export async function train(
         : undefined;
       const batchLoss = weightDecay > 0 || observer
         ? _minimizeWithDecay(optimizer, objective, variables, weightDecay, observer, step)
-        : optimizer.minimize(objective, true, variables) as tf.Scalar;
-      const nextSum = tf.add(lossSum, batchLoss) as tf.Scalar;
+        : optimizer.minimize(objective, true, variables) as Scalar;
+      const nextSum = tf.add(lossSum, batchLoss) as Scalar;
       lossSum.dispose();
       lossSum = nextSum;
-      const nextCorrect = tf.add(correctSum, correct!) as tf.Scalar;
+      const nextCorrect = tf.add(correctSum, correct!) as Scalar;
       correctSum.dispose();
       correct!.dispose();
       correctSum = nextCorrect;
@@ -442,7 +443,7 @@ export function epochSteps(count: number, batchSize: number, lastBatch: LastBatc
   return numBatches(count, { batchSize, lastBatch });
 }
 
-function _setLearningRate(optimizer: tf.Optimizer, lr: number) {
+function _setLearningRate(optimizer: Optimizer, lr: number) {
   const o = optimizer as unknown as {
     learningRate: number;
     setLearningRate?: (lr: number) => void;
@@ -458,13 +459,13 @@ function _setLearningRate(optimizer: tf.Optimizer, lr: number) {
  * added) and the raw gradients shown to an observer first.
  */
 function _minimizeWithDecay(
-  optimizer: tf.Optimizer,
-  objective: () => tf.Scalar,
+  optimizer: Optimizer,
+  objective: () => Scalar,
   variables: tf.Variable[],
   weightDecay: number,
   observer?: TrainObserver,
   step = 0,
-): tf.Scalar {
+): Scalar {
   const { value, grads } = optimizer.computeGradients(objective, variables);
   observer?.onGradients(step, grads);
   const decayed = variables.map((v) => ({

@@ -4,6 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Scalar, Tensor } from "../tfjs_types.ts";
 
 /** Loss names accepted by the training loop. */
 export type LossName = "xent" | "mse";
@@ -32,13 +33,13 @@ export const LOSSES: readonly LossName[] = ["xent", "mse"];
  * console.log((await loss.data())[0].toFixed(4)); // "2.3026"
  * ```
  */
-export function computeLoss(name: LossName, logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+export function computeLoss(name: LossName, logits: Tensor, labels: Tensor): Scalar {
   return tf.tidy(() => {
     switch (name) {
       case "xent":
-        return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
+        return tf.losses.softmaxCrossEntropy(labels, logits) as Scalar;
       case "mse":
-        return tf.mean(tf.squaredDifference(tf.softmax(logits), labels)) as tf.Scalar;
+        return tf.mean(tf.squaredDifference(tf.softmax(logits), labels)) as Scalar;
       default:
         throw new Error(
           `computeLoss: loss must be one of ${LOSSES.join(", ")}, received ${JSON.stringify(name)}`,
