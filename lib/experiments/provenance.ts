@@ -13,15 +13,21 @@ export interface Provenance {
   bnlab: string;
   /** Deno, V8 and TypeScript versions. */
   deno: string;
+  /** V8's version. */
   v8: string;
+  /** TypeScript's version. */
   typescript: string;
   /** tfjs-core version. */
   tfjs: string;
   /** Operating system, architecture, logical CPUs, memory and CPU model. */
   os: string;
+  /** CPU architecture, e.g. `x86_64`. */
   arch: string;
+  /** Logical CPUs. */
   cpus: number;
+  /** Total memory in GiB. */
   memoryGiB: number;
+  /** CPU model name. */
   cpuModel: string;
   /** Host name, so runs on different machines are told apart. */
   hostname: string;

@@ -112,13 +112,19 @@ export function inferLogBatchSize(
 export interface ComparisonRow {
   /** The results directory's name, e.g. `report-b512`. */
   setting: string;
+  /** Activation function of the setting. */
   activation: string;
+  /** Images per training step. */
   batch_size: number;
+  /** Learning rate. */
   lr: number;
+  /** Loss function. */
   loss: string;
+  /** Normalization variant (`custom` read as `bnlab`). */
   variant: string;
   /** Epochs finished so far, of `epochs`. */
   epochs_done: number;
+  /** Epochs the setting trains. */
   epochs: number;
   /** `done`, `diverged`, or `running` for a run that has not finished all its epochs. */
   status: string;
@@ -126,12 +132,15 @@ export interface ComparisonRow {
   test_accuracy: number | null;
   /** With each test batch's own statistics (finished BN runs only). */
   test_accuracy_batch_stats: number | null;
+  /** Mean test loss after the last finished epoch. */
   test_loss: number | null;
   /** Mean training loss of the last finished epoch. */
   train_loss: number | null;
   /** Share of the most predicted class (finished runs only; 1 = constant predictor). */
   top_class_share: number | null;
+  /** The report's epoch-20 test accuracy of the variant, a fraction. */
   report_test_accuracy: number | null;
+  /** The report's epoch-20 test loss of the variant. */
   report_test_loss: number | null;
   /** Mean of the report's three logged batch losses in epoch 20. */
   report_train_loss: number | null;

@@ -24,38 +24,56 @@ import type { Provenance } from "./provenance.ts";
 
 /** One finished (or stopped) run: a row of `summary.csv`. */
 export interface RunResult {
+  /** Normalization variant. */
   variant: Normalization;
+  /** Seed of the run. */
   seed: number;
   /** The model (`lenet` for results written before models were a field). */
   model?: string;
+  /** Dataset, e.g. `mnist`. */
   dataset: string;
+  /** Loss function, e.g. `xent`. */
   loss: string;
+  /** Activation function, e.g. `relu`. */
   activation: string;
+  /** Weight initialization scheme. */
   init: string;
+  /** Optimizer, e.g. `sgd`. */
   optimizer: string;
+  /** Epochs trained. */
   epochs: number;
+  /** Images per training step. */
   batch_size: number;
+  /** Learning rate. */
   lr: number;
   /** The BN momentum as configured (empty for `none`, `group`, `layer`). */
   momentum: number | null;
   /** The convention `momentum` is written in (empty where `momentum` is). */
   momentum_convention: string | null;
+  /** Training images used. */
   train_images: number;
+  /** Test images evaluated. */
   test_images: number;
+  /** Test accuracy with the running statistics (inference mode), a fraction. */
   test_accuracy: number;
+  /** Correct test predictions. */
   test_correct: number;
+  /** Mean test loss. */
   test_loss: number;
   /**
    * Test accuracy when normalization layers use each test batch of `batch_size` images' own
    * statistics instead of the running ones (empty for `none`).
    */
   test_accuracy_batch_stats: number | null;
+  /** Mean training loss of the last epoch. */
   train_loss: number;
   /** Training accuracy of the last epoch (absent in results written before it was recorded). */
   train_accuracy?: number | null;
   /** Share of test images predicted as the most predicted class (1.0 = a constant predictor). */
   top_class_share: number;
+  /** Wall-clock seconds of the run. */
   wall_seconds: number;
+  /** tfjs backend, e.g. `wasm`. */
   backend: string;
   /** `done`, or `diverged` when a NaN/infinite loss stopped the run. */
   status: "done" | "diverged";

@@ -236,19 +236,31 @@ export async function legacySweepPlan(out: string): Promise<Plan | undefined> {
 
 /** A row of the `momentum` sweep's `sweep.csv`. */
 export interface SweepRow {
+  /** The point's id, e.g. `keras-0.1`. */
   trial: string;
+  /** Seed of the run. */
   seed: number;
+  /** The momentum as configured, in `momentum_convention`'s form. */
   momentum: number | null;
+  /** `keras` or `pytorch`. */
   momentum_convention: string;
   /** The same momentum in the Keras form: the weight kept on the old running value. */
   keras_momentum: number | null;
+  /** Test accuracy with the running statistics, a fraction. */
   test_accuracy_running: number;
+  /** Test accuracy with each test batch's own statistics, a fraction. */
   test_accuracy_batch: number | null;
+  /** Mean test loss with the running statistics. */
   test_loss_running: number;
+  /** Mean training loss of the last epoch. */
   train_loss: number;
+  /** Epochs trained. */
   epochs: number;
+  /** Wall-clock seconds of the run. */
   wall_seconds: number;
+  /** tfjs backend, e.g. `wasm`. */
   backend: string;
+  /** `done` or `diverged`. */
   status: string;
 }
 

@@ -125,7 +125,22 @@ export interface BatchNormOptions {
 }
 
 /** The defaults of every option (Keras's, except where noted in {@linkcode BatchNormOptions}). */
-export const BATCH_NORM_DEFAULTS = Object.freeze({
+export const BATCH_NORM_DEFAULTS: Readonly<{
+  axis: number;
+  momentum: number | null;
+  momentumConvention: "keras" | "pytorch";
+  epsilon: number;
+  center: boolean;
+  scale: boolean;
+  runningVariance: "biased" | "unbiased";
+  gradient: BatchNormGradient;
+  renorm: boolean;
+  renormClipping: Readonly<Required<RenormClipping>>;
+  renormMomentum: number;
+  virtualBatchSize: number | null;
+  gammaInitializer: "ones" | "zeros";
+  betaInitializer: "ones" | "zeros";
+}> = Object.freeze({
   axis: -1,
   momentum: 0.99 as number | null,
   momentumConvention: "keras" as "keras" | "pytorch",
@@ -161,19 +176,33 @@ export class BatchNorm extends LayerBase {
   /** Name under which the class is registered for serialization. */
   static className = "BatchNorm";
 
+  /** The channel axis, as given (negative counts from the end). */
   readonly axis: number;
+  /** The running-average momentum in `momentumConvention`'s form; `null`: cumulative average. */
   readonly momentum: number | null;
+  /** How `momentum` is read: Keras (weight of the old value) or PyTorch (weight of the batch). */
   readonly momentumConvention: "keras" | "pytorch";
+  /** ε added to the variance before the square root. */
   readonly epsilon: number;
+  /** Whether β is learned. */
   readonly center: boolean;
+  /** Whether γ is learned. */
   readonly scale: boolean;
+  /** Whether the running variance averages the biased (÷m) or unbiased (÷(m − 1)) batch variance. */
   readonly runningVariance: "biased" | "unbiased";
+  /** How the backward pass is computed. */
   readonly gradient: BatchNormGradient;
+  /** Whether batch renormalization is on. */
   readonly renorm: boolean;
+  /** Renorm's bounds on r and d and its warm-up. */
   readonly renormClipping: Required<RenormClipping>;
+  /** Momentum (Keras form) of renorm's mean and standard deviation. */
   readonly renormMomentum: number;
+  /** Ghost-batch size: statistics over sub-batches of this many examples; `null`: the whole batch. */
   readonly virtualBatchSize: number | null;
+  /** Initial value of γ. */
   readonly gammaInitializer: "ones" | "zeros";
+  /** Initial value of β. */
   readonly betaInitializer: "ones" | "zeros";
 
   /** γ (absent with `scale: false`). */
@@ -188,13 +217,18 @@ export class BatchNorm extends LayerBase {
   batchesSeen?: LayerVariable;
   /** Renorm's mean and standard deviation, updated with `renormMomentum`. */
   renormMean?: LayerVariable;
+  /** Renorm's running standard deviation. */
   renormStddev?: LayerVariable;
   /** Renorm's count of training calls, for the warm-up (only with `warmupSteps` > 0). */
   renormSteps?: LayerVariable;
 
   #channelAxis = -1;
 
-  /** @param options The layer's options; see {@linkcode BatchNormOptions}. */
+  /**
+   * Creates the layer; its weights are made on first use (`build`).
+   *
+   * @param options The layer's options; see {@linkcode BatchNormOptions}.
+   */
   constructor(options: BatchNormOptions = {}) {
     super(
       { name: options.name, inputShape: options.inputShape, trainable: options.trainable } as never,
@@ -218,6 +252,11 @@ export class BatchNorm extends LayerBase {
     _validate(this);
   }
 
+  /**
+   * Creates the weights for the input's channel count.
+   *
+   * @param inputShape The input's shape.
+   */
   override build(inputShape: Shape | Shape[]): void {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
     const rank = shape.length;
@@ -305,10 +344,24 @@ export class BatchNorm extends LayerBase {
     this.built = true;
   }
 
+  /**
+   * The output's shape: the input's.
+   *
+   * @param inputShape The input's shape.
+   * @returns The same shape.
+   */
   override computeOutputShape(inputShape: Shape | Shape[]): Shape | Shape[] {
     return inputShape;
   }
 
+  /**
+   * Normalizes a batch: with its own statistics (and updating the running ones) when
+   * `kwargs.training` is true, with the running statistics otherwise.
+   *
+   * @param inputs The input tensor.
+   * @param kwargs `training`: whether the layer is in training mode.
+   * @returns The normalized tensor.
+   */
   override call(inputs: Tensor | Tensor[], kwargs: { training?: boolean }): Tensor {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     const training = kwargs?.training ?? false;
@@ -431,6 +484,11 @@ export class BatchNorm extends LayerBase {
     return shape;
   }
 
+  /**
+   * The layer's options, for serialization.
+   *
+   * @returns The options by name.
+   */
   override getConfig(): ConfigDict {
     return {
       ...super.getConfig(),

@@ -48,7 +48,14 @@ export interface GroupNormOptions {
 }
 
 /** Group normalization's defaults. */
-export const GROUP_NORM_DEFAULTS = Object.freeze({
+export const GROUP_NORM_DEFAULTS: Readonly<{
+  groups: number;
+  epsilon: number;
+  axis: number;
+  center: boolean;
+  scale: boolean;
+  gradient: GroupNormGradient;
+}> = Object.freeze({
   groups: 32,
   epsilon: 1e-3,
   axis: -1,
@@ -75,11 +82,17 @@ export class GroupNorm extends LayerBase {
   /** Name under which the class is registered for serialization. */
   static className = "GroupNorm";
 
+  /** Number of channel groups. */
   readonly groups: number;
+  /** ε added to the variance before the square root. */
   readonly epsilon: number;
+  /** The channel axis, as given (negative counts from the end). */
   readonly axis: number;
+  /** Whether β is learned. */
   readonly center: boolean;
+  /** Whether γ is learned. */
   readonly scale: boolean;
+  /** How the backward pass is computed. */
   readonly gradient: GroupNormGradient;
   /** γ (absent with `scale: false`). */
   gamma?: LayerVariable;
@@ -93,7 +106,11 @@ export class GroupNorm extends LayerBase {
     return "groupNorm";
   }
 
-  /** @param options The layer's options; see {@linkcode GroupNormOptions}. */
+  /**
+   * Creates the layer; its weights are made on first use (`build`).
+   *
+   * @param options The layer's options; see {@linkcode GroupNormOptions}.
+   */
   constructor(options: GroupNormOptions = {}) {
     super(
       { name: options.name, inputShape: options.inputShape, trainable: options.trainable } as never,
@@ -134,6 +151,11 @@ export class GroupNorm extends LayerBase {
     return this.#effectiveGroups;
   }
 
+  /**
+   * Creates the weights for the input's channel count.
+   *
+   * @param inputShape The input's shape.
+   */
   override build(inputShape: Shape | Shape[]): void {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
     // The channel count first, to cap the groups at it.
@@ -156,10 +178,22 @@ export class GroupNorm extends LayerBase {
     this.built = true;
   }
 
+  /**
+   * The output's shape: the input's.
+   *
+   * @param inputShape The input's shape.
+   * @returns The same shape.
+   */
   override computeOutputShape(inputShape: Shape | Shape[]): Shape | Shape[] {
     return inputShape;
   }
 
+  /**
+   * Normalizes each example over each group of channels (and the spatial positions).
+   *
+   * @param inputs The input tensor.
+   * @returns The normalized tensor.
+   */
   override call(inputs: Tensor | Tensor[]): Tensor {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     return tf.tidy(() =>
@@ -174,6 +208,11 @@ export class GroupNorm extends LayerBase {
     );
   }
 
+  /**
+   * The layer's options, for serialization.
+   *
+   * @returns The options by name.
+   */
   override getConfig(): ConfigDict {
     return {
       ...super.getConfig(),

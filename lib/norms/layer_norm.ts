@@ -40,12 +40,21 @@ export class LayerNorm extends GroupNorm {
     return "layerNorm";
   }
 
-  /** @param options The layer's options; see {@linkcode LayerNormOptions}. */
+  /**
+   * Creates the layer: group normalization with one group.
+   *
+   * @param options The layer's options; see {@linkcode LayerNormOptions}.
+   */
   constructor(options: LayerNormOptions = {}) {
     const { groups: _groups, ...rest } = options as GroupNormOptions;
     super({ ...rest, groups: 1 });
   }
 
+  /**
+   * The layer's options, for serialization (`groups` is always 1 and left out).
+   *
+   * @returns The options by name.
+   */
   override getConfig(): ConfigDict {
     const { groups: _groups, ...config } = super.getConfig();
     return config;

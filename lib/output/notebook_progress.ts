@@ -35,7 +35,11 @@ export class NotebookProgress {
   #current = "";
   #pending: Promise<void> = Promise.resolve();
 
-  /** @param id A display id unique within the notebook. */
+  /**
+   * Creates a display, shown on the first update.
+   *
+   * @param id A display id unique within the notebook.
+   */
   constructor(id: string) {
     this.#id = `bnlab-progress-${id}`;
     try {

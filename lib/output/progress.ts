@@ -13,9 +13,11 @@ export interface ProgressUpdate {
   label: string;
   /** Steps done and the total. */
   step: number;
+  /** Steps in all. */
   totalSteps: number;
   /** Epoch, from 1, and the total. */
   epoch: number;
+  /** Epochs in all. */
   epochs: number;
   /** Latest training loss. */
   loss: number;

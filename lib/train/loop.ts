@@ -161,6 +161,8 @@ export type TrainEvent =
 /** Raised when a training loss is NaN or infinite; the epochs before it are intact. */
 export class NonFiniteLossError extends Error {
   /**
+   * Creates the error with the step that produced the non-finite loss.
+   *
    * @param epoch Epoch of the bad step.
    * @param step Step of the bad loss.
    * @param loss The value read.
