@@ -1,6 +1,7 @@
 /**
  * `deno task collect DIR`: rebuilds an experiment's outputs (summary.csv, table.csv,
- * history.csv, curves.svg; or sweep.csv, sweep_table.csv, sweep.svg) from whatever trials of
+ * history.csv, curves.svg/png, accuracy.svg/png; or sweep.csv, sweep_table.csv, sweep.svg/png)
+ * from whatever trials of
  * its plan finished, and says how many did.
  *
  * @module

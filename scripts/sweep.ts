@@ -3,7 +3,7 @@
  * named sweep (`momentum`) or the product of grids over any config fields, `--seeds N` each,
  * over a base config (`--preset`, flags), resuming finished and interrupted trials, in worker
  * processes (one per core by default) or as a Slurm job array (`--executor slurm`); writes
- * `sweep.csv`, `sweep_table.csv` and `sweep.svg`.
+ * `sweep.csv`, `sweep_table.csv` and `sweep.svg`/`.png`.
  *
  * @module
  */
@@ -100,7 +100,9 @@ async function main(argv: string[]): Promise<number> {
   if (flags.executor === "slurm") return 0;
   const { rows } = await writeSweepOutputs(out, plan);
   console.log(formatTable(rows, { digits: 4 }));
-  console.log(`\nResults: ${out}/ (sweep.csv, sweep_table.csv, sweep.svg, sweep.json, plan.json)`);
+  console.log(
+    `\nResults: ${out}/ (sweep.csv, sweep_table.csv, sweep.svg/png, sweep.json, plan.json)`,
+  );
   return 0;
 }
 

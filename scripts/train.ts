@@ -75,7 +75,7 @@ async function main(args: string[]): Promise<number> {
   );
   if (config.seeds > 1) console.log(formatTable(outputs.table, { digits: 4 }));
   console.log(
-    `\nResults: ${out}/ (summary.csv, table.csv, history.csv, curves.svg, config.json, plan.json)`,
+    `\nResults: ${out}/ (summary.csv, table.csv, history.csv, curves.svg/png, accuracy.svg/png, config.json, plan.json)`,
   );
   return 0;
 }

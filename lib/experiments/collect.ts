@@ -21,9 +21,10 @@ export interface Collected {
 }
 
 /**
- * Writes `summary.csv`, `table.csv`, `history.csv` and `curves.svg` (train; with
- * `figure1.csv`/`.svg`/`.png` when runs wrote diagnostics) or `sweep.csv`, `sweep_table.csv`
- * and `sweep.svg` (sweep) from the finished trials; missing or failed
+ * Writes `summary.csv`, `table.csv`, `history.csv`, `curves.svg`/`.png` and
+ * `accuracy.svg`/`.png` (train; with `figure1.csv`/`.svg`/`.png` when runs wrote diagnostics)
+ * or `sweep.csv`, `sweep_table.csv` and `sweep.svg`/`.png` (sweep) from the finished trials;
+ * missing or failed
  * trials are left out, never an error.
  *
  * @param expDir The experiment directory (with `plan.json`).

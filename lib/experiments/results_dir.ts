@@ -8,8 +8,9 @@
  *   `trials/<point>/runs/<variant>-seed<seed>/` for a sweep) with `checkpoint/`,
  *   `trial.json` (its config and every process that trained it), `result.json` once finished,
  *   and `error.json` ({ message, at }) while its last attempt failed with an error;
- * - the outputs: `summary.csv`, `table.csv`, `history.csv`, `curves.svg` (train) or
- *   `sweep.csv`, `sweep_table.csv`, `sweep.svg` (sweep), rebuilt from the trials.
+ * - the outputs: `summary.csv`, `table.csv`, `history.csv`, `curves.svg`/`.png`,
+ *   `accuracy.svg`/`.png` (train) or `sweep.csv`, `sweep_table.csv`, `sweep.svg`/`.png`
+ *   (sweep), rebuilt from the trials.
  *
  * Directories written when bnlab's BN was named `custom` (`runs/custom-seed0/`) are found by
  * {@linkcode existingRunDir} and read with `bnlab` as the variant.

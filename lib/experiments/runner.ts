@@ -150,7 +150,7 @@ export async function runExperiment(
 
 /**
  * Runs (or resumes) a sweep: plans every point × variant × seed, trains what has not
- * finished, and writes `sweep.csv`, `sweep_table.csv` and `sweep.svg`.
+ * finished, and writes `sweep.csv`, `sweep_table.csv` and `sweep.svg`/`.png`.
  *
  * @param sweep The sweep (a named one from `SWEEPS`, or `gridSweep(parseGrids(…))`).
  * @param base The base config every point starts from.
