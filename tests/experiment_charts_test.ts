@@ -81,7 +81,9 @@ Deno.test("a momentum sweep gets sweep.svg/png on a log momentum axis; a diverge
   assert.doesNotMatch(svg, /diverged/);
   await assertPng(`${out}/sweep.png`);
 
-  const result = `${out}/trials/keras-0.5/runs/custom-seed0/result.json`;
+  const runs = `${out}/trials/keras-0.5/runs`;
+  const [run] = [...Deno.readDirSync(runs)].map((entry) => entry.name); // bnlab-seed0 (custom- in older runs)
+  const result = `${runs}/${run}/result.json`;
   const record = JSON.parse(await Deno.readTextFile(result));
   await Deno.writeTextFile(
     result,
