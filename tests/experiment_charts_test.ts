@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { settingTitle, writeExperimentOutputs } from "../lib/experiments/report_files.ts";
-import { writeSweepOutputs } from "../lib/experiments/sweeps.ts";
+import { resolveConfig } from "../lib/experiments/config.ts";
+import { buildPlan, writePlan } from "../lib/experiments/plan.ts";
+import {
+  gridSweep,
+  parseGrids,
+  readSweepOutputs,
+  sweepTrials,
+  writeSweepOutputs,
+} from "../lib/experiments/sweeps.ts";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47];
 
@@ -97,4 +105,46 @@ Deno.test("a momentum sweep gets sweep.svg/png on a log momentum axis; a diverge
   );
   await writeSweepOutputs(out);
   assert.match(await Deno.readTextFile(`${out}/sweep.svg`), /× at the top: 1 run diverged/);
+});
+
+Deno.test("a learning-rate grid's sweep.svg: log x, error bars over seeds, a diverged seed as ×, lr left out of the title", async () => {
+  const out = await Deno.makeTempDir({ prefix: "bnlab-charts-grid-" });
+  using _ = removedAfter(out);
+  const base = resolveConfig("smoke", { variants: ["bnlab"], seeds: 2, batchSize: 32 });
+  const trials = await sweepTrials(gridSweep(parseGrids(["lr=0.001,0.01,0.1"])), base, out);
+  await writePlan(out, buildPlan("sweep", trials));
+  // Finished results written by hand: accuracy rises with lr; seed 1 of lr 0.1 diverged.
+  for (const [i, trial] of trials.entries()) {
+    const { lr, seed } = trial.config;
+    const diverged = lr === 0.1 && seed === 1;
+    await Deno.mkdir(`${out}/${trial.dir}`, { recursive: true });
+    await Deno.writeTextFile(
+      `${out}/${trial.dir}/result.json`,
+      JSON.stringify({
+        variant: "bnlab",
+        seed,
+        epochs: 1,
+        test_accuracy: diverged ? null : 0.9 + lr / 2 + i / 1000,
+        test_accuracy_batch_stats: null,
+        test_loss: diverged ? null : 0.3,
+        train_loss: diverged ? null : 0.3,
+        wall_seconds: 1,
+        backend: "wasm",
+        status: diverged ? "diverged" : "done",
+      }),
+    );
+  }
+  const { rows } = await writeSweepOutputs(out);
+  assert.equal(rows.length, 6);
+  const svg = await Deno.readTextFile(`${out}/sweep.svg`);
+  assert.match(svg, /Test accuracy vs lr: LeNet on MNIST, batch 32, \w+, 1 epoch</);
+  assert.match(svg, /lr \(log scale\)/);
+  assert.match(svg, /× at the top: 1 run diverged/);
+  assert.match(svg, /bars: ± one standard deviation/);
+  await assertPng(`${out}/sweep.png`);
+  // The read-only variant draws the same chart and writes nothing.
+  await Deno.remove(`${out}/sweep.svg`);
+  const read = await readSweepOutputs(out);
+  assert.equal(read.chart, svg.trimEnd());
+  await assert.rejects(() => Deno.stat(`${out}/sweep.svg`), Deno.errors.NotFound);
 });
