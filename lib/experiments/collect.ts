@@ -9,6 +9,7 @@ import { writeExperimentOutputs } from "./report_files.ts";
 import { readRunResult } from "./results_dir.ts";
 import { writeSweepOutputs } from "./sweeps.ts";
 import { writeFigure1 } from "../output/figure1.ts";
+import { writeStudyChart } from "../output/study_charts.ts";
 
 /** What {@linkcode collect} found. */
 export interface Collected {
@@ -23,7 +24,7 @@ export interface Collected {
 /**
  * Writes `summary.csv`, `table.csv`, `history.csv` and `curves.svg` (train; with
  * `figure1.csv`/`.svg`/`.png` when runs wrote diagnostics) or `sweep.csv`, `sweep_table.csv`
- * and `sweep.svg` (sweep) from the finished trials; missing or failed
+ * and `sweep.svg` (sweep), and a study's own chart (`study_charts.ts`), from the finished trials; missing or failed
  * trials are left out, never an error.
  *
  * @param expDir The experiment directory (with `plan.json`).
@@ -47,6 +48,7 @@ export async function collect(expDir: string): Promise<Collected> {
     await writeExperimentOutputs(expDir, plan);
     await writeFigure1(expDir, plan); // runs with diagnostics only (the figure1 study)
   }
+  await writeStudyChart(expDir, plan); // the studies' own charts (small-batch, …, resnet)
   let finished = 0;
   for (const trial of plan.trials) {
     if (await readRunResult(`${expDir}/${trial.dir}`)) finished++;
