@@ -19,6 +19,12 @@ import { markdownTable } from "./table.ts";
 /** A CSV row as read. */
 type Row = Record<string, string | number | boolean | null>;
 
+/** Options of a study's section. */
+export interface SectionOptions {
+  /** The study's results directory. @default {`<root>/results/<study>`} */
+  dir?: string;
+}
+
 /** A section generator: the repository root in, Markdown out. */
 export type FindingsSection = (root: string) => Promise<string>;
 
@@ -117,6 +123,7 @@ function _scale(config: ExperimentConfig, trials: number): string {
  * Batch Renormalization, ghost batches and no normalization at batch sizes 2–128.
  *
  * @param root The repository root.
+ * @param options `dir`: the results directory, when not `results/<study>/` under the root.
  * @returns The Markdown section.
  *
  * @example
@@ -125,8 +132,11 @@ function _scale(config: ExperimentConfig, trials: number): string {
  * console.log((await smallBatchSection("/nonexistent")).includes("Not yet run")); // true
  * ```
  */
-export async function smallBatchSection(root: string): Promise<string> {
-  const dir = `${root}/results/small-batch`;
+export async function smallBatchSection(
+  root: string,
+  options: SectionOptions = {},
+): Promise<string> {
+  const dir = options.dir ?? `${root}/results/small-batch`;
   const head = [
     "## Small batches",
     "",
@@ -225,6 +235,7 @@ export async function smallBatchSection(root: string): Promise<string> {
  * counted.
  *
  * @param root The repository root.
+ * @param options `dir`: the results directory, when not `results/<study>/` under the root.
  * @returns The Markdown section.
  *
  * @example
@@ -233,8 +244,11 @@ export async function smallBatchSection(root: string): Promise<string> {
  * console.log((await learningRateSection("/nonexistent")).includes("Not yet run")); // true
  * ```
  */
-export async function learningRateSection(root: string): Promise<string> {
-  const dir = `${root}/results/learning-rate`;
+export async function learningRateSection(
+  root: string,
+  options: SectionOptions = {},
+): Promise<string> {
+  const dir = options.dir ?? `${root}/results/learning-rate`;
   const head = [
     "## Higher learning rates",
     "",
@@ -317,6 +331,7 @@ export async function learningRateSection(root: string): Promise<string> {
  * (÷(m−1)) at batch 2, 4, 8, paired by seed.
  *
  * @param root The repository root.
+ * @param options `dir`: the results directory, when not `results/<study>/` under the root.
  * @returns The Markdown section.
  *
  * @example
@@ -325,8 +340,11 @@ export async function learningRateSection(root: string): Promise<string> {
  * console.log((await unbiasedVarianceSection("/nonexistent")).includes("Not yet run")); // true
  * ```
  */
-export async function unbiasedVarianceSection(root: string): Promise<string> {
-  const dir = `${root}/results/unbiased-variance`;
+export async function unbiasedVarianceSection(
+  root: string,
+  options: SectionOptions = {},
+): Promise<string> {
+  const dir = options.dir ?? `${root}/results/unbiased-variance`;
   const head = [
     "## Unbiased running variance, m/(m−1)",
     "",
@@ -396,6 +414,7 @@ export async function unbiasedVarianceSection(root: string): Promise<string> {
  * percentiles of a last-hidden-layer sigmoid input, with and without BN.
  *
  * @param root The repository root.
+ * @param options `dir`: the results directory, when not `results/<study>/` under the root.
  * @returns The Markdown section.
  *
  * @example
@@ -404,8 +423,11 @@ export async function unbiasedVarianceSection(root: string): Promise<string> {
  * console.log((await figure1Section("/nonexistent")).includes("Not yet run")); // true
  * ```
  */
-export async function figure1Section(root: string): Promise<string> {
-  const dir = `${root}/results/figure1`;
+export async function figure1Section(
+  root: string,
+  options: SectionOptions = {},
+): Promise<string> {
+  const dir = options.dir ?? `${root}/results/figure1`;
   const head = [
     "## Ioffe & Szegedy's Figure 1",
     "",
@@ -496,6 +518,7 @@ export async function figure1Section(root: string): Promise<string> {
  * batch vs running statistics.
  *
  * @param root The repository root.
+ * @param options `dir`: the results directory, when not `results/<study>/` under the root.
  * @returns The Markdown section.
  *
  * @example
@@ -504,8 +527,11 @@ export async function figure1Section(root: string): Promise<string> {
  * console.log((await resnetSection("/nonexistent")).includes("Not yet run")); // true
  * ```
  */
-export async function resnetSection(root: string): Promise<string> {
-  const dir = `${root}/results/resnet`;
+export async function resnetSection(
+  root: string,
+  options: SectionOptions = {},
+): Promise<string> {
+  const dir = options.dir ?? `${root}/results/resnet`;
   const head = [
     "## ResNet-20 with and without BN",
     "",
