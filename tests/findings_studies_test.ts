@@ -1,0 +1,202 @@
+/**
+ * The studies' findings sections and charts: "not yet run" without results, verdicts computed
+ * from hand-made CSVs with known answers, the quotes verbatim in the source documents, and
+ * each study's chart written by collect's hook.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { resolveConfig } from "../lib/experiments/config.ts";
+import { buildPlan, writePlan } from "../lib/experiments/plan.ts";
+import { SWEEPS, sweepTrials } from "../lib/experiments/sweeps.ts";
+import { writeCsv } from "../lib/output/csv.ts";
+import {
+  learningRateSection,
+  percentCell,
+  smallBatchSection,
+  stats,
+  STUDY_SECTIONS,
+  unbiasedVarianceSection,
+} from "../lib/output/findings_studies.ts";
+import { writeStudyChart } from "../lib/output/study_charts.ts";
+
+const SEEDS = Deno.env.get("BNLAB_SEEDS_DIR") ??
+  fileURLToPath(new URL("../../shared/seeds/", import.meta.url));
+const HAVE_SEEDS = await Deno.stat(SEEDS).then(() => true, () => false);
+
+Deno.test("every section says 'not yet run' with the command when its results are absent", async () => {
+  const root = await Deno.makeTempDir();
+  for (const [name, section] of Object.entries(STUDY_SECTIONS)) {
+    const text = await section(root);
+    assert.match(text, /^## /, name);
+    assert.match(text, /not yet run/i, name);
+    assert.match(text, /\*\*Claim\*\*/, name);
+  }
+  assert.match(await smallBatchSection(root), /deno task sweep small-batch --preset small-batch/);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test({
+  name: "the Chinese quotes of the claims are verbatim in the source documents",
+  ignore: !HAVE_SEEDS,
+  fn: async () => {
+    const sources = await Promise.all(
+      [...Deno.readDirSync(SEEDS)].filter((e) => e.name.endsWith(".txt"))
+        .map((e) => Deno.readTextFile(`${SEEDS}/${e.name}`)),
+    );
+    const root = await Deno.makeTempDir();
+    let checked = 0;
+    for (const section of Object.values(STUDY_SECTIONS)) {
+      for (const [, quote] of (await section(root)).matchAll(/“([^”]*)”/g)) {
+        if (!/[\u4e00-\u9fff]/.test(quote)) continue; // English sources are not in seeds/
+        assert.ok(sources.some((s) => s.includes(quote)), `not verbatim: ${quote}`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 5, `checked ${checked} quotes`);
+    await Deno.remove(root, { recursive: true });
+  },
+});
+
+Deno.test("stats and percentCell: sample std, non-finite values left out", () => {
+  const s = stats([0.9, 0.95, NaN, 1]);
+  assert.equal(s.n, 3);
+  assert.ok(Math.abs(s.mean - 0.95) < 1e-12 && Math.abs(s.std - 0.05) < 1e-12);
+  assert.equal(percentCell(stats([0.9, 1])), "95.00 ± 7.07");
+  assert.equal(percentCell(stats([0.9])), "90.00 (n = 1)");
+  assert.equal(percentCell(stats([NaN])), "–");
+});
+
+/** A sweep directory with its plan and a hand-made sweep.csv. */
+async function sweepDir(name: string, rows: Record<string, unknown>[]): Promise<string> {
+  const root = await Deno.makeTempDir();
+  const dir = `${root}/results/${name}`;
+  await Deno.mkdir(dir, { recursive: true });
+  const trials = await sweepTrials(SWEEPS[name], resolveConfig(name), dir);
+  await writePlan(dir, buildPlan("sweep", trials, undefined, name));
+  await writeCsv(`${dir}/sweep.csv`, rows);
+  return root;
+}
+
+Deno.test("small-batch: the verdict is computed from the numbers (BN's rise vs GroupNorm's)", async () => {
+  const rows = [];
+  const accuracy: Record<string, Record<number, number[]>> = {
+    bnlab: { 2: [0.80, 0.82, 0.84], 8: [0.95, 0.96, 0.97] },
+    group: { 2: [0.94, 0.94, 0.94], 8: [0.95, 0.95, 0.95] },
+  };
+  for (const [variant, byBatch] of Object.entries(accuracy)) {
+    for (const [batch, values] of Object.entries(byBatch)) {
+      for (const [seed, value] of values.entries()) {
+        rows.push({
+          trial: `batch-${batch}`,
+          batch_size: Number(batch),
+          lr: 0.05 * Number(batch) / 32,
+          variant,
+          seed,
+          test_accuracy: value,
+          test_accuracy_batch_stats: value - 0.1,
+          status: "done",
+        });
+      }
+    }
+  }
+  const root = await sweepDir("small-batch", rows);
+  const text = await smallBatchSection(root);
+  assert.match(text, /BN's \(bnlab\) error with running statistics rises 14\.0 points/);
+  assert.match(text, /GroupNorm's rises 1\.0 points \(largest seed spread at these points 2\.0/);
+  assert.match(text, /Wu & He's pattern is seen/);
+  assert.match(text, /\| 2 \| 0\.0031 \| 82\.00 ± 2\.00 \| 94\.00 ± 0\.00 \|/);
+  assert.match(text, /2: -10\.0; 8: -10\.0/); // batch minus running statistics
+  assert.match(text, /the first 2000 training images, 3 epoch\(s\)/); // the scale, from the plan
+  // GroupNorm degrading as much as BN: the pattern is not seen.
+  for (const row of rows.filter((r) => r.variant === "group" && r.batch_size === 2)) {
+    row.test_accuracy = (row.test_accuracy as number) - 0.13;
+  }
+  await writeCsv(`${root}/results/small-batch/sweep.csv`, rows);
+  assert.match(await smallBatchSection(root), /Wu & He's pattern is not seen at this scale/);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("learning-rate: diverged trials are counted, and the usable range decides the verdict", async () => {
+  const rows = [];
+  for (const lr of [0.01, 0.1, 1]) {
+    for (const variant of ["none", "bnlab"]) {
+      for (const seed of [0, 1, 2]) {
+        const diverged = variant === "none" && lr === 1;
+        rows.push({
+          trial: `lr-${lr}_relu`,
+          lr,
+          activation: "relu",
+          variant,
+          seed,
+          test_accuracy: diverged ? null : 0.9 + seed * 0.01,
+          status: diverged ? "diverged" : "done",
+        });
+      }
+    }
+  }
+  const root = await sweepDir("learning-rate", rows);
+  const text = await learningRateSection(root);
+  assert.match(text, /\| 1 \| – \(3\/3 diverged\) \| 91\.00 ± 1\.00 \|/);
+  assert.match(text, /none 0\.01–0\.1; bnlab 0\.01–1\. BN trains at a higher learning rate/);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("unbiased-variance: differences are paired by seed", async () => {
+  const rows = [];
+  for (const running_variance of ["biased", "unbiased"]) {
+    for (const seed of [0, 1, 2]) {
+      rows.push({
+        trial: `batch-2_${running_variance}`,
+        batch_size: 2,
+        lr: 0.003125,
+        running_variance,
+        variant: "bnlab",
+        seed,
+        // Seeds differ a lot; the pairs differ by exactly 3 points.
+        test_accuracy: 0.5 + seed * 0.2 + (running_variance === "unbiased" ? 0.03 : 0),
+        test_accuracy_batch_stats: 0.9,
+        status: "done",
+      });
+    }
+  }
+  const root = await sweepDir("unbiased-variance", rows);
+  const text = await unbiasedVarianceSection(root);
+  assert.match(text, /batch 2: 3\.00 points ± 0\.00 \(measurable\)/);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("writeStudyChart draws the named studies' charts and nothing for other experiments", async () => {
+  const root = await sweepDir("unbiased-variance", [
+    {
+      batch_size: 2,
+      running_variance: "biased",
+      variant: "bnlab",
+      seed: 0,
+      test_accuracy: 0.9,
+      status: "done",
+    },
+    {
+      batch_size: 2,
+      running_variance: "unbiased",
+      variant: "bnlab",
+      seed: 0,
+      test_accuracy: 0.8,
+      status: "done",
+    },
+  ]);
+  const dir = `${root}/results/unbiased-variance`;
+  const plan = buildPlan(
+    "sweep",
+    await sweepTrials(SWEEPS["unbiased-variance"], resolveConfig("unbiased-variance"), dir),
+    undefined,
+    "unbiased-variance",
+  );
+  assert.equal(await writeStudyChart(dir, plan), `${dir}/unbiased_variance.svg`);
+  assert.match(
+    await Deno.readTextFile(`${dir}/unbiased_variance.svg`),
+    /unbiased running variance/,
+  );
+  assert.ok((await Deno.stat(`${dir}/unbiased_variance.png`)).size > 1000);
+  assert.equal(await writeStudyChart(dir, { ...plan, sweep: "momentum" }), undefined);
+  await Deno.remove(root, { recursive: true });
+});
