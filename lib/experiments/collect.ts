@@ -44,14 +44,14 @@ export async function collect(expDir: string): Promise<Collected> {
   const plan = await readPlan(expDir);
   if (!plan) throw new Error(`collect: ${expDir} has no plan.json`);
   if (plan.kind === "sweep") await writeSweepOutputs(expDir, plan);
-  else {
-    await writeExperimentOutputs(expDir, plan);
-    await writeFigure1(expDir, plan); // runs with diagnostics only (the figure1 study)
-  }
-  await writeStudyChart(expDir, plan); // the studies' own charts (small-batch, …, resnet)
+  else await writeExperimentOutputs(expDir, plan);
   let finished = 0;
   for (const trial of plan.trials) {
     if (await readRunResult(`${expDir}/${trial.dir}`)) finished++;
   }
+  // The studies' figures; their PNG renditions (about a second each) once every trial is done.
+  const png = finished === plan.trials.length;
+  if (plan.kind === "train") await writeFigure1(expDir, plan, { png }); // runs with diagnostics
+  await writeStudyChart(expDir, plan, { png }); // small-batch, learning-rate, …, resnet
   return { kind: plan.kind, finished, total: plan.trials.length };
 }

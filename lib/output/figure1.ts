@@ -9,7 +9,7 @@
 import { type Plan, readPlan } from "../experiments/plan.ts";
 import { DIAGNOSTICS_FILE, type DiagnosticsRow, readDiagnostics } from "../train/diagnostics.ts";
 import { writeCsv } from "./csv.ts";
-import { lineChart } from "./plot.ts";
+import { lineChart, writeSvg } from "./plot.ts";
 import { writeChart } from "./png.ts";
 
 /** One row of `figure1.csv`: one variant at one step, over its seeds. */
@@ -190,6 +190,7 @@ export function figure1Chart(
  *
  * @param expDir The experiment directory (with `plan.json`).
  * @param plan The plan, when the caller has read it.
+ * @param options `png`: write the PNG beside the SVG (about a second). @default {png: true}
  * @returns The rows written (empty when nothing was written).
  *
  * @example
@@ -202,7 +203,11 @@ export function figure1Chart(
  * console.log(await writeFigure1(dir)); // []
  * ```
  */
-export async function writeFigure1(expDir: string, plan?: Plan): Promise<Figure1Row[]> {
+export async function writeFigure1(
+  expDir: string,
+  plan?: Plan,
+  options: { png?: boolean } = {},
+): Promise<Figure1Row[]> {
   plan ??= await readPlan(expDir);
   if (!plan) throw new Error(`writeFigure1: ${expDir} has no plan.json`);
   const runs: RunDiagnostics[] = [];
@@ -218,14 +223,12 @@ export async function writeFigure1(expDir: string, plan?: Plan): Promise<Figure1
     columns: [...FIGURE1_COLUMNS],
   });
   const config = plan.trials[0].config;
-  await writeChart(
-    `${expDir}/figure1.svg`,
-    figure1Chart(rows, {
-      title:
-        `${config.model} ${config.hidden.join("×")} ${config.activation}, ${config.dataset}, ` +
-        `batch ${config.batchSize}, lr ${config.lr}: ${runs.length} runs`,
-    }),
-  );
+  const svg = figure1Chart(rows, {
+    title: `${config.model} ${config.hidden.join("×")} ${config.activation}, ${config.dataset}, ` +
+      `batch ${config.batchSize}, lr ${config.lr}: ${runs.length} runs`,
+  });
+  if (options.png ?? true) await writeChart(`${expDir}/figure1.svg`, svg);
+  else await writeSvg(`${expDir}/figure1.svg`, svg);
   return rows;
 }
 
