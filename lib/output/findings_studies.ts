@@ -106,7 +106,7 @@ function _points(a: Stats, b: Stats): string {
   return ((a.mean - b.mean) * 100).toFixed(1);
 }
 
-function _scale(config: ExperimentConfig, trials: number): string {
+function _scale(config: ExperimentConfig, trials: number, varied: string[] = []): string {
   const images = config.limit === null
     ? "all training images"
     : `the first ${config.limit} training images`;
@@ -114,8 +114,9 @@ function _scale(config: ExperimentConfig, trials: number): string {
     ? "the full test set"
     : `the first ${config.testLimit} test images`;
   return `${config.model} on ${config.dataset}, ${images}, ${config.epochs} epoch(s), tested on ` +
-    `${test}; ${config.optimizer} with momentum ${config.sgdMomentum}, activation ` +
-    `${config.activation}; ${trials} trials`;
+    `${test}; ${config.optimizer} with momentum ${config.sgdMomentum}` +
+    (varied.includes("activation") ? "" : `, activation ${config.activation}`) +
+    `; ${trials} trials`;
 }
 
 /**
@@ -164,7 +165,7 @@ export async function smallBatchSection(
   const table = (column: string, only?: (v: string) => boolean) =>
     markdownTable(batches.map((b) => ({
       batch: b,
-      lr: rows.find((r) => r.batch_size === b)?.lr ?? null,
+      lr: String(rows.find((r) => r.batch_size === b)?.lr ?? "–"),
       ...Object.fromEntries(
         variants.filter((v) => !only || only(v)).map((v) => [v, percentCell(cell(b, v, column))]),
       ),
@@ -279,40 +280,38 @@ export async function learningRateSection(
     return diverged ? `${percentCell(s)} (${diverged}/${trials.length} diverged)` : percentCell(s);
   };
   const table = markdownTable(lrs.map((lr) => ({
-    lr,
+    lr: String(lr),
     ...Object.fromEntries(
       activations.flatMap((a) => variants.map((v) => [`${v}, ${a}`, cell(lr, a, v)])),
     ),
   })));
   const verdict = activations.map((a) => {
-    const best = Math.max(
-      ...variants.flatMap((v) =>
-        lrs.map((lr) => stats(at(lr, a, v).map((r) => _num(r.test_accuracy))).mean)
-      )
-        .filter(Number.isFinite),
-    );
-    const usable = (v: string) =>
-      lrs.filter((lr) => {
+    const of = (v: string) => {
+      const means = lrs.map((lr) => stats(at(lr, a, v).map((r) => _num(r.test_accuracy))).mean);
+      const bestAt = means.reduce((b, m, i) => (m > (means[b] ?? -1) ? i : b), 0);
+      const stable = lrs.filter((lr) => {
         const trials = at(lr, a, v);
-        const s = stats(trials.map((r) => _num(r.test_accuracy)));
-        return trials.every((r) => r.status !== "diverged") && s.mean >= best - 0.05;
+        return trials.length > 0 && trials.every((r) => r.status !== "diverged");
       });
+      return { best: means[bestAt], bestLr: lrs[bestAt], stableMax: stable.at(-1) ?? NaN };
+    };
     const parts = variants.map((v) => {
-      const u = usable(v);
-      return `${v} ${u.length ? `${u[0]}–${u[u.length - 1]}` : "none"}`;
+      const o = of(v);
+      return `${v} is best at lr ${o.bestLr} (${(o.best * 100).toFixed(1)}%) and trains without ` +
+        `a diverged seed up to lr ${o.stableMax}`;
     });
-    const maxOf = (v: string) => usable(v).at(-1) ?? 0;
-    const holds = variants.includes("bnlab") && variants.includes("none") &&
-      maxOf("bnlab") > maxOf("none");
-    return `${a}: learning rates within 5 points of the best mean (${(best * 100).toFixed(1)}%) ` +
-      `with no diverged seed — ${parts.join("; ")}. ` +
-      (holds
-        ? "BN trains at a higher learning rate than no normalization."
-        : "BN does not extend the usable range upward here.");
+    if (!variants.includes("bnlab") || !variants.includes("none")) {
+      return `${a}: ${parts.join("; ")}.`;
+    }
+    const [bn, none] = [of("bnlab"), of("none")];
+    return `${a}: ${parts.join("; ")}. BN's best learning rate is ` +
+      `${bn.bestLr > none.bestLr ? "higher" : bn.bestLr === none.bestLr ? "the same" : "lower"}` +
+      `, and BN ${bn.stableMax > none.stableMax ? "survives higher" : "does not survive higher"} ` +
+      "learning rates than no normalization.";
   });
   return [
     ...head,
-    `**Setting**: ${_scale(config, rows.length)}; batch ${config.batchSize}; ` +
+    `**Setting**: ${_scale(config, rows.length, ["activation"])}; batch ${config.batchSize}; ` +
     `${_unique(rows.map((r) => r.seed)).length} seed(s). Test accuracy in percent (running ` +
     `statistics), mean ± std over the seeds that did not diverge; a trial whose loss turned NaN is ` +
     `counted as diverged.`,
