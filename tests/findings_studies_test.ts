@@ -14,6 +14,7 @@ import {
   percentCell,
   smallBatchSection,
   stats,
+  STUDY_FINDINGS_SECTIONS,
   STUDY_SECTIONS,
   unbiasedVarianceSection,
 } from "../lib/output/findings_studies.ts";
@@ -201,5 +202,23 @@ Deno.test("writeStudyChart draws the named studies' charts and nothing for other
   );
   assert.ok((await Deno.stat(`${dir}/unbiased_variance.png`)).size > 1000);
   assert.equal(await writeStudyChart(dir, { ...plan, sweep: "momentum" }), undefined);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("STUDY_FINDINGS_SECTIONS: registry entries render the sections without their headings", async () => {
+  const root = await Deno.makeTempDir();
+  assert.deepEqual(
+    STUDY_FINDINGS_SECTIONS.map((s) => s.source),
+    Object.keys(STUDY_SECTIONS).map((k) =>
+      k === "report-seeds" ? "results/report-5seeds" : `results/${k}`
+    ),
+  );
+  for (const [i, entry] of STUDY_FINDINGS_SECTIONS.entries()) {
+    const full = await Object.values(STUDY_SECTIONS)[i](root);
+    assert.ok(full.startsWith(`## ${entry.title}\n`), entry.title);
+    const body = await entry.render({ root });
+    assert.ok(!body.startsWith("## "), entry.title);
+    assert.ok(full.includes(body), entry.title);
+  }
   await Deno.remove(root, { recursive: true });
 });

@@ -139,7 +139,7 @@ export async function smallBatchSection(
 ): Promise<string> {
   const dir = options.dir ?? `${root}/results/small-batch`;
   const head = [
-    "## Small batches",
+    `## ${STUDY_TITLES["small-batch"]}`,
     "",
     "**Claim** (document 001): “batch normalization依赖于batch的大小,当batch值很小时,计算的均值和方差不稳定。" +
     "研究表明对于ResNet类模型在ImageNet数据集上,batch从16降低到8时开始有非常明显的性能下降” — *batch " +
@@ -251,7 +251,7 @@ export async function learningRateSection(
 ): Promise<string> {
   const dir = options.dir ?? `${root}/results/learning-rate`;
   const head = [
-    "## Higher learning rates",
+    `## ${STUDY_TITLES["learning-rate"]}`,
     "",
     "**Claim** (document 001): “训练更快,可以使用更高的学习率” — *trains faster, and can use a higher " +
     "learning rate*; and “可以使用更大的学习率,文[2]指出BN有效是因为用上BN层之后可以使用更大的学习率,从而跳出不好的局部极值” — " +
@@ -345,7 +345,7 @@ export async function unbiasedVarianceSection(
 ): Promise<string> {
   const dir = options.dir ?? `${root}/results/unbiased-variance`;
   const head = [
-    "## Unbiased running variance, m/(m−1)",
+    `## ${STUDY_TITLES["unbiased-variance"]}`,
     "",
     "**Claim** (document 002): “值得注意的是在做test的时候为了对一个sample也可以用BN，此时的 u, var 往往采用做training" +
     "时候的一个统计平均，同时方差采样的是无差的平均统计，即做test时有：” var_test = m/(m−1)·E[var] — *note that " +
@@ -428,7 +428,7 @@ export async function figure1Section(
 ): Promise<string> {
   const dir = options.dir ?? `${root}/results/figure1`;
   const head = [
-    "## Ioffe & Szegedy's Figure 1",
+    `## ${STUDY_TITLES.figure1}`,
     "",
     "**Claim** (Ioffe & Szegedy 2015, Figure 1): “(a) The test accuracy of the MNIST network trained " +
     "with and without Batch Normalization, vs. the number of training steps. Batch Normalization " +
@@ -532,7 +532,7 @@ export async function resnetSection(
 ): Promise<string> {
   const dir = options.dir ?? `${root}/results/resnet`;
   const head = [
-    "## ResNet-20 with and without BN",
+    `## ${STUDY_TITLES.resnet}`,
     "",
     "**Claim** (document 004, read critically): “在第一步，我们将训练一个ResNet-20模型，并使用三个数据集（cifar10、" +
     "cifar100和imagenet）进行评估。通过实验，我们可以看出，使用批归一化能够显著提升模型性能” " +
@@ -628,7 +628,7 @@ export async function reportSeedsSection(root: string): Promise<string> {
     }%`
   );
   const lines = [
-    "## The report with error bars",
+    `## ${STUDY_TITLES["report-seeds"]}`,
     "",
     `**Claim** (document 000, the report): after 20 epochs, test accuracy ${report.join(", ")}.`,
     "",
@@ -694,3 +694,56 @@ export const STUDY_SECTIONS: Readonly<Record<string, FindingsSection>> = Object.
   resnet: resnetSection,
   "unbiased-variance": unbiasedVarianceSection,
 });
+
+/**
+ * A study's section in the shape of the findings document's registry (`scripts/docs/`): a
+ * heading, the results directory it reads, and a renderer of its body (the heading left out).
+ */
+export interface StudyFindingsSection {
+  /** The heading (level 2). */
+  title: string;
+  /** The results directory the section reads, relative to the repository root. */
+  source: string;
+  /** The section's Markdown body, read from the files under `context.root`. */
+  render(context: { root: string }): Promise<string>;
+}
+
+/** The headings of the studies' sections. */
+export const STUDY_TITLES = Object.freeze({
+  "report-seeds": "The report with error bars",
+  "small-batch": "Small batches",
+  "learning-rate": "Higher learning rates",
+  figure1: "Ioffe & Szegedy's Figure 1",
+  resnet: "ResNet-20 with and without BN",
+  "unbiased-variance": "Unbiased running variance, m/(m−1)",
+});
+
+/** The results directory each study's section reads. */
+const _SOURCES: Readonly<Record<keyof typeof STUDY_TITLES, string>> = {
+  "report-seeds": "results/report-5seeds",
+  "small-batch": "results/small-batch",
+  "learning-rate": "results/learning-rate",
+  figure1: "results/figure1",
+  resnet: "results/resnet",
+  "unbiased-variance": "results/unbiased-variance",
+};
+
+/**
+ * The studies' sections as entries of the findings document's registry, in document order:
+ * each renders its section without the heading.
+ *
+ * @example
+ * ```ts
+ * import { STUDY_FINDINGS_SECTIONS } from "./findings_studies.ts";
+ * const [first] = STUDY_FINDINGS_SECTIONS;
+ * console.log(first.title, first.source); // The report with error bars results/report-5seeds
+ * ```
+ */
+export const STUDY_FINDINGS_SECTIONS: readonly StudyFindingsSection[] = Object.freeze(
+  (Object.keys(_SOURCES) as (keyof typeof STUDY_TITLES)[]).map((key) => ({
+    title: STUDY_TITLES[key],
+    source: _SOURCES[key],
+    render: async (context: { root: string }) =>
+      (await STUDY_SECTIONS[key](context.root)).replace(/^## [^\n]*\n+/, "").trim(),
+  })),
+);
