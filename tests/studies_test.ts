@@ -95,7 +95,10 @@ Deno.test("small-batch links lr to the batch (lr = base·B/32) and trains ghost 
   assert.equal(linearLr(0.05, 32), 0.05);
   assert.equal(linearLr(0.05, 2), 0.003125);
   assert.equal(linearLr(0.05, 128), 0.2);
-  assert.equal(linearLr(0.1, 8, 16), 0.05);
+  assert.equal(linearLr(0.1, 8, { referenceBatch: 16 }), 0.05);
+  assert.throws(() => linearLr(0.1, 8, { referenceBatch: 0 }), {
+    message: "linearLr: referenceBatch must be a positive integer, received 0",
+  });
   assert.throws(() => linearLr(0, 2), {
     message: "linearLr: baseLr must be a positive finite number, received 0",
   });

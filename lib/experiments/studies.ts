@@ -54,20 +54,22 @@ export const UNBIASED_BATCH_SIZES: readonly number[] = [2, 4, 8];
  *
  * @param baseLr The learning rate at the reference batch size.
  * @param batchSize The batch size B.
- * @param referenceBatch The reference batch size. @default {32}
+ * @param options `referenceBatch`: the batch size at which `baseLr` applies. @default {32}
  * @returns baseLr·B/referenceBatch.
  *
  * @example
  * ```ts
  * import { linearLr } from "./studies.ts";
  * console.log(linearLr(0.05, 2), linearLr(0.05, 128)); // 0.003125 0.2
+ * console.log(linearLr(0.1, 8, { referenceBatch: 16 })); // 0.05
  * ```
  */
 export function linearLr(
   baseLr: number,
   batchSize: number,
-  referenceBatch: number = LR_REFERENCE_BATCH,
+  options: { referenceBatch?: number } = {},
 ): number {
+  const referenceBatch = options.referenceBatch ?? LR_REFERENCE_BATCH;
   if (!(baseLr > 0) || !Number.isFinite(baseLr)) {
     throw new Error(`linearLr: baseLr must be a positive finite number, received ${baseLr}`);
   }

@@ -209,6 +209,7 @@ export interface DiagnosticsRecorderOptions {
 export class DiagnosticsRecorder {
   /** Rows measured so far (and not yet taken by {@linkcode takeRows}). */
   rows: DiagnosticsRow[] = [];
+  /** Steps between two diagnostic points. */
   readonly every: number;
   #model: tf.LayersModel;
   #probeModel: tf.LayersModel;
