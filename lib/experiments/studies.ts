@@ -26,8 +26,41 @@
  *
  * @module
  */
-import type { Preset } from "./config.ts";
-import type { SweepDefinition, SweepTrial } from "./sweeps.ts";
+
+/**
+ * Config fields a study sets (a key of `ExperimentConfig` each; config.ts checks keys and
+ * values when a preset or sweep point is resolved). This module imports nothing from the
+ * config and sweep modules, which register its tables.
+ */
+export type StudyOverrides = Readonly<Record<string, unknown>>;
+
+/** A study's preset, registered into `PRESETS` (config.ts's `Preset`). */
+export interface StudyPreset {
+  /** One line for `--help`. */
+  description: string;
+  /** The fields it changes. */
+  overrides: StudyOverrides;
+}
+
+/** One point of a study's sweep (sweeps.ts's `SweepTrial`). */
+export interface StudyPoint {
+  /** Directory-safe identifier, unique within the sweep. */
+  id: string;
+  /** The fields the point sets. */
+  overrides: StudyOverrides & { batchSize?: number; lr?: number };
+}
+
+/** A study's named sweep, registered into `SWEEPS` (sweeps.ts's `SweepDefinition`). */
+export interface StudySweep {
+  /** Name used on the command line. */
+  name: string;
+  /** One line for `--help`. */
+  description: string;
+  /** Fields the sweep sets at every point (config keys). */
+  fields: readonly string[];
+  /** The points over a base config (its `lr` is the rate at batch 32 where a point links them). */
+  trials: (base: { lr: number }) => StudyPoint[];
+}
 
 /** Batch sizes of the `small-batch` study. */
 export const SMALL_BATCH_SIZES: readonly number[] = [2, 4, 8, 16, 32, 64, 128];
@@ -97,7 +130,7 @@ export function linearLr(
  * console.log(points[2].overrides.virtualBatchSize, points[2].overrides.variants?.at(-1)); // 4 ghost
  * ```
  */
-export function smallBatchPoints(baseLr: number): SweepTrial[] {
+export function smallBatchPoints(baseLr: number): StudyPoint[] {
   return SMALL_BATCH_SIZES.map((batchSize) => {
     const ghost = batchSize >= GHOST_MIN_BATCH;
     return {
@@ -128,7 +161,7 @@ const _SMALL_SCALE = {
 } as const;
 
 /** The studies' presets, registered into `PRESETS` by config.ts. */
-export const STUDY_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
+export const STUDY_PRESETS: Readonly<Record<string, StudyPreset>> = Object.freeze({
   "small-batch": {
     description: "LeNet/MNIST, 2,000 images × 3 epochs, 1,000 test images, relu, 3 seeds, " +
       "lr 0.05 at batch 32 (the small-batch sweep scales it linearly with the batch), 10 groups",
@@ -224,7 +257,7 @@ export const STUDY_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
 });
 
 /** The studies' named sweeps, registered into `SWEEPS` by sweeps.ts. */
-export const STUDY_SWEEPS: Readonly<Record<string, SweepDefinition>> = Object.freeze({
+export const STUDY_SWEEPS: Readonly<Record<string, StudySweep>> = Object.freeze({
   "small-batch": {
     name: "small-batch",
     description: "batch 2…128 × none/bnlab/group/renorm/ghost, lr = base lr·B/32 " +
