@@ -47,7 +47,12 @@ export interface StudyPoint {
   /** Directory-safe identifier, unique within the sweep. */
   id: string;
   /** The fields the point sets. */
-  overrides: StudyOverrides & { batchSize?: number; lr?: number };
+  overrides: StudyOverrides & {
+    batchSize?: number;
+    lr?: number;
+    variants?: readonly string[];
+    virtualBatchSize?: number | null;
+  };
 }
 
 /** A study's named sweep, registered into `SWEEPS` (sweeps.ts's `SweepDefinition`). */
