@@ -21,10 +21,12 @@ import { SWEEPS, sweepTrials } from "../lib/experiments/sweeps.ts";
 import { runTrial } from "../lib/experiments/trial.ts";
 import { createModel } from "../lib/models/create_model.ts";
 import { readCsv } from "../lib/output/csv.ts";
+import { sideBySide } from "../lib/output/panels.ts";
 import { FIGURE1_COLUMNS, figure1Chart, figure1Rows, writeFigure1 } from "../lib/output/figure1.ts";
 import {
   appendDiagnostics,
   DIAGNOSTICS_COLUMNS,
+  diagnosticsChart,
   DiagnosticsRecorder,
   type DiagnosticsRow,
   parseDiagnostics,
@@ -374,4 +376,23 @@ Deno.test("figure1Rows averages seeds; figure1Chart refuses no rows", () => {
   assert.ok(Math.abs(rows[0].accuracy_std - Math.sqrt(0.02)) < 1e-12);
   assert.equal(rows[0].p50, 3);
   assert.throws(() => figure1Chart([]), { message: "figure1Chart: expected rows, received none" });
+});
+
+Deno.test("sideBySide and diagnosticsChart: panels placed left to right, bad input refused", () => {
+  const chart = (width: number) =>
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="200"></svg>`;
+  const svg = sideBySide([chart(300), chart(200)], { title: "a < b" });
+  assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" width="500" height="228"/);
+  assert.match(svg, /<svg x="300" y="28" /);
+  assert.match(svg, /<title>a &lt; b<\/title>/);
+  assert.throws(() => sideBySide([]), {
+    message: "sideBySide: expected at least one panel, received 0",
+  });
+  assert.throws(() => sideBySide(["<svg>"]), {
+    message:
+      'sideBySide: panel 0 must be an SVG document with a width and a height, received "<svg>"',
+  });
+  assert.throws(() => diagnosticsChart([]), {
+    message: "diagnosticsChart: expected rows, received none",
+  });
 });

@@ -10,6 +10,7 @@ import { type Plan, readPlan } from "../experiments/plan.ts";
 import { DIAGNOSTICS_FILE, type DiagnosticsRow, readDiagnostics } from "../train/diagnostics.ts";
 import { writeCsv } from "./csv.ts";
 import { lineChart, writeSvg } from "./plot.ts";
+import { sideBySide } from "./panels.ts";
 import { writeChart } from "./png.ts";
 
 /** One row of `figure1.csv`: one variant at one step, over its seeds. */
@@ -165,23 +166,7 @@ export function figure1Chart(
       )
     ),
   ];
-  const heights = panels.map((svg) => Number(svg.match(/height="(\d+(?:\.\d+)?)"/)?.[1] ?? 380));
-  const titleHeight = options.title ? 28 : 0;
-  const total = Math.max(...heights) + titleHeight;
-  const full = width * panels.length;
-  const title = options.title
-    ? `<title>${_escape(options.title)}</title><text aria-label="title" x="${
-      full / 2
-    }" y="19" text-anchor="middle" font-size="15" font-weight="bold">${
-      _escape(options.title)
-    }</text>`
-    : "";
-  const nested = panels.map((svg, i) =>
-    svg.replace(/^<svg /, `<svg x="${i * width}" y="${titleHeight}" `)
-  ).join("");
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${full}" height="${total}" ` +
-    `viewBox="0 0 ${full} ${total}" font-family="DejaVu Sans, sans-serif">` +
-    `<rect width="100%" height="100%" fill="white"/>${title}${nested}</svg>`;
+  return sideBySide(panels, { title: options.title });
 }
 
 /**
@@ -230,8 +215,4 @@ export async function writeFigure1(
   if (options.png ?? true) await writeChart(`${expDir}/figure1.svg`, svg);
   else await writeSvg(`${expDir}/figure1.svg`, svg);
   return rows;
-}
-
-function _escape(text: string): string {
-  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
