@@ -67,5 +67,6 @@ export * from "./lib/output/plot_style.ts";
 export * from "./lib/output/png.ts";
 export * from "./lib/output/table.ts";
 export * from "./lib/output/progress.ts";
+export * from "./lib/output/panels.ts";
 export * from "./lib/output/figure1.ts";
 export * from "./lib/output/study_charts.ts";
