@@ -68,5 +68,5 @@ export * from "./lib/output/png.ts";
 export * from "./lib/output/table.ts";
 export * from "./lib/output/progress.ts";
 export * from "./lib/output/panels.ts";
-export * from "./lib/output/figure1.ts";
-export * from "./lib/output/study_charts.ts";
+export * from "./lib/experiments/figure1.ts";
+export * from "./lib/experiments/study_charts.ts";

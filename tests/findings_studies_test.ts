@@ -19,8 +19,8 @@ import {
   STUDY_FINDINGS_SECTIONS,
   STUDY_SECTIONS,
   unbiasedVarianceSection,
-} from "../lib/output/findings_studies.ts";
-import { writeStudyChart } from "../lib/output/study_charts.ts";
+} from "../lib/experiments/findings_studies.ts";
+import { writeStudyChart } from "../lib/experiments/study_charts.ts";
 
 const SEEDS = Deno.env.get("BNLAB_SEEDS_DIR") ??
   fileURLToPath(new URL("../../shared/seeds/", import.meta.url));

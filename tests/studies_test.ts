@@ -22,7 +22,12 @@ import { runTrial } from "../lib/experiments/trial.ts";
 import { createModel } from "../lib/models/create_model.ts";
 import { readCsv } from "../lib/output/csv.ts";
 import { sideBySide } from "../lib/output/panels.ts";
-import { FIGURE1_COLUMNS, figure1Chart, figure1Rows, writeFigure1 } from "../lib/output/figure1.ts";
+import {
+  FIGURE1_COLUMNS,
+  figure1Chart,
+  figure1Rows,
+  writeFigure1,
+} from "../lib/experiments/figure1.ts";
 import {
   appendDiagnostics,
   DIAGNOSTICS_COLUMNS,

@@ -8,8 +8,8 @@ import { type Plan, readPlan } from "./plan.ts";
 import { writeExperimentOutputs } from "./report_files.ts";
 import { readRunResult } from "./results_dir.ts";
 import { writeSweepOutputs } from "./sweeps.ts";
-import { writeFigure1 } from "../output/figure1.ts";
-import { writeStudyChart } from "../output/study_charts.ts";
+import { writeFigure1 } from "./figure1.ts";
+import { writeStudyChart } from "./study_charts.ts";
 
 /** What {@linkcode collect} found. */
 export interface Collected {

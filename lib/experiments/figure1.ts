@@ -6,12 +6,12 @@
  *
  * @module
  */
-import { type Plan, readPlan } from "../experiments/plan.ts";
+import { type Plan, readPlan } from "./plan.ts";
 import { DIAGNOSTICS_FILE, type DiagnosticsRow, readDiagnostics } from "../train/diagnostics.ts";
-import { writeCsv } from "./csv.ts";
-import { lineChart, writeSvg } from "./plot.ts";
-import { sideBySide } from "./panels.ts";
-import { writeChart } from "./png.ts";
+import { writeCsv } from "../output/csv.ts";
+import { lineChart, writeSvg } from "../output/plot.ts";
+import { sideBySide } from "../output/panels.ts";
+import { writeChart } from "../output/png.ts";
 
 /** One row of `figure1.csv`: one variant at one step, over its seeds. */
 export interface Figure1Row {
@@ -181,8 +181,8 @@ export function figure1Chart(
  * @example
  * ```ts
  * import { writeFigure1 } from "./figure1.ts";
- * import { resolveConfig } from "../experiments/config.ts";
- * import { buildPlan, trainTrials, writePlan } from "../experiments/plan.ts";
+ * import { resolveConfig } from "./config.ts";
+ * import { buildPlan, trainTrials, writePlan } from "./plan.ts";
  * const dir = await Deno.makeTempDir();
  * await writePlan(dir, buildPlan("train", await trainTrials(resolveConfig("smoke"), dir)));
  * console.log(await writeFigure1(dir)); // []

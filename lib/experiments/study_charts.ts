@@ -14,10 +14,10 @@
  *
  * @module
  */
-import type { Plan } from "../experiments/plan.ts";
-import { readCsv } from "./csv.ts";
-import { sweepChart, writeSvg } from "./plot.ts";
-import { writeChart } from "./png.ts";
+import type { Plan } from "./plan.ts";
+import { readCsv } from "../output/csv.ts";
+import { sweepChart, writeSvg } from "../output/plot.ts";
+import { writeChart } from "../output/png.ts";
 
 /** A row of a sweep's `sweep.csv` (the columns the study charts read). */
 export type SweepCsvRow = Record<string, string | number | boolean | null>;

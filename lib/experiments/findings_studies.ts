@@ -10,11 +10,11 @@
  *
  * @module
  */
-import { REPORT_RESULTS, REPORT_TEST_IMAGES } from "../experiments/report_comparison.ts";
-import type { ExperimentConfig } from "../experiments/config.ts";
-import { readPlan } from "../experiments/plan.ts";
-import { readCsv } from "./csv.ts";
-import { markdownTable } from "./table.ts";
+import { REPORT_RESULTS, REPORT_TEST_IMAGES } from "./report_comparison.ts";
+import type { ExperimentConfig } from "./config.ts";
+import { readPlan } from "./plan.ts";
+import { readCsv } from "../output/csv.ts";
+import { markdownTable } from "../output/table.ts";
 
 /** A CSV row as read. */
 type Row = Record<string, string | number | boolean | null>;
