@@ -162,6 +162,7 @@ Deno.test("unbiased-variance: differences are paired by seed", async () => {
         // Seeds differ a lot; the pairs differ by exactly 3 points.
         test_accuracy: 0.5 + seed * 0.2 + (running_variance === "unbiased" ? 0.03 : 0),
         test_accuracy_batch_stats: 0.9,
+        train_loss: seed === 2 && running_variance === "unbiased" ? 0.5 : 0.25,
         status: "done",
       });
     }
@@ -169,6 +170,7 @@ Deno.test("unbiased-variance: differences are paired by seed", async () => {
   const root = await sweepDir("unbiased-variance", rows);
   const text = await unbiasedVarianceSection(root);
   assert.match(text, /batch 2: 3\.00 points ± 0\.00 \(measurable\)/);
+  assert.match(text, /2 of 3 pairs end with the same training loss/);
   await Deno.remove(root, { recursive: true });
 });
 

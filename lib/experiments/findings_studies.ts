@@ -409,12 +409,21 @@ export async function unbiasedVarianceSection(
         ? ` ± ${(d.std * 100).toFixed(2)} (${measurable ? "measurable" : "within noise"})`
         : "");
   });
+  // The running variance is not used in training: paired runs must end with the same loss.
+  const pairs = rows.filter((r) => r.running_variance === "unbiased").flatMap((u) => {
+    const b = rows.find((r) =>
+      r.running_variance === "biased" && r.seed === u.seed && r.batch_size === u.batch_size
+    );
+    return b ? [{ u, b }] : [];
+  });
+  const identical = pairs.filter(({ u, b }) => u.train_loss === b.train_loss).length;
   return [
     ...head,
     `**Setting**: bnlab, ${_scale(config, rows.length)}; lr = base·B/32; seeds paired (the same ` +
-    `seed gives the same initial weights and batches in both arms, which train identically: the ` +
-    `running variance is not used in training). Test accuracy in percent, mean ± std over seeds; ` +
-    `the paired column is the mean ± std of the per-seed differences.`,
+    `seed gives the same initial weights and batches in both arms; the running variance is not ` +
+    `used in training, and ${identical} of ${pairs.length} pairs end with the same training loss ` +
+    `to the last digit). Test accuracy in percent, mean ± std over seeds; the paired column is ` +
+    `the mean ± std of the per-seed differences.`,
     "",
     markdownTable(tableRows.map(({ _d, ...rest }) => rest)),
     "",
