@@ -184,9 +184,11 @@ export interface DiagnosticsRecorderOptions {
  * after the normalization (the nonlinearity's input); BN's gap between the probe's per-channel
  * statistics and the running ones; the step's gradient norms; the probe's accuracy.
  *
- * Percentiles use at most {@linkcode MAX_PERCENTILE_VALUES} values per site: every k-th value
- * in NHWC order with k = ⌈total/MAX⌉. Means and variances use all values, accumulated in
- * float64 as sums of x and x² (variance = E[x²] − E[x]²).
+ * A site's input percentiles use about {@linkcode MAX_PERCENTILE_VALUES} values: every k-th
+ * value of each chunk of the probe in NHWC order, k = ⌈total/MAX⌉ for the site's total values
+ * over the probe (all of them when they fit). Unit 0's percentiles use all its values. Means
+ * and variances use all values, accumulated in float64 as sums of x and x²
+ * (variance = E[x²] − E[x]²); the running-statistic gap uses per-channel sums the same way.
  *
  * @example
  * ```ts
