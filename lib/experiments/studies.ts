@@ -6,8 +6,8 @@
  * - `small-batch` (sweep and preset): LeNet/MNIST, batch 2, 4, 8, 16, 32, 64, 128 ×
  *   {none, bnlab, group (10 groups), renorm, ghost (virtual batch 4, at batch ≥ 8 only)},
  *   3 seeds, the same 3 epochs over the first 2,000 training images (1,000 test images) at
- *   every batch size, lr = 0.05·B/32 ({@linkcode linearLr}): 2 × 4 + 5 × 5 = 33 points ×
- *   variants counted once = 99 trials.
+ *   every batch size, lr = 0.05·B/32 ({@linkcode linearLr}): 2 × 4 + 5 × 5 = 33 (batch, variant)
+ *   pairs × 3 seeds = 99 trials.
  * - `learning-rate` (sweep and preset): LeNet/MNIST, lr ∈ {0.001, 0.003, 0.01, 0.03, 0.1,
  *   0.3, 1} × activation {relu, sigmoid} × {none, bnlab}, batch 32, 2 epochs over 4,000
  *   images, 3 seeds: 84 trials; a trial whose loss turns NaN has status `diverged`.
