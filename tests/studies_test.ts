@@ -401,3 +401,48 @@ Deno.test("sideBySide and diagnosticsChart: panels placed left to right, bad inp
     message: "diagnosticsChart: expected rows, received none",
   });
 });
+
+Deno.test("a trial resumed after an interruption writes each diagnostic step once, as an uninterrupted one", async () => {
+  const config = resolveConfig("figure1", {
+    limit: 120,
+    testLimit: 30,
+    epochs: 3,
+    seeds: 1,
+    variants: ["bnlab"],
+    hidden: [6, 6],
+    logEvery: 1,
+    diagnostics: "every=1,probe=20",
+  });
+  const read = async (dir: string) =>
+    (await readDiagnostics(`${dir}/runs/bnlab-seed0/diagnostics.csv`)).map(
+      ({ layer: _layer, ...row }) => row,
+    );
+  const whole = await Deno.makeTempDir();
+  await prepareTrain(config, whole);
+  await runTrial(whole, 0);
+  const broken = await Deno.makeTempDir();
+  await prepareTrain(config, broken);
+  // Interrupted in the middle of the third epoch (2 steps per epoch), after step 5 was measured:
+  // the resumed run restarts that epoch from its checkpoint and must not write step 5 twice.
+  await assert.rejects(
+    () =>
+      runTrial(broken, 0, {
+        onEvent: (event) => {
+          if (event.type === "train" && event.event.type === "step" && event.event.step === 6) {
+            throw new Error("interrupted");
+          }
+        },
+      }),
+    /interrupted/,
+  );
+  assert.deepEqual(
+    [...new Set((await read(broken)).map((r) => r.step))],
+    [1, 2, 3, 4, 5],
+  );
+  await runTrial(broken, 0);
+  const rows = await read(broken);
+  assert.equal(rows.length, 3 * 2 * 3); // 3 epochs × 2 steps × 3 sites
+  assert.deepEqual(rows, await read(whole));
+  await Deno.remove(whole, { recursive: true });
+  await Deno.remove(broken, { recursive: true });
+});
