@@ -190,6 +190,7 @@ async function trainToy(
   normalization: "none" | "bnlab",
   every: number | null,
 ) {
+  const tensorsBefore = tf.memory().numTensors;
   const data = model === "lenet" ? _mnistLike(24, 3) : toyData(24, 3);
   const test = model === "lenet" ? _mnistLike(10, 4) : toyData(10, 4);
   const net = createModel(model, {
@@ -216,6 +217,7 @@ async function trainToy(
   const rows = recorder?.takeRows() ?? [];
   recorder?.dispose();
   net.dispose();
+  assert.equal(tf.memory().numTensors, tensorsBefore, `${model} ${normalization}: tensors leaked`);
   return { records: records.map((r) => ({ ...r, seconds: 0 })), weights, rows };
 }
 
