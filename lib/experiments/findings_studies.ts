@@ -422,8 +422,10 @@ export async function unbiasedVarianceSection(
     `**Setting**: bnlab, ${_scale(config, rows.length)}; lr = base·B/32; seeds paired (the same ` +
     `seed gives the same initial weights and batches in both arms; the running variance is not ` +
     `used in training, and ${identical} of ${pairs.length} pairs end with the same training loss ` +
-    `to the last digit). Test accuracy in percent, mean ± std over seeds; the paired column is ` +
-    `the mean ± std of the per-seed differences.`,
+    `to the last digit). In a convolutional BN layer m counts every position of the batch ` +
+    `(B·H·W values per channel), so m/(m−1) is far from 1 only in the BN of a dense layer, where ` +
+    `m = B. Test accuracy in percent, mean ± std over seeds; the paired column is the mean ± std ` +
+    `of the per-seed differences.`,
     "",
     markdownTable(tableRows.map(({ _d, ...rest }) => rest)),
     "",
