@@ -147,6 +147,19 @@ export {
 } from "./lib/train/loop.ts";
 export { evaluate, type EvaluateOptions, type Evaluation } from "./lib/train/evaluate.ts";
 export {
+  DEFAULT_PROBE,
+  DIAGNOSTICS_COLUMNS,
+  diagnosticsChart,
+  DiagnosticsRecorder,
+  type DiagnosticsRecorderOptions,
+  type DiagnosticsRow,
+  type DiagnosticsSpec,
+  parseDiagnostics,
+  percentile,
+  PERCENTILES,
+  readDiagnostics,
+} from "./lib/train/diagnostics.ts";
+export {
   type CheckpointConfig,
   type CheckpointManifest,
   loadCheckpoint,
@@ -217,6 +230,39 @@ export {
   type SweepTrial,
   writeSweepOutputs,
 } from "./lib/experiments/sweeps.ts";
+export {
+  GHOST_MIN_BATCH,
+  GHOST_VIRTUAL_BATCH,
+  linearLr,
+  LR_REFERENCE_BATCH,
+  SMALL_BATCH_SIZES,
+  smallBatchPoints,
+  STUDY_LEARNING_RATES,
+  STUDY_PRESETS,
+  STUDY_SWEEPS,
+  type StudyOverrides,
+  type StudyPoint,
+  type StudyPreset,
+  type StudySweep,
+  UNBIASED_BATCH_SIZES,
+} from "./lib/experiments/studies.ts";
+export {
+  epochAccuracyChart,
+  learningRateChart,
+  smallBatchChart,
+  STUDY_CHART_FILES,
+  type SweepCsvRow,
+  unbiasedVarianceChart,
+  writeStudyChart,
+} from "./lib/experiments/study_charts.ts";
+export {
+  FIGURE1_COLUMNS,
+  figure1Chart,
+  type Figure1Row,
+  figure1Rows,
+  type RunDiagnostics,
+  writeFigure1,
+} from "./lib/experiments/figure1.ts";
 export { experimentProgress, type ProgressSink } from "./lib/experiments/progress_events.ts";
 export { NotebookProgress } from "./lib/output/notebook_progress.ts";
 export type { ProgressUpdate } from "./lib/output/progress.ts";
@@ -281,6 +327,7 @@ export {
   writeChart,
   writePng,
 } from "./lib/output/png.ts";
+export { sideBySide, type SideBySideOptions } from "./lib/output/panels.ts";
 
 // The TensorFlow.js types the signatures above name.
 export type {
