@@ -27,7 +27,9 @@ export interface Figure1Row {
   accuracy_std: number;
   /** Means over seeds of the unit's 15th, 50th and 85th percentiles. */
   p15: number;
+  /** Mean over seeds of the unit's 50th percentile. */
   p50: number;
+  /** Mean over seeds of the unit's 85th percentile. */
   p85: number;
 }
 

@@ -12,6 +12,7 @@ import type { TrainObserver } from "./loop.ts";
 import { appendCsvRows, readCsv, writeCsv } from "../output/csv.ts";
 import { lineChart } from "../output/plot.ts";
 import { sideBySide } from "../output/panels.ts";
+import type { LayersModel, LayerVariable, NamedTensorMap, Tensor } from "../tfjs_types.ts";
 
 /** A parsed `diagnostics` setting. */
 export interface DiagnosticsSpec {
@@ -82,16 +83,22 @@ export interface DiagnosticsRow {
   channels: number;
   /** Percentiles and moments of the site's pre-normalization values over the probe. */
   input_p15: number;
+  /** 50th percentile (median) of the site's pre-normalization values. */
   input_p50: number;
+  /** 85th percentile of the site's pre-normalization values. */
   input_p85: number;
+  /** Mean of the site's pre-normalization values. */
   input_mean: number;
+  /** Variance of the site's pre-normalization values. */
   input_variance: number;
   /**
    * Percentiles of unit 0's activation input (after the normalization, before the
    * nonlinearity; for `none` the layer's output) over the probe's images and positions.
    */
   unit0_p15: number;
+  /** 50th percentile (median) of unit 0's activation input. */
   unit0_p50: number;
+  /** 85th percentile of unit 0's activation input. */
   unit0_p85: number;
   /** mean_c |μ_c − μ_running,c| / √(σ²_running,c + ε) (BN layers; else null). */
   running_mean_gap: number | null;
@@ -214,8 +221,8 @@ export class DiagnosticsRecorder {
   rows: DiagnosticsRow[] = [];
   /** Steps between two diagnostic points. */
   readonly every: number;
-  #model: tf.LayersModel;
-  #probeModel: tf.LayersModel;
+  #model: LayersModel;
+  #probeModel: LayersModel;
   #sites: _Site[];
   #probe: Dataset;
   #probeSize: number;
@@ -224,10 +231,12 @@ export class DiagnosticsRecorder {
   #outputIndex: number[];
 
   /**
+   * Creates a recorder for a model; pass its `observer` to `train`.
+   *
    * @param model The model being trained.
    * @param options Interval, probe and chunk size.
    */
-  constructor(model: tf.LayersModel, options: DiagnosticsRecorderOptions) {
+  constructor(model: LayersModel, options: DiagnosticsRecorderOptions) {
     if (!Number.isInteger(options.every) || options.every < 1) {
       throw new Error(
         `DiagnosticsRecorder: every must be a positive integer, received ${options.every}`,
@@ -274,7 +283,7 @@ export class DiagnosticsRecorder {
    * @param step The step.
    * @param grads Gradients by variable name.
    */
-  recordGradients(step: number, grads: tf.NamedTensorMap): void {
+  recordGradients(step: number, grads: NamedTensorMap): void {
     const norms = tf.tidy(() => {
       const norm = (all: string[]) => {
         const names = all.filter((n) => grads[n]);
@@ -312,13 +321,13 @@ export class DiagnosticsRecorder {
     let correct = 0;
     for (let start = 0; start < n; start += this.#chunk) {
       const size = Math.min(this.#chunk, n - start);
-      const outs = tf.tidy((): tf.Tensor[] => {
+      const outs = tf.tidy((): Tensor[] => {
         const xs = tf.tensor(
           this.#probe.images.subarray(start * pixels, (start + size) * pixels),
           [size, this.#probe.height, this.#probe.width, this.#probe.channels ?? 1],
         );
         const ys = this.#probeModel.apply(xs, { training: false });
-        const list = (Array.isArray(ys) ? ys : [ys]) as tf.Tensor[];
+        const list = (Array.isArray(ys) ? ys : [ys]) as Tensor[];
         return this.#outputIndex.map((i) => list[i]);
       });
       const argMax = tf.argMax(outs[0], -1);
@@ -402,12 +411,12 @@ export class DiagnosticsRecorder {
   }
 
   /** The model observed. */
-  get model(): tf.LayersModel {
+  get model(): LayersModel {
     return this.#model;
   }
 }
 
-function _sites(model: tf.LayersModel): _Site[] {
+function _sites(model: LayersModel): _Site[] {
   const names = (layer: tf.layers.Layer) =>
     layer.trainableWeights.map((w) => (w.read() as tf.Variable).name);
   const sites: _Site[] = [];
@@ -442,8 +451,8 @@ async function _runningGap(
   perChannel: number,
 ): Promise<{ meanGap: number; varianceRatio: number } | null> {
   const norm = site.norm as unknown as {
-    movingMean?: tf.LayerVariable;
-    movingVariance?: tf.LayerVariable;
+    movingMean?: LayerVariable;
+    movingVariance?: LayerVariable;
     epsilon?: number;
   } | null;
   if (!norm?.movingMean || !norm.movingVariance) return null;
