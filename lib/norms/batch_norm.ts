@@ -43,8 +43,7 @@ import {
   stopGradient,
   valuesPerChannel,
 } from "./batch_norm_ops.ts";
-import { fusedBatchNormUsable } from "../kernels/batch_norm_native.ts";
-import { runningAverage } from "../kernels/running_average.ts";
+import { runningAverage } from "./batch_norm_kernels.ts";
 
 /**
  * Batch Renormalization's clipping (Ioffe 2017): r ∈ [1/rMax, rMax], d ∈ [−dMax, dMax], the
@@ -351,11 +350,8 @@ export class BatchNorm extends tf.layers.Layer {
       );
     }
     const gamma = this.gamma?.read(), beta = this.beta?.read();
-    // The native kernels take γ and β as they are ([C]); the op versions broadcast them.
-    const asIs = !ghost && !this.renorm && this.gradient === "analytic" &&
-      fusedBatchNormUsable(x, axes, gamma, beta);
-    let scale = asIs ? gamma : gamma?.reshape(shape);
-    let offset = asIs ? beta : beta?.reshape(shape);
+    let scale = gamma?.reshape(shape);
+    let offset = beta?.reshape(shape);
     let renormUpdate: (() => void) | undefined;
     if (this.renorm) {
       // r and d are constants of the gradient (Ioffe 2017, Algorithm 1).
@@ -473,7 +469,7 @@ export function batchNorm(options: BatchNormOptions = {}): BatchNorm {
 
 /**
  * running ← keep·running + (1 − keep)·value (the Keras form), value·factor when a factor is
- * given: one kernel call on cpu and wasm, tfjs ops elsewhere (lib/kernels/running_average.ts).
+ * given: a named kernel where the backend registers one, else tfjs ops (batch_norm_kernels.ts).
  */
 function _keras(
   running: tf.LayerVariable,
@@ -481,7 +477,7 @@ function _keras(
   keep: number,
   factor: number | null = null,
 ) {
-  running.write(runningAverage(running.read(), value, keep, factor));
+  running.write(runningAverage(running.read(), value, { keep, factor }));
 }
 
 /**

@@ -1,22 +1,24 @@
 /**
- * bnlab's native helper kernels (`native/bnlab_kernels.c`): the memory-bound loops of the
- * BLAS convolutions (im2col, col2im), `MaxPoolGrad`, batch normalization's statistics,
- * forward and analytic backward pass (`batch_norm_native.ts`), and matrix products cut into
- * slices run on two threads (`blas.ts`), in C, called through Deno's FFI on the wasm
- * backend's heap. Their JavaScript and tfjs-op twins stay as the fallback and the reference.
+ * bnlab's native helper kernels (`native/bnlab_kernels.c`, and `native/thread_pool.c`, its
+ * thread pool): the memory-bound loops of the BLAS convolutions (im2col, col2im),
+ * `MaxPoolGrad`, batch normalization's statistics, forward and analytic backward pass
+ * (`batch_norm_native.ts`), and matrix products cut into slices run on two threads
+ * (`blas.ts`), in C, called through Deno's FFI on the wasm backend's heap. Their JavaScript
+ * and tfjs-op twins stay as the fallback and the reference.
  *
- * The library is built from the C source by {@linkcode buildNativeKernels} (`deno task
+ * The library is built from the C sources by {@linkcode buildNativeKernels} (`deno task
  * build-native`; `scripts/setup.sh` runs it) with the system's C compiler, for this
- * machine's processor, into `native/build/` beside the source. Its file name carries a hash
- * of the source, so a library built from another version of the source is never loaded.
+ * machine's processor, into `native/build/` beside the sources. Its file name carries a hash
+ * of the sources, so a library built from another version of them is never loaded.
  *
- * It is loaded on first use: `BNLAB_NATIVE` set to `off` (or `0`, `false`, `none`, `no`)
- * disables it. Without the built library, or without the `--allow-ffi` permission, nothing
- * fails: {@linkcode nativeInfo} says why it is off, and the kernels run their JavaScript
- * loops.
+ * It is loaded on first use: `BNLAB_NATIVE` set to `off` (or `0`, `false`, `none`, `no`;
+ * read in `lib/env.ts`) disables it. Without the built library, or without the
+ * `--allow-ffi` permission, nothing fails: {@linkcode nativeInfo} says why it is off, and
+ * the kernels run their JavaScript loops.
  *
  * @module
  */
+import { readEnv, readSwitch } from "../env.ts";
 
 /** Whether the native kernels run, for the provenance of results. */
 export interface NativeInfo {
@@ -49,6 +51,27 @@ const _GEOMETRY = [
   "i32", // left
 ] as const;
 
+/**
+ * The FFI parameters of an sgemm after CBLAS's order argument, as `cblas_sgemm` (`blas.ts`)
+ * and `bnlab_sgemm` (which adds a thread count) take them: transA, transB, M, N, K, alpha, A,
+ * lda, B, ldb, beta, C, ldc.
+ */
+export const SGEMM_FFI_PARAMETERS = [
+  "i32",
+  "i32",
+  "i32",
+  "i32",
+  "i32",
+  "f32",
+  "buffer",
+  "i32",
+  "buffer",
+  "i32",
+  "f32",
+  "buffer",
+  "i32",
+] as const;
+
 const _SYMBOLS = {
   bnlab_native_version: { parameters: [], result: "i32" },
   bnlab_im2col: { parameters: ["buffer", "i32", "i32", ..._GEOMETRY], result: "void" },
@@ -56,25 +79,7 @@ const _SYMBOLS = {
   bnlab_blas_init: { parameters: ["buffer", "i32"], result: "i32" },
   bnlab_blas_threads: { parameters: [], result: "i32" },
   bnlab_blas_slices: { parameters: [], result: "i32" },
-  bnlab_sgemm: {
-    parameters: [
-      "i32", // transA
-      "i32", // transB
-      "i32", // M
-      "i32", // N
-      "i32", // K
-      "f32", // alpha
-      "buffer", // A
-      "i32", // lda
-      "buffer", // B
-      "i32", // ldb
-      "f32", // beta
-      "buffer", // C
-      "i32", // ldc
-      "i32", // threads
-    ],
-    result: "i32",
-  },
+  bnlab_sgemm: { parameters: [...SGEMM_FFI_PARAMETERS, "i32" /* threads */], result: "i32" },
   bnlab_bn_moments: {
     parameters: ["buffer", "i32", "i32", "i32", "i32", "i32"],
     result: "void",
@@ -220,8 +225,11 @@ export type NativeConvGeometry = [
 /** The native kernels' functions, as `Deno.dlopen` gives them. */
 export type NativeKernels = _Library["symbols"];
 
-/** The C source the library is built from. */
-export const NATIVE_SOURCE: URL = new URL("./native/bnlab_kernels.c", import.meta.url);
+/** The C sources the library is built from, compiled together into one library. */
+export const NATIVE_SOURCES: readonly URL[] = [
+  new URL("./native/bnlab_kernels.c", import.meta.url),
+  new URL("./native/thread_pool.c", import.meta.url),
+];
 
 /** The folder the built libraries go to (git-ignored). */
 export const NATIVE_BUILD_DIR: URL = new URL("./native/build/", import.meta.url);
@@ -235,27 +243,32 @@ interface _State {
 let _state: _State | undefined;
 
 /**
- * The path of the library built from the current source: `libbnlab_kernels-<hash>.so` in
- * {@linkcode NATIVE_BUILD_DIR}, the hash (FNV-1a, 32 bits) over the source's bytes.
+ * The path of the library built from the current sources: `libbnlab_kernels-<hash>.so` in
+ * {@linkcode NATIVE_BUILD_DIR}, the hash (FNV-1a, 32 bits) over every source's bytes, each
+ * followed by a zero byte.
  *
- * @param source The C source's bytes (read from {@linkcode NATIVE_SOURCE} when omitted).
+ * @param sources The C sources' bytes (read from {@linkcode NATIVE_SOURCES} when omitted).
  * @returns The absolute path of the library file (which may not exist yet).
  *
- * @example The name changes with the source
+ * @example The name changes with any source
  * ```ts
  * import assert from "node:assert/strict";
- * import { nativeLibraryPath } from "./native.ts";
+ * import { nativeLibraryPath } from "./native_library.ts";
  *
- * const a = nativeLibraryPath(new TextEncoder().encode("int f(void) { return 1; }"));
- * const b = nativeLibraryPath(new TextEncoder().encode("int f(void) { return 2; }"));
+ * const encode = (text: string) => new TextEncoder().encode(text);
+ * const a = nativeLibraryPath([encode("int f(void) { return 1; }"), encode("int g;")]);
+ * const b = nativeLibraryPath([encode("int f(void) { return 1; }"), encode("int h;")]);
  * assert.match(a, /libbnlab_kernels-[0-9a-f]{8}\.so$/);
  * assert.notEqual(a, b);
  * ```
  */
-export function nativeLibraryPath(source?: Uint8Array): string {
-  const bytes = source ?? Deno.readFileSync(NATIVE_SOURCE);
+export function nativeLibraryPath(sources?: readonly Uint8Array[]): string {
+  const all = sources ?? NATIVE_SOURCES.map((url) => Deno.readFileSync(url));
   let hash = 0x811c9dc5;
-  for (const byte of bytes) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  for (const bytes of all) {
+    for (const byte of bytes) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
   const name = `libbnlab_kernels-${hash.toString(16).padStart(8, "0")}.so`;
   return decodeURIComponent(new URL(name, NATIVE_BUILD_DIR).pathname);
 }
@@ -282,7 +295,7 @@ export interface BuildNativeOptions {
  *
  * @example
  * ```ts ignore
- * import { buildNativeKernels } from "./native.ts";
+ * import { buildNativeKernels } from "./native_library.ts";
  *
  * const { path, built } = await buildNativeKernels();
  * console.log(built ? `built ${path}` : `up to date: ${path}`);
@@ -310,7 +323,7 @@ export async function buildNativeKernels(
     "-pthread",
     "-o",
     temporary,
-    decodeURIComponent(NATIVE_SOURCE.pathname),
+    ...NATIVE_SOURCES.map((url) => decodeURIComponent(url.pathname)),
     "-ldl",
     "-lm",
   ];
@@ -343,7 +356,7 @@ export async function buildNativeKernels(
  * @example Record it with results; it never throws
  * ```ts
  * import assert from "node:assert/strict";
- * import { nativeInfo } from "./native.ts";
+ * import { nativeInfo } from "./native_library.ts";
  *
  * const info = nativeInfo();
  * assert.equal(typeof info.enabled, "boolean");
@@ -368,7 +381,7 @@ export function nativeInfo(): NativeInfo {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { nativeInfo, nativeKernels } from "./native.ts";
+ * import { nativeInfo, nativeKernels } from "./native_library.ts";
  *
  * assert.equal(nativeKernels() !== null, nativeInfo().enabled);
  * ```
@@ -407,7 +420,7 @@ export function requireNativeKernels(kernel: string): NativeKernels {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { nativeKernels, setNativeEnabled } from "./native.ts";
+ * import { nativeKernels, setNativeEnabled } from "./native_library.ts";
  *
  * const previous = setNativeEnabled(false);
  * assert.equal(nativeKernels(), null);
@@ -428,9 +441,9 @@ function _load(): _State {
     info: Object.freeze({ enabled: false, library: null, reason }),
     enabled: false,
   });
-  const setting = readEnv("BNLAB_NATIVE")?.trim().toLowerCase() ?? "";
-  if (["off", "0", "false", "none", "no"].includes(setting)) {
-    return _state = off(`switched off by BNLAB_NATIVE=${setting}`);
+  const setting = readSwitch("BNLAB_NATIVE");
+  if (setting.off) {
+    return _state = off(`switched off by BNLAB_NATIVE=${setting.value.toLowerCase()}`);
   }
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
     return _state = off("no FFI permission (run deno with --allow-ffi)");
@@ -440,7 +453,8 @@ function _load(): _State {
     path = nativeLibraryPath();
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    return _state = off(`cannot read the C source ${NATIVE_SOURCE.pathname}: ${message}`);
+    const paths = NATIVE_SOURCES.map((url) => url.pathname).join(", ");
+    return _state = off(`cannot read the C sources ${paths}: ${message}`);
   }
   if (!_exists(path)) {
     return _state = off(
@@ -472,25 +486,4 @@ function _exists(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * An environment variable, or undefined when unset or not readable (no `--allow-env` for it):
- * never prompts, never throws.
- *
- * @param name The variable's name.
- * @returns Its value, or undefined.
- *
- * @example
- * ```ts
- * import { readEnv } from "./native.ts";
- *
- * console.log(readEnv("BNLAB_NATIVE") ?? "(unset)");
- * ```
- */
-export function readEnv(name: string): string | undefined {
-  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-    return undefined;
-  }
-  return Deno.env.get(name);
 }
