@@ -15,7 +15,8 @@
  * - no `starts` list (a train record: the processes that resumed it are unknown);
  * - no CPU model;
  * - for `bench/results.json`: code under `bench/`, `lib/` or `scripts/` differs between the
- *   recorded commit and the commit that added the results (they came from uncommitted code).
+ *   recorded commit and the last commit of `bench/results.csv` (the results came from
+ *   uncommitted code).
  *
  * @module
  */
@@ -108,7 +109,9 @@ export function provenanceProblems(
       );
     }
     if (options.path === "bench/results.json") {
-      const added = git.lastCommitOf(options.path);
+      // The bench writes results.csv and results.json together; the CSV's last commit is the
+      // one that committed the measurements (a note added later changes only the JSON).
+      const added = git.lastCommitOf("bench/results.csv");
       const changed = added && time !== null ? git.codeChanges(commit, added) : [];
       if (changed.length) {
         problems.push(
