@@ -346,10 +346,11 @@ async function momentumSection(context: SectionContext): Promise<string> {
       twin.test_loss_running === k.test_loss_running;
   });
   return [
-    `\`deno task sweep momentum\`: bnlab's BN at ${rows.length} momenta, each in both ` +
+    `\`deno task sweep momentum\`: bnlab's BN at ${keras.length} momenta, each in both ` +
     `conventions (${c.activation}, batch ${c.batchSize}, SGD lr ${c.lr}, ${c.epochs} epochs ` +
-    `on ${integer(Number(c.limit))} images, one seed). The report's layer is ` +
-    `${report.momentum} in the Keras form; PyTorch's default is ${report.tfjsMomentum}.`,
+    `on ${integer(Number(c.limit))} images, ${c.seeds} seed(s) from seed ${c.seed}). The ` +
+    `report's layer is ${report.momentum} in the Keras form; PyTorch's default is ` +
+    `${report.tfjsMomentum}.`,
     table,
     [
       losses.size === 1
