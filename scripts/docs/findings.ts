@@ -39,10 +39,23 @@ async function _config(context: SectionContext, dir: string): Promise<Config> {
   return (await context.json<{ config: Config }>(`${dir}/config.json`)).config;
 }
 
-/** "sigmoid, batch 20, lr 0.001, 20 epochs on 60,000 images" from a config and its summary. */
+/**
+ * "sigmoid, batch 20, SGD lr 0.001, 20 epochs on 60,000 images" from a directory's
+ * `config.json` (and `summary.csv`) or, for a sweep, the base config of its `sweep.json`.
+ */
 async function _setting(context: SectionContext, dir: string): Promise<string> {
+  if (!(await context.exists(`${dir}/config.json`))) {
+    const sweep = await context.json<{ config: Config }>(`${dir}/sweep.json`);
+    const c = sweep.config;
+    const images = c.limit === null || c.limit === undefined ? "all" : integer(Number(c.limit));
+    return `a sweep over a base of ${c.model ?? "lenet"}, ${c.activation}, batch ` +
+      `${c.batchSize}, ${c.optimizer} lr ${c.lr}, ${c.epochs} epochs on ${images} images, ` +
+      `${c.seeds} seed(s)`;
+  }
   const config = await _config(context, dir);
-  const summary = await context.csv(`${dir}/summary.csv`);
+  const summary = await context.exists(`${dir}/summary.csv`)
+    ? await context.csv(`${dir}/summary.csv`)
+    : [];
   const images = Number(summary[0]?.train_images ?? config.limit);
   return `${config.activation}, batch ${config.batchSize}, SGD lr ${config.lr}, ` +
     `${config.epochs} epochs on ${integer(images)} images`;
@@ -421,7 +434,10 @@ export function studySection(options: StudyOptions): Section {
     async render(context) {
       const parts = (options.claims ?? []).map((key) => claim(key));
       if (options.about) parts.push(options.about);
-      if (await context.exists(`${options.source}/config.json`)) {
+      if (
+        await context.exists(`${options.source}/config.json`) ||
+        await context.exists(`${options.source}/sweep.json`)
+      ) {
         parts.push(`Setting: ${await _setting(context, options.source)}.`);
       }
       for (const file of ["table.csv", "sweep_table.csv"]) {
@@ -431,7 +447,7 @@ export function studySection(options: StudyOptions): Section {
           parts.push(summaryTable(await context.csv(path)));
         }
       }
-      for (const plot of ["curves.svg", "sweep.svg", "figure.svg"]) {
+      for (const plot of ["curves.svg", "sweep.svg", "figure1.svg"]) {
         if (await context.exists(`${options.source}/${plot}`)) {
           parts.push(`![${plot}](../${options.source}/${plot})`);
         }
