@@ -1,13 +1,15 @@
 /**
  * `docs/findings.md`: what the report claims, what our committed runs show. One function per
  * section, each reading one results directory; {@linkcode FINDINGS_SECTIONS} is the registry.
- * A study adds its section with one line: `studySection({ title, source, claims })` reads
- * the directory's `table.csv` (a train run) or `sweep_table.csv` (a sweep).
+ * A section is `{ title, source, render(context) }`; the studies' sections come from
+ * `lib/experiments/findings_studies.ts`, and `studySection({ title, source, claims })` makes a
+ * generic one from a directory's `table.csv` (a train run) or `sweep_table.csv` (a sweep).
  *
  * @module
  */
 import type { CsvRow } from "../../lib/output/csv.ts";
 import { markdownTable } from "../../lib/output/table.ts";
+import { STUDY_FINDINGS_SECTIONS } from "../../lib/experiments/findings_studies.ts";
 import {
   inferLogBatchSize,
   REPORT_LOG,
@@ -472,32 +474,8 @@ export const FINDINGS_SECTIONS: readonly Section[] = [
   },
   { title: "The momentum sweep", source: "results/momentum", render: momentumSection },
   { title: "The default preset", source: "results/quick", render: quickSection },
-  studySection({
-    title: "The report with error bars",
-    source: "results/report-5seeds",
-    claims: ["reportGap"],
-  }),
-  studySection({
-    title: "Small batches",
-    source: "results/small-batch",
-    claims: ["smallBatch"],
-  }),
-  studySection({
-    title: "Higher learning rates",
-    source: "results/learning-rate",
-    claims: ["learningRate"],
-  }),
-  studySection({
-    title: "Stable layer inputs (Ioffe & Szegedy, Figure 1)",
-    source: "results/figure1",
-    claims: ["covariateShift"],
-  }),
-  studySection({ title: "ResNet-20", source: "results/resnet", claims: ["resnet"] }),
-  studySection({
-    title: "Unbiased running variance",
-    source: "results/unbiased-variance",
-    claims: ["unbiasedVariance"],
-  }),
+  // The studies' sections (lib/experiments/findings_studies.ts), in document order.
+  ...STUDY_FINDINGS_SECTIONS,
 ];
 
 /** `docs/findings.md`. */
