@@ -8,8 +8,9 @@ import { SOURCES } from "../scripts/docs/sources.ts";
 /**
  * The numbers in README prose. A number is allowed only inside code (fenced blocks and
  * `inline code`), inside a link target, as part of a name (attached to a word by letters or a
- * hyphen: ResNet-20, SHA-256, float64, Fashion-MNIST) or as a version right after a product
- * name (Deno 2.9.6, tfjs 4.22). Measured figures belong in the generated docs.
+ * hyphen: ResNet-20, SHA-256, float64, Fashion-MNIST), as a version right after a product
+ * name (Deno 2.9.6, tfjs 4.22), or as the number of a figure or table of a cited paper
+ * (Figure 1). Measured figures belong in the generated docs.
  */
 function proseNumbers(markdown: string): string[] {
   const found: string[] = [];
@@ -22,7 +23,7 @@ function proseNumbers(markdown: string): string[] {
   const version =
     /\b(?:Deno|tfjs|TensorFlow\.js|OpenBLAS|PyTorch|Python|Debian|Node) v?\d+(?:\.\d+)+\b/g;
   text.split("\n").forEach((line, index) => {
-    const rest = line.replace(version, "");
+    const rest = line.replace(version, "").replace(/\b(?:Figure|Table) \d+\b/g, "");
     for (const match of rest.matchAll(/(?<![\p{L}\d_-])\d[\d,.]*(?:[%×x]|\b)(?![\p{L}_-])/gu)) {
       found.push(`line ${index + 1}: ${match[0]}`);
     }
@@ -118,6 +119,7 @@ Deno.test("the README number rule finds figures and lets code, names and version
   const text = [
     "bnlab's BN reached 98.54% in about 10–15 minutes, 1.34× faster.",
     "Run `deno task train --lr 0.001` on Deno 2.9.6 with tfjs 4.22, ResNet-20 and SHA-256.",
+    "Ioffe & Szegedy's Figure 1 at 3 epochs.",
     "```sh\ndeno task sweep --grid batchSize=2,4,8\n```",
     "| a | b |\n| --- | ---: |",
     "See [the docs](docs/findings.md#section-2).",
@@ -127,6 +129,7 @@ Deno.test("the README number rule finds figures and lets code, names and version
     "line 1: 10",
     "line 1: 15",
     "line 1: 1.34×",
+    "line 3: 3",
   ]);
 });
 
