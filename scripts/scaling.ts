@@ -15,7 +15,7 @@ import { parseCsv, toCsv } from "../lib/output/csv.ts";
 import { markdownTable } from "../lib/output/table.ts";
 import {
   DEFAULT_ARRAY_LIMIT,
-  readPlanTrials,
+  readTrialLocations,
   submitSlurm,
   trialStatuses,
 } from "../lib/experiments/slurm.ts";
@@ -252,7 +252,7 @@ async function _slotSeconds(command: (trialDir: string) => string, tasks: number
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   const seconds = (performance.now() - started) / 1000;
-  const trials = await readPlanTrials(dir);
+  const trials = await readTrialLocations(dir);
   const failed = (await trialStatuses(dir)).filter((s) => s.state === "failed");
   if (failed.length) {
     throw new Error(`measurement tasks failed: ${failed.map((s) => s.log).join(", ")}`);

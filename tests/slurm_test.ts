@@ -76,10 +76,13 @@ Deno.test("slurm: --dry-run scripts name the array, limit, logs, requeue and pas
     "#SBATCH --comment 'two words'",
   ]);
   assert.match(trials, /\$\{SLURM_RESTART_COUNT:-0\}/);
-  assert.match(trials, /^deno task trial '\/shared\/exp dir' --index "\$SLURM_ARRAY_TASK_ID"$/m);
+  assert.match(
+    trials,
+    /^deno task --quiet trial '\/shared\/exp dir' --index "\$SLURM_ARRAY_TASK_ID" --quiet$/m,
+  );
   assert.match(collect, /^#SBATCH --job-name=bnlab-collect$/m);
   assert.match(collect, /^#SBATCH --output=\/shared\/exp dir\/slurm\/collect.log$/m);
-  assert.match(collect, /^deno task collect '\/shared\/exp dir'$/m);
+  assert.match(collect, /^deno task --quiet collect '\/shared\/exp dir'$/m);
   assert.doesNotMatch(collect, /--array|--cpus-per-task/);
 });
 

@@ -49,10 +49,10 @@ export interface SlurmScriptOptions extends SlurmOptions {
   repoRoot?: string;
   /**
    * Shell command each task runs; `$SLURM_ARRAY_TASK_ID` is the trial index.
-   * @default {`deno task trial '<expDir>' --index "$SLURM_ARRAY_TASK_ID"`}
+   * @default {`deno task --quiet trial '<expDir>' --index "$SLURM_ARRAY_TASK_ID" --quiet`}
    */
   trialCommand?: string;
-  /** Shell command of the collect job. @default {`deno task collect '<expDir>'`} */
+  /** Shell command of the collect job. @default {`deno task --quiet collect '<expDir>'`} */
   collectCommand?: string;
 }
 
@@ -130,8 +130,8 @@ export interface RequeueOptions {
   timeoutMs?: number;
 }
 
-/** A trial of plan.json as this module reads it: its id and output directory. */
-export interface PlanTrial {
+/** Where a trial of plan.json writes: its id and output directory. */
+export interface TrialLocation {
   /** The trial's id (`id` in plan.json, else its directory's name). */
   id: string;
   /** Its output directory, absolute (`dir` in plan.json, relative to the experiment). */
@@ -273,8 +273,8 @@ export function splitShellWords(text: string): string[] {
  * });
  * assert.match(trials, /^#SBATCH --array=0-3%2$/m);
  * assert.match(trials, /^#SBATCH --partition=gpu$/m);
- * assert.match(trials, /deno task trial '\/shared\/exp' --index "\$SLURM_ARRAY_TASK_ID"/);
- * assert.match(collect, /deno task collect '\/shared\/exp'/);
+ * assert.match(trials, /deno task --quiet trial '\/shared\/exp' --index "\$SLURM_ARRAY_TASK_ID"/);
+ * assert.match(collect, /deno task --quiet collect '\/shared\/exp'/);
  * ```
  */
 export function slurmScripts(expDir: string, options: SlurmScriptOptions): SlurmScripts {
@@ -321,7 +321,7 @@ export function slurmScripts(expDir: string, options: SlurmScriptOptions): Slurm
     'echo "[bnlab] $(date -u +%Y-%m-%dT%H:%M:%SZ) job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}' +
     ' on $(hostname), restart ${SLURM_RESTART_COUNT:-0}"',
     options.trialCommand ??
-      `deno task trial ${shellQuote(expDir)} --index "$SLURM_ARRAY_TASK_ID"`,
+      `deno task --quiet trial ${shellQuote(expDir)} --index "$SLURM_ARRAY_TASK_ID" --quiet`,
     "",
   ].join("\n");
   const collect = [
@@ -336,7 +336,7 @@ export function slurmScripts(expDir: string, options: SlurmScriptOptions): Slurm
     "set -euo pipefail",
     `cd ${shellQuote(root)}`,
     'echo "[bnlab] $(date -u +%Y-%m-%dT%H:%M:%SZ) collect job ${SLURM_JOB_ID} on $(hostname)"',
-    options.collectCommand ?? `deno task collect ${shellQuote(expDir)}`,
+    options.collectCommand ?? `deno task --quiet collect ${shellQuote(expDir)}`,
     "",
   ].join("\n");
   return { trials, collect };
@@ -363,13 +363,13 @@ function _extraLines(extra: string): string[] {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { readPlanTrials } from "./slurm.ts";
+ * import { readTrialLocations } from "./slurm.ts";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/plan.json`, JSON.stringify({ trials: [{ id: "a", dir: "trials/a" }] }));
- * assert.deepEqual(await readPlanTrials(dir), [{ id: "a", dir: `${dir}/trials/a` }]);
+ * assert.deepEqual(await readTrialLocations(dir), [{ id: "a", dir: `${dir}/trials/a` }]);
  * ```
  */
-export async function readPlanTrials(expDir: string): Promise<PlanTrial[]> {
+export async function readTrialLocations(expDir: string): Promise<TrialLocation[]> {
   const path = `${expDir}/plan.json`;
   let plan: { trials?: unknown };
   try {
@@ -412,7 +412,7 @@ export async function submitSlurm(
   options: SubmitSlurmOptions = {},
 ): Promise<SlurmSubmitResult> {
   const dir = await _absolute(expDir);
-  const indices = [...(options.indices ?? (await readPlanTrials(dir)).map((_, i) => i))];
+  const indices = [...(options.indices ?? (await readTrialLocations(dir)).map((_, i) => i))];
   if (indices.length === 0) {
     throw new Error(`submitSlurm: ${dir} has no trial to submit (all finished or none planned)`);
   }
@@ -492,7 +492,7 @@ export async function trialStatuses(
   options: TrialStatusOptions = {},
 ): Promise<TrialStatus[]> {
   const dir = await _absolute(expDir);
-  const trials = await readPlanTrials(dir);
+  const trials = await readTrialLocations(dir);
   const { submissions } = await readSlurmRecord(dir);
   const latest = new Map<number, string>();
   for (const s of submissions) {
@@ -595,6 +595,90 @@ export function formatTrialStatuses(statuses: readonly TrialStatus[]): string {
  */
 export function unfinishedTrials(statuses: readonly TrialStatus[]): number[] {
   return statuses.filter((s) => s.state === "failed" || s.state === "missing").map((s) => s.index);
+}
+
+/** Options of {@linkcode runSlurmExecutor}. */
+export interface SlurmExecutorOptions extends Omit<SubmitSlurmOptions, "indices"> {
+  /** Submit only the trials with these ids (of those unfinished). @default {every trial} */
+  only?: ReadonlySet<string>;
+  /** Receives the lines that say what was submitted. @default {console.error} */
+  log?: (line: string) => void;
+}
+
+/**
+ * The Slurm executor: submits the plan's unfinished trials (neither done, diverged, queued
+ * nor running; see {@linkcode unfinishedTrials}) as one job array with its collect job, or,
+ * with `dryRun`, prints the batch scripts to stdout. Resuming an experiment with it submits
+ * only what is missing.
+ *
+ * @param expDir The experiment directory, with `plan.json`.
+ * @param options sbatch options, `dryRun`, which trials, where to log.
+ * @returns The submission, or `undefined` when no trial needed one.
+ *
+ * @example
+ * ```ts ignore
+ * import { runSlurmExecutor } from "./slurm.ts";
+ * await runSlurmExecutor("/shared/sweep", { arrayLimit: 100, partition: "cpu" });
+ * ```
+ */
+export async function runSlurmExecutor(
+  expDir: string,
+  options: SlurmExecutorOptions = {},
+): Promise<SlurmSubmitResult | undefined> {
+  const log = options.log ?? ((line: string) => console.error(line));
+  const dir = await _absolute(expDir);
+  const statuses = await trialStatuses(dir);
+  const wanted = statuses.filter((s) => !options.only || options.only.has(s.id));
+  const indices = unfinishedTrials(wanted);
+  if (indices.length === 0) {
+    log(
+      `bnlab slurm: nothing to submit: of ${wanted.length} trials, ${
+        wanted.filter((s) => s.state === "done" || s.state === "diverged").length
+      } finished and the others are queued or running (deno task collect ${dir} rebuilds the outputs)`,
+    );
+    return undefined;
+  }
+  const { only: _only, log: _log, ...submit } = options;
+  const result = await submitSlurm(dir, { ...submit, indices });
+  if (options.dryRun) {
+    console.log(result.text);
+    return result;
+  }
+  log(
+    `bnlab slurm: submitted job array ${result.arrayJobId} (${indices.length} of ${statuses.length} trials, ` +
+      `at most ${options.arrayLimit ?? DEFAULT_ARRAY_LIMIT} at once) and collect job ` +
+      `${result.collectJobId}; logs in ${dir}/slurm/`,
+  );
+  log(`bnlab slurm: follow it with: deno task sweep --status ${dir}  (or train --status)`);
+  return result;
+}
+
+/**
+ * Removes `--status DIR` (or `--status=DIR`) from a list of arguments.
+ *
+ * @param args Command-line arguments; modified in place.
+ * @returns The directory, or `undefined` when absent.
+ * @throws If `--status` has no value.
+ *
+ * @example
+ * ```ts
+ * import { takeStatusFlag } from "./slurm.ts";
+ * const args = ["--status", "results/x"];
+ * console.log(takeStatusFlag(args), args); // "results/x" []
+ * ```
+ */
+export function takeStatusFlag(args: string[]): string | undefined {
+  const index = args.findIndex((a) => a === "--status" || a.startsWith("--status="));
+  if (index < 0) return undefined;
+  const inline = args[index].startsWith("--status=");
+  const value = inline ? args[index].slice("--status=".length) : args[index + 1];
+  if (!value || value.startsWith("-")) {
+    throw new Error(
+      `--status expects an experiment directory, received ${JSON.stringify(value ?? "")}`,
+    );
+  }
+  args.splice(index, inline ? 1 : 2);
+  return value;
 }
 
 /**
