@@ -117,6 +117,33 @@ Deno.test("slurm: submitSlurm with dryRun submits nothing and returns both scrip
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("slurm: trialStatuses reads result.json, error.json and a live run.lock", async () => {
+  const { dir } = await experiment(5, "true");
+  const write = async (i: number, file: string, value: unknown) => {
+    await Deno.mkdir(`${dir}/trials/t${i}`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/trials/t${i}/${file}`, JSON.stringify(value));
+  };
+  const now = new Date().toISOString();
+  await write(0, "result.json", { status: "done" });
+  await write(1, "result.json", { status: "diverged" });
+  await write(2, "error.json", { message: "groups must divide 6, received 4", at: now });
+  // This process holds trial 3; trial 4's owner is a pid that does not exist.
+  await write(3, "run.lock", { pid: Deno.pid, host: Deno.hostname(), heartbeat: now });
+  await write(4, "run.lock", { pid: 2 ** 30, host: Deno.hostname(), heartbeat: now });
+  const statuses = await trialStatuses(dir);
+  assert.deepEqual(statuses.map((s) => s.state), [
+    "done",
+    "diverged",
+    "failed",
+    "running",
+    "missing",
+  ]);
+  assert.equal(statuses[2].detail, "groups must divide 6, received 4");
+  assert.equal(statuses[0].dir, `${dir}/trials/t0`);
+  assert.deepEqual(unfinishedTrials(statuses), [2, 4]);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test({
   name: "slurm: a real one-node cluster runs arrays, failures, cancels, resubmits and requeues",
   async fn(t) {

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { resolve } from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../output/atomic.ts";
 
 /** Array limit used when none is given: at most this many tasks of the array run at once. */
@@ -120,7 +121,11 @@ export interface TrialStatus {
 export interface TrialStatusOptions {
   /** Ask `squeue` and `scontrol` about submitted tasks (skipped when they fail). @default {true} */
   slurm?: boolean;
-  /** A `*.lock` file in a trial directory younger than this counts as a running trial. @default {60000} */
+  /**
+   * A trial's `run.lock` (its owner's pid, host and heartbeat) counts as a running trial while
+   * its heartbeat is younger than this and, on this host, its process lives. Slurm's queue
+   * decides instead for a trial submitted to Slurm. @default {30000}
+   */
   lockStaleMs?: number;
 }
 
@@ -380,7 +385,7 @@ export async function readTrialLocations(expDir: string): Promise<TrialLocation[
   if (!Array.isArray(plan.trials)) {
     throw new Error(`${path}: expected a "trials" array, received ${typeof plan.trials}`);
   }
-  const base = await _absolute(expDir);
+  const base = resolve(expDir);
   return plan.trials.map((entry: Record<string, unknown>, i: number) => {
     const dir = String(entry.dir ?? entry.out ?? `trials/${entry.id ?? i}`);
     return {
@@ -411,7 +416,7 @@ export async function submitSlurm(
   expDir: string,
   options: SubmitSlurmOptions = {},
 ): Promise<SlurmSubmitResult> {
-  const dir = await _absolute(expDir);
+  const dir = resolve(expDir);
   const indices = [...(options.indices ?? (await readTrialLocations(dir)).map((_, i) => i))];
   if (indices.length === 0) {
     throw new Error(`submitSlurm: ${dir} has no trial to submit (all finished or none planned)`);
@@ -467,7 +472,7 @@ export async function readSlurmRecord(
 
 /**
  * Reports each planned trial's state from its files (`result.json`, `error.json`, a live
- * `*.lock`) and, for trials submitted to Slurm, from `squeue` (pending, running) and
+ * `run.lock`) and, for trials submitted to Slurm, from `squeue` (pending, running) and
  * `scontrol show job` (how a task without a result ended, while Slurm still remembers it;
  * there is no accounting database to ask later).
  *
@@ -491,7 +496,7 @@ export async function trialStatuses(
   expDir: string,
   options: TrialStatusOptions = {},
 ): Promise<TrialStatus[]> {
-  const dir = await _absolute(expDir);
+  const dir = resolve(expDir);
   const trials = await readTrialLocations(dir);
   const { submissions } = await readSlurmRecord(dir);
   const latest = new Map<number, string>();
@@ -499,9 +504,9 @@ export async function trialStatuses(
     for (const i of s.indices) if (s.arrayJobId) latest.set(i, s.arrayJobId);
   }
   const askSlurm = (options.slurm ?? true) && latest.size > 0;
-  const queued = askSlurm ? await _squeue(new Set(latest.values())) : new Map<string, string>();
+  const queued = askSlurm ? await _squeue(new Set(latest.values())) : undefined;
   const ended = new Map<string, string>();
-  const staleMs = options.lockStaleMs ?? 60_000;
+  const staleMs = options.lockStaleMs ?? 30_000;
   const statuses: TrialStatus[] = [];
   for (const [index, trial] of trials.entries()) {
     const arrayId = latest.get(index);
@@ -512,17 +517,17 @@ export async function trialStatuses(
     if (log) status.log = log;
     const result = await _readJson(`${trial.dir}/result.json`);
     const error = await _readJson(`${trial.dir}/error.json`);
-    const inQueue = jobId ? queued.get(jobId) : undefined;
+    const inQueue = jobId ? queued?.get(jobId) : undefined;
     if (result) {
       status.state = result.status === "diverged" ? "diverged" : "done";
     } else if (inQueue) {
       status.state = inQueue === "PENDING" || inQueue === "REQUEUED" ? "pending" : "running";
-    } else if (await _liveLock(trial.dir, staleMs)) {
+    } else if (!(jobId && queued) && await _liveLock(trial.dir, staleMs)) {
       status.state = "running";
     } else if (error) {
       status.state = "failed";
       status.detail = String(error.message ?? error.error ?? JSON.stringify(error));
-    } else if (jobId && askSlurm) {
+    } else if (jobId && queued) {
       if (!ended.has(arrayId!)) {
         for (const [id, state] of await _scontrolJobs(arrayId!)) ended.set(id, state);
         ended.set(arrayId!, "");
@@ -626,7 +631,7 @@ export async function runSlurmExecutor(
   options: SlurmExecutorOptions = {},
 ): Promise<SlurmSubmitResult | undefined> {
   const log = options.log ?? ((line: string) => console.error(line));
-  const dir = await _absolute(expDir);
+  const dir = resolve(expDir);
   const statuses = await trialStatuses(dir);
   const wanted = statuses.filter((s) => !options.only || options.only.has(s.id));
   const indices = unfinishedTrials(wanted);
@@ -754,14 +759,17 @@ async function _sbatch(args: string[]): Promise<string> {
   return id;
 }
 
-/** `<array>_<task>` → squeue state, for the tasks of the given arrays still in the queue. */
-async function _squeue(arrayIds: Set<string>): Promise<Map<string, string>> {
+/**
+ * `<array>_<task>` → squeue state, for the tasks of the given arrays still in the queue;
+ * `undefined` when squeue cannot answer.
+ */
+async function _squeue(arrayIds: Set<string>): Promise<Map<string, string> | undefined> {
   const states = new Map<string, string>();
   let out: string;
   try {
     out = await _slurmCommand("squeue", ["-h", "-r", "-o", "%F|%K|%T"]);
   } catch {
-    return states;
+    return undefined;
   }
   for (const line of out.split("\n")) {
     const [arrayId, task, state] = line.trim().split("|");
@@ -792,16 +800,11 @@ async function _scontrolJobs(arrayId: string): Promise<Map<string, string>> {
 }
 
 async function _liveLock(dir: string, staleMs: number): Promise<boolean> {
-  try {
-    for await (const entry of Deno.readDir(dir)) {
-      if (!entry.isFile || !entry.name.endsWith(".lock")) continue;
-      const mtime = (await Deno.stat(`${dir}/${entry.name}`)).mtime?.getTime() ?? 0;
-      if (Date.now() - mtime < staleMs) return true;
-    }
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  return false;
+  const owner = await _readJson(`${dir}/run.lock`).catch(() => undefined);
+  if (!owner || typeof owner.heartbeat !== "string") return false;
+  if (!(Date.now() - Date.parse(owner.heartbeat) <= staleMs)) return false;
+  if (owner.host !== Deno.hostname() || Deno.build.os !== "linux") return true;
+  return await _exists(`/proc/${owner.pid}`) !== undefined;
 }
 
 async function _readJson(path: string): Promise<Record<string, unknown> | undefined> {
@@ -820,10 +823,6 @@ async function _exists(path: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
-}
-
-async function _absolute(path: string): Promise<string> {
-  return path.startsWith("/") ? path.replace(/\/+$/, "") : await Deno.realPath(path);
 }
 
 function _sleep(ms: number): Promise<void> {
