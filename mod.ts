@@ -1,6 +1,7 @@
 /**
  * bnlab: batch normalization on TensorFlow.js, in Deno — a BN layer you can read and test,
- * real MNIST training on the tfjs WASM backend, sweeps, CSV tables and SVG plots.
+ * real MNIST training on the tfjs WASM backend, sweeps, CSV tables and SVG plots with PNG
+ * renditions.
  *
  * @example Train the report's CNN with bnlab's BN for one epoch on 200 images
  * ```ts ignore
@@ -18,11 +19,27 @@ export * from "./lib/backend.ts";
 export * from "./lib/norms/batch_norm.ts";
 export * from "./lib/norms/batch_norm_ops.ts";
 export * from "./lib/norms/fold_batch_norm.ts";
+export * from "./lib/norms/group_norm.ts";
+export * from "./lib/norms/group_norm_ops.ts";
+export * from "./lib/norms/layer_norm.ts";
+export * from "./lib/norms/normalization.ts";
 export * from "./lib/data/idx.ts";
 export * from "./lib/data/mnist.ts";
 export * from "./lib/data/batches.ts";
 export * from "./lib/data/random.ts";
-export * from "./lib/models/lenet.ts";
+export {
+  type Activation,
+  ACTIVATIONS,
+  createLeNet,
+  type Init,
+  type Initializer,
+  INITS,
+  layerInitializers,
+  type LeNetOptions,
+} from "./lib/models/lenet.ts";
+export * from "./lib/models/resnet20.ts";
+export * from "./lib/models/mlp.ts";
+export * from "./lib/models/create_model.ts";
 export * from "./lib/train/losses.ts";
 export * from "./lib/train/loop.ts";
 export * from "./lib/train/evaluate.ts";
@@ -40,5 +57,7 @@ export * from "./lib/output/notebook_progress.ts";
 export * from "./lib/output/atomic.ts";
 export * from "./lib/output/csv.ts";
 export * from "./lib/output/plot.ts";
+export * from "./lib/output/plot_style.ts";
+export * from "./lib/output/png.ts";
 export * from "./lib/output/table.ts";
 export * from "./lib/output/progress.ts";

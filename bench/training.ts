@@ -13,30 +13,32 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { BACKEND_NAMES, type BackendName, initBackend } from "../lib/backend.ts";
-import { blasInfo, setBlasEnabled, setBlasSliceThreads } from "../lib/kernels/blas.ts";
-import { nativeInfo, setNativeEnabled } from "../lib/kernels/native.ts";
-import { setUnfusedConvTraining } from "../lib/kernels/fused_conv_training.ts";
-import { replacedWasmKernel, WASM_KERNEL_REPLACEMENTS } from "../lib/kernels/mod.ts";
-import { GRADIENT_REPLACEMENTS, replacedGradient } from "../lib/kernels/gradients.ts";
-import type { PyTorchLeNet } from "./pytorch.ts";
-import { createLeNet, type LeNetOptions } from "../lib/models/lenet.ts";
+import { blasInfo } from "../lib/kernels/blas.ts";
+import { nativeInfo } from "../lib/kernels/native_library.ts";
 import { formatTable } from "../lib/output/table.ts";
 import type { BenchRow } from "./bench_row.ts";
-import { median } from "./machine.ts";
+import type { PyTorchLeNet } from "./pytorch.ts";
+import { kernelCases, kernelGflops } from "./training/kernel_cases.ts";
+import { profileSteps } from "./training/profile.ts";
+import {
+  withFusedConvTraining,
+  withOneThread,
+  withoutBlas,
+  withoutNative,
+  withTfjsKernels,
+} from "./training/switches.ts";
+import {
+  pairedSamplesPerSecond,
+  pairedWithPyTorch,
+  samplesPerSecond,
+  SMALL_BATCH,
+  type Timing,
+  TRAINING_VARIANTS,
+  type TrainingVariant,
+  type Wrap,
+} from "./training/trainer.ts";
 
-/**
- * A LeNet variant: its normalization, and for bnlab's own batch norm (`custom`) which
- * backward pass it uses.
- */
-export type TrainingVariant = "none" | "tfjs" | "custom_analytic" | "custom_autodiff";
-
-/** Every {@linkcode TrainingVariant}, in the order of the rows. */
-export const TRAINING_VARIANTS: readonly TrainingVariant[] = [
-  "none",
-  "tfjs",
-  "custom_analytic",
-  "custom_autodiff",
-];
+export { TRAINING_VARIANTS, type TrainingVariant };
 
 /** Options of {@linkcode benchTraining}; each has a documented default. */
 export interface BenchTrainingOptions {
@@ -99,8 +101,13 @@ export interface BenchTrainingOptions {
   pytorchVariants?: readonly TrainingVariant[];
 }
 
-/** The batch size of the cpu, tfjs-kernel and profile rows. */
-const _SMALL_BATCH = 20;
+/** The options with their defaults filled in, checked. */
+type _Settings = Required<Omit<BenchTrainingOptions, "pytorch">> & { pytorch?: PyTorchLeNet };
+
+/** Appends a row. */
+type _Row = (
+  fields: Omit<BenchRow, "median" | "batch_size"> & { batchSize: number; value: number },
+) => void;
 
 /**
  * Measures LeNet training on the wasm backend, as `lib/train/loop.ts` trains it: SGD
@@ -166,39 +173,71 @@ const _SMALL_BATCH = 20;
  * ```
  */
 export async function benchTraining(options: BenchTrainingOptions = {}): Promise<BenchRow[]> {
-  const batchSizes = options.batchSizes ?? [20, 128];
-  const variants = options.variants ?? TRAINING_VARIANTS;
-  const blocks = options.blocks ?? 7;
-  const warmupBlocks = options.warmupBlocks ?? 1;
-  const samplesPerBlock = options.samplesPerBlock ?? 640;
-  const cpuVariants = options.cpuVariants ?? ["none"];
-  const cpuBlocks = options.cpuBlocks ?? 5;
-  const tfjsKernelVariants = options.tfjsKernelVariants ?? ["none", "tfjs"];
-  const profileSteps = options.profileSteps ?? 10;
-  const kernelRepeats = options.kernelRepeats ?? 7;
-  const blasVariants = options.blasVariants ?? ["none", "tfjs"];
-  const unfusedConvVariants = options.unfusedConvVariants ?? ["none", "custom_analytic", "tfjs"];
-  const nativeVariants = options.nativeVariants ?? ["none", "custom_analytic", "tfjs"];
-  const threadVariants = options.threadVariants ?? ["none", "custom_analytic", "tfjs"];
-  const pytorchVariants = options.pytorch === undefined
-    ? []
-    : options.pytorchVariants ?? ["none", "custom_analytic", "tfjs"];
-  _checkCount("blocks", blocks, 1);
-  _checkCount("warmupBlocks", warmupBlocks, 0);
-  _checkCount("samplesPerBlock", samplesPerBlock, 1);
-  _checkCount("cpuBlocks", cpuBlocks, 1);
-  _checkCount("profileSteps", profileSteps, 0);
-  _checkCount("kernelRepeats", kernelRepeats, 0);
-  for (const b of batchSizes) _checkCount("batchSizes[i]", b, 1);
+  const settings = _settings(options);
+  const previous = tf.engine().backendName;
+  const rows: BenchRow[] = [];
+  const row: _Row = ({ batchSize, value, ...rest }) =>
+    rows.push({
+      group: rest.group,
+      name: rest.name,
+      backend: rest.backend,
+      batch_size: batchSize,
+      metric: rest.metric,
+      median: value,
+      unit: rest.unit,
+      runs: rest.runs,
+    });
+  try {
+    await initBackend("wasm");
+    const wasmSpeed = await _wasmStage(settings, row);
+    await _pairStage(settings, row);
+    await _pytorchStage(settings, row);
+    await _profileStage(settings, row);
+    _kernelStage(settings, row);
+    await _cpuStage(settings, row, wasmSpeed);
+  } finally {
+    if (BACKEND_NAMES.includes(previous as BackendName)) await initBackend(previous as BackendName);
+  }
+  return rows;
+}
+
+function _settings(options: BenchTrainingOptions): _Settings {
+  const settings: _Settings = {
+    batchSizes: options.batchSizes ?? [20, 128],
+    variants: options.variants ?? TRAINING_VARIANTS,
+    blocks: options.blocks ?? 7,
+    warmupBlocks: options.warmupBlocks ?? 1,
+    samplesPerBlock: options.samplesPerBlock ?? 640,
+    cpuVariants: options.cpuVariants ?? ["none"],
+    cpuBlocks: options.cpuBlocks ?? 5,
+    tfjsKernelVariants: options.tfjsKernelVariants ?? ["none", "tfjs"],
+    profileSteps: options.profileSteps ?? 10,
+    kernelRepeats: options.kernelRepeats ?? 7,
+    blasVariants: options.blasVariants ?? ["none", "tfjs"],
+    unfusedConvVariants: options.unfusedConvVariants ?? ["none", "custom_analytic", "tfjs"],
+    nativeVariants: options.nativeVariants ?? ["none", "custom_analytic", "tfjs"],
+    threadVariants: options.threadVariants ?? ["none", "custom_analytic", "tfjs"],
+    pytorch: options.pytorch,
+    pytorchVariants: options.pytorch === undefined
+      ? []
+      : options.pytorchVariants ?? ["none", "custom_analytic", "tfjs"],
+  };
+  _checkCount("blocks", settings.blocks, 1);
+  _checkCount("warmupBlocks", settings.warmupBlocks, 0);
+  _checkCount("samplesPerBlock", settings.samplesPerBlock, 1);
+  _checkCount("cpuBlocks", settings.cpuBlocks, 1);
+  _checkCount("profileSteps", settings.profileSteps, 0);
+  _checkCount("kernelRepeats", settings.kernelRepeats, 0);
+  for (const b of settings.batchSizes) _checkCount("batchSizes[i]", b, 1);
   const checked = [
-    ...variants,
-    ...cpuVariants,
-    ...tfjsKernelVariants,
-    ...blasVariants,
-    ...unfusedConvVariants,
-    ...nativeVariants,
-    ...threadVariants,
-    ...pytorchVariants,
+    ...settings.variants,
+    ...settings.cpuVariants,
+    ...settings.tfjsKernelVariants,
+    ...settings.blasVariants,
+    ...settings.unfusedConvVariants,
+    ...settings.nativeVariants,
+    ...settings.threadVariants,
+    ...settings.pytorchVariants,
   ];
   for (const v of checked) {
     if (!TRAINING_VARIANTS.includes(v)) {
@@ -209,482 +248,189 @@ export async function benchTraining(options: BenchTrainingOptions = {}): Promise
       );
     }
   }
-
-  const previous = tf.engine().backendName;
-  const rows: BenchRow[] = [];
-  const row = (
-    group: string,
-    name: string,
-    backend: string,
-    batchSize: number,
-    metric: string,
-    value: number,
-    unit: string,
-    runs: number,
-  ) =>
-    rows.push({ group, name, backend, batch_size: batchSize, metric, median: value, unit, runs });
-  try {
-    await initBackend("wasm");
-    const wasmSpeed = new Map<string, number>();
-    for (const batchSize of batchSizes) {
-      for (const variant of variants) {
-        const timing = { blocks, warmupBlocks, steps: Math.ceil(samplesPerBlock / batchSize) };
-        const speed = await _samplesPerSecond(variant, batchSize, timing);
-        wasmSpeed.set(`${variant}/${batchSize}`, speed);
-        row("training", variant, "wasm", batchSize, "samples_per_s", speed, "samples/s", blocks);
-      }
-    }
-    // Each pair: ours against a switched-off path, in interleaved blocks at batch 20.
-    const pairs: [readonly TrainingVariant[], _Wrap, [string, string, string]][] = [
-      [tfjsKernelVariants, _withTfjsKernels, [
-        "samples_per_s_tfjs_kernels",
-        "samples_per_s_paired",
-        "speedup_over_tfjs_kernels",
-      ]],
-      [blasInfo().enabled ? blasVariants : [], _withoutBlas, [
-        "samples_per_s_blas_off",
-        "samples_per_s_blas_on",
-        "blas_speedup",
-      ]],
-      [unfusedConvVariants, _withFusedConvTraining, [
-        "samples_per_s_fused_conv",
-        "samples_per_s_unfused_conv",
-        "unfused_conv_speedup",
-      ]],
-      [nativeInfo().enabled ? nativeVariants : [], _withoutNative, [
-        "samples_per_s_native_off",
-        "samples_per_s_native_on",
-        "native_speedup",
-      ]],
-      [blasInfo().sliceThreads > 1 ? threadVariants : [], _withOneThread, [
-        "samples_per_s_1_thread",
-        "samples_per_s_2_threads",
-        "threads_speedup",
-      ]],
-    ];
-    for (const [pairVariants, wrap, [offMetric, onMetric, ratioMetric]] of pairs) {
-      for (const variant of pairVariants) {
-        const timing = { blocks, warmupBlocks, steps: Math.ceil(samplesPerBlock / _SMALL_BATCH) };
-        const [on, off] = await _pairedSamplesPerSecond(variant, _SMALL_BATCH, timing, wrap);
-        const put = (metric: string, value: number, unit: string) =>
-          row("training", variant, "wasm", _SMALL_BATCH, metric, value, unit, blocks);
-        put(offMetric, off, "samples/s");
-        put(onMetric, on, "samples/s");
-        put(ratioMetric, on / off, "ratio");
-      }
-    }
-    for (const variant of pytorchVariants) {
-      const timing = { blocks, warmupBlocks, steps: Math.ceil(samplesPerBlock / _SMALL_BATCH) };
-      const [ours, theirs] = await _pairedWithPyTorch(variant, timing, options.pytorch!);
-      const put = (metric: string, value: number, unit: string) =>
-        row("training", variant, "wasm", _SMALL_BATCH, metric, value, unit, blocks);
-      put("samples_per_s_pytorch", theirs, "samples/s");
-      put("samples_per_s_paired_pytorch", ours, "samples/s");
-      put("over_pytorch", ours / theirs, "ratio");
-    }
-    if (profileSteps > 0) {
-      for (const variant of variants) {
-        const { kernels, stepMs } = await _profile(variant, _SMALL_BATCH, profileSteps);
-        const put = (kernel: string, metric: string, value: number, unit: string) =>
-          row(
-            "training_profile",
-            `${variant}/${kernel}`,
-            "wasm",
-            _SMALL_BATCH,
-            metric,
-            value,
-            unit,
-            profileSteps,
-          );
-        let total = 0;
-        for (const [kernel, { ms, calls }] of kernels) {
-          total += ms;
-          put(kernel, "ms_per_step", ms, "ms");
-          put(kernel, "calls_per_step", calls, "calls");
-        }
-        put("all_kernels", "ms_per_step", total, "ms");
-        put("step", "ms_per_step", stepMs, "ms");
-        put("outside_kernels", "ms_per_step", stepMs - total, "ms");
-      }
-    }
-    if (kernelRepeats > 0) {
-      for (const batchSize of batchSizes) {
-        for (const c of _kernelCases(batchSize)) {
-          const [theirs, ours] = _kernelGflops(c, kernelRepeats);
-          const put = (metric: string, value: number, unit: string) =>
-            row("training_kernels", c.name, "wasm", batchSize, metric, value, unit, kernelRepeats);
-          put("gflops_tfjs", theirs, "GFLOP/s");
-          put("gflops_ours", ours, "GFLOP/s");
-          put("ours_over_tfjs", ours / theirs, "ratio");
-        }
-      }
-    }
-    if (cpuVariants.length > 0) {
-      for (const variant of cpuVariants) {
-        await initBackend("cpu");
-        const timing = { blocks: cpuBlocks, warmupBlocks: 1, steps: 1 };
-        const speed = await _samplesPerSecond(variant, _SMALL_BATCH, timing);
-        row(
-          "training",
-          variant,
-          "cpu",
-          _SMALL_BATCH,
-          "samples_per_s",
-          speed,
-          "samples/s",
-          cpuBlocks,
-        );
-        const wasm = wasmSpeed.get(`${variant}/${_SMALL_BATCH}`);
-        if (wasm !== undefined) {
-          row(
-            "training",
-            variant,
-            "cpu",
-            _SMALL_BATCH,
-            "cpu_over_wasm",
-            speed / wasm,
-            "ratio",
-            cpuBlocks,
-          );
-        }
-      }
-    }
-  } finally {
-    if (BACKEND_NAMES.includes(previous as BackendName)) await initBackend(previous as BackendName);
-  }
-  return rows;
+  return settings;
 }
 
-/** The LeNet of `variant`. */
-function _model(variant: TrainingVariant): tf.Sequential {
-  const options: LeNetOptions = { seed: 1 };
-  if (variant === "none" || variant === "tfjs") {
-    return createLeNet({ ...options, normalization: variant });
-  }
-  const gradient = variant === "custom_analytic" ? "analytic" : "autodiff";
-  return createLeNet({ ...options, normalization: "custom", batchNorm: { gradient } });
-}
-
-/** A model, its optimizer, and four fixed random batches, on the active backend. */
-interface _Trainer {
-  step(returnCost: boolean): tf.Scalar | null;
-  dispose(): void;
-}
-
-function _trainer(variant: TrainingVariant, batchSize: number): _Trainer {
-  const model = _model(variant);
-  const optimizer = tf.train.sgd(0.01);
-  const batches = Array.from({ length: 4 }, (_, i) => ({
-    xs: tf.randomUniform([batchSize, 28, 28, 1], 0, 1, "float32", 100 + i),
-    ys: tf.tidy(() =>
-      tf.oneHot(tf.randomUniform([batchSize], 0, 10, "int32", 200 + i) as tf.Tensor1D, 10)
-    ),
-  }));
-  let next = 0;
+/** The timing of the batch-20 figures. */
+function _smallTiming(s: _Settings): Timing {
   return {
-    step(returnCost) {
-      const { xs, ys } = batches[next++ % batches.length];
-      return optimizer.minimize(() => {
-        const logits = model.apply(xs, { training: true }) as tf.Tensor;
-        return tf.losses.softmaxCrossEntropy(ys, logits) as tf.Scalar;
-      }, returnCost);
-    },
-    dispose() {
-      for (const { xs, ys } of batches) tf.dispose([xs, ys]);
-      optimizer.dispose();
-      model.dispose();
-    },
+    blocks: s.blocks,
+    warmupBlocks: s.warmupBlocks,
+    steps: Math.ceil(s.samplesPerBlock / SMALL_BATCH),
   };
 }
 
-/** Runs `steps` steps and reads the last loss; returns the seconds it took. */
-async function _block(trainer: _Trainer, steps: number): Promise<number> {
-  const start = performance.now();
-  for (let i = 0; i < steps - 1; i++) trainer.step(false);
-  const cost = trainer.step(true)!;
-  await cost.data();
-  const seconds = (performance.now() - start) / 1000;
-  cost.dispose();
-  return seconds;
-}
-
-/** The median samples per second of `variant` over timed blocks, on the active backend. */
-async function _samplesPerSecond(
-  variant: TrainingVariant,
-  batchSize: number,
-  timing: { blocks: number; warmupBlocks: number; steps: number },
-): Promise<number> {
-  const trainer = _trainer(variant, batchSize);
-  try {
-    const speeds: number[] = [];
-    for (let i = 0; i < timing.warmupBlocks + timing.blocks; i++) {
-      const seconds = await _block(trainer, timing.steps);
-      if (i >= timing.warmupBlocks) speeds.push((timing.steps * batchSize) / seconds);
+/** `samples_per_s` per variant and batch size on wasm; returns them by `variant/batch`. */
+async function _wasmStage(s: _Settings, row: _Row): Promise<Map<string, number>> {
+  const wasmSpeed = new Map<string, number>();
+  for (const batchSize of s.batchSizes) {
+    for (const variant of s.variants) {
+      const steps = Math.ceil(s.samplesPerBlock / batchSize);
+      const timing = { blocks: s.blocks, warmupBlocks: s.warmupBlocks, steps };
+      const value = await samplesPerSecond(variant, { batchSize, timing });
+      wasmSpeed.set(`${variant}/${batchSize}`, value);
+      row({
+        group: "training",
+        name: variant,
+        backend: "wasm",
+        batchSize,
+        metric: "samples_per_s",
+        value,
+        unit: "samples/s",
+        runs: s.blocks,
+      });
     }
-    return median(speeds);
-  } finally {
-    trainer.dispose();
   }
+  return wasmSpeed;
 }
 
-/**
- * The median samples per second of `variant` on wasm as set up, and inside `other` (with
- * tfjs's kernels, or without BLAS), their timed blocks interleaved (so that both see the same
- * load on a shared machine).
- */
-/** Runs a timed body with one of our speed-ups switched off (tfjs's kernels, no BLAS, …). */
-type _Wrap = (body: () => Promise<number>) => Promise<number>;
-
-async function _pairedSamplesPerSecond(
-  variant: TrainingVariant,
-  batchSize: number,
-  timing: { blocks: number; warmupBlocks: number; steps: number },
-  other: _Wrap,
-): Promise<[number, number]> {
-  await initBackend("wasm");
-  const ours = _trainer(variant, batchSize);
-  const theirs = _trainer(variant, batchSize);
-  try {
-    return await _interleaved(
-      () => _block(ours, timing.steps),
-      () => other(() => _block(theirs, timing.steps)),
-      timing,
-      batchSize,
-    );
-  } finally {
-    ours.dispose();
-    theirs.dispose();
-  }
-}
-
-/**
- * Median samples per second of two timed blocks (each returning its seconds) run alternately,
- * `timing.warmupBlocks` untimed pairs first.
- */
-async function _interleaved(
-  ours: () => Promise<number>,
-  theirs: () => Promise<number>,
-  timing: { blocks: number; warmupBlocks: number; steps: number },
-  batchSize: number,
-): Promise<[number, number]> {
-  const speeds: [number[], number[]] = [[], []];
-  for (let i = 0; i < timing.warmupBlocks + timing.blocks; i++) {
-    const oursSeconds = await ours();
-    const theirSeconds = await theirs();
-    if (i < timing.warmupBlocks) continue;
-    speeds[0].push((timing.steps * batchSize) / oursSeconds);
-    speeds[1].push((timing.steps * batchSize) / theirSeconds);
-  }
-  return [median(speeds[0]), median(speeds[1])];
-}
-
-/**
- * The median samples per second of `variant` on wasm at batch 20 and of PyTorch's LeNet (with
- * BN for the BN variants), their timed blocks interleaved.
- */
-async function _pairedWithPyTorch(
-  variant: TrainingVariant,
-  timing: { blocks: number; warmupBlocks: number; steps: number },
-  pytorch: PyTorchLeNet,
-): Promise<[number, number]> {
-  await initBackend("wasm");
-  const ours = _trainer(variant, _SMALL_BATCH);
-  const theirVariant = variant === "none" ? "none" : "bn";
-  try {
-    return await _interleaved(
-      () => _block(ours, timing.steps),
-      () => pytorch.block(theirVariant, _SMALL_BATCH, timing.steps),
-      timing,
-      _SMALL_BATCH,
-    );
-  } finally {
-    ours.dispose();
-  }
-}
-
-/**
- * Milliseconds and calls per step of each kernel over `steps` profiled wasm steps, and the
- * median wall time of a step over three unprofiled blocks of `steps` steps run just before.
- */
-async function _profile(
-  variant: TrainingVariant,
-  batchSize: number,
-  steps: number,
-): Promise<{ kernels: Map<string, { ms: number; calls: number }>; stepMs: number }> {
-  await initBackend("wasm");
-  const trainer = _trainer(variant, batchSize);
-  try {
-    await _block(trainer, 2); // warm-up
-    const blockSeconds = [];
-    for (let i = 0; i < 3; i++) blockSeconds.push(await _block(trainer, steps));
-    const stepMs = (1000 * median(blockSeconds)) / steps;
-    const info = await tf.profile(() => {
-      for (let i = 0; i < steps - 1; i++) trainer.step(false);
-      return trainer.step(true)!;
+/** A batch-20 wasm row of the `training` group. */
+function _smallRow(s: _Settings, row: _Row, variant: string) {
+  return (metric: string, value: number, unit: string) =>
+    row({
+      group: "training",
+      name: variant,
+      backend: "wasm",
+      batchSize: SMALL_BATCH,
+      metric,
+      value,
+      unit,
+      runs: s.blocks,
     });
-    (info.result as tf.Tensor).dispose();
-    const byKernel = new Map<string, { ms: number; calls: number }>();
-    for (const kernel of info.kernels) {
-      // tf.profile also lists ops with a custom gradient (`fusedConv2d__op`): they are not
-      // kernels, and their time is that of the kernels they run, listed too.
-      if (tf.getKernel(kernel.name, "wasm") === undefined) continue;
-      const entry = byKernel.get(kernel.name) ?? { ms: 0, calls: 0 };
-      entry.ms += (kernel.kernelTimeMs as number) / steps;
-      entry.calls += 1 / steps;
-      byKernel.set(kernel.name, entry);
-    }
-    return { kernels: new Map([...byKernel].sort((a, b) => b[1].ms - a[1].ms)), stepMs };
-  } finally {
-    trainer.dispose();
-  }
 }
 
-/**
- * Runs `body` with tfjs's own wasm kernels and gradients registered in place of the
- * lib/kernels/ ones that replaced them, then puts ours back.
- */
-async function _withTfjsKernels<T>(body: () => Promise<T>): Promise<T> {
-  await initBackend("wasm");
-  const swapped: tf.KernelConfig[] = [];
-  const gradients = GRADIENT_REPLACEMENTS.map(([name]) => tf.getGradient(name)!);
-  const unfused = setUnfusedConvTraining(false);
-  try {
-    for (const [name] of GRADIENT_REPLACEMENTS) {
-      const original = replacedGradient(name);
-      if (original !== undefined) tf.registerGradient(original);
-    }
-    for (const [kernelName] of WASM_KERNEL_REPLACEMENTS) {
-      const original = replacedWasmKernel(kernelName);
-      const ours = tf.getKernel(kernelName, "wasm");
-      if (original === undefined || ours === undefined) continue;
-      tf.unregisterKernel(kernelName, "wasm");
-      tf.registerKernel(original);
-      swapped.push(ours);
-    }
-    return await body();
-  } finally {
-    for (const ours of swapped) {
-      tf.unregisterKernel(ours.kernelName, "wasm");
-      tf.registerKernel(ours);
-    }
-    gradients.forEach((config) => tf.registerGradient(config));
-    setUnfusedConvTraining(unfused);
-  }
-}
-
-/** Runs `body` with the BLAS kernels switched off, then restores the switch. */
-async function _withFusedConvTraining<T>(body: () => Promise<T>): Promise<T> {
-  const wasOn = setUnfusedConvTraining(false);
-  try {
-    return await body();
-  } finally {
-    setUnfusedConvTraining(wasOn);
-  }
-}
-
-async function _withoutNative<T>(body: () => Promise<T>): Promise<T> {
-  const wasOn = setNativeEnabled(false);
-  try {
-    return await body();
-  } finally {
-    setNativeEnabled(wasOn);
-  }
-}
-
-async function _withOneThread<T>(body: () => Promise<T>): Promise<T> {
-  const previous = setBlasSliceThreads(1);
-  try {
-    return await body();
-  } finally {
-    setBlasSliceThreads(previous);
-  }
-}
-
-async function _withoutBlas<T>(body: () => Promise<T>): Promise<T> {
-  const wasOn = setBlasEnabled(false);
-  try {
-    return await body();
-  } finally {
-    setBlasEnabled(wasOn);
-  }
-}
-
-/** One replaced-kernel call on LeNet's shapes. */
-interface _KernelCase {
-  name: string;
-  kernelName: string;
-  flops: number;
-  /** Makes the inputs, as tensors (the caller disposes them). */
-  inputs: () => Record<string, tf.Tensor>;
-  attrs: Record<string, unknown>;
-}
-
-function _kernelCases(batchSize: number): _KernelCase[] {
-  const b = batchSize;
-  const random = (shape: number[], seed: number) => () =>
-    tf.randomUniform(shape, -1, 1, "float32", seed);
-  const convDx = (name: string, input: number[], filter: number[], out: number[]): _KernelCase => ({
-    name,
-    kernelName: "Conv2DBackpropInput",
-    flops: 2 * b * out[0] * out[1] * filter[0] * filter[1] * filter[2] * filter[3],
-    inputs: () => ({ dy: random([b, ...out], 1)(), filter: random(filter, 2)() }),
-    attrs: { inputShape: [b, ...input], strides: 1, pad: "valid", dataFormat: "NHWC" },
-  });
-  const dense = (
-    name: string,
-    a: number[],
-    bShape: number[],
-    flops: number,
-    transposeA: boolean,
-  ) => ({
-    name,
-    kernelName: "BatchMatMul",
-    flops,
-    inputs: () => ({ a: random(a, 3)(), b: random(bShape, 4)() }),
-    attrs: { transposeA, transposeB: !transposeA },
-  });
-  return [
-    convDx("conv1_dx", [28, 28, 1], [5, 5, 1, 20], [24, 24, 20]),
-    convDx("conv2_dx", [12, 12, 20], [5, 5, 20, 50], [8, 8, 50]),
-    // dW = xᵀ·dy and dx = dy·Wᵀ of dense 800→500 and 500→10.
-    dense("dense1_dw", [b, 800], [b, 500], 2 * b * 800 * 500, true),
-    dense("dense1_dx", [b, 500], [800, 500], 2 * b * 800 * 500, false),
-    dense("dense2_dw", [b, 500], [b, 10], 2 * b * 500 * 10, true),
-    dense("dense2_dx", [b, 10], [500, 10], 2 * b * 500 * 10, false),
+/** Each pair: ours against a switched-off path, in interleaved blocks at batch 20. */
+async function _pairStage(s: _Settings, row: _Row): Promise<void> {
+  const pairs: [readonly TrainingVariant[], Wrap, [string, string, string]][] = [
+    [s.tfjsKernelVariants, withTfjsKernels, [
+      "samples_per_s_tfjs_kernels",
+      "samples_per_s_paired",
+      "speedup_over_tfjs_kernels",
+    ]],
+    [blasInfo().enabled ? s.blasVariants : [], withoutBlas, [
+      "samples_per_s_blas_off",
+      "samples_per_s_blas_on",
+      "blas_speedup",
+    ]],
+    [s.unfusedConvVariants, withFusedConvTraining, [
+      "samples_per_s_fused_conv",
+      "samples_per_s_unfused_conv",
+      "unfused_conv_speedup",
+    ]],
+    [nativeInfo().enabled ? s.nativeVariants : [], withoutNative, [
+      "samples_per_s_native_off",
+      "samples_per_s_native_on",
+      "native_speedup",
+    ]],
+    [blasInfo().sliceThreads > 1 ? s.threadVariants : [], withOneThread, [
+      "samples_per_s_1_thread",
+      "samples_per_s_2_threads",
+      "threads_speedup",
+    ]],
   ];
+  for (const [pairVariants, other, [offMetric, onMetric, ratioMetric]] of pairs) {
+    for (const variant of pairVariants) {
+      const timing = _smallTiming(s);
+      const [on, off] = await pairedSamplesPerSecond(variant, {
+        batchSize: SMALL_BATCH,
+        timing,
+        other,
+      });
+      const put = _smallRow(s, row, variant);
+      put(offMetric, off, "samples/s");
+      put(onMetric, on, "samples/s");
+      put(ratioMetric, on / off, "ratio");
+    }
+  }
 }
 
-/** GFLOP/s of tfjs's kernel and of ours on one case: [theirs, ours]. */
-function _kernelGflops(c: _KernelCase, repeats: number): [number, number] {
-  const backend = tf.backend() as tf.KernelBackend & { disposeData(id: tf.DataId): boolean };
-  const original = replacedWasmKernel(c.kernelName);
-  const ours = tf.getKernel(c.kernelName, "wasm");
-  if (original === undefined || ours === undefined) {
-    throw new Error(`benchTraining: needs ${c.kernelName} replaced on wasm, received none`);
+/** Ours against PyTorch's LeNet, interleaved, at batch 20. */
+async function _pytorchStage(s: _Settings, row: _Row): Promise<void> {
+  for (const variant of s.pytorchVariants) {
+    const timing = _smallTiming(s);
+    const [ours, theirs] = await pairedWithPyTorch(variant, { timing, pytorch: s.pytorch! });
+    const put = _smallRow(s, row, variant);
+    put("samples_per_s_pytorch", theirs, "samples/s");
+    put("samples_per_s_paired_pytorch", ours, "samples/s");
+    put("over_pytorch", ours / theirs, "ratio");
   }
-  const inputs = c.inputs();
-  const wasOn = setBlasEnabled(false);
-  try {
-    const gflops = (kernel: tf.KernelConfig) => {
-      const seconds: number[] = [];
-      for (let i = 0; i < repeats + 2; i++) {
-        const start = performance.now();
-        // wasm kernels are synchronous: the output is complete when the call returns.
-        const out = kernel.kernelFunc({
-          inputs,
-          backend,
-          attrs: c.attrs as tf.NamedAttrMap,
-        }) as tf.TensorInfo;
-        const elapsed = (performance.now() - start) / 1000;
-        backend.disposeData(out.dataId);
-        if (i >= 2) seconds.push(elapsed);
-      }
-      return c.flops / median(seconds) / 1e9;
-    };
-    return [gflops(original), gflops(ours)];
-  } finally {
-    setBlasEnabled(wasOn);
-    tf.dispose(Object.values(inputs));
+}
+
+/** The `training_profile` rows. */
+async function _profileStage(s: _Settings, row: _Row): Promise<void> {
+  if (s.profileSteps === 0) return;
+  for (const variant of s.variants) {
+    const { kernels, stepMs } = await profileSteps(variant, {
+      batchSize: SMALL_BATCH,
+      steps: s.profileSteps,
+    });
+    const put = (kernel: string, metric: string, value: number, unit: string) =>
+      row({
+        group: "training_profile",
+        name: `${variant}/${kernel}`,
+        backend: "wasm",
+        batchSize: SMALL_BATCH,
+        metric,
+        value,
+        unit,
+        runs: s.profileSteps,
+      });
+    let total = 0;
+    for (const [kernel, { ms, calls }] of kernels) {
+      total += ms;
+      put(kernel, "ms_per_step", ms, "ms");
+      put(kernel, "calls_per_step", calls, "calls");
+    }
+    put("all_kernels", "ms_per_step", total, "ms");
+    put("step", "ms_per_step", stepMs, "ms");
+    put("outside_kernels", "ms_per_step", stepMs - total, "ms");
+  }
+}
+
+/** The `training_kernels` rows. */
+function _kernelStage(s: _Settings, row: _Row): void {
+  if (s.kernelRepeats === 0) return;
+  for (const batchSize of s.batchSizes) {
+    for (const c of kernelCases(batchSize)) {
+      const [theirs, ours] = kernelGflops(c, s.kernelRepeats);
+      const put = (metric: string, value: number, unit: string) =>
+        row({
+          group: "training_kernels",
+          name: c.name,
+          backend: "wasm",
+          batchSize,
+          metric,
+          value,
+          unit,
+          runs: s.kernelRepeats,
+        });
+      put("gflops_tfjs", theirs, "GFLOP/s");
+      put("gflops_ours", ours, "GFLOP/s");
+      put("ours_over_tfjs", ours / theirs, "ratio");
+    }
+  }
+}
+
+/** The cpu rows at batch 20, and their ratio to wasm's. */
+async function _cpuStage(s: _Settings, row: _Row, wasmSpeed: Map<string, number>) {
+  for (const variant of s.cpuVariants) {
+    await initBackend("cpu");
+    const timing = { blocks: s.cpuBlocks, warmupBlocks: 1, steps: 1 };
+    const speed = await samplesPerSecond(variant, { batchSize: SMALL_BATCH, timing });
+    const put = (metric: string, value: number, unit: string) =>
+      row({
+        group: "training",
+        name: variant,
+        backend: "cpu",
+        batchSize: SMALL_BATCH,
+        metric,
+        value,
+        unit,
+        runs: s.cpuBlocks,
+      });
+    put("samples_per_s", speed, "samples/s");
+    const wasm = wasmSpeed.get(`${variant}/${SMALL_BATCH}`);
+    if (wasm !== undefined) put("cpu_over_wasm", speed / wasm, "ratio");
   }
 }
 

@@ -1,30 +1,21 @@
 /**
  * Chooses and sets up the TensorFlow.js backend: wasm (default), cpu or webgpu.
  *
- * This is the only module that selects a backend or registers kernels. For wasm it
- * loads the `.wasm` binaries from the installed `@tensorflow/tfjs-backend-wasm` package
- * (never the network) and registers the kernels of `lib/kernels/` that tfjs's wasm
- * backend lacks, such as `Conv2DBackpropFilter`, so that conv layers train on wasm, and
- * those that replace its slow ones (`Conv2DBackpropInput`, and `BatchMatMul` and
- * `_FusedMatMul` with transposed operands), which keep tfjs's kernel as their fallback.
- * With `threads` > 1 it starts tfjs's threaded SIMD binary, whose pthreads Deno cannot
- * start by itself (`lib/wasm_threads.ts`). For every backend it registers faster gradients
- * with tfjs's floats (`lib/kernels/gradients.ts`) and batch norm's running-average kernel
- * (`lib/kernels/running_average.ts`).
+ * This is the only module that selects a backend, and the only one outside `lib/kernels/` that
+ * imports from it: it installs bnlab's kernels through that layer's one door,
+ * `installKernels` (`lib/kernels/mod.ts`). For wasm it loads the `.wasm` binaries from the
+ * installed `@tensorflow/tfjs-backend-wasm` package (never the network), and the kernels
+ * installed include those tfjs's wasm backend lacks, such as `Conv2DBackpropFilter`, so that
+ * conv layers train on wasm, and those that replace its slow ones, which keep tfjs's kernel as
+ * their fallback. With `threads` > 1 it starts tfjs's threaded SIMD binary, whose pthreads
+ * Deno cannot start by itself (`lib/wasm_threads.ts`). For every backend the kernels include
+ * faster gradients with tfjs's floats.
  *
  * @module
  */
-import { type BlasInfo, blasInfo } from "./kernels/blas.ts";
-import { type NativeInfo, nativeInfo } from "./kernels/native.ts";
 import * as tf from "@tensorflow/tfjs";
 import { fileURLToPath } from "node:url";
-import { conv2dBackpropFilterWasmConfig } from "./kernels/conv2d_backprop_filter.ts";
-import { WASM_KERNEL_REPLACEMENTS } from "./kernels/mod.ts";
-import { reluGradWasmConfig } from "./kernels/elementwise.ts";
-import { registerBatchNormKernels } from "./kernels/batch_norm_native.ts";
-import { registerGradientReplacements } from "./kernels/gradients.ts";
-import { registerRunningAverage } from "./kernels/running_average.ts";
-import { setUnfusedConvTraining } from "./kernels/fused_conv_training.ts";
+import { type BlasInfo, installKernels, type NativeInfo } from "./kernels/mod.ts";
 import { WASM_PTHREAD_POOL_SIZE, withWasmPthreads } from "./wasm_threads.ts";
 
 /** A backend {@linkcode initBackend} can set up. */
@@ -58,7 +49,7 @@ export interface BackendInfo {
   readonly blas?: BlasInfo;
   /**
    * Whether bnlab's native helper kernels (im2col, col2im, MaxPoolGrad and the split of
-   * products over threads) run, and which library (wasm only; see `lib/kernels/native.ts`).
+   * products over threads) run, and which library (wasm only; see `lib/kernels/native_library.ts`).
    */
   readonly native?: NativeInfo;
 }
@@ -121,15 +112,6 @@ export interface InitBackendOptions {
  * ```
  */
 export const MAX_WASM_THREADS: number = WASM_PTHREAD_POOL_SIZE;
-
-/** The kernels of `lib/kernels/` registered for wasm. */
-const _WASM_KERNELS: readonly tf.KernelConfig[] = [
-  conv2dBackpropFilterWasmConfig,
-  reluGradWasmConfig,
-];
-
-/** The replacement configs registered, so that a retried set-up does not wrap them again. */
-const _replacements = new WeakSet<tf.KernelConfig>();
 
 /** One set-up per backend, shared by concurrent and repeated calls. */
 const _setups = new Map<BackendName, Promise<BackendInfo>>();
@@ -243,20 +225,18 @@ export function backendInfo(): BackendInfo {
 }
 
 async function _setUp(name: BackendName, options: InitBackendOptions): Promise<BackendInfo> {
-  // Faster gradients with tfjs's floats (lib/kernels/gradients.ts), for every backend, and
-  // batch norm's running-average update as one kernel (lib/kernels/running_average.ts).
-  registerGradientReplacements();
-  registerRunningAverage();
   let info: BackendInfo;
   switch (name) {
     case "wasm":
       info = await _setUpWasm(options);
       break;
     case "cpu":
+      installKernels({ backend: "cpu" });
       await _activate("cpu");
       info = _info("cpu", false, 1);
       break;
     case "webgpu":
+      installKernels({ backend: "webgpu" });
       info = await _setUpWebGpu();
       break;
   }
@@ -271,23 +251,8 @@ async function _setUpWasm(options: InitBackendOptions): Promise<BackendInfo> {
   const dir = options.wasmDir ??
     fileURLToPath(new URL(".", import.meta.resolve("@tensorflow/tfjs-backend-wasm")));
   wasm.setWasmPaths(dir.endsWith("/") ? dir : `${dir}/`);
-  for (const config of _WASM_KERNELS) {
-    // A kernel tfjs itself provides (in a later version) wins over ours.
-    if (tf.getKernel(config.kernelName, "wasm") === undefined) tf.registerKernel(config);
-  }
-  // Ours replace tfjs's slow kernels, which they keep as fallbacks.
-  for (const [kernelName, replace] of WASM_KERNEL_REPLACEMENTS) {
-    const original = tf.getKernel(kernelName, "wasm");
-    if (original === undefined || _replacements.has(original)) continue;
-    const replacement = replace(original);
-    tf.unregisterKernel(kernelName, "wasm");
-    tf.registerKernel(replacement);
-    _replacements.add(replacement);
-  }
-  // The first conv layer's input gradient is skipped (lib/kernels/fused_conv_training.ts).
-  setUnfusedConvTraining(true);
-  // bnlab's batch norm as native kernels, where they are built (batch_norm_native.ts).
-  registerBatchNormKernels();
+  // bnlab's kernels, registered for wasm once its package has registered tfjs's.
+  installKernels({ backend: "wasm" });
   // tfjs picks the SIMD binary exactly when this flag holds (and no single wasmPath is set).
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT") as boolean;
   const threads = options.threads ?? 1;
@@ -312,11 +277,8 @@ async function _setUpWasm(options: InitBackendOptions): Promise<BackendInfo> {
         `getThreadsCount()`,
     );
   }
-  return Object.freeze({
-    ..._info("wasm", simd, running),
-    blas: blasInfo(),
-    native: nativeInfo(),
-  });
+  const { blas, native } = installKernels({ backend: "wasm" });
+  return Object.freeze({ ..._info("wasm", simd, running), blas, native });
 }
 
 async function _setUpWebGpu(): Promise<BackendInfo> {

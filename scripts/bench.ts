@@ -21,7 +21,7 @@ import { derivedRows } from "../bench/derived.ts";
 import type { BenchRow } from "../bench/bench_row.ts";
 import { backendInfo } from "../lib/backend.ts";
 import { blasInfo } from "../lib/kernels/blas.ts";
-import { nativeInfo } from "../lib/kernels/native.ts";
+import { nativeInfo } from "../lib/kernels/native_library.ts";
 import { provenance } from "../lib/experiments/provenance.ts";
 import { writeJsonAtomic } from "../lib/output/atomic.ts";
 import { writeCsv } from "../lib/output/csv.ts";

@@ -1,6 +1,7 @@
 /**
- * Builds bnlab's native helper kernels (`lib/kernels/native/bnlab_kernels.c`) for this
- * machine with the system's C compiler (`CC`, else `cc`); `scripts/setup.sh` runs it.
+ * Builds bnlab's native helper kernels (`lib/kernels/native/bnlab_kernels.c` and
+ * `thread_pool.c`, one library) for this machine with the system's C compiler (`CC`, else
+ * `cc`); `scripts/setup.sh` runs it.
  *
  * ```sh
  * deno task build-native [--force]
@@ -8,7 +9,7 @@
  *
  * @module
  */
-import { buildNativeKernels } from "../lib/kernels/native.ts";
+import { buildNativeKernels } from "../lib/kernels/native_library.ts";
 
 if (import.meta.main) {
   const unknown = Deno.args.filter((arg) => arg !== "--force");

@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DENO_VERSION="2.9.6"
-APT_PACKAGES=(jupyter-nbconvert python3-nbclient jupyter-client jupyter-notebook dataset-fashion-mnist libopenblas0-serial libopenblas0-pthread gcc libc6-dev slurmctld slurmd slurm-client munge)
+APT_PACKAGES=(jupyter-nbconvert python3-nbclient jupyter-client jupyter-notebook dataset-fashion-mnist libopenblas0-serial libopenblas0-pthread gcc libc6-dev fonts-dejavu-core slurmctld slurmd slurm-client munge)
 JUPYTER=/usr/bin/jupyter
 
 say() { printf '[setup] %s\n' "$*" >&2; }

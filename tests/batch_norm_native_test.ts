@@ -13,7 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
 import { batchNormTraining } from "../lib/norms/batch_norm_ops.ts";
 import { BATCH_NORM_BACKWARD, fusedBatchNormUsable } from "../lib/kernels/batch_norm_native.ts";
-import { nativeKernels, setNativeEnabled } from "../lib/kernels/native.ts";
+import { nativeKernels, setNativeEnabled } from "../lib/kernels/native_library.ts";
 import { createRng } from "../lib/data/random.ts";
 import { relativeMaxError, uniform } from "./_kernel_test_utils.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { batches, numBatches } from "../lib/data/batches.ts";
+import { batches, batchSizes, numBatches } from "../lib/data/batches.ts";
 import type { Dataset } from "../lib/data/mnist.ts";
 import { shuffledIndices } from "../lib/data/random.ts";
 
@@ -35,15 +35,55 @@ async function epoch(options: Parameters<typeof batches>[1]) {
   return seen;
 }
 
-Deno.test("batches: sizes, last partial batch, dropRemainder", async () => {
-  assert.deepEqual((await epoch({ batchSize: 20 })).map((b) => b.length), [20, 20, 5]);
-  assert.deepEqual((await epoch({ batchSize: 20, dropRemainder: true })).map((b) => b.length), [
+Deno.test("batches: sizes under each lastBatch policy", async () => {
+  assert.deepEqual((await epoch({ batchSize: 20 })).map((b) => b.length), [20, 25]);
+  assert.deepEqual((await epoch({ batchSize: 20, lastBatch: "merge" })).map((b) => b.length), [
+    20,
+    25,
+  ]);
+  assert.deepEqual((await epoch({ batchSize: 20, lastBatch: "drop" })).map((b) => b.length), [
     20,
     20,
   ]);
-  assert.equal(numBatches(45, 20), 3);
-  assert.equal(numBatches(45, 20, true), 2);
+  assert.deepEqual((await epoch({ batchSize: 20, lastBatch: "keep" })).map((b) => b.length), [
+    20,
+    20,
+    5,
+  ]);
+  assert.equal(numBatches(45, { batchSize: 20 }), 2);
+  assert.equal(numBatches(45, { batchSize: 20, lastBatch: "drop" }), 2);
+  assert.equal(numBatches(45, { batchSize: 20, lastBatch: "keep" }), 3);
   assert.deepEqual((await epoch({ batchSize: 50, shuffle: false }))[0], [...Array(45).keys()]);
+  // Every image once, in the shuffled order, whatever the policy keeps.
+  const merged = await epoch({ batchSize: 11, seed: 3 });
+  assert.deepEqual(merged.flat(), Array.from(shuffledIndices(45, 3)));
+});
+
+Deno.test("batchSizes: merge never makes a batch of one unless the set is one image", () => {
+  for (let count = 1; count <= 40; count++) {
+    for (let batchSize = 1; batchSize <= 12; batchSize++) {
+      const merge = batchSizes(count, { batchSize });
+      const keep = batchSizes(count, { batchSize, lastBatch: "keep" });
+      const drop = batchSizes(count, { batchSize, lastBatch: "drop" });
+      const sum = (sizes: number[]) => sizes.reduce((a, b) => a + b, 0);
+      assert.equal(sum(merge), count);
+      assert.equal(sum(keep), count);
+      assert.equal(sum(drop), Math.floor(count / batchSize) * batchSize);
+      if (batchSize > 1 && count > 1) assert.ok(!merge.includes(1), `${count}/${batchSize}`);
+      if (count % batchSize === 0) {
+        assert.deepEqual(merge, keep);
+        assert.deepEqual(merge, drop);
+      }
+    }
+  }
+  assert.deepEqual(batchSizes(3, { batchSize: 5 }), [3]);
+  assert.deepEqual(batchSizes(3, { batchSize: 5, lastBatch: "drop" }), []);
+  assert.throws(() => batchSizes(3, { batchSize: 2, lastBatch: "last" as never }), {
+    message: 'batches: lastBatch must be one of merge, drop, keep, received "last"',
+  });
+  assert.throws(() => batchSizes(3, { batchSize: 0 }), {
+    message: "batches: batchSize must be a positive integer, received 0",
+  });
 });
 
 Deno.test("batches: every image once per epoch, deterministic by seed", async () => {

@@ -10,7 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
 import { binaryLayout } from "../lib/kernels/elementwise.ts";
 import { isExactPool2x2 } from "../lib/kernels/max_pool.ts";
-import { nativeInfo, setNativeEnabled } from "../lib/kernels/native.ts";
+import { nativeInfo, setNativeEnabled } from "../lib/kernels/native_library.ts";
 import { createRng } from "../lib/data/random.ts";
 import {
   assertLeNetGradientsMatchCpu,

@@ -10,7 +10,7 @@ import { type BackendName, initBackend } from "../lib/backend.ts";
 import { GRADIENT_REPLACEMENTS, replacedGradient } from "../lib/kernels/gradients.ts";
 import { FUSED_BATCH_NORM_GRAD } from "../lib/kernels/batch_norm_native.ts";
 import { RELU_GRAD } from "../lib/kernels/elementwise.ts";
-import { nativeInfo } from "../lib/kernels/native.ts";
+import { nativeInfo } from "../lib/kernels/native_library.ts";
 import { createRng } from "../lib/data/random.ts";
 import { assertMemoryFlat, assertSameValues, leNetGradients } from "./_kernel_test_utils.ts";
 

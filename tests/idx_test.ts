@@ -97,3 +97,23 @@ Deno.test("readImageLabelPair rejects an image/label count mismatch", async () =
   });
   assert.deepEqual(Array.from(data.images), [0, 1]);
 });
+
+Deno.test("readImageLabelPair refuses a label beyond the class count, naming file, index and value", async () => {
+  // The class count was once inferred from the largest label, so label 12 made 13 classes.
+  const images = await write("bad-images.idx", idxBytes(IDX_MAGIC_IMAGES, [3, 1, 1], [0, 9, 255]));
+  const labels = await write("bad-labels.idx", idxBytes(IDX_MAGIC_LABELS, [3], [0, 12, 1]));
+  await assert.rejects(
+    () => readImageLabelPair({ images, labels }, { name: "toy", split: "test" }),
+    { message: `${labels}: label 1 is 12; expected a class index in [0, 9] (10 classes)` },
+  );
+  const three = await readImageLabelPair(
+    { images, labels: await write("ok-labels.idx", idxBytes(IDX_MAGIC_LABELS, [3], [0, 2, 1])) },
+    { name: "toy", split: "test", numClasses: 3 },
+  );
+  assert.equal(three.numClasses, 3);
+  const ten = await readImageLabelPair(
+    { images, labels: await write("ok-labels10.idx", idxBytes(IDX_MAGIC_LABELS, [3], [0, 2, 1])) },
+    { name: "toy", split: "test" },
+  );
+  assert.equal(ten.numClasses, 10);
+});

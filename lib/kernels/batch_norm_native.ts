@@ -2,26 +2,28 @@
  * Batch normalization over the leading axes as three wasm-backend kernels in C
  * (`native/bnlab_kernels.c`): the batch statistics, the forward pass and the analytic
  * backward pass, each one kernel call instead of the dozen tfjs ops of
- * `lib/batch_norm_ops.ts`' analytic op (whose closed forms they compute, with per-channel sums
- * in double). A fourth kernel is tfjs's own `FusedBatchNorm` gradient in one pass
- * (`FUSED_BATCH_NORM_GRAD`, used by lib/kernels/gradients.ts). `batchNormTraining` uses them when {@linkcode fusedBatchNormUsable} says so;
- * the tfjs-op version stays the readable reference, and tests/batch_norm_native_test.ts
- * checks the two agree.
+ * `lib/norms/batch_norm_ops.ts`' analytic op (whose closed forms they compute, with per-channel
+ * sums in double). A fourth kernel is tfjs's own `FusedBatchNorm` gradient in one pass
+ * (`FUSED_BATCH_NORM_GRAD`, used by lib/kernels/gradients.ts). The first three are registered
+ * under the names of `lib/named_kernels.ts`, each with an `accepts` predicate
+ * ({@linkcode fusedBatchNormUsable}); `batchNormTraining` calls them by name and runs its tfjs
+ * ops when they decline. tests/batch_norm_native_test.ts checks the two agree.
  *
  * x is read as [rows, channels]: every axis but the last (channels) is normalized over.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { nativeKernels, requireNativeKernels } from "./native.ts";
-import { floatOffset, heapFloats, type WasmHeapBackend } from "./wasm_kernel.ts";
+import { nativeKernels, requireNativeKernels } from "./native_library.ts";
+import {
+  BATCH_NORM_BACKWARD,
+  BATCH_NORM_FORWARD,
+  BATCH_NORM_MOMENTS,
+  type NamedKernelConfig,
+} from "../named_kernels.ts";
+import { floatOffset, heapFloats, type WasmBackend } from "./wasm_kernel.ts";
 
-/** Kernel names: statistics ({ x } → [mean, variance], reduced axes kept as size 1). */
-export const BATCH_NORM_MOMENTS = "BnlabBatchNormMoments";
-/** { x, mean, variance, scale?, offset? }, attrs { epsilon } → y. */
-export const BATCH_NORM_FORWARD = "BnlabBatchNormForward";
-/** { dy, x, mean, variance, scale? }, attrs { epsilon } → [dx, dscale [C], doffset [C]]. */
-export const BATCH_NORM_BACKWARD = "BnlabBatchNormBackward";
+export { BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD, BATCH_NORM_MOMENTS };
 /**
  * tfjs's own `FusedBatchNorm` gradient in one kernel (lib/kernels/gradients.ts): { dy, x,
  * mean [C], variance [C], scale? [C] }, attrs { varianceEpsilon } → [dx, dmean, dvariance,
@@ -38,7 +40,7 @@ function _rowsAndChannels(shape: number[]): [number, number] {
 
 function _moments(args: _KernelArgs): tf.TensorInfo[] {
   const native = requireNativeKernels(BATCH_NORM_MOMENTS);
-  const backend = args.backend as unknown as WasmHeapBackend;
+  const backend = args.backend as unknown as WasmBackend;
   const { x } = args.inputs as { x: tf.TensorInfo };
   const [rows, channels] = _rowsAndChannels(x.shape);
   const statShape = [...x.shape.slice(0, -1).map(() => 1), channels];
@@ -58,7 +60,7 @@ function _moments(args: _KernelArgs): tf.TensorInfo[] {
 
 function _forward(args: _KernelArgs): tf.TensorInfo {
   const native = requireNativeKernels(BATCH_NORM_FORWARD);
-  const backend = args.backend as unknown as WasmHeapBackend;
+  const backend = args.backend as unknown as WasmBackend;
   const { x, mean, variance, scale, offset } = args.inputs as Record<string, tf.TensorInfo>;
   const { epsilon } = args.attrs as unknown as { epsilon: number };
   const [rows, channels] = _rowsAndChannels(x.shape);
@@ -81,7 +83,7 @@ function _forward(args: _KernelArgs): tf.TensorInfo {
 
 function _backward(args: _KernelArgs): tf.TensorInfo[] {
   const native = requireNativeKernels(BATCH_NORM_BACKWARD);
-  const backend = args.backend as unknown as WasmHeapBackend;
+  const backend = args.backend as unknown as WasmBackend;
   const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
   const { epsilon } = args.attrs as unknown as { epsilon: number };
   const [rows, channels] = _rowsAndChannels(x.shape);
@@ -108,7 +110,7 @@ function _backward(args: _KernelArgs): tf.TensorInfo[] {
 
 function _fusedBatchNormGrad(args: _KernelArgs): tf.TensorInfo[] {
   const native = requireNativeKernels(FUSED_BATCH_NORM_GRAD);
-  const backend = args.backend as unknown as WasmHeapBackend;
+  const backend = args.backend as unknown as WasmBackend;
   const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
   const { varianceEpsilon } = args.attrs as unknown as { varianceEpsilon: number };
   const [rows, channels] = _rowsAndChannels(x.shape);
@@ -132,31 +134,21 @@ function _fusedBatchNormGrad(args: _KernelArgs): tf.TensorInfo[] {
 }
 
 /**
- * Registers the four kernels for the wasm backend (once; `initBackend("wasm")` calls it).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import * as tf from "@tensorflow/tfjs";
- * import { BATCH_NORM_FORWARD, registerBatchNormKernels } from "./batch_norm_native.ts";
- *
- * registerBatchNormKernels();
- * assert.ok(tf.getKernel(BATCH_NORM_FORWARD, "wasm") !== undefined);
- * ```
+ * The four kernels' configs for the wasm backend (registered by `installKernels`, `mod.ts`);
+ * the first three decline, through `accepts`, the calls {@linkcode fusedBatchNormUsable}
+ * rejects.
  */
-export function registerBatchNormKernels(): void {
-  const kernels: [string, tf.KernelFunc][] = [
-    [BATCH_NORM_MOMENTS, _moments as unknown as tf.KernelFunc],
-    [BATCH_NORM_FORWARD, _forward as unknown as tf.KernelFunc],
-    [BATCH_NORM_BACKWARD, _backward as unknown as tf.KernelFunc],
-    [FUSED_BATCH_NORM_GRAD, _fusedBatchNormGrad as unknown as tf.KernelFunc],
-  ];
-  for (const [kernelName, kernelFunc] of kernels) {
-    if (tf.getKernel(kernelName, "wasm") === undefined) {
-      tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc });
-    }
-  }
-}
+export const BATCH_NORM_KERNEL_CONFIGS: readonly NamedKernelConfig[] = [
+  [BATCH_NORM_MOMENTS, _moments, _accepts],
+  [BATCH_NORM_FORWARD, _forward, _accepts],
+  [BATCH_NORM_BACKWARD, _backward, _accepts],
+  [FUSED_BATCH_NORM_GRAD, _fusedBatchNormGrad, undefined],
+].map(([kernelName, kernelFunc, accepts]) => ({
+  kernelName: kernelName as string,
+  backendName: "wasm",
+  kernelFunc: kernelFunc as unknown as tf.KernelFunc,
+  ...(accepts !== undefined && { accepts: accepts as NamedKernelConfig["accepts"] }),
+}));
 
 /**
  * Whether batch normalization of `x` over `axes` with γ `scale` and β `offset` can run on
@@ -196,4 +188,10 @@ export function fusedBatchNormUsable(
     p === undefined || (p.dtype === "float32" && p.size === channels &&
       p.shape[p.rank - 1] === channels)
   );
+}
+
+/** The named kernels' `accepts`: { x, scale?, offset? } with attrs { axes }. */
+function _accepts(inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap): boolean {
+  const axes = attrs.axes as number[] | undefined;
+  return axes !== undefined && fusedBatchNormUsable(inputs.x, axes, inputs.scale, inputs.offset);
 }

@@ -9,7 +9,7 @@
  * `OPENBLAS_NUM_THREADS` says otherwise: its threading splits LeNet's small products badly
  * (two threads are slower than one here).
  *
- * Instead, bnlab's native kernels (`native.ts`) cut each large product into two slices of
+ * Instead, bnlab's native kernels (`native_library.ts`) cut each large product into two slices of
  * its output and run them on `BNLAB_BLAS_THREADS` threads (1 or 2; default 2 where the
  * machine has two cores), each slice a single-threaded call of the library: nearly twice
  * the speed of one thread on LeNet's convolutions. How a product is cut depends on its shape
@@ -24,7 +24,8 @@
  *
  * @module
  */
-import { nativeInfo, nativeKernels, readEnv } from "./native.ts";
+import { blasThreadsAsked, MAX_BLAS_THREADS, readEnv, readSwitch } from "../env.ts";
+import { nativeInfo, nativeKernels, SGEMM_FFI_PARAMETERS } from "./native_library.ts";
 
 /** Which BLAS the kernels use, for the provenance of results. */
 export interface BlasInfo {
@@ -70,25 +71,7 @@ export const BLAS_LIBRARY_PATHS: readonly string[] = [
 ];
 
 const _SYMBOLS = {
-  cblas_sgemm: {
-    parameters: [
-      "i32", // order
-      "i32", // transA
-      "i32", // transB
-      "i32", // M
-      "i32", // N
-      "i32", // K
-      "f32", // alpha
-      "buffer", // A
-      "i32", // lda
-      "buffer", // B
-      "i32", // ldb
-      "f32", // beta
-      "buffer", // C
-      "i32", // ldc
-    ],
-    result: "void",
-  },
+  cblas_sgemm: { parameters: ["i32", /* order */ ...SGEMM_FFI_PARAMETERS], result: "void" },
 } as const;
 
 const _OPENBLAS_SYMBOLS = {
@@ -110,7 +93,7 @@ interface _State {
 }
 
 /** The most threads `BNLAB_BLAS_THREADS` may ask for: one per slice of a product. */
-export const MAX_BLAS_THREADS = 2;
+export { MAX_BLAS_THREADS };
 
 /** Products of fewer FLOPs (2·M·N·K) are not cut: a slice would take under ≈10 µs. */
 const _SLICE_MIN_FLOPS = 2e6;
@@ -319,21 +302,8 @@ export function sgemm(
  * }
  * ```
  */
-export function sgemmUnchecked(
-  transA: boolean,
-  transB: boolean,
-  m: number,
-  n: number,
-  k: number,
-  alpha: number,
-  a: Float32Array,
-  lda: number,
-  b: Float32Array,
-  ldb: number,
-  beta: number,
-  c: Float32Array,
-  ldc: number,
-): void {
+export function sgemmUnchecked(...args: Parameters<typeof sgemm>): void {
+  const [transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc] = args;
   const state = _state ?? _load();
   const library = state.library;
   if (library === null) {
@@ -395,9 +365,9 @@ function _load(): _State {
     slices: 1,
     threads: 1,
   });
-  const asked = _threadsAsked();
-  const setting = readEnv("BNLAB_BLAS")?.trim() ?? "";
-  if (["off", "0", "false", "none", "no"].includes(setting.toLowerCase())) {
+  const asked = blasThreadsAsked();
+  const setting = readSwitch("BNLAB_BLAS").value;
+  if (readSwitch("BNLAB_BLAS").off) {
     return _state = off(`switched off by BNLAB_BLAS=${setting}`);
   }
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
@@ -443,25 +413,6 @@ function _load(): _State {
     return _state = { library, info, enabled: true, slices, threads: sliceThreads };
   }
   return _state = off(`no BLAS library could be loaded: ${failures.join("; ")}`);
-}
-
-/**
- * The threads `BNLAB_BLAS_THREADS` asks a product's slices to run on; unset, the machine's
- * cores, at most {@linkcode MAX_BLAS_THREADS}.
- */
-function _threadsAsked(): number {
-  const setting = readEnv("BNLAB_BLAS_THREADS")?.trim();
-  if (setting === undefined || setting === "") {
-    return Math.max(1, Math.min(MAX_BLAS_THREADS, navigator.hardwareConcurrency ?? 1));
-  }
-  const threads = Number(setting);
-  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_BLAS_THREADS) {
-    throw new Error(
-      `BNLAB_BLAS_THREADS must be an integer from 1 to ${MAX_BLAS_THREADS} (one thread per ` +
-        `slice of a product), received "${setting}"`,
-    );
-  }
-  return threads;
 }
 
 /** Starts the native kernels' products on `asked` threads, when they are on. */

@@ -13,7 +13,7 @@
  * - input gradient: dcols [M, K] = dy · Wᵀ, then dx is dcols summed back onto the pixels
  *   each column came from (col2im).
  *
- * im2col and col2im run in C (`native.ts`) when the native kernels are built, else as
+ * im2col and col2im (`im2col.ts`) run in C when the native kernels are built, else as
  * JavaScript loops over the heap (a 1×1 filter at stride 1 without padding skips them: cols
  * is x itself). Batches whose cols would pass 4 Mi floats are
  * done a slice of images at a time, to bound the scratch memory.
@@ -27,16 +27,13 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { blasEnabled, sgemmUnchecked } from "./blas.ts";
-import { type NativeConvGeometry, nativeKernels } from "./native.ts";
-import type { WasmKernelReplacement } from "./mod.ts";
-
-/** The wasm backend methods these kernels use (tfjs's `BackendWasm` has them). */
-interface _Backend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  getMemoryOffset(dataId: tf.DataId): number;
-  disposeData(dataId: tf.DataId): boolean;
-  wasm: { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory };
-}
+import { col2im, im2col } from "./im2col.ts";
+import {
+  floatOffset,
+  heapFloats,
+  type WasmBackend,
+  type WasmKernelReplacement,
+} from "./wasm_kernel.ts";
 
 /** The arguments tfjs passes to a kernel function. */
 type _KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -128,9 +125,9 @@ export function batchMatMulBlas(args: _KernelArgs): tf.TensorInfo | null {
   const { transposeA, transposeB } = args.attrs as unknown as _MatMulAttrs;
   const product = _product(a, b, transposeA, transposeB);
   if (product === null) return null;
-  const backend = args.backend as _Backend;
+  const backend = args.backend as unknown as WasmBackend;
   const out = backend.makeOutput(product.outShape, "float32");
-  const heap = _heap(backend);
+  const heap = heapFloats(backend);
   _products(heap, backend, a!, b!, out, product, transposeA, transposeB, 0);
   return out;
 }
@@ -169,10 +166,10 @@ export function fusedMatMulBlas(args: _KernelArgs): tf.TensorInfo | null {
   if (!_knownActivation(activation, preluActivationWeights)) return null;
   const product = _product(a, b, attrs.transposeA, attrs.transposeB);
   if (product === null || !_rowBias(bias, product.n)) return null;
-  const backend = args.backend as _Backend;
+  const backend = args.backend as unknown as WasmBackend;
   const out = backend.makeOutput(product.outShape, "float32");
-  const heap = _heap(backend);
-  const outOffset = _offset(backend, out);
+  const heap = heapFloats(backend);
+  const outOffset = floatOffset(backend, out);
   if (bias != null) _fillRows(heap, outOffset, tf.util.sizeFromShape(out.shape), backend, bias);
   const beta = bias == null ? 0 : 1;
   _products(heap, backend, a!, b!, out, product, attrs.transposeA, attrs.transposeB, beta);
@@ -275,47 +272,26 @@ export function conv2dBackpropFilterBlas(args: _KernelArgs): tf.TensorInfo | nul
   if (x == null || dy == null || !_float32(x, dy)) return null;
   const info = _convInfo(x.shape, attrs.filterShape, attrs, 1);
   if (info === null || !tf.util.arraysEqual(dy.shape, info.outShape)) return null;
-  const backend = args.backend as _Backend;
-  const plan = _plan(info);
-  const out = backend.makeOutput(attrs.filterShape, "float32");
-  const cols = plan.direct ? null : backend.makeOutput([plan.rows, plan.k], "float32");
-  try {
-    const heap = _heap(backend);
-    const xOffset = _offset(backend, x);
-    const dyOffset = _offset(backend, dy);
-    const outOffset = _offset(backend, out);
-    const colsOffset = cols === null ? 0 : _offset(backend, cols);
-    const pixels = info.outHeight * info.outWidth;
-    const n = info.outChannels;
-    for (let b0 = 0; b0 < info.batchSize; b0 += plan.images) {
-      const images = Math.min(plan.images, info.batchSize - b0);
-      let a: Float32Array;
-      if (cols === null) {
-        a = heap.subarray(xOffset + b0 * info.inHeight * info.inWidth * info.inChannels);
-      } else {
-        _im2col(heap, xOffset, colsOffset, info, b0, images);
-        a = heap.subarray(colsOffset);
-      }
-      sgemmUnchecked(
-        true,
-        false,
-        plan.k,
-        n,
-        images * pixels,
-        1,
-        a,
-        plan.k,
-        heap.subarray(dyOffset + b0 * pixels * n),
-        n,
-        b0 === 0 ? 0 : 1,
-        heap.subarray(outOffset),
-        n,
-      );
-    }
-  } finally {
-    if (cols !== null) backend.disposeData(cols.dataId);
-  }
-  return out;
+  const backend = args.backend as unknown as WasmBackend;
+  return _sliced(backend, info, attrs.filterShape, (slice) => {
+    const { heap, outOffset, b0, images, plan, pixels, n } = slice;
+    const dyOffset = floatOffset(backend, dy);
+    sgemmUnchecked(
+      true,
+      false,
+      plan.k,
+      n,
+      images * pixels,
+      1,
+      _colsOf(backend, x, slice),
+      plan.k,
+      heap.subarray(dyOffset + b0 * pixels * n),
+      n,
+      b0 === 0 ? 0 : 1,
+      heap.subarray(outOffset),
+      n,
+    );
+  });
 }
 
 /**
@@ -354,208 +330,85 @@ export function conv2dBackpropInputBlas(args: _KernelArgs): tf.TensorInfo | null
   if (dy == null || filter == null || !_float32(dy, filter)) return null;
   const info = _convInfo(attrs.inputShape, filter.shape, attrs, 1);
   if (info === null || !tf.util.arraysEqual(dy.shape, info.outShape)) return null;
-  const backend = args.backend as _Backend;
-  const plan = _plan(info);
-  const out = backend.makeOutput(attrs.inputShape, "float32");
-  const cols = plan.direct ? null : backend.makeOutput([plan.rows, plan.k], "float32");
-  try {
-    const heap = _heap(backend);
-    const dyOffset = _offset(backend, dy);
-    const filterOffset = _offset(backend, filter);
-    const outOffset = _offset(backend, out);
-    const colsOffset = cols === null ? 0 : _offset(backend, cols);
-    const pixels = info.outHeight * info.outWidth;
-    const n = info.outChannels;
-    const imageSize = info.inHeight * info.inWidth * info.inChannels;
-    if (cols !== null) heap.fill(0, outOffset, outOffset + info.batchSize * imageSize);
-    for (let b0 = 0; b0 < info.batchSize; b0 += plan.images) {
-      const images = Math.min(plan.images, info.batchSize - b0);
-      const c = cols === null ? outOffset + b0 * imageSize : colsOffset;
-      sgemmUnchecked(
-        false,
-        true,
-        images * pixels,
-        plan.k,
-        n,
-        1,
-        heap.subarray(dyOffset + b0 * pixels * n),
-        n,
-        heap.subarray(filterOffset),
-        n,
-        0,
-        heap.subarray(c),
-        plan.k,
-      );
-      if (cols !== null) _col2im(heap, colsOffset, outOffset, info, b0, images);
+  const backend = args.backend as unknown as WasmBackend;
+  const imageSize = info.inHeight * info.inWidth * info.inChannels;
+  return _sliced(backend, info, attrs.inputShape, (slice) => {
+    const { heap, outOffset, colsOffset, b0, images, plan, pixels, n } = slice;
+    if (colsOffset !== null && b0 === 0) {
+      heap.fill(0, outOffset, outOffset + info.batchSize * imageSize);
     }
-  } finally {
-    if (cols !== null) backend.disposeData(cols.dataId);
-  }
-  return out;
+    const c = colsOffset === null ? outOffset + b0 * imageSize : colsOffset;
+    sgemmUnchecked(
+      false,
+      true,
+      images * pixels,
+      plan.k,
+      n,
+      1,
+      heap.subarray(floatOffset(backend, dy) + b0 * pixels * n),
+      n,
+      heap.subarray(floatOffset(backend, filter)),
+      n,
+      0,
+      heap.subarray(c),
+      plan.k,
+    );
+    if (colsOffset !== null) col2im(heap, { colsOffset, dxOffset: outOffset, info, b0, images });
+  });
 }
 
+/** The BLAS kernel of each kernel name it replaces. */
+const _BLAS_KERNELS: Readonly<Record<string, _BlasKernel>> = {
+  [tf.BatchMatMul]: batchMatMulBlas,
+  [tf._FusedMatMul]: fusedMatMulBlas,
+  [tf.Conv2D]: conv2dBlas,
+  [tf.FusedConv2D]: fusedConv2dBlas,
+  [tf.Conv2DBackpropFilter]: conv2dBackpropFilterBlas,
+  [tf.Conv2DBackpropInput]: conv2dBackpropInputBlas,
+};
+
+/** The kernel names {@linkcode blasConfig} wraps. */
+export const BLAS_KERNEL_NAMES: readonly string[] = Object.keys(_BLAS_KERNELS);
+
 /**
- * The registration record that runs `BatchMatMul` on BLAS ({@linkcode batchMatMulBlas}),
- * falling back to `wasm` (our wasm replacement, or tfjs's kernel) for what it does not
- * handle and whenever BLAS is off. Its `original` is `wasm`'s `original` when `wasm` is a
- * replacement itself (so tfjs's kernel), else `wasm`.
+ * The registration record that runs `wasm`'s kernel on BLAS (`BatchMatMul`, `_FusedMatMul`,
+ * `Conv2D`, `FusedConv2D`, `Conv2DBackpropFilter` or `Conv2DBackpropInput`: the exported
+ * kernel of this module of that name), falling back to `wasm` (our wasm replacement, or
+ * tfjs's kernel) for what it does not handle and whenever BLAS is off. Its `original` is
+ * `wasm`'s `original` when `wasm` is a replacement itself (so tfjs's kernel), else `wasm`.
  *
  * @param wasm The config to wrap.
  * @returns The config to register in its place.
+ * @throws If `wasm` is not a wasm kernel named in {@linkcode BLAS_KERNEL_NAMES}.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
- * import { batchMatMulBlasConfig } from "./blas_kernels.ts";
+ * import { blasConfig } from "./blas_kernels.ts";
  *
  * const wasm: tf.KernelConfig = {
  *   kernelName: "BatchMatMul",
  *   backendName: "wasm",
  *   kernelFunc: () => ({ dataId: {}, shape: [], dtype: "float32" }),
  * };
- * const config = batchMatMulBlasConfig(wasm);
+ * const config = blasConfig(wasm);
  * assert.equal(config.wasm, wasm);
  * assert.equal(config.original, wasm);
+ * assert.throws(() => blasConfig({ ...wasm, kernelName: "Tile" }), {
+ *   message: "Tile (BLAS): the kernel to wrap must be a wasm BatchMatMul, _FusedMatMul, " +
+ *     "Conv2D, FusedConv2D, Conv2DBackpropFilter or Conv2DBackpropInput, received Tile for wasm",
+ * });
  * ```
  */
-export function batchMatMulBlasConfig(wasm: tf.KernelConfig): BlasKernelReplacement {
-  return _blasReplacement(wasm, tf.BatchMatMul, batchMatMulBlas);
-}
-
-/**
- * The registration record that runs `_FusedMatMul` on BLAS ({@linkcode fusedMatMulBlas}),
- * falling back to `wasm`; as {@linkcode batchMatMulBlasConfig}.
- *
- * @param wasm The config to wrap.
- * @returns The config to register in its place.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import * as tf from "@tensorflow/tfjs";
- * import { fusedMatMulBlasConfig } from "./blas_kernels.ts";
- *
- * const wasm: tf.KernelConfig = {
- *   kernelName: "_FusedMatMul",
- *   backendName: "wasm",
- *   kernelFunc: () => ({ dataId: {}, shape: [], dtype: "float32" }),
- * };
- * assert.equal(fusedMatMulBlasConfig(wasm).kernelName, "_FusedMatMul");
- * ```
- */
-export function fusedMatMulBlasConfig(wasm: tf.KernelConfig): BlasKernelReplacement {
-  return _blasReplacement(wasm, tf._FusedMatMul, fusedMatMulBlas);
-}
-
-/**
- * The registration record that runs `Conv2D` on BLAS ({@linkcode conv2dBlas}), falling
- * back to `wasm`; as {@linkcode batchMatMulBlasConfig}.
- *
- * @param wasm The config to wrap.
- * @returns The config to register in its place.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import * as tf from "@tensorflow/tfjs";
- * import { conv2dBlasConfig } from "./blas_kernels.ts";
- *
- * const wasm: tf.KernelConfig = {
- *   kernelName: "Conv2D",
- *   backendName: "wasm",
- *   kernelFunc: () => ({ dataId: {}, shape: [], dtype: "float32" }),
- * };
- * assert.equal(conv2dBlasConfig(wasm).kernelName, "Conv2D");
- * ```
- */
-export function conv2dBlasConfig(wasm: tf.KernelConfig): BlasKernelReplacement {
-  return _blasReplacement(wasm, tf.Conv2D, conv2dBlas);
-}
-
-/**
- * The registration record that runs `FusedConv2D` on BLAS ({@linkcode fusedConv2dBlas}),
- * falling back to `wasm`; as {@linkcode batchMatMulBlasConfig}.
- *
- * @param wasm The config to wrap.
- * @returns The config to register in its place.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import * as tf from "@tensorflow/tfjs";
- * import { fusedConv2dBlasConfig } from "./blas_kernels.ts";
- *
- * const wasm: tf.KernelConfig = {
- *   kernelName: "FusedConv2D",
- *   backendName: "wasm",
- *   kernelFunc: () => ({ dataId: {}, shape: [], dtype: "float32" }),
- * };
- * assert.equal(fusedConv2dBlasConfig(wasm).kernelName, "FusedConv2D");
- * ```
- */
-export function fusedConv2dBlasConfig(wasm: tf.KernelConfig): BlasKernelReplacement {
-  return _blasReplacement(wasm, tf.FusedConv2D, fusedConv2dBlas);
-}
-
-/**
- * The registration record that runs `Conv2DBackpropFilter` on BLAS
- * ({@linkcode conv2dBackpropFilterBlas}), falling back to `wasm` (the wasm kernel of
- * `lib/kernels/conv2d_backprop_filter.ts`, which `initBackend` registers first); as
- * {@linkcode batchMatMulBlasConfig}.
- *
- * @param wasm The config to wrap.
- * @returns The config to register in its place.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { conv2dBackpropFilterWasmConfig } from "./conv2d_backprop_filter.ts";
- * import { conv2dBackpropFilterBlasConfig } from "./blas_kernels.ts";
- *
- * const config = conv2dBackpropFilterBlasConfig(conv2dBackpropFilterWasmConfig);
- * assert.equal(config.wasm, conv2dBackpropFilterWasmConfig);
- * ```
- */
-export function conv2dBackpropFilterBlasConfig(wasm: tf.KernelConfig): BlasKernelReplacement {
-  return _blasReplacement(wasm, tf.Conv2DBackpropFilter, conv2dBackpropFilterBlas);
-}
-
-/**
- * The registration record that runs `Conv2DBackpropInput` on BLAS
- * ({@linkcode conv2dBackpropInputBlas}), falling back to `wasm`; as
- * {@linkcode batchMatMulBlasConfig}.
- *
- * @param wasm The config to wrap.
- * @returns The config to register in its place.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import * as tf from "@tensorflow/tfjs";
- * import { conv2dBackpropInputBlasConfig } from "./blas_kernels.ts";
- *
- * const wasm: tf.KernelConfig = {
- *   kernelName: "Conv2DBackpropInput",
- *   backendName: "wasm",
- *   kernelFunc: () => ({ dataId: {}, shape: [], dtype: "float32" }),
- * };
- * assert.equal(conv2dBackpropInputBlasConfig(wasm).kernelName, "Conv2DBackpropInput");
- * ```
- */
-export function conv2dBackpropInputBlasConfig(wasm: tf.KernelConfig): BlasKernelReplacement {
-  return _blasReplacement(wasm, tf.Conv2DBackpropInput, conv2dBackpropInputBlas);
-}
-
-function _blasReplacement(
-  wasm: tf.KernelConfig,
-  kernelName: string,
-  kernel: _BlasKernel,
-): BlasKernelReplacement {
-  if (wasm.kernelName !== kernelName || wasm.backendName !== "wasm") {
+export function blasConfig(wasm: tf.KernelConfig): BlasKernelReplacement {
+  const { kernelName, backendName } = wasm;
+  const kernel = Object.hasOwn(_BLAS_KERNELS, kernelName) ? _BLAS_KERNELS[kernelName] : undefined;
+  if (kernel === undefined || backendName !== "wasm") {
+    const names = BLAS_KERNEL_NAMES;
     throw new Error(
-      `${kernelName} (BLAS): the kernel to wrap must be a wasm ${kernelName}, received ` +
-        `${wasm.kernelName} for ${wasm.backendName}`,
+      `${kernelName} (BLAS): the kernel to wrap must be a wasm ${names.slice(0, -1).join(", ")} ` +
+        `or ${names[names.length - 1]}, received ${kernelName} for ${backendName}`,
     );
   }
   const fallback = wasm.kernelFunc;
@@ -568,20 +421,6 @@ function _blasReplacement(
     original: (wasm as Partial<WasmKernelReplacement>).original ?? wasm,
     wasm,
   };
-}
-
-/**
- * The wasm heap as floats; taken anew after every allocation, as the heap may have grown
- * (which detaches the old buffer; with threads the memory is shared and `HEAPU8` may lag
- * behind a growth, so the memory's own buffer comes first).
- */
-function _heap(backend: _Backend): Float32Array {
-  return new Float32Array((backend.wasm.wasmMemory ?? backend.wasm.HEAPU8).buffer);
-}
-
-/** Where a tensor's data starts in {@linkcode _heap}, in floats. */
-function _offset(backend: _Backend, info: tf.TensorInfo): number {
-  return backend.getMemoryOffset(info.dataId) >>> 2;
 }
 
 function _float32(...infos: tf.TensorInfo[]): boolean {
@@ -621,7 +460,7 @@ function _product(
 /** Computes out = op(a)·op(b) + beta·out on BLAS, matrix by matrix (or folded). */
 function _products(
   heap: Float32Array,
-  backend: _Backend,
+  backend: WasmBackend,
   a: tf.TensorInfo,
   b: tf.TensorInfo,
   out: tf.TensorInfo,
@@ -631,9 +470,9 @@ function _products(
   beta: number,
 ): void {
   const { m, n, k, batchA, batchB } = product;
-  const aOffset = _offset(backend, a);
-  const bOffset = _offset(backend, b);
-  const outOffset = _offset(backend, out);
+  const aOffset = floatOffset(backend, a);
+  const bOffset = floatOffset(backend, b);
+  const outOffset = floatOffset(backend, out);
   const lda = transposeA ? m : k;
   const ldb = transposeB ? k : n;
   if (batchB === 1 && !transposeA) {
@@ -692,10 +531,10 @@ function _fillRows(
   heap: Float32Array,
   offset: number,
   size: number,
-  backend: _Backend,
+  backend: WasmBackend,
   bias: tf.TensorInfo,
 ): void {
-  const biasOffset = _offset(backend, bias);
+  const biasOffset = floatOffset(backend, bias);
   const n = tf.util.sizeFromShape(bias.shape);
   if (n === 1) {
     heap.fill(heap[biasOffset], offset, offset + size);
@@ -715,7 +554,7 @@ function _fillRows(
  * through their wasm kernels (returning a new TensorInfo and disposing `out`).
  */
 function _activate(
-  backend: _Backend,
+  backend: WasmBackend,
   out: tf.TensorInfo,
   activation: string,
   leakyreluAlpha: number | undefined,
@@ -723,8 +562,8 @@ function _activate(
 ): tf.TensorInfo {
   if (activation === "linear") return out;
   if (activation === "relu" || activation === "relu6") {
-    const heap = _heap(backend);
-    const start = _offset(backend, out);
+    const heap = heapFloats(backend);
+    const start = floatOffset(backend, out);
     const end = start + tf.util.sizeFromShape(out.shape);
     const top = activation === "relu6" ? 6 : Infinity;
     for (let i = start; i < end; i++) {
@@ -791,6 +630,7 @@ function _convInfo(
 
 /** How a convolution is split: cols rows per slice, images per slice, and taps K. */
 interface _Plan {
+  info: tf.backend_util.Conv2DInfo;
   /** Whether cols is the input itself (a 1×1 filter, stride 1, no padding). */
   direct: boolean;
   k: number;
@@ -808,7 +648,7 @@ function _plan(info: tf.backend_util.Conv2DInfo): _Plan {
   const images = direct
     ? info.batchSize
     : Math.max(1, Math.min(info.batchSize, Math.floor(_COLS_LIMIT / (pixels * k))));
-  return { direct, k, images, rows: images * pixels };
+  return { info, direct, k, images, rows: images * pixels };
 }
 
 /** `Conv2D` (fused: `FusedConv2D`) on BLAS. */
@@ -826,43 +666,71 @@ function _convolution(args: _KernelArgs, fused: boolean): tf.TensorInfo | null {
   if (info === null) return null;
   const n = info.outChannels;
   if (fused && bias != null && (bias.shape.length !== 1 || !_rowBias(bias, n))) return null;
-  const backend = args.backend as _Backend;
+  const backend = args.backend as unknown as WasmBackend;
+  const pixels = info.outHeight * info.outWidth;
+  const hasBias = fused && bias != null;
+  const out = _sliced(backend, info, info.outShape, (slice) => {
+    const { heap, outOffset, b0, images, plan } = slice;
+    if (hasBias && b0 === 0) _fillRows(heap, outOffset, info.batchSize * pixels * n, backend, bias);
+    sgemmUnchecked(
+      false,
+      false,
+      images * pixels,
+      n,
+      plan.k,
+      1,
+      _colsOf(backend, x, slice),
+      plan.k,
+      heap.subarray(floatOffset(backend, filter)),
+      n,
+      hasBias ? 1 : 0,
+      heap.subarray(outOffset + b0 * pixels * n),
+      n,
+    );
+  });
+  return _activate(backend, out, activation, attrs.leakyreluAlpha, preluActivationWeights);
+}
+
+/** A slice of a BLAS convolution's batch, as {@linkcode _sliced} hands it on. */
+interface _Slice {
+  /** The wasm heap as floats, taken after the output and scratch were allocated. */
+  heap: Float32Array;
+  /** Where the output starts, in floats. */
+  outOffset: number;
+  /** Where the cols scratch starts, in floats; null when cols is the input itself. */
+  colsOffset: number | null;
+  /** The slice's first image, and its images. */
+  b0: number;
+  images: number;
+  plan: _Plan;
+  /** Output pixels per image (OH·OW) and output channels (N). */
+  pixels: number;
+  n: number;
+}
+
+/**
+ * Allocates a convolution's output (`outShape`) and, unless its plan is direct, the cols
+ * scratch; runs `slice` over the batch a slice of images at a time, in order; frees the
+ * scratch (and the output, when a slice throws).
+ */
+function _sliced(
+  backend: WasmBackend,
+  info: tf.backend_util.Conv2DInfo,
+  outShape: number[],
+  slice: (s: _Slice) => void,
+): tf.TensorInfo {
   const plan = _plan(info);
-  const out = backend.makeOutput(info.outShape, "float32");
+  const out = backend.makeOutput(outShape, "float32");
   const cols = plan.direct ? null : backend.makeOutput([plan.rows, plan.k], "float32");
   try {
-    const heap = _heap(backend);
-    const xOffset = _offset(backend, x);
-    const filterOffset = _offset(backend, filter);
-    const outOffset = _offset(backend, out);
-    const colsOffset = cols === null ? 0 : _offset(backend, cols);
+    const heap = heapFloats(backend);
+    const outOffset = floatOffset(backend, out);
+    const colsOffset = cols === null ? null : floatOffset(backend, cols);
     const pixels = info.outHeight * info.outWidth;
-    const hasBias = fused && bias != null;
-    if (hasBias) _fillRows(heap, outOffset, info.batchSize * pixels * n, backend, bias);
+    const n = info.outChannels;
     for (let b0 = 0; b0 < info.batchSize; b0 += plan.images) {
       const images = Math.min(plan.images, info.batchSize - b0);
-      let a: Float32Array;
-      if (cols === null) {
-        a = heap.subarray(xOffset + b0 * info.inHeight * info.inWidth * info.inChannels);
-      } else {
-        _im2col(heap, xOffset, colsOffset, info, b0, images);
-        a = heap.subarray(colsOffset);
-      }
-      sgemmUnchecked(
-        false,
-        false,
-        images * pixels,
-        n,
-        plan.k,
-        1,
-        a,
-        plan.k,
-        heap.subarray(filterOffset),
-        n,
-        hasBias ? 1 : 0,
-        heap.subarray(outOffset + b0 * pixels * n),
-        n,
-      );
+      slice({ heap, outOffset, colsOffset, b0, images, plan, pixels, n });
     }
   } catch (error) {
     backend.disposeData(out.dataId);
@@ -870,153 +738,17 @@ function _convolution(args: _KernelArgs, fused: boolean): tf.TensorInfo | null {
   } finally {
     if (cols !== null) backend.disposeData(cols.dataId);
   }
-  return _activate(backend, out, activation, attrs.leakyreluAlpha, preluActivationWeights);
+  return out;
 }
 
-/** A convolution's geometry as the native im2col and col2im take it (after b0, images). */
-function _nativeGeometry(info: tf.backend_util.Conv2DInfo): NativeConvGeometry {
-  return [
-    info.inHeight,
-    info.inWidth,
-    info.inChannels,
-    info.outHeight,
-    info.outWidth,
-    info.filterHeight,
-    info.filterWidth,
-    info.strideHeight,
-    info.strideWidth,
-    info.dilationHeight,
-    info.dilationWidth,
-    info.padInfo.top,
-    info.padInfo.left,
-  ];
-}
-
-/** Runs shorter than this are copied element by element; longer ones with copyWithin. */
-const _SHORT_RUN = 24;
-
-/**
- * Writes cols rows for `images` images from `b0`: per output pixel, the KH·KW·Cin input
- * values under the filter in (kh, kw, ci) order, zero where the filter is over padding.
- */
-function _im2col(
-  heap: Float32Array,
-  xOffset: number,
-  colsOffset: number,
-  info: tf.backend_util.Conv2DInfo,
-  b0: number,
-  images: number,
-): void {
-  const { inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow } = info;
-  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
-  const { dilationHeight: dh, dilationWidth: dw } = info;
-  const top = info.padInfo.top;
-  const left = info.padInfo.left;
-  const native = nativeKernels();
-  if (native !== null) {
-    native.bnlab_im2col(heap, xOffset, colsOffset, b0, images, ..._nativeGeometry(info));
-    return;
+/** The A operand of a slice's product: x's images themselves, or their im2col rows. */
+function _colsOf(backend: WasmBackend, x: tf.TensorInfo, slice: _Slice): Float32Array {
+  const { heap, colsOffset, b0, images, plan } = slice;
+  const info = plan.info;
+  const xOffset = floatOffset(backend, x);
+  if (colsOffset === null) {
+    return heap.subarray(xOffset + b0 * info.inHeight * info.inWidth * info.inChannels);
   }
-  const run = kw * c;
-  const rowStride = w * c;
-  let dst = colsOffset;
-  for (let b = b0; b < b0 + images; b++) {
-    const image = xOffset + b * h * rowStride;
-    for (let y = 0; y < oh; y++) {
-      const y0 = y * sh - top;
-      for (let x = 0; x < ow; x++) {
-        const x0 = x * sw - left;
-        const inside = dw === 1 && x0 >= 0 && x0 + kw <= w;
-        for (let i = 0; i < kh; i++) {
-          const iy = y0 + i * dh;
-          if (iy < 0 || iy >= h) {
-            heap.fill(0, dst, dst + run);
-            dst += run;
-            continue;
-          }
-          const row = image + iy * rowStride;
-          if (inside) {
-            const src = row + x0 * c;
-            if (run < _SHORT_RUN) {
-              for (let j = 0; j < run; j++) heap[dst + j] = heap[src + j];
-            } else {
-              heap.copyWithin(dst, src, src + run);
-            }
-            dst += run;
-            continue;
-          }
-          for (let j = 0; j < kw; j++) {
-            const ix = x0 + j * dw;
-            if (ix < 0 || ix >= w) {
-              for (let ci = 0; ci < c; ci++) heap[dst + ci] = 0;
-            } else {
-              const src = row + ix * c;
-              for (let ci = 0; ci < c; ci++) heap[dst + ci] = heap[src + ci];
-            }
-            dst += c;
-          }
-        }
-      }
-    }
-  }
-}
-
-/**
- * Adds cols rows for `images` images from `b0` back onto dx (the reverse of
- * {@linkcode _im2col}): each value goes to the input pixel and channel it was read from;
- * values over padding are dropped.
- */
-function _col2im(
-  heap: Float32Array,
-  colsOffset: number,
-  dxOffset: number,
-  info: tf.backend_util.Conv2DInfo,
-  b0: number,
-  images: number,
-): void {
-  const { inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow } = info;
-  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
-  const { dilationHeight: dh, dilationWidth: dw } = info;
-  const top = info.padInfo.top;
-  const left = info.padInfo.left;
-  const native = nativeKernels();
-  if (native !== null) {
-    native.bnlab_col2im(heap, colsOffset, dxOffset, b0, images, ..._nativeGeometry(info));
-    return;
-  }
-  const run = kw * c;
-  const rowStride = w * c;
-  let src = colsOffset;
-  for (let b = b0; b < b0 + images; b++) {
-    const image = dxOffset + b * h * rowStride;
-    for (let y = 0; y < oh; y++) {
-      const y0 = y * sh - top;
-      for (let x = 0; x < ow; x++) {
-        const x0 = x * sw - left;
-        const inside = dw === 1 && x0 >= 0 && x0 + kw <= w;
-        for (let i = 0; i < kh; i++) {
-          const iy = y0 + i * dh;
-          if (iy < 0 || iy >= h) {
-            src += run;
-            continue;
-          }
-          const row = image + iy * rowStride;
-          if (inside) {
-            const dst = row + x0 * c;
-            for (let j = 0; j < run; j++) heap[dst + j] += heap[src + j];
-            src += run;
-            continue;
-          }
-          for (let j = 0; j < kw; j++) {
-            const ix = x0 + j * dw;
-            if (ix >= 0 && ix < w) {
-              const dst = row + ix * c;
-              for (let ci = 0; ci < c; ci++) heap[dst + ci] += heap[src + ci];
-            }
-            src += c;
-          }
-        }
-      }
-    }
-  }
+  im2col(heap, { xOffset, colsOffset, info, b0, images });
+  return heap.subarray(colsOffset);
 }

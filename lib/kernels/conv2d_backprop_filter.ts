@@ -25,12 +25,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { callWasmKernel } from "./wasm_kernel.ts";
-
-/** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */
-interface _Backend {
-  disposeData(dataId: tf.DataId): boolean;
-}
+import { callWasmKernel, convGradientInfo, type WasmBackend } from "./wasm_kernel.ts";
 
 /**
  * Computes the filter gradient of a 2-D convolution on the wasm backend.
@@ -68,7 +63,7 @@ export function conv2dBackpropFilterWasm(
   args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
 ): tf.TensorInfo {
   const { x, dy } = args.inputs;
-  const backend = args.backend as _Backend;
+  const backend = args.backend as unknown as WasmBackend;
   const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
   if (x == null || dy == null) {
     throw new Error(
@@ -82,24 +77,13 @@ export function conv2dBackpropFilterWasm(
       `Conv2DBackpropFilter (wasm): x and dy must be float32, received x ${x.dtype} and dy ${dy.dtype}`,
     );
   }
-  const dataFormat = tf.backend_util.convertConv2DDataFormat(attrs.dataFormat);
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    attrs.filterShape,
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    dataFormat,
-  );
-  if (!tf.util.arraysEqual(dy.shape, info.outShape)) {
-    throw new Error(
-      `Conv2DBackpropFilter (wasm): dy must have the convolution's output shape ` +
-        `[${info.outShape}] for x [${x.shape}] and filter [${attrs.filterShape}], ` +
-        `received [${dy.shape}]`,
-    );
-  }
+  const info = convGradientInfo("Conv2DBackpropFilter", {
+    input: "x",
+    inShape: x.shape,
+    filterShape: attrs.filterShape,
+    attrs,
+    dy,
+  });
   if (tf.util.sizeFromShape(x.shape) === 0 || tf.util.sizeFromShape(dy.shape) === 0) {
     // An empty sum; XNNPACK rejects convolutions with zero channels.
     return _call(backend, "Fill", {}, { shape: attrs.filterShape, value: 0, dtype: "float32" });
@@ -163,7 +147,7 @@ export const conv2dBackpropFilterWasmConfig: tf.KernelConfig = {
 
 /** Runs another wasm kernel (each used here returns a single TensorInfo); the caller owns it. */
 function _call(
-  backend: _Backend,
+  backend: WasmBackend,
   kernelName: string,
   inputs: tf.NamedTensorInfoMap,
   attrs: Record<string, unknown>,

@@ -38,13 +38,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./mod.ts";
-import { callWasmKernel, wasmReplacement } from "./wasm_kernel.ts";
-
-/** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */
-interface _Backend {
-  disposeData(dataId: tf.DataId): boolean;
-}
+import type { WasmBackend, WasmKernelReplacement } from "./wasm_kernel.ts";
+import { callWasmKernel, convGradientInfo, wasmReplacement } from "./wasm_kernel.ts";
 
 /** The arguments tfjs passes to a kernel function. */
 type _KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -85,7 +80,7 @@ type _KernelArgs = Parameters<tf.KernelFunc>[0];
  */
 export function conv2dBackpropInputWasm(args: _KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
   const { dy, filter } = args.inputs;
-  const backend = args.backend as _Backend;
+  const backend = args.backend as unknown as WasmBackend;
   const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
   if (dy == null || filter == null) {
     throw new Error(
@@ -94,24 +89,13 @@ export function conv2dBackpropInputWasm(args: _KernelArgs, fallback: tf.KernelFu
       } }`,
     );
   }
-  const dataFormat = tf.backend_util.convertConv2DDataFormat(attrs.dataFormat);
-  const info = tf.backend_util.computeConv2DInfo(
-    attrs.inputShape,
-    filter.shape as [number, number, number, number],
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    dataFormat,
-  );
-  if (!tf.util.arraysEqual(dy.shape, info.outShape)) {
-    throw new Error(
-      `Conv2DBackpropInput (wasm): dy must have the convolution's output shape ` +
-        `[${info.outShape}] for input [${attrs.inputShape}] and filter [${filter.shape}], ` +
-        `received [${dy.shape}]`,
-    );
-  }
+  const info = convGradientInfo("Conv2DBackpropInput", {
+    input: "input",
+    inShape: attrs.inputShape,
+    filterShape: filter.shape,
+    attrs,
+    dy,
+  });
   const handled = info.dataFormat === "channelsLast" && dy.dtype === "float32" &&
     filter.dtype === "float32" && tf.util.sizeFromShape(dy.shape) > 0 &&
     tf.util.sizeFromShape(info.inShape) > 0;
@@ -266,7 +250,7 @@ export function conv2dBackpropInputWasmConfig(
 
 /** Runs another wasm kernel (each used here returns a single TensorInfo); the caller owns it. */
 function _call(
-  backend: _Backend,
+  backend: WasmBackend,
   kernelName: string,
   inputs: tf.NamedTensorInfoMap,
   attrs: Record<string, unknown>,

@@ -27,13 +27,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./mod.ts";
-import { nativeKernels, requireNativeKernels } from "./native.ts";
+import type { WasmKernelReplacement } from "./wasm_kernel.ts";
+import { nativeKernels, requireNativeKernels } from "./native_library.ts";
 import {
   floatOffset,
   heapFloats,
   type KernelArgs,
-  type WasmHeapBackend,
+  type WasmBackend,
   wasmReplacement,
 } from "./wasm_kernel.ts";
 
@@ -143,7 +143,7 @@ function _binary(kernelName: string, args: KernelArgs, fallback: tf.KernelFunc):
   const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
   const plan = _layoutFor(a.shape, b.shape, shape);
   if (plan === null) return fallback(args) as tf.TensorInfo;
-  const backend = args.backend as unknown as WasmHeapBackend;
+  const backend = args.backend as unknown as WasmBackend;
   // Allocate first: growing the heap replaces its buffer.
   const out = backend.makeOutput(shape, "float32");
   const status = native.bnlab_binary(
@@ -208,7 +208,7 @@ function _fusedBatchNorm(args: KernelArgs, fallback: tf.KernelFunc): tf.TensorIn
       p == null || (p.dtype === "float32" && (lengths[i] === 1 || lengths[i] === channels))
     );
   if (!handled) return fallback(args) as tf.TensorInfo;
-  const backend = args.backend as unknown as WasmHeapBackend;
+  const backend = args.backend as unknown as WasmBackend;
   const epsilon = (args.attrs as unknown as tf.FusedBatchNormAttrs).varianceEpsilon ?? 0.001;
   const y = backend.makeOutput(x.shape, "float32");
   const at = (p: tf.TensorInfo | undefined) => p == null ? -1 : floatOffset(backend, p);
@@ -270,7 +270,7 @@ function _relu(args: KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
   if (native === null || x.dtype !== "float32" || size === 0) {
     return fallback(args) as tf.TensorInfo;
   }
-  const backend = args.backend as unknown as WasmHeapBackend;
+  const backend = args.backend as unknown as WasmBackend;
   const y = backend.makeOutput(x.shape, "float32");
   native.bnlab_relu(heapFloats(backend), floatOffset(backend, x), floatOffset(backend, y), size);
   return y;
@@ -318,7 +318,7 @@ function _reluGrad(args: KernelArgs): tf.TensorInfo {
         `[${dy.shape}] and ${x.dtype} [${x.shape}]`,
     );
   }
-  const backend = args.backend as unknown as WasmHeapBackend;
+  const backend = args.backend as unknown as WasmBackend;
   const dx = backend.makeOutput(x.shape, "float32");
   native.bnlab_relu_grad(
     heapFloats(backend),

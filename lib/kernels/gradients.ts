@@ -23,7 +23,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { FUSED_BATCH_NORM_GRAD } from "./batch_norm_native.ts";
 import { RELU_GRAD } from "./elementwise.ts";
-import { nativeKernels } from "./native.ts";
+import { nativeKernels } from "./native_library.ts";
 
 /** A gradient config that replaces another; it keeps the one it replaced. */
 export interface GradientReplacement extends tf.GradConfig {
@@ -127,7 +127,7 @@ function _relu(original: tf.GradConfig): GradientReplacement {
 
 /**
  * How to replace gradients, by kernel name: each entry makes the replacing config from the
- * one registered. `initBackend` applies them through {@linkcode registerGradientReplacements}.
+ * one registered. `installKernels` (`mod.ts`) applies them, for every backend.
  */
 export const GRADIENT_REPLACEMENTS: ReadonlyArray<
   readonly [string, (original: tf.GradConfig) => GradientReplacement]
@@ -137,31 +137,6 @@ export const GRADIENT_REPLACEMENTS: ReadonlyArray<
   [tf.FusedBatchNorm, _fusedBatchNorm],
   [tf.Relu, _relu],
 ];
-
-/**
- * Registers {@linkcode GRADIENT_REPLACEMENTS} in place of tfjs's gradients (once; later calls
- * do nothing).
- *
- * @example The mean's gradient, spread over the reduced axes
- * ```ts
- * import assert from "node:assert/strict";
- * import * as tf from "@tensorflow/tfjs";
- * import { registerGradientReplacements, replacedGradient } from "./gradients.ts";
- *
- * await tf.setBackend("cpu");
- * registerGradientReplacements();
- * assert.ok(replacedGradient("Mean") !== undefined);
- * const g = tf.grad((x: tf.Tensor) => tf.mean(x, 0))(tf.ones([4, 2]));
- * assert.deepEqual(Array.from(g.dataSync()), [0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25]);
- * ```
- */
-export function registerGradientReplacements(): void {
-  for (const [kernelName, replace] of GRADIENT_REPLACEMENTS) {
-    const current = tf.getGradient(kernelName) as Partial<GradientReplacement> | undefined;
-    if (current === undefined || current.original !== undefined) continue;
-    tf.registerGradient(replace(current as tf.GradConfig));
-  }
-}
 
 /**
  * The tfjs gradient that one of ours replaced, for comparisons; undefined when `kernelName`'s

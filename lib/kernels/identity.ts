@@ -17,13 +17,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./mod.ts";
+import type { WasmBackend, WasmKernelReplacement } from "./wasm_kernel.ts";
 import { type KernelArgs, wasmReplacement } from "./wasm_kernel.ts";
-
-/** The wasm backend method this kernel uses (tfjs's `BackendWasm` has it). */
-interface _Backend {
-  incRef(dataId: tf.DataId): void;
-}
 
 /**
  * `x` itself on the wasm backend: a new tensor record over x's data, whose reference count
@@ -36,7 +31,7 @@ interface _Backend {
 function _identity(args: KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
   if (x.dtype === "string") return fallback(args) as tf.TensorInfo;
-  (args.backend as unknown as _Backend).incRef(x.dataId);
+  (args.backend as unknown as WasmBackend).incRef(x.dataId);
   return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
 }
 

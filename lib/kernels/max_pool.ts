@@ -11,13 +11,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./mod.ts";
-import { nativeKernels } from "./native.ts";
+import type { WasmKernelReplacement } from "./wasm_kernel.ts";
+import { nativeKernels } from "./native_library.ts";
 import {
   floatOffset,
   heapFloats,
   type KernelArgs,
-  type WasmHeapBackend,
+  type WasmBackend,
   wasmReplacement,
 } from "./wasm_kernel.ts";
 
@@ -71,7 +71,7 @@ function _maxPool(args: KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
   if (!isExactPool2x2(info) || tf.util.sizeFromShape(info.outShape) === 0) {
     return fallback(args) as tf.TensorInfo;
   }
-  const backend = args.backend as unknown as WasmHeapBackend;
+  const backend = args.backend as unknown as WasmBackend;
   const out = backend.makeOutput(info.outShape, "float32");
   native.bnlab_max_pool_2x2(
     heapFloats(backend),

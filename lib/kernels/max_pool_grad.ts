@@ -16,7 +16,7 @@
  * NaN passes no gradient. The value written is 0 + dy (so −0 becomes +0), as cpu sums it.
  *
  * The kernel is one loop over the wasm heap, in C when the native kernels are built
- * (`native.ts`), else in JavaScript: per output pixel it scans the window
+ * (`native_library.ts`), else in JavaScript: per output pixel it scans the window
  * once for all channels and writes dy at the argmax of each; the rest of dx is zeroed with
  * `fill`. In C, 2×2 windows at stride 2 that tile the input exactly (LeNet's) take a
  * branch-free path that writes each window's four values eight channels at a time (on
@@ -32,15 +32,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./mod.ts";
-import { nativeKernels } from "./native.ts";
+import type { WasmBackend, WasmKernelReplacement } from "./wasm_kernel.ts";
+import { nativeKernels } from "./native_library.ts";
 import { wasmReplacement } from "./wasm_kernel.ts";
-
-/** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */
-interface _Backend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
 
 /** The arguments tfjs passes to a kernel function. */
 type _KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -74,7 +68,7 @@ type _KernelArgs = Parameters<tf.KernelFunc>[0];
  */
 export function maxPoolGradWasm(args: _KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
   const { dy, input } = args.inputs;
-  const backend = args.backend as unknown as _Backend;
+  const backend = args.backend as unknown as WasmBackend;
   const attrs = args.attrs as unknown as tf.MaxPoolGradAttrs;
   if (dy == null || input == null) {
     throw new Error(

@@ -19,15 +19,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./mod.ts";
-import { nativeKernels } from "./native.ts";
+import type { WasmBackend, WasmKernelReplacement } from "./wasm_kernel.ts";
+import { nativeKernels } from "./native_library.ts";
 import { type KernelArgs, wasmReplacement } from "./wasm_kernel.ts";
-
-/** The wasm backend methods these kernels use (tfjs's `BackendWasm` has them). */
-interface _Backend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
 
 /** The reductions {@linkcode reduceLeadingWasm} computes. */
 export type LeadingReduction = "Sum" | "Mean";
@@ -102,7 +96,7 @@ export function reduceLeadingWasm(
   const k = leadingAxesCount(axis, x.shape.length);
   const size = tf.util.sizeFromShape(x.shape);
   if (x.dtype !== "float32" || k === 0 || size === 0) return fallback(args) as tf.TensorInfo;
-  const backend = args.backend as unknown as _Backend;
+  const backend = args.backend as unknown as WasmBackend;
   const kept = x.shape.slice(k);
   const shape = keepDims ? [...x.shape.slice(0, k).map(() => 1), ...kept] : kept;
   // Allocate first: growing the heap would detach views taken before.

@@ -3,7 +3,7 @@
  *
  *     running ← running·keep + (value·factor)·(1 − keep)
  *
- * with the floats of the tfjs ops `lib/batch_norm.ts` writes it with (`tf.add(tf.mul(running,
+ * with the floats of the tfjs ops `lib/norms/batch_norm_kernels.ts` writes it with (`tf.add(tf.mul(running,
  * keep), tf.mul(value, 1 − keep))`, value first multiplied by `factor` for PyTorch's unbiased
  * variance): every product and the sum rounded to float32, the constants float32 as tfjs makes
  * them. (Each float32 product or sum computed in double and rounded once is the float32
@@ -19,32 +19,16 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { RUNNING_AVERAGE, type RunningAverageAttrs } from "../named_kernels.ts";
+import type { WasmBackend } from "./wasm_kernel.ts";
 
-/** The kernel's name: { running, value }, attrs {@linkcode RunningAverageAttrs} → running'. */
-export const RUNNING_AVERAGE = "BnlabRunningAverage";
+export { RUNNING_AVERAGE, type RunningAverageAttrs };
 
-/** The kernel's attributes. */
-export interface RunningAverageAttrs {
-  /** The weight of the running value. */
-  keep: number;
-  /** The weight of the new value, 1 − keep as JavaScript computes it. */
-  complement: number;
-  /**
-   * A factor the new value is first multiplied by (the unbiased variance's m/(m − 1)); 1 for
-   * none (a float32 product by 1 is exact).
-   */
-  factor: number;
-}
-
-/** The cpu and wasm backend methods this kernel uses. */
-interface _Backend {
-  // wasm
-  makeOutput?(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap?(info: tf.TensorInfo): Float32Array;
-  // cpu
+/** The cpu and wasm backend methods this kernel uses: wasm's, or cpu's data store. */
+type _Backend = Partial<Pick<WasmBackend, "makeOutput" | "typedArrayFromHeap">> & {
   data?: { get(dataId: tf.DataId): { values: Float32Array } };
   makeTensorInfo?(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
-}
+};
 
 /** The update on plain arrays: `out[i]` from `running[i]` and `value[i]`. */
 function _update(
@@ -85,7 +69,7 @@ function _kernel(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
   const backend = args.backend as unknown as _Backend;
   if (backend.makeOutput !== undefined && backend.typedArrayFromHeap !== undefined) {
     const out = backend.makeOutput(running.shape, "float32");
-    const heap = backend.typedArrayFromHeap.bind(backend);
+    const heap = (info: tf.TensorInfo) => backend.typedArrayFromHeap!(info) as Float32Array;
     _update(heap(running), heap(value), heap(out), attrs);
     return out;
   }
@@ -95,55 +79,7 @@ function _kernel(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
   return backend.makeTensorInfo!(running.shape, "float32", values);
 }
 
-/**
- * Registers the kernel for cpu and wasm (once; `initBackend` calls it).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import * as tf from "@tensorflow/tfjs";
- * import { RUNNING_AVERAGE, registerRunningAverage } from "./running_average.ts";
- *
- * registerRunningAverage();
- * await tf.setBackend("cpu");
- * const running = tf.tensor1d([0, 1]);
- * const value = tf.tensor1d([1, 3]);
- * const out = tf.engine().runKernel(RUNNING_AVERAGE, { running, value }, {
- *   keep: 0.5,
- *   complement: 0.5,
- *   factor: 1,
- * }) as tf.Tensor;
- * assert.deepEqual(Array.from(out.dataSync()), [0.5, 2]);
- * ```
- */
-export function registerRunningAverage(): void {
-  for (const backendName of ["cpu", "wasm"]) {
-    if (tf.getKernel(RUNNING_AVERAGE, backendName) === undefined) {
-      tf.registerKernel({ kernelName: RUNNING_AVERAGE, backendName, kernelFunc: _kernel });
-    }
-  }
-}
-
-/**
- * `running·keep + (value·factor)·(1 − keep)` as the kernel when the active backend has it,
- * else with tfjs ops (the same floats).
- *
- * @param running The running statistic.
- * @param value The batch's statistic, with as many elements.
- * @param keep The weight of the running value.
- * @param factor A factor for `value` (the unbiased variance's m/(m − 1)), or null.
- * @returns The updated statistic, in `running`'s shape.
- */
-export function runningAverage(
-  running: tf.Tensor,
-  value: tf.Tensor,
-  keep: number,
-  factor: number | null = null,
-): tf.Tensor {
-  if (tf.getKernel(RUNNING_AVERAGE, tf.getBackend()) !== undefined) {
-    const attrs: RunningAverageAttrs = { keep, complement: 1 - keep, factor: factor ?? 1 };
-    return tf.engine().runKernel(RUNNING_AVERAGE, { running, value }, { ...attrs }) as tf.Tensor;
-  }
-  const scaled = factor === null ? value : tf.mul(value, factor);
-  return tf.add(tf.mul(running, keep), tf.mul(tf.reshape(scaled, running.shape), 1 - keep));
-}
+/** The kernel's configs, for cpu and wasm (registered by `installKernels`, `mod.ts`). */
+export const RUNNING_AVERAGE_CONFIGS: readonly tf.KernelConfig[] = ["cpu", "wasm"].map((
+  backendName,
+) => ({ kernelName: RUNNING_AVERAGE, backendName, kernelFunc: _kernel }));

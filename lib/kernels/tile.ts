@@ -20,14 +20,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./mod.ts";
+import type { WasmBackend, WasmKernelReplacement } from "./wasm_kernel.ts";
 import { wasmReplacement } from "./wasm_kernel.ts";
-
-/** The wasm backend methods this kernel uses (tfjs's `BackendWasm` has them). */
-interface _Backend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
 
 /** The arguments tfjs passes to a kernel function. */
 type _KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -84,7 +78,7 @@ export function isBroadcastTiling(shape: readonly number[], reps: readonly numbe
  */
 export function tileWasm(args: _KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
   const { x } = args.inputs;
-  const backend = args.backend as unknown as _Backend;
+  const backend = args.backend as unknown as WasmBackend;
   const reps = (args.attrs as unknown as tf.TileAttrs).reps;
   if (x == null) {
     throw new Error(

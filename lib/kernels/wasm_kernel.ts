@@ -6,7 +6,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { WasmKernelReplacement } from "./mod.ts";
+
+/** A kernel config that replaces another; it keeps the one it replaced, its fallback. */
+export interface WasmKernelReplacement extends tf.KernelConfig {
+  /** The kernel registered before, as `tf.getKernel` returned it. */
+  readonly original: tf.KernelConfig;
+}
 
 /** The arguments tfjs passes to a kernel function. */
 export type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -74,22 +79,26 @@ export function wasmReplacement(
   };
 }
 
-/** The wasm backend methods the native kernels use (tfjs's `BackendWasm` has them). */
-export interface WasmHeapBackend {
+/** The wasm backend methods the kernels of lib/kernels/ use (tfjs's `BackendWasm` has them). */
+export interface WasmBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   getMemoryOffset(dataId: tf.DataId): number;
-  wasm: { HEAPU8: Uint8Array };
+  disposeData(dataId: tf.DataId): boolean;
+  incRef(dataId: tf.DataId): void;
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+  wasm: { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory };
 }
 
 /**
  * The wasm heap as floats, for a native kernel's `buffer` argument. Take it after allocating
- * the outputs: growing the heap replaces its buffer.
+ * the outputs: growing the heap replaces its buffer (with threads the memory is shared and
+ * `HEAPU8` may lag behind a growth, so the memory's own buffer comes first).
  *
  * @param backend The wasm backend, as a kernel received it.
  * @returns A float view of the whole heap.
  */
-export function heapFloats(backend: WasmHeapBackend): Float32Array {
-  return new Float32Array(backend.wasm.HEAPU8.buffer);
+export function heapFloats(backend: WasmBackend): Float32Array {
+  return new Float32Array((backend.wasm.wasmMemory ?? backend.wasm.HEAPU8).buffer);
 }
 
 /**
@@ -100,7 +109,7 @@ export function heapFloats(backend: WasmHeapBackend): Float32Array {
  * @param info The tensor, or undefined.
  * @returns Its offset in floats, or −1.
  */
-export function floatOffset(backend: WasmHeapBackend, info: tf.TensorInfo | undefined): number {
+export function floatOffset(backend: WasmBackend, info: tf.TensorInfo | undefined): number {
   return info == null ? -1 : backend.getMemoryOffset(info.dataId) / Float32Array.BYTES_PER_ELEMENT;
 }
 
@@ -149,4 +158,68 @@ export function callWasmKernel(
     backend: backend as tf.KernelBackend,
     attrs: attrs as tf.NamedAttrMap,
   }) as tf.TensorInfo;
+}
+
+/** The attributes a convolution gradient kernel reads its geometry from. */
+export interface ConvGradientAttrs {
+  strides: [number, number] | number;
+  pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+  dimRoundingMode?: "floor" | "round" | "ceil";
+  dataFormat: "NHWC" | "NCHW";
+}
+
+/**
+ * The geometry of a convolution (dilation 1) whose gradient a kernel computes, after checking
+ * that dy has the convolution's output shape.
+ *
+ * @param kernelName The calling kernel, for the error message.
+ * @param options The input's shape (and what the kernel calls it), the filter's shape, the
+ *   attributes and dy.
+ * @returns The convolution's info.
+ * @throws If dy's shape is not the convolution's output shape.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { convGradientInfo } from "./wasm_kernel.ts";
+ *
+ * const dy = { dataId: {}, shape: [1, 2, 2, 1], dtype: "float32" as const };
+ * const attrs = { strides: 1, pad: "valid" as const, dataFormat: "NHWC" as const };
+ * const options = { input: "x", inShape: [1, 3, 3, 1], filterShape: [2, 2, 1, 1], attrs, dy };
+ * assert.deepEqual(convGradientInfo("Example", options).outShape, [1, 2, 2, 1]);
+ * assert.throws(() => convGradientInfo("Example", { ...options, inShape: [1, 4, 4, 1] }), {
+ *   message: "Example (wasm): dy must have the convolution's output shape [1,3,3,1] for " +
+ *     "x [1,4,4,1] and filter [2,2,1,1], received [1,2,2,1]",
+ * });
+ * ```
+ */
+export function convGradientInfo(
+  kernelName: string,
+  options: {
+    input: string;
+    inShape: readonly number[];
+    filterShape: readonly number[];
+    attrs: ConvGradientAttrs;
+    dy: tf.TensorInfo;
+  },
+): tf.backend_util.Conv2DInfo {
+  const { input, inShape, filterShape, attrs, dy } = options;
+  const info = tf.backend_util.computeConv2DInfo(
+    inShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    tf.backend_util.convertConv2DDataFormat(attrs.dataFormat),
+  );
+  if (!tf.util.arraysEqual(dy.shape, info.outShape)) {
+    throw new Error(
+      `${kernelName} (wasm): dy must have the convolution's output shape ` +
+        `[${info.outShape}] for ${input} [${inShape}] and filter [${filterShape}], ` +
+        `received [${dy.shape}]`,
+    );
+  }
+  return info;
 }

@@ -5,15 +5,26 @@
  * conv 20@5×5 → [norm] → act → max-pool 2 → conv 50@5×5 → [norm] → act → max-pool 2
  * → flatten → dense 500 → [norm] → act → dense 10 (logits; the loss applies softmax).
  *
- * With normalization, the conv/dense layer before it has no bias: BN's β (or its mean
- * subtraction) makes a bias redundant, as in the BN paper and PyTorch/Keras practice.
+ * [norm] is {@linkcode normalizationLayer}'s layer for the chosen variant (any of
+ * `Normalization`, or `custom` for `bnlab`). With normalization, the conv/dense layer before it
+ * has no bias: the norm's β (or its mean subtraction) makes a bias redundant, as in the BN
+ * paper and PyTorch/Keras practice.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { batchNorm, type BatchNormOptions } from "../norms/batch_norm.ts";
+import type { BatchNormOptions } from "../norms/batch_norm.ts";
+import {
+  type Normalization as NormalizationVariant,
+  normalizationLayer,
+  normalizationName,
+  type NormalizationOptions,
+} from "../norms/normalization.ts";
 
-/** Which normalization layer follows each conv/dense layer (but the last). */
+/**
+ * The normalizations the experiment runner trains LeNet with (`custom` is bnlab's BN); every
+ * variant of lib/norms/normalization.ts is accepted by {@linkcode createLeNet}.
+ */
 export type Normalization = "none" | "custom" | "tfjs";
 /** The hidden activation. */
 export type Activation = "relu" | "sigmoid" | "tanh";
@@ -27,8 +38,11 @@ export type Activation = "relu" | "sigmoid" | "tanh";
  */
 export type Init = "glorot" | "pytorch" | "he";
 
-/** The allowed values of each LeNet option, for validation and CLI help. */
+/** The runner's LeNet normalizations, for validation and CLI help. */
 export const NORMALIZATIONS: readonly Normalization[] = ["none", "custom", "tfjs"];
+/** A tfjs weight initializer. */
+export type Initializer = ReturnType<typeof tf.initializers.zeros>;
+
 /** Allowed activations. */
 export const ACTIVATIONS: readonly Activation[] = ["relu", "sigmoid", "tanh"];
 /** Allowed initializations. */
@@ -37,10 +51,11 @@ export const INITS: readonly Init[] = ["glorot", "pytorch", "he"];
 /** Options of {@linkcode createLeNet}. */
 export interface LeNetOptions {
   /**
-   * Normalization after each conv and hidden dense layer, before the activation.
+   * Normalization after each conv and hidden dense layer, before the activation: a variant of
+   * lib/norms/normalization.ts, or `custom` (the same as `bnlab`).
    * @default {"none"}
    */
-  normalization?: Normalization;
+  normalization?: NormalizationVariant | "custom";
   /** Hidden activation. @default {"relu"} */
   activation?: Activation;
   /** Weight initialization. @default {"pytorch"} */
@@ -54,8 +69,10 @@ export interface LeNetOptions {
   momentum?: number;
   /** BN epsilon, added to the variance before the square root. @default {1e-3} */
   epsilon?: number;
-  /** Further options of the `custom` layer (they override `momentum` and `epsilon`). */
+  /** Further options of bnlab's BN (`bnlab`, `renorm`, `ghost`; they override `momentum` and `epsilon`). */
   batchNorm?: BatchNormOptions;
+  /** Options of the other variants (`groups`, `virtualBatchSize`, `center`, `scale`, …). */
+  normalizationOptions?: NormalizationOptions;
   /** Input image shape [height, width, channels]. @default {[28, 28, 1]} */
   inputShape?: [number, number, number];
   /** Number of classes. @default {10} */
@@ -83,23 +100,28 @@ export function createLeNet(options: LeNetOptions = {}): tf.Sequential {
   const seed = options.seed ?? 0;
   const inputShape = options.inputShape ?? [28, 28, 1];
   const numClasses = options.numClasses ?? 10;
-  _checkChoice("normalization", normalization, NORMALIZATIONS);
+  let variant: NormalizationVariant;
+  try {
+    variant = normalizationName(normalization);
+  } catch (error) {
+    throw new Error(`createLeNet: ${(error as Error).message}`);
+  }
   _checkChoice("activation", activation, ACTIVATIONS);
   _checkChoice("init", init, INITS);
   if (!Number.isInteger(seed)) {
     throw new Error(`createLeNet: seed must be an integer, received ${seed}`);
   }
 
-  const normalized = normalization !== "none";
+  const normalized = variant !== "none";
   let layerIndex = 0;
   const initializers = (fanIn: number) => {
     const layerSeed = seed * 1000 + 17 * ++layerIndex;
-    return _initializers(init, fanIn, layerSeed);
+    return layerInitializers(init, fanIn, layerSeed);
   };
   const model = tf.sequential({ name: `lenet_${normalization}` });
   const addBlock = (layer: tf.layers.Layer) => {
     model.add(layer);
-    if (normalized) model.add(_normLayer(normalization, options));
+    if (normalized) model.add(_normLayer(variant, options));
     model.add(tf.layers.activation({ activation }));
   };
 
@@ -125,14 +147,42 @@ export function createLeNet(options: LeNetOptions = {}): tf.Sequential {
   return model;
 }
 
-function _normLayer(kind: Normalization, options: LeNetOptions): tf.layers.Layer {
-  const momentum = options.momentum ?? 0.99;
-  const epsilon = options.epsilon ?? 1e-3;
-  if (kind === "tfjs") return tf.layers.batchNormalization({ momentum, epsilon });
-  return batchNorm({ momentum, epsilon, ...options.batchNorm });
+function _normLayer(variant: NormalizationVariant, options: LeNetOptions): tf.layers.Layer {
+  // LeNet's own momentum and epsilon, when given, override the shared options' for both BNs.
+  const shared = options.normalizationOptions ?? {};
+  const momentum = options.momentum;
+  return normalizationLayer(variant, {
+    ...shared,
+    tfjsMomentum: momentum ?? shared.tfjsMomentum,
+    epsilon: options.epsilon ?? shared.epsilon,
+    batchNorm: {
+      ...(momentum === undefined ? {} : { momentum }),
+      ...shared.batchNorm,
+      ...options.batchNorm,
+    },
+  })!;
 }
 
-function _initializers(init: Init, fanIn: number, seed: number) {
+/**
+ * The kernel and bias initializers of one conv or dense layer.
+ *
+ * @param init The scheme (see {@linkcode Init}).
+ * @param fanIn The layer's inputs per output (kernel height · width · input channels for a conv).
+ * @param seed The layer's seed (the bias uses seed + 1 under `pytorch`).
+ * @returns `{ kernelInitializer, biasInitializer }` for a tfjs conv or dense layer.
+ *
+ * @example
+ * ```ts
+ * import { layerInitializers } from "./lenet.ts";
+ * const { kernelInitializer } = layerInitializers("pytorch", 25, 17);
+ * console.log(kernelInitializer.getClassName()); // RandomUniform
+ * ```
+ */
+export function layerInitializers(
+  init: Init,
+  fanIn: number,
+  seed: number,
+): { kernelInitializer: Initializer; biasInitializer: Initializer } {
   switch (init) {
     case "glorot":
       return {

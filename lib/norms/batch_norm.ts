@@ -43,15 +43,25 @@ import {
   stopGradient,
   valuesPerChannel,
 } from "./batch_norm_ops.ts";
-import { fusedBatchNormUsable } from "../kernels/batch_norm_native.ts";
-import { runningAverage } from "../kernels/running_average.ts";
+import { runningAverage } from "./batch_norm_kernels.ts";
 
-/** Batch Renormalization's clipping (Ioffe 2017): r ∈ [1/rMax, rMax], d ∈ [−dMax, dMax]. */
+/**
+ * Batch Renormalization's clipping (Ioffe 2017): r ∈ [1/rMax, rMax], d ∈ [−dMax, dMax], the
+ * bounds constant or warmed up. With `warmupSteps` N > 0, at the t-th training call (t = 0, 1,
+ * …, counted in the non-trainable weight `renorm_steps`) the bounds are
+ *
+ *     rMax_t = 1 + (rMax − 1)·min(t/N, 1),   dMax_t = dMax·min(t/N, 1)
+ *
+ * so renorm starts as plain BN (r = 1, d = 0) and relaxes linearly to the full bounds, as
+ * Ioffe (2017, §4) relaxes them from rMax = 1, dMax = 0.
+ */
 export interface RenormClipping {
   /** Upper bound of r = σ_B/σ_running. @default {3} */
   rMax?: number;
   /** Bound of |d| = |μ_B − μ_running|/σ_running. @default {5} */
   dMax?: number;
+  /** Training calls over which the bounds grow from (1, 0) to (rMax, dMax); 0 = constant. @default {0} */
+  warmupSteps?: number;
 }
 
 /** Options of {@linkcode BatchNorm}; each has a documented default. */
@@ -85,7 +95,7 @@ export interface BatchNormOptions {
   gradient?: BatchNormGradient;
   /** Batch Renormalization (Ioffe 2017). @default {false} */
   renorm?: boolean;
-  /** Clipping of r and d for renorm. @default {{ rMax: 3, dMax: 5 }} */
+  /** Clipping of r and d for renorm. @default {{ rMax: 3, dMax: 5, warmupSteps: 0 }} */
   renormClipping?: RenormClipping;
   /** Keras-form momentum of the statistics renorm corrects towards. @default {0.99} */
   renormMomentum?: number;
@@ -118,7 +128,7 @@ export const BATCH_NORM_DEFAULTS = Object.freeze({
   runningVariance: "biased" as "biased" | "unbiased",
   gradient: "analytic" as BatchNormGradient,
   renorm: false,
-  renormClipping: Object.freeze({ rMax: 3, dMax: 5 }),
+  renormClipping: Object.freeze({ rMax: 3, dMax: 5, warmupSteps: 0 }),
   renormMomentum: 0.99,
   virtualBatchSize: null as number | null,
   gammaInitializer: "ones" as "ones" | "zeros",
@@ -172,6 +182,8 @@ export class BatchNorm extends tf.layers.Layer {
   /** Renorm's mean and standard deviation, updated with `renormMomentum`. */
   renormMean?: tf.LayerVariable;
   renormStddev?: tf.LayerVariable;
+  /** Renorm's count of training calls, for the warm-up (only with `warmupSteps` > 0). */
+  renormSteps?: tf.LayerVariable;
 
   #channelAxis = -1;
 
@@ -272,6 +284,16 @@ export class BatchNorm extends tf.layers.Layer {
         undefined,
         false,
       );
+      if (this.renormClipping.warmupSteps > 0) {
+        this.renormSteps = this.addWeight(
+          "renorm_steps",
+          [],
+          "float32",
+          tf.initializers.zeros(),
+          undefined,
+          false,
+        );
+      }
     }
     this.built = true;
   }
@@ -328,11 +350,8 @@ export class BatchNorm extends tf.layers.Layer {
       );
     }
     const gamma = this.gamma?.read(), beta = this.beta?.read();
-    // The native kernels take γ and β as they are ([C]); the op versions broadcast them.
-    const asIs = !ghost && !this.renorm && this.gradient === "analytic" &&
-      fusedBatchNormUsable(x, axes, gamma, beta);
-    let scale = asIs ? gamma : gamma?.reshape(shape);
-    let offset = asIs ? beta : beta?.reshape(shape);
+    let scale = gamma?.reshape(shape);
+    let offset = beta?.reshape(shape);
     let renormUpdate: (() => void) | undefined;
     if (this.renorm) {
       // r and d are constants of the gradient (Ioffe 2017, Algorithm 1).
@@ -340,11 +359,11 @@ export class BatchNorm extends tf.layers.Layer {
       const sigma = tf.sqrt(tf.add(stats.variance, this.epsilon));
       const runningMean = this.renormMean!.read().reshape(shape);
       const runningStd = this.renormStddev!.read().reshape(shape);
-      const { rMax, dMax } = this.renormClipping;
-      const r = stopGradient(tf.clipByValue(tf.div(sigma, runningStd), 1 / rMax, rMax));
-      const d = stopGradient(
-        tf.clipByValue(tf.div(tf.sub(stats.mean, runningMean), runningStd), -dMax, dMax),
-      );
+      const { rMin, rMax, dMax } = this.#renormBounds();
+      const ratio = tf.div(sigma, runningStd);
+      const r = stopGradient(tf.minimum(tf.maximum(ratio, rMin), rMax));
+      const shift = tf.div(tf.sub(stats.mean, runningMean), runningStd);
+      const d = stopGradient(tf.minimum(tf.maximum(shift, tf.neg(dMax)), dMax));
       // γ·(x̂·r + d) + β = (γr)·x̂ + (γd + β): renorm is BN with an adjusted scale and offset.
       const gamma = scale ?? tf.onesLike(r);
       offset = offset ? tf.add(tf.mul(gamma, d), offset) : tf.mul(gamma, d);
@@ -354,6 +373,7 @@ export class BatchNorm extends tf.layers.Layer {
         const batchStd = _average(sigma, ghost);
         _keras(this.renormMean!, batchMean, this.renormMomentum);
         _keras(this.renormStddev!, batchStd, this.renormMomentum);
+        this.renormSteps?.write(tf.add(this.renormSteps.read(), 1));
       };
     }
     const { y, mean, variance } = batchNormTraining(x, {
@@ -387,6 +407,17 @@ export class BatchNorm extends tf.layers.Layer {
     _keras(this.movingVariance!, batchVariance, keep, factor);
   }
 
+  /** rMax and dMax of this training call: constant, or warmed up (see {@linkcode RenormClipping}). */
+  #renormBounds(): { rMin: tf.Tensor; rMax: tf.Tensor; dMax: tf.Tensor } {
+    const { rMax, dMax, warmupSteps } = this.renormClipping;
+    if (!this.renormSteps) {
+      return { rMin: tf.scalar(1 / rMax), rMax: tf.scalar(rMax), dMax: tf.scalar(dMax) };
+    }
+    const fraction = tf.minimum(tf.div(this.renormSteps.read(), warmupSteps), 1);
+    const rMaxNow = tf.add(1, tf.mul(rMax - 1, fraction));
+    return { rMin: tf.div(1, rMaxNow), rMax: rMaxNow, dMax: tf.mul(dMax, fraction) };
+  }
+
   #broadcastShape(rank: number): number[] {
     const shape = new Array<number>(rank).fill(1);
     shape[this.#channelAxis] = -1;
@@ -405,7 +436,10 @@ export class BatchNorm extends tf.layers.Layer {
       runningVariance: this.runningVariance,
       gradient: this.gradient,
       renorm: this.renorm,
-      renormClipping: { ...this.renormClipping },
+      // warmupSteps only when set, so constant clipping serializes as { rMax, dMax }.
+      renormClipping: this.renormClipping.warmupSteps > 0
+        ? { ...this.renormClipping }
+        : { rMax: this.renormClipping.rMax, dMax: this.renormClipping.dMax },
       renormMomentum: this.renormMomentum,
       virtualBatchSize: this.virtualBatchSize,
       gammaInitializer: this.gammaInitializer,
@@ -435,7 +469,7 @@ export function batchNorm(options: BatchNormOptions = {}): BatchNorm {
 
 /**
  * running ← keep·running + (1 − keep)·value (the Keras form), value·factor when a factor is
- * given: one kernel call on cpu and wasm, tfjs ops elsewhere (lib/kernels/running_average.ts).
+ * given: a named kernel where the backend registers one, else tfjs ops (batch_norm_kernels.ts).
  */
 function _keras(
   running: tf.LayerVariable,
@@ -443,7 +477,7 @@ function _keras(
   keep: number,
   factor: number | null = null,
 ) {
-  running.write(runningAverage(running.read(), value, keep, factor));
+  running.write(runningAverage(running.read(), value, { keep, factor }));
 }
 
 /**
@@ -456,7 +490,9 @@ function _average(stat: tf.Tensor, ghost: boolean): tf.Tensor {
 
 function _validate(layer: BatchNorm) {
   const fail = (what: string, received: unknown) => {
-    throw new Error(`BatchNorm: ${what}, received ${JSON.stringify(received)}`);
+    // JSON.stringify would print NaN and ±Infinity as null.
+    const shown = typeof received === "number" ? String(received) : JSON.stringify(received);
+    throw new Error(`BatchNorm: ${what}, received ${shown}`);
   };
   if (!Number.isInteger(layer.axis)) fail("axis must be an integer", layer.axis);
   if (layer.momentum !== null && !(layer.momentum >= 0 && layer.momentum <= 1)) {
@@ -476,12 +512,15 @@ function _validate(layer: BatchNorm) {
   if (!BATCH_NORM_GRADIENTS.includes(layer.gradient)) {
     fail(`gradient must be one of ${BATCH_NORM_GRADIENTS.join(", ")}`, layer.gradient);
   }
-  const { rMax, dMax } = layer.renormClipping;
+  const { rMax, dMax, warmupSteps } = layer.renormClipping;
   if (!(rMax >= 1) || !Number.isFinite(rMax)) {
     fail("renormClipping.rMax must be a number >= 1", rMax);
   }
   if (!(dMax >= 0) || !Number.isFinite(dMax)) {
     fail("renormClipping.dMax must be a number >= 0", dMax);
+  }
+  if (!Number.isInteger(warmupSteps) || warmupSteps < 0) {
+    fail("renormClipping.warmupSteps must be an integer >= 0", warmupSteps);
   }
   if (!(layer.renormMomentum >= 0 && layer.renormMomentum <= 1)) {
     fail("renormMomentum must be in [0, 1]", layer.renormMomentum);

@@ -18,12 +18,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import {
-  BATCH_NORM_BACKWARD,
-  BATCH_NORM_FORWARD,
-  BATCH_NORM_MOMENTS,
-  fusedBatchNormUsable,
-} from "../kernels/batch_norm_native.ts";
+import { namedBatchNormTraining } from "./batch_norm_kernels.ts";
 
 /** Options of {@linkcode normalizeBatch}. */
 export interface NormalizeBatchOptions {
@@ -201,74 +196,12 @@ export function batchNormTraining(
       return { y: normalizeBatch(x, mean, variance, { scale, offset, epsilon }), mean, variance };
     });
   }
+  // The same closed forms as named kernels, where the backend registers them.
+  const named = namedBatchNormTraining(x, { axes, epsilon, scale, offset });
+  if (named !== null) return named;
   // The analytic op returns zero gradients for μ and σ², so they need no stop-gradient.
-  if (fusedBatchNormUsable(x, axes, scale, offset)) {
-    // The same closed forms as native kernels (lib/kernels/batch_norm_native.ts).
-    return _fusedAnalyticBatchNorm(x, epsilon, scale, offset);
-  }
   const { mean, variance } = moments(x, axes, true);
   const y = _analyticBatchNorm(x, mean, variance, axes, epsilon, scale, offset);
-  return { y, mean, variance };
-}
-
-/**
- * {@linkcode _analyticBatchNorm} on the native kernels: one op over x, γ and β whose forward
- * pass is two kernels (the statistics, then y) and whose backward pass is one. The statistics
- * are computed inside the op, so no gradient flows through them and none needs to be
- * computed (the op version differentiates them to zeros).
- */
-function _fusedAnalyticBatchNorm(
-  x: tf.Tensor,
-  epsilon: number,
-  scale?: tf.Tensor,
-  offset?: tf.Tensor,
-): BatchNormTrainingResult {
-  const inputs: tf.Tensor[] = [x];
-  if (scale) inputs.push(scale);
-  if (offset) inputs.push(offset);
-  let statistics: tf.Tensor[] = [];
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const save = args.pop() as tf.GradSaveFunc;
-    const [xs, ...rest] = args as tf.Tensor[];
-    const gamma = scale ? rest[0] : undefined;
-    const beta = offset ? rest[scale ? 1 : 0] : undefined;
-    const [mean, variance] = tf.engine().runKernel(BATCH_NORM_MOMENTS, { x: xs }) as tf.Tensor[];
-    const forwardInputs: tf.NamedTensorMap = { x: xs, mean, variance };
-    if (gamma) forwardInputs.scale = gamma;
-    if (beta) forwardInputs.offset = beta;
-    const value = tf.engine().runKernel(BATCH_NORM_FORWARD, forwardInputs, { epsilon });
-    save([xs, mean, variance, ...(gamma ? [gamma] : [])]);
-    // Out of the op's scope; re-owned by the caller's scope below.
-    statistics = [tf.keep(mean), tf.keep(variance)];
-    return {
-      value: value as tf.Tensor,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [savedX, savedMean, savedVariance, savedGamma] = saved;
-        const backwardInputs: tf.NamedTensorMap = {
-          dy,
-          x: savedX,
-          mean: savedMean,
-          variance: savedVariance,
-        };
-        if (savedGamma) backwardInputs.scale = savedGamma;
-        const [dx, dScale, dOffset] = tf.engine().runKernel(
-          BATCH_NORM_BACKWARD,
-          backwardInputs,
-          { epsilon },
-        ) as tf.Tensor[];
-        const grads: tf.Tensor[] = [dx];
-        // dγ and dβ are [C]: reshaped only when γ and β are shaped for broadcasting.
-        const shaped = (grad: tf.Tensor, like: tf.Tensor) =>
-          like.rank === 1 ? grad : tf.reshape(grad, like.shape);
-        if (savedGamma) grads.push(shaped(dScale, savedGamma));
-        if (beta) grads.push(shaped(dOffset, beta));
-        return grads;
-      },
-    };
-  });
-  const y = op(...inputs);
-  const [mean, variance] = statistics.map((t) => tf.clone(t));
-  tf.dispose(statistics);
   return { y, mean, variance };
 }
 

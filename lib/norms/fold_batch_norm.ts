@@ -59,6 +59,12 @@ export function foldBatchNorm(model: tf.LayersModel): tf.Sequential {
       i++;
       continue;
     }
+    // A layer with nothing before it to fold into (a BN first layer included) is kept as is.
+    if (i === 0 && layer.batchInputShape) {
+      // bnlab's BatchNorm reads `inputShape` only; tfjs layers read either.
+      config.batchInputShape ??= layer.batchInputShape;
+      config.inputShape ??= layer.batchInputShape.slice(1);
+    }
     specs.push({ layer: _fromConfig(layer, config), weights: layer.getWeights() });
   }
   const folded = tf.sequential({ name: `${model.name}_folded` });

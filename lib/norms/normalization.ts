@@ -6,6 +6,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { batchNorm, type BatchNormOptions } from "./batch_norm.ts";
+import { GROUP_NORM_DEFAULTS, groupNorm } from "./group_norm.ts";
+import { layerNorm } from "./layer_norm.ts";
 
 /**
  * A normalization variant:
@@ -61,25 +63,47 @@ export function normalizationName(name: string): Normalization {
 
 /** Options of every norm site's layer; each variant reads the fields that apply to it. */
 export interface NormalizationOptions {
-  /** Options of bnlab's BN (`bnlab`, `renorm`, `ghost`). */
+  /**
+   * Options of bnlab's BN (`bnlab`, `renorm`, `ghost`); they override the shared fields below
+   * (renorm's rMax, dMax and warm-up are `batchNorm.renormClipping`).
+   */
   batchNorm?: BatchNormOptions;
   /** Momentum of tfjs's BN, Keras form. @default {0.99} */
   tfjsMomentum?: number;
   /** Epsilon of every variant. @default {1e-3} */
   epsilon?: number;
+  /** Learn β, for every variant with one (all but `none`). @default {true} */
+  center?: boolean;
+  /** Learn γ, for every variant with one (all but `none`). @default {true} */
+  scale?: boolean;
+  /**
+   * Groups of `group`: a site with C channels uses min(groups, C), which must divide C.
+   * @default {32}
+   */
+  groups?: number;
+  /** Virtual batch size of `ghost` (required for it; it must divide the batch size). */
+  virtualBatchSize?: number;
 }
 
 /**
- * Builds the normalization layer for one norm site, or `null` for `none`.
+ * Builds the normalization layer for one norm site, or `null` for `none`:
+ * - `bnlab`: `batchNorm({ epsilon, center, scale, ...batchNorm })`;
+ * - `renorm`: the same with `renorm: true`;
+ * - `ghost`: the same with `virtualBatchSize` (this option, else `batchNorm.virtualBatchSize`);
+ * - `tfjs`: `tf.layers.batchNormalization({ momentum: tfjsMomentum, epsilon, center, scale })`;
+ * - `group`: `groupNorm({ groups, epsilon, center, scale })`;
+ * - `layer`: `layerNorm({ epsilon, center, scale })`.
  *
  * @param variant The variant.
  * @param options The variants' options.
  * @returns A new layer, or `null`.
+ * @throws {Error} For an unknown variant, or `ghost` without a virtual batch size.
  *
  * @example
  * ```ts
  * import { normalizationLayer } from "./normalization.ts";
  * console.log(normalizationLayer("none")); // null
+ * console.log(normalizationLayer("group", { groups: 8 })!.getClassName()); // GroupNorm
  * ```
  */
 export function normalizationLayer(
@@ -87,14 +111,39 @@ export function normalizationLayer(
   options: NormalizationOptions = {},
 ): tf.layers.Layer | null {
   const epsilon = options.epsilon ?? 1e-3;
+  const shared = {
+    epsilon,
+    ...(options.center === undefined ? {} : { center: options.center }),
+    ...(options.scale === undefined ? {} : { scale: options.scale }),
+  };
   switch (variant) {
     case "none":
       return null;
     case "tfjs":
-      return tf.layers.batchNormalization({ momentum: options.tfjsMomentum ?? 0.99, epsilon });
+      return tf.layers.batchNormalization({ momentum: options.tfjsMomentum ?? 0.99, ...shared });
     case "bnlab":
-      return batchNorm({ epsilon, ...options.batchNorm });
+      return batchNorm({ ...shared, ...options.batchNorm });
+    case "renorm":
+      return batchNorm({ ...shared, ...options.batchNorm, renorm: true });
+    case "ghost": {
+      const virtualBatchSize = options.virtualBatchSize ?? options.batchNorm?.virtualBatchSize;
+      if (virtualBatchSize === undefined || virtualBatchSize === null) {
+        throw new Error(
+          "normalizationLayer: ghost needs virtualBatchSize (an integer > 1 dividing the batch " +
+            `size), received ${virtualBatchSize}`,
+        );
+      }
+      return batchNorm({ ...shared, ...options.batchNorm, virtualBatchSize });
+    }
+    case "group":
+      return groupNorm({ ...shared, groups: options.groups ?? GROUP_NORM_DEFAULTS.groups });
+    case "layer":
+      return layerNorm(shared);
     default:
-      throw new Error(`normalizationLayer: ${variant} is not built yet`);
+      throw new Error(
+        `normalizationLayer: variant must be one of ${NORMALIZATIONS.join(", ")}, received ${
+          JSON.stringify(variant)
+        }`,
+      );
   }
 }

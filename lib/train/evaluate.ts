@@ -4,8 +4,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { batches } from "../data/batches.ts";
+import { batches, type LastBatch, numBatches } from "../data/batches.ts";
 import type { Dataset } from "../data/mnist.ts";
+import { checkBatchesNormalizable, checkModelFitsData, validateDataset } from "../data/validate.ts";
 import { computeLoss, type LossName } from "./losses.ts";
 
 /** Options of {@linkcode evaluate}. */
@@ -21,6 +22,12 @@ export interface EvaluateOptions {
    * @default {"running"}
    */
   statistics?: "running" | "batch";
+  /**
+   * What becomes of a final partial batch, as in training (see `LastBatch`); with `drop`, the
+   * left-out images are not counted. It changes the result only with batch statistics (and
+   * float rounding). @default {"merge"}
+   */
+  lastBatch?: LastBatch;
 }
 
 /** What {@linkcode evaluate} measures. */
@@ -29,7 +36,7 @@ export interface Evaluation {
   accuracy: number;
   /** Number classified correctly. */
   correct: number;
-  /** Number of images evaluated. */
+  /** Number of images evaluated (fewer than the dataset's with `lastBatch: "drop"`). */
   count: number;
   /** Mean loss over the images. */
   loss: number;
@@ -42,8 +49,11 @@ export interface Evaluation {
  *
  * @param model A model mapping NHWC images to logits.
  * @param data The images and labels.
- * @param options Batch size, loss and which BN statistics to use.
+ * @param options Batch size, loss, which BN statistics to use and the last-batch policy.
  * @returns Accuracy, loss and the histogram of predicted classes.
+ * @throws If the dataset is inconsistent (short arrays, labels out of range, non-finite pixels,
+ * no images), the model does not take its images, or a batch cannot be normalized with batch
+ * statistics.
  *
  * @example
  * ```ts
@@ -74,14 +84,32 @@ export async function evaluate(
       `evaluate: statistics must be "running" or "batch", received ${JSON.stringify(statistics)}`,
     );
   }
+  const lastBatch = options.lastBatch ?? "merge";
+  validateDataset(data, "evaluate: the dataset");
+  checkModelFitsData(model, data, "evaluate");
+  if (numBatches(data.count, { batchSize, lastBatch }) === 0) {
+    throw new Error(
+      `evaluate: the dataset ${data.name}/${data.split} of ${data.count} images in batches of ` +
+        `${batchSize} (lastBatch "drop") has no batch to evaluate; use lastBatch "merge" or ` +
+        `"keep", or a smaller batch size`,
+    );
+  }
+  if (statistics === "batch") {
+    checkBatchesNormalizable(model, data.count, {
+      batchSize,
+      lastBatch,
+      what: `evaluate: the dataset ${data.name}/${data.split}`,
+    });
+  }
   const saved = statistics === "batch"
     ? model.weights.filter((w) => !w.trainable).map((w) => ({ w, value: w.read().clone() }))
     : [];
   let correct = 0;
+  let count = 0;
   let lossSum = 0;
   const predictedCounts = new Array<number>(data.numClasses).fill(0);
   try {
-    for (const batch of batches(data, { batchSize, shuffle: false })) {
+    for (const batch of batches(data, { batchSize, shuffle: false, lastBatch })) {
       const [predicted, batchLoss] = tf.tidy(() => {
         const logits = model.apply(batch.xs, { training: statistics === "batch" }) as tf.Tensor;
         return [
@@ -93,6 +121,7 @@ export async function evaluate(
       predicted.dispose();
       batchLoss.dispose();
       lossSum += lossValue[0];
+      count += labels.length;
       for (let i = 0; i < labels.length; i++) {
         predictedCounts[labels[i]]++;
         if (labels[i] === batch.labels[i]) correct++;
@@ -105,10 +134,10 @@ export async function evaluate(
     }
   }
   return {
-    accuracy: correct / data.count,
+    accuracy: correct / count,
     correct,
-    count: data.count,
-    loss: lossSum / data.count,
+    count,
+    loss: lossSum / count,
     predictedCounts,
   };
 }

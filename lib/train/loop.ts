@@ -6,7 +6,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { batches, numBatches } from "../data/batches.ts";
+import { batches, type LastBatch, numBatches } from "../data/batches.ts";
+import { validateTrainingInputs } from "../data/validate.ts";
 import type { Dataset } from "../data/mnist.ts";
 import { evaluate, type Evaluation } from "./evaluate.ts";
 import { computeLoss, type LossName } from "./losses.ts";
@@ -36,6 +37,8 @@ export interface TrainOptions {
   logEvery?: number;
   /** Evaluated after every epoch when given. */
   test?: Dataset;
+  /** What becomes of a final partial batch, in training and evaluation. @default {"merge"} */
+  lastBatch?: LastBatch;
   /** Batch size of the evaluation. @default {500} */
   evalBatchSize?: number;
   /** Optimizer whose state continues from a checkpoint; built from the options when absent. */
@@ -177,6 +180,7 @@ export async function train(
     startEpoch = 0,
     logEvery = 50,
     evalBatchSize = 500,
+    lastBatch = "merge",
   } = options;
   _checkPositiveInteger("epochs", epochs);
   _checkPositiveInteger("batchSize", batchSize);
@@ -189,9 +193,10 @@ export async function train(
   if (!(lr > 0) || !Number.isFinite(lr)) {
     throw new Error(`train: lr must be a positive finite number, received ${lr}`);
   }
+  validateTrainingInputs(model, data, { batchSize, lastBatch, test: options.test });
   const optimizer = options.optimizerInstance ?? createOptimizer(optimizerName, lr);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const stepsPerEpoch = numBatches(data.count, batchSize, false);
+  const stepsPerEpoch = numBatches(data.count, { batchSize, lastBatch });
   const totalSteps = stepsPerEpoch * epochs;
   let step = stepsPerEpoch * startEpoch;
   options.onEvent?.({ type: "start", totalSteps, doneSteps: step });
@@ -203,7 +208,7 @@ export async function train(
     const epochStarted = performance.now();
     const steps: StepRecord[] = [];
     let lossSum: tf.Scalar = tf.scalar(0);
-    for (const batch of batches(data, { batchSize, seed: epochSeed(seed, epoch) })) {
+    for (const batch of batches(data, { batchSize, seed: epochSeed(seed, epoch), lastBatch })) {
       step++;
       const batchLoss = optimizer.minimize(
         () => computeLoss(loss, model.apply(batch.xs, { training: true }) as tf.Tensor, batch.ys),
@@ -239,7 +244,7 @@ export async function train(
     lossSum.dispose();
     if (!Number.isFinite(trainLoss)) throw new NonFiniteLossError(epoch, step, trainLoss);
     const test = options.test
-      ? await evaluate(model, options.test, { batchSize: evalBatchSize, loss })
+      ? await evaluate(model, options.test, { batchSize: evalBatchSize, loss, lastBatch })
       : undefined;
     const record: EpochRecord = {
       epoch,

@@ -1,27 +1,23 @@
 /*
  * bnlab's native helper kernels: the memory-bound loops around LeNet's matrix products,
- * in C, called through Deno's FFI on the wasm backend's heap (lib/kernels/native.ts
- * loads this library; scripts/build_native.ts compiles it with the system's C compiler).
+ * in C, called through Deno's FFI on the wasm backend's heap (lib/kernels/native_library.ts
+ * loads the library; scripts/build_native.ts compiles it, with thread_pool.c, the matrix
+ * products split over threads, using the system's C compiler).
  *
  * Every function takes the heap as one float array and positions in it as float offsets
  * (32-bit: a wasm32 heap holds fewer than 2^31 floats);
  * it reads and writes only the ranges its arguments describe. Their JavaScript twins in
- * lib/kernels/ (blas_kernels.ts' _im2col and _col2im, max_pool_grad.ts) define what they
+ * lib/kernels/ (im2col.ts' im2col and col2im, max_pool_grad.ts) define what they
  * compute, and tests/native_test.ts checks both give the same floats. Compiled without
  * -ffast-math, so comparisons with NaN and signed zeros behave as in JavaScript.
  */
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
 
-/* The ABI version: lib/kernels/native.ts refuses a library that reports another. */
+/* The ABI version: lib/kernels/native_library.ts refuses a library that reports another. */
 int32_t bnlab_native_version(void) { return 7; }
 
 /*
@@ -299,260 +295,6 @@ void bnlab_max_pool_grad(float *heap, int32_t x_off, int32_t dy_off, int32_t dx_
       }
     }
   }
-}
-
-/* ---- Matrix products split over threads ---------------------------------------------
- *
- * OpenBLAS's own threading splits LeNet's small, skinny products badly (two threads are
- * slower than one on them here), but two single-threaded products over halves of the
- * output run at nearly twice the speed of one. So bnlab keeps a pool of threads and cuts a
- * product into SLICES slices of C: ranges of rows (M), else of columns (N), else of the
- * summed axis (K: each slice but the first adds into its own scratch C, summed at the end).
- * How a product is cut depends on its shape alone, never on the threads that run it, so a
- * training gives the same floats on one thread or two (say, in `--workers` processes). The
- * BLAS must be safe to call from several threads at once: OpenBLAS's pthread build is, set
- * to one thread of its own; its serial build serializes concurrent calls
- * (lib/kernels/blas.ts picks the build).
- *
- * Slices are claimed, not assigned: the calling thread and the pool's threads take the next
- * unclaimed slice until none is left, so a pool thread that wakes late (the machine's other
- * threads, V8's among them, share its core) costs nothing but its absence; the caller then
- * waits only for slices already begun. Idle pool threads poll for SPIN_NS after their last
- * slice, yielding their core to other threads as they do (the next product of a training
- * step usually comes within a millisecond), then sleep on a condition variable.
- */
-
-typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int,
-                         const float *, int, float, float *, int);
-
-#if defined(__x86_64__) || defined(__i386__)
-#define CPU_RELAX() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define CPU_RELAX() __asm__ __volatile__("yield")
-#else
-#define CPU_RELAX() ((void)0)
-#endif
-
-#define SLICES 2 /* slices of a product: fixed, so that results do not depend on threads */
-#define MAX_THREADS SLICES
-#define SPIN_NS 5000000L
-#define ROW_MAJOR 101
-#define NO_TRANS 111
-#define TRANS 112
-
-typedef struct {
-  int trans_a, trans_b, m, n, k, lda, ldb, ldc;
-  float alpha, beta;
-  const float *a, *b;
-  float *c;
-} product;
-
-static sgemm_fn blas_sgemm = NULL;
-static int pool_size = 1; /* threads a product may use, the caller's included */
-static pthread_t workers[MAX_THREADS];
-static pthread_mutex_t pool_mutex = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t pool_wake = PTHREAD_COND_INITIALIZER;
-/* The current task: generation (bits 32-63), its slice count (16-31), next slice (0-15). */
-static _Atomic uint64_t ticket = 0;
-static atomic_int slices_done = 0; /* slices of the current task finished */
-static atomic_int stopping = 0;    /* set to stop the pool's threads */
-static product slices[SLICES];
-static float *scratch = NULL; /* K-split partial products, (slices - 1) · M · N floats */
-static size_t scratch_size = 0;
-
-static void run_slice(const product *p) {
-  if (p->m > 0 && p->n > 0) {
-    blas_sgemm(ROW_MAJOR, p->trans_a ? TRANS : NO_TRANS, p->trans_b ? TRANS : NO_TRANS, p->m,
-               p->n, p->k, p->alpha, p->a, p->lda, p->b, p->ldb, p->beta, p->c, p->ldc);
-  }
-}
-
-/* Runs unclaimed slices of the current task until none is left. */
-static void claim_slices(void) {
-  uint64_t t = atomic_load_explicit(&ticket, memory_order_acquire);
-  for (;;) {
-    const unsigned next = (unsigned)(t & 0xffff), count = (unsigned)((t >> 16) & 0xffff);
-    if (next >= count) return;
-    if (atomic_compare_exchange_weak_explicit(&ticket, &t, t + 1, memory_order_acq_rel,
-                                              memory_order_acquire)) {
-      run_slice(&slices[next]);
-      atomic_fetch_add_explicit(&slices_done, 1, memory_order_acq_rel);
-      t = atomic_load_explicit(&ticket, memory_order_acquire);
-    }
-  }
-}
-
-static long elapsed_ns(const struct timespec *from) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return (now.tv_sec - from->tv_sec) * 1000000000L + (now.tv_nsec - from->tv_nsec);
-}
-
-static uint32_t generation_of(uint64_t t) { return (uint32_t)(t >> 32); }
-
-static void *worker_main(void *arg) {
-  uint32_t seen = (uint32_t)(uintptr_t)arg; /* the generation when the pool started */
-  for (;;) {
-    struct timespec since;
-    clock_gettime(CLOCK_MONOTONIC, &since);
-    unsigned polls = 0;
-    while (generation_of(atomic_load_explicit(&ticket, memory_order_acquire)) == seen) {
-      CPU_RELAX();
-      if ((++polls & 15) == 0) sched_yield(); /* let other threads of this core run */
-      if ((polls & 255) == 0 && elapsed_ns(&since) > SPIN_NS) {
-        pthread_mutex_lock(&pool_mutex);
-        while (generation_of(atomic_load_explicit(&ticket, memory_order_acquire)) == seen) {
-          pthread_cond_wait(&pool_wake, &pool_mutex);
-        }
-        pthread_mutex_unlock(&pool_mutex);
-      }
-    }
-    seen = generation_of(atomic_load_explicit(&ticket, memory_order_acquire));
-    if (atomic_load_explicit(&stopping, memory_order_acquire)) return NULL;
-    claim_slices();
-  }
-}
-
-/* Publishes a task of `count` slices (already in `slices`) and wakes the pool. */
-static void publish(unsigned count) {
-  const uint64_t t = atomic_load_explicit(&ticket, memory_order_acquire);
-  const uint64_t next = ((uint64_t)(generation_of(t) + 1) << 32) | ((uint64_t)count << 16);
-  atomic_store_explicit(&slices_done, 0, memory_order_release);
-  atomic_store_explicit(&ticket, next, memory_order_release);
-  pthread_mutex_lock(&pool_mutex);
-  pthread_cond_broadcast(&pool_wake);
-  pthread_mutex_unlock(&pool_mutex);
-}
-
-/* Stops and joins the pool's threads. */
-static void pool_stop(void) {
-  if (pool_size <= 1) return;
-  atomic_store_explicit(&stopping, 1, memory_order_release);
-  publish(0);
-  for (int i = 1; i < pool_size; i++) pthread_join(workers[i], NULL);
-  atomic_store(&stopping, 0);
-  pool_size = 1;
-}
-
-/* Joins the pool before the library is unloaded (or the process exits): its threads run
- * this library's code. */
-__attribute__((destructor)) static void pool_unload(void) { pool_stop(); }
-
-/*
- * Loads cblas_sgemm from the BLAS at `path` (already loaded by the caller, so the same
- * copy) and starts threads - 1 pool threads. Returns 0, or -1 when the library or symbol
- * cannot be found, -2 for a thread count outside 1..MAX_THREADS, -3 when a thread cannot
- * be started (the pool then has the threads that did start). Can be called again.
- */
-int32_t bnlab_blas_init(const char *path, int32_t threads) {
-  if (threads < 1 || threads > MAX_THREADS) return -2;
-  pool_stop();
-  void *library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (library == NULL) return -1;
-  blas_sgemm = (sgemm_fn)dlsym(library, "cblas_sgemm");
-  if (blas_sgemm == NULL) return -1;
-  const uint32_t generation = generation_of(atomic_load(&ticket));
-  for (int i = 1; i < threads; i++) {
-    if (pthread_create(&workers[i], NULL, worker_main, (void *)(uintptr_t)generation) != 0) {
-      return -3;
-    }
-    pool_size = i + 1;
-  }
-  return 0;
-}
-
-/* Threads a product may use (the caller's included); 1 before bnlab_blas_init. */
-int32_t bnlab_blas_threads(void) { return pool_size; }
-
-/* Slices a large product is cut into. */
-int32_t bnlab_blas_slices(void) { return SLICES; }
-
-/* Slices [0, total) into `parts` ranges whose bounds are multiples of `align`. */
-static int slice_bound(int total, int parts, int align, int i) {
-  if (i >= parts) return total;
-  const long bound = ((long)total * i / parts + align / 2) / align * align;
-  return bound > total ? total : (int)bound;
-}
-
-/*
- * C = alpha·op(A)·op(B) + beta·C, row-major, as cblas_sgemm with the order fixed to rows,
- * cut into SLICES slices where the shape allows, run on up to `threads` threads of the pool
- * (1: the slices one after another on the calling thread). The slices depend on the shape
- * alone, so the floats do not depend on `threads` (summation orders differ from one
- * uncut cblas_sgemm call). Same arguments as lib/kernels/blas.ts' sgemmUnchecked; returns
- * 0, or -1 before bnlab_blas_init, -4 when the K-split scratch memory cannot be allocated.
- */
-int32_t bnlab_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
-                    float alpha, const float *a, int32_t lda, const float *b, int32_t ldb,
-                    float beta, float *c, int32_t ldc, int32_t threads) {
-  if (blas_sgemm == NULL) return -1;
-  const product whole = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
-  /* Each slice gets at least 32 rows, 32 columns or 128 terms, or the product stays whole. */
-  int parts = SLICES, axis = 0;
-  if (m >= 32 * parts) {
-    axis = 0;
-  } else if (n >= 32 * parts) {
-    axis = 1;
-  } else if (k >= 128 * parts && (long)m * n <= 4096) {
-    axis = 2;
-  } else {
-    parts = 1;
-  }
-  if (parts <= 1) {
-    run_slice(&whole);
-    return 0;
-  }
-  if (axis == 2) {
-    const size_t need = (size_t)(parts - 1) * m * n;
-    if (need > scratch_size) {
-      float *grown = realloc(scratch, need * sizeof(float));
-      if (grown == NULL) return -4;
-      scratch = grown;
-      scratch_size = need;
-    }
-  }
-  for (int i = 0; i < parts; i++) {
-    product *p = &slices[i];
-    *p = whole;
-    if (axis == 0) {
-      const int m0 = slice_bound(m, parts, 16, i), m1 = slice_bound(m, parts, 16, i + 1);
-      p->m = m1 - m0;
-      p->a = trans_a ? a + m0 : a + (long)m0 * lda;
-      p->c = c + (long)m0 * ldc;
-    } else if (axis == 1) {
-      const int n0 = slice_bound(n, parts, 16, i), n1 = slice_bound(n, parts, 16, i + 1);
-      p->n = n1 - n0;
-      p->b = trans_b ? b + (long)n0 * ldb : b + n0;
-      p->c = c + n0;
-    } else {
-      const int k0 = slice_bound(k, parts, 16, i), k1 = slice_bound(k, parts, 16, i + 1);
-      p->k = k1 - k0;
-      p->a = trans_a ? a + (long)k0 * lda : a + k0;
-      p->b = trans_b ? b + k0 : b + (long)k0 * ldb;
-      if (i > 0) {
-        p->beta = 0.0f;
-        p->c = scratch + (size_t)(i - 1) * m * n;
-        p->ldc = n;
-      }
-    }
-  }
-  if (threads > 1 && pool_size > 1) {
-    publish((unsigned)parts);
-    claim_slices();
-    while (atomic_load_explicit(&slices_done, memory_order_acquire) < parts) CPU_RELAX();
-  } else {
-    for (int i = 0; i < parts; i++) run_slice(&slices[i]);
-  }
-  if (axis == 2) {
-    for (int i = 1; i < parts; i++) {
-      const float *part = scratch + (size_t)(i - 1) * m * n;
-      for (int r = 0; r < m; r++) {
-        float *row = c + (long)r * ldc;
-        for (int j = 0; j < n; j++) row[j] += part[(long)r * n + j];
-      }
-    }
-  }
-  return 0;
 }
 
 /* ---- Batch normalization over the leading axes ----------------------------------------

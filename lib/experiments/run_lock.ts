@@ -1,0 +1,202 @@
+/**
+ * One owner per run: a lock file `run.lock` in the run's directory names the process that
+ * trains it (pid, host, a random token) and carries a heartbeat the owner refreshes. Another
+ * process that wants the run finds the lock and is refused, unless the owner is gone: its pid
+ * is dead on this host, or its heartbeat is older than `staleMs` (a process on another host, or
+ * one that hangs). The lock is released when the owner finishes, and on a normal exit.
+ *
+ * Taking, refreshing and releasing the lock happen under `withFileLock` of the lock file, so two
+ * processes that find the same stale owner cannot both take it over.
+ *
+ * @module
+ */
+import { withFileLock, writeJsonAtomic } from "../output/atomic.ts";
+
+/** Name of the lock file inside a run directory. */
+export const RUN_LOCK_FILE = "run.lock";
+
+/** What the lock file holds. */
+export interface RunLockOwner {
+  /** Process id of the owner. */
+  pid: number;
+  /** Host name of the owner. */
+  host: string;
+  /** Random token telling this owner from a later one with the same pid. */
+  token: string;
+  /** When the owner took the lock (ISO 8601). */
+  started: string;
+  /** When the owner last confirmed it is alive (ISO 8601). */
+  heartbeat: string;
+}
+
+/** Options of {@linkcode acquireRunLock}. */
+export interface RunLockOptions {
+  /** Refresh the heartbeat this often, in ms. @default {10000} */
+  heartbeatMs?: number;
+  /**
+   * A lock whose heartbeat is older than this (ms) belongs to a dead or hung owner and is taken
+   * over; keep it well above `heartbeatMs` and above the longest stretch a training step keeps
+   * the event loop busy. An owner on this host whose pid is gone is taken over at once.
+   * @default {300000}
+   */
+  staleMs?: number;
+}
+
+/** Raised by {@linkcode acquireRunLock} when a live process owns the run. */
+export class RunLockedError extends Error {
+  /**
+   * @param path The lock file.
+   * @param owner Its owner.
+   */
+  constructor(readonly path: string, readonly owner: RunLockOwner) {
+    const age = Math.round((Date.now() - Date.parse(owner.heartbeat)) / 1000);
+    super(
+      `${path} is held by process ${owner.pid} on ${owner.host} (heartbeat ${age} s ago); ` +
+        `expected no other process on this run. Wait for it to finish, or stop it; a lock ` +
+        `whose owner died is taken over automatically`,
+    );
+    this.name = "RunLockedError";
+  }
+}
+
+/** A held run lock. */
+export interface RunLock {
+  /** The lock file. */
+  path: string;
+  /** This process's entry. */
+  owner: RunLockOwner;
+  /** Stops the heartbeat and removes the lock file if this process still owns it. */
+  release(): Promise<void>;
+}
+
+/**
+ * Takes the lock of a run directory (created if needed), taking over a stale one.
+ *
+ * @param dir The run's directory.
+ * @param options Heartbeat period and staleness limit.
+ * @returns The held lock; call `release()` when the run is done (also released on exit).
+ * @throws {RunLockedError} When another live process owns the run.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { acquireRunLock, RunLockedError } from "./run_lock.ts";
+ * const dir = await Deno.makeTempDir();
+ * const lock = await acquireRunLock(dir);
+ * // A second owner, even in the same process, is refused while the first holds it.
+ * await assert.rejects(() => acquireRunLock(dir), RunLockedError);
+ * await lock.release();
+ * await (await acquireRunLock(dir)).release();
+ * ```
+ */
+export async function acquireRunLock(dir: string, options: RunLockOptions = {}): Promise<RunLock> {
+  const { heartbeatMs = 10000, staleMs = 300000 } = options;
+  if (!(heartbeatMs > 0) || !(staleMs > heartbeatMs)) {
+    throw new Error(
+      `acquireRunLock: expected 0 < heartbeatMs < staleMs, received heartbeatMs ${heartbeatMs}, ` +
+        `staleMs ${staleMs}`,
+    );
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  const path = `${dir}/${RUN_LOCK_FILE}`;
+  const now = new Date().toISOString();
+  const owner: RunLockOwner = {
+    pid: Deno.pid,
+    host: Deno.hostname(),
+    token: crypto.randomUUID(),
+    started: now,
+    heartbeat: now,
+  };
+  await withFileLock(path, async () => {
+    const current = await _readOwner(path);
+    if (current && !(await _isStale(current, staleMs))) throw new RunLockedError(path, current);
+    await writeJsonAtomic(path, owner);
+  }, { timeoutMs: 10000, staleMs: 5000 });
+
+  let released = false;
+  const beat = async () => {
+    await withFileLock(path, async () => {
+      const current = await _readOwner(path);
+      if (current?.token !== owner.token) return;
+      owner.heartbeat = new Date().toISOString();
+      await writeJsonAtomic(path, owner);
+    }, { timeoutMs: 10000, staleMs: 5000 }).catch(() => {});
+  };
+  const timer = setInterval(() => void beat(), heartbeatMs);
+  Deno.unrefTimer(timer);
+  const onUnload = () => {
+    // Synchronous: the event loop is ending.
+    try {
+      const current = JSON.parse(Deno.readTextFileSync(path)) as RunLockOwner;
+      if (current.token === owner.token) Deno.removeSync(path);
+    } catch {
+      // Gone or unreadable: nothing of ours to remove.
+    }
+  };
+  globalThis.addEventListener("unload", onUnload);
+  return {
+    path,
+    owner,
+    release: async () => {
+      if (released) return;
+      released = true;
+      clearInterval(timer);
+      globalThis.removeEventListener("unload", onUnload);
+      await withFileLock(path, async () => {
+        const current = await _readOwner(path);
+        if (current?.token === owner.token) await Deno.remove(path).catch(() => {});
+      }, { timeoutMs: 10000, staleMs: 5000 });
+    },
+  };
+}
+
+/**
+ * Who holds a run's lock, or `undefined` when nobody does (a stale lock is still reported).
+ *
+ * @param dir The run's directory.
+ * @returns The owner's entry.
+ *
+ * @example
+ * ```ts
+ * import { readRunLock } from "./run_lock.ts";
+ * console.log(await readRunLock(await Deno.makeTempDir())); // undefined
+ * ```
+ */
+export async function readRunLock(dir: string): Promise<RunLockOwner | undefined> {
+  return await _readOwner(`${dir}/${RUN_LOCK_FILE}`);
+}
+
+async function _readOwner(path: string): Promise<RunLockOwner | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  try {
+    const owner = JSON.parse(text) as RunLockOwner;
+    if (typeof owner.pid === "number" && typeof owner.heartbeat === "string") return owner;
+  } catch {
+    // Fall through: a lock nobody can read belongs to nobody (it is rewritten atomically).
+  }
+  return undefined;
+}
+
+async function _isStale(owner: RunLockOwner, staleMs: number): Promise<boolean> {
+  const age = Date.now() - Date.parse(owner.heartbeat);
+  if (!(age <= staleMs)) return true;
+  if (owner.host === Deno.hostname()) return !(await _pidAlive(owner.pid));
+  return false;
+}
+
+/** Whether a process with this pid exists on this host (Linux `/proc`; elsewhere assumed alive). */
+async function _pidAlive(pid: number): Promise<boolean> {
+  if (Deno.build.os !== "linux") return true;
+  try {
+    await Deno.stat(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}

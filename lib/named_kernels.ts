@@ -1,0 +1,88 @@
+/**
+ * The contract between the layers that call bnlab's own kernels and `lib/kernels/`, which
+ * registers them: kernel names, and how a caller asks whether the active backend runs one.
+ *
+ * A layer never asks whether native code is loaded. It builds the kernel's inputs and attributes
+ * and calls {@linkcode acceptsKernel}: true when a kernel of that name is registered for the
+ * active backend and, if it has an `accepts` predicate ({@linkcode NamedKernelConfig}), the
+ * predicate takes the case. Then it runs `tf.engine().runKernel(name, inputs, attrs)`; otherwise
+ * it computes the same values with tfjs ops, its readable reference.
+ *
+ * A kernel registered under one of these names computes what the name's doc says, with the
+ * floats of the reference it replaces.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+
+/**
+ * Batch statistics over every axis but the last: { x } → [mean, variance], each shaped like x
+ * with the leading axes of size 1; attrs { axes } (must be the leading axes).
+ */
+export const BATCH_NORM_MOMENTS = "BnlabBatchNormMoments";
+/**
+ * y = γ·(x − μ)/√(σ² + ε) + β: { x, mean, variance, scale?, offset? }, attrs { epsilon, axes }
+ * → y. γ and β hold one value per channel (the last axis).
+ */
+export const BATCH_NORM_FORWARD = "BnlabBatchNormForward";
+/**
+ * The analytic backward pass: { dy, x, mean, variance, scale? }, attrs { epsilon } →
+ * [dx, dscale [C], doffset [C]].
+ */
+export const BATCH_NORM_BACKWARD = "BnlabBatchNormBackward";
+/**
+ * running·keep + (value·factor)·(1 − keep): { running, value }, attrs
+ * {@linkcode RunningAverageAttrs} → running'.
+ */
+export const RUNNING_AVERAGE = "BnlabRunningAverage";
+
+/** The attributes of {@linkcode RUNNING_AVERAGE}. */
+export interface RunningAverageAttrs {
+  /** The weight of the running value. */
+  keep: number;
+  /** The weight of the new value, 1 − keep as JavaScript computes it. */
+  complement: number;
+  /**
+   * A factor the new value is first multiplied by (the unbiased variance's m/(m − 1)); 1 for
+   * none (a float32 product by 1 is exact).
+   */
+  factor: number;
+}
+
+/** A kernel config that may decline a call it cannot handle (its caller then runs tfjs ops). */
+export interface NamedKernelConfig extends tf.KernelConfig {
+  /**
+   * Whether the kernel handles these inputs and attributes now (say, its native library is
+   * loaded and the shapes are ones it handles). Absent: it handles every call.
+   */
+  readonly accepts?: (inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap) => boolean;
+}
+
+/**
+ * Whether `tf.engine().runKernel(kernelName, inputs, attrs)` runs on the active backend: a
+ * kernel of that name is registered for it and takes the case.
+ *
+ * @param kernelName A kernel name, e.g. {@linkcode BATCH_NORM_FORWARD}.
+ * @param options The inputs and attributes the call would pass.
+ * @returns True when the named kernel runs the call.
+ *
+ * @example Without `initBackend`, bnlab's kernels are not registered
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { acceptsKernel, BATCH_NORM_MOMENTS } from "./named_kernels.ts";
+ *
+ * await tf.setBackend("cpu");
+ * assert.equal(acceptsKernel(BATCH_NORM_MOMENTS, { inputs: { x: tf.zeros([2, 3]) } }), false);
+ * ```
+ */
+export function acceptsKernel(
+  kernelName: string,
+  options: { inputs: tf.NamedTensorMap; attrs?: tf.NamedAttrMap },
+): boolean {
+  const backend = tf.getBackend();
+  if (backend === undefined) return false;
+  const config = tf.getKernel(kernelName, backend) as NamedKernelConfig | undefined;
+  if (config === undefined) return false;
+  return config.accepts?.(options.inputs, options.attrs ?? {}) ?? true;
+}
