@@ -154,8 +154,22 @@ Deno.test({
           trialCommand: trial,
           collectCommand: collect(dir),
           arrayLimit: 2,
+          partition: "local",
+          time: "0:05:00",
+          cpusPerTask: 1,
+          extra: `--comment 'bnlab test'`,
         });
         assert.match(job.arrayJobId!, /^\d+$/);
+        // The pass-through options reached Slurm.
+        const shown = await new Deno.Command("scontrol", {
+          args: ["show", "job", job.collectJobId!],
+          stdout: "piped",
+        }).output();
+        const record = new TextDecoder().decode(shown.stdout);
+        for (const field of ["Partition=local", "TimeLimit=00:05:00", "Comment=bnlab test"]) {
+          assert.ok(record.includes(field), `scontrol show job lacks ${field}:\n${record}`);
+        }
+        assert.match(record, new RegExp(`Dependency=afterany:${job.arrayJobId}_\\*`));
         await waitForJobs([job.arrayJobId!, job.collectJobId!]);
         const statuses = await trialStatuses(dir);
         assert.deepEqual(statuses.map((s) => s.state), ["done", "done", "done", "done"]);
