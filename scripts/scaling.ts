@@ -15,6 +15,7 @@ import { parseCsv, toCsv } from "../lib/output/csv.ts";
 import { markdownTable } from "../lib/output/table.ts";
 import {
   DEFAULT_ARRAY_LIMIT,
+  readSlurmRecord,
   readTrialLocations,
   submitSlurm,
   trialStatuses,
@@ -145,20 +146,22 @@ cluster where that is allowed. Slurm refuses an array longer than its \`MaxArray
 
 ${
     writes.length
-      ? `Counted with \`strace\` on one smoke-scale trial (files opened for writing, renames,
-directories made, and the bytes left in the trial's directory), at E = 1 and E = 2 epochs:
+      ? `Counted with \`strace\` on \`deno task trial\` running one smoke-scale trial (files opened for
+writing, renames, directories made, and the bytes left in the trial's directory), at E = 1 and
+E = 2 epochs:
 
 ${markdownTable(_writeTable(writes), { digits: 0 })}
 
 So a grid of G trials of E epochs makes about G · (w₁ + (E − 1) · Δ) of each operation, where
 w₁ is the E = 1 column and Δ the last one.
 
-A trial writes only inside its own directory: its config and provenance once, a checkpoint
-(weights and manifest, each written to a temporary file and renamed) and its reports after
-every epoch, \`result.json\` once at the end, and its log by appending. The per-epoch part
-grows with E; nothing grows with G. The bytes left in the directory understate the bytes
-written: the checkpoint's weights file, most of those bytes, is written again every epoch and
-the previous one removed.`
+A trial writes only inside its own directory: \`trial.json\` (its config and every process
+that trained it) at each start, a checkpoint (weights and manifest, each written to a temporary
+file and renamed) after every epoch, and \`result.json\` once at the end; its log under
+\`slurm/\` is appended to. The grid's CSVs and plots are written once, by the collect job. The
+per-epoch part grows with E; nothing grows with G. The bytes left in the directory understate
+the bytes written: the checkpoint's weights file, most of those bytes, is written again every
+epoch and the previous one removed.`
       : "`strace` was not installed when the measurements were taken, so there are no counts."
   }
 
@@ -246,11 +249,7 @@ async function _slotSeconds(command: (trialDir: string) => string, tasks: number
     collectCommand: "true",
     arrayLimit: 2,
   });
-  while (true) {
-    const queue = await _run("squeue", ["-h", "-r", "-o", "%F"]);
-    if (!queue.split("\n").includes(job.arrayJobId!)) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await _waitForArray(job.arrayJobId!);
   const seconds = (performance.now() - started) / 1000;
   const trials = await readTrialLocations(dir);
   const failed = (await trialStatuses(dir)).filter((s) => s.state === "failed");
@@ -261,10 +260,55 @@ async function _slotSeconds(command: (trialDir: string) => string, tasks: number
   return seconds * 2 / trials.length;
 }
 
-/** Counts filesystem operations under `out` while a smoke trial with `epochs` runs. */
+/**
+ * Runs K smoke-scale trials through the Slurm executor on P = 2 slots; returns makespan × P ÷ K
+ * in seconds, from the command's start to the array's end.
+ */
+async function _smokeSlotSeconds(trials: number): Promise<number> {
+  const dir = await Deno.makeTempDir({ prefix: "bnlab-scaling-smoke-" });
+  const started = performance.now();
+  await _run(Deno.execPath(), [
+    "task",
+    "--quiet",
+    "train",
+    ...["--preset", "smoke", "--variants", "bnlab", "--seeds", String(trials)],
+    ...["--executor", "slurm", "--slurm-array-limit", "2", "--out", dir],
+  ], { BNLAB_BLAS_THREADS: "1" });
+  const [{ arrayJobId }] = (await readSlurmRecord(dir)).submissions;
+  await _waitForArray(arrayJobId!);
+  const seconds = (performance.now() - started) / 1000;
+  const statuses = await trialStatuses(dir);
+  const unfinished = statuses.filter((s) => s.state !== "done");
+  if (unfinished.length) {
+    throw new Error(
+      `measurement trials did not finish: ${unfinished.map((s) => s.log).join(", ")}`,
+    );
+  }
+  await Deno.remove(dir, { recursive: true });
+  return seconds * 2 / statuses.length;
+}
+
+async function _waitForArray(arrayJobId: string): Promise<void> {
+  while (true) {
+    const queue = await _run("squeue", ["-h", "-r", "-o", "%F"]);
+    if (!queue.split("\n").includes(arrayJobId)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Counts filesystem operations under a trial's directory while a smoke trial with `epochs` runs. */
 async function _writes(epochs: number): Promise<Record<string, number> | undefined> {
   const tmp = await Deno.makeTempDir({ prefix: "bnlab-scaling-strace-" });
-  const out = `${tmp}/trial`;
+  // Plan one trial (a dry run writes plan.json and submits nothing), then trace the trial.
+  await _run(Deno.execPath(), [
+    "task",
+    "--quiet",
+    "train",
+    ...["--preset", "smoke", "--variants", "bnlab", "--epochs", String(epochs)],
+    ...["--executor", "slurm", "--dry-run", "--out", tmp],
+  ]);
+  const [trial] = await readTrialLocations(tmp);
+  const out = trial.dir;
   try {
     await _run("strace", [
       "-f",
@@ -275,18 +319,7 @@ async function _writes(epochs: number): Promise<Record<string, number> | undefin
       "-e",
       "signal=none",
       Deno.execPath(),
-      "task",
-      "--quiet",
-      "train",
-      "--preset",
-      "smoke",
-      "--variants",
-      "custom",
-      "--epochs",
-      String(epochs),
-      "--quiet",
-      "--out",
-      out,
+      ...["task", "--quiet", "trial", tmp, "--index", "0", "--quiet"],
     ]);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
@@ -358,21 +391,13 @@ async function measure(): Promise<ScalingRow[]> {
         `${empty} empty tasks (mkdir and a result.json), local one-node cluster, 2 slots; ${machine}`,
     });
     const smoke = 4;
-    Deno.env.set("BNLAB_BLAS_THREADS", "1");
     rows.push({
       symbol: "t_smoke",
-      value: round(
-        await _slotSeconds(
-          (trial) =>
-            `deno task --quiet train --preset smoke --variants custom --quiet ` +
-            `--seed "$SLURM_ARRAY_TASK_ID" --out ${trial}`,
-          smoke,
-        ),
-        3,
-      ),
+      value: round(await _smokeSlotSeconds(smoke), 3),
       unit: "s",
-      how: `${smoke} smoke trials (preset smoke, variant custom, 2,000 images, 1 epoch), ` +
-        `local one-node cluster, 2 slots, BNLAB_BLAS_THREADS=1; ${machine}`,
+      how: `deno task train --preset smoke --variants bnlab --seeds ${smoke} --executor slurm ` +
+        `--slurm-array-limit 2 (2,000 images, 1 epoch per trial), local one-node cluster, ` +
+        `BNLAB_BLAS_THREADS=1; ${machine}`,
     });
   } finally {
     await _run("bash", ["scripts/slurm_local.sh", "down", cluster]).catch((e) => console.error(e));
@@ -398,7 +423,9 @@ async function measure(): Promise<ScalingRow[]> {
         symbol: `w_${name}_E${epochs}`,
         value,
         unit: name === "bytes" ? "bytes" : "operations",
-        how: `strace of one smoke trial with ${epochs} epoch(s): ${_WRITE_MEANING[name]}`,
+        how: `strace of deno task trial on one smoke trial with ${epochs} epoch(s): ${
+          _WRITE_MEANING[name]
+        }`,
       });
     }
   }
