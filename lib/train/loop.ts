@@ -294,12 +294,6 @@ export async function train(
     createOptimizer(optimizerName, lr, options.optimizerOptions);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const stepsPerEpoch = numBatches(data.count, { batchSize, lastBatch });
-  if (stepsPerEpoch < 1) {
-    throw new Error(
-      `train: ${data.count} training images make no batch of ${batchSize} with lastBatch ` +
-        `${lastBatch}; use fewer images per batch or lastBatch merge or keep`,
-    );
-  }
   const scheduled = options.schedule &&
     ((options.schedule.schedule ?? "constant") !== "constant" ||
       (options.schedule.warmupSteps ?? 0) > 0);
