@@ -156,12 +156,15 @@ So a grid of G trials of E epochs makes about G · (w₁ + (E − 1) · Δ) of e
 w₁ is the E = 1 column and Δ the last one.
 
 A trial writes only inside its own directory: \`trial.json\` (its config and every process
-that trained it) at each start, a checkpoint (weights and manifest, each written to a temporary
-file and renamed) after every epoch, and \`result.json\` once at the end; its log under
-\`slurm/\` is appended to. The grid's CSVs and plots are written once, by the collect job. The
-per-epoch part grows with E; nothing grows with G. The bytes left in the directory understate
-the bytes written: the checkpoint's weights file, most of those bytes, is written again every
-epoch and the previous one removed.`
+that trained it) at each start; its \`run.lock\`, made at the start, rewritten (temporary file
+and rename) at every heartbeat of \`lib/experiments/run_lock.ts\` and removed at the end; a
+checkpoint (weights and manifest, each written to a temporary file and renamed) after every
+epoch; and \`result.json\` once at the end, after which the checkpoint's weights are removed.
+Its log under \`slurm/\` is appended to. The grid's CSVs and plots are written once, by the
+collect job. The per-epoch part grows with E and the heartbeats with the trial's wall time
+(a smoke trial ends before its first heartbeat); nothing grows with G. The bytes left in the
+directory understate the bytes written: the weights, most of those bytes, are written again
+every epoch and removed once the trial finishes.`
       : "`strace` was not installed when the measurements were taken, so there are no counts."
   }
 
@@ -175,9 +178,10 @@ epoch and the previous one removed.`
   safe at any time.
 - **Lock contention.** File locks made with \`O_EXCL\` are slow on network filesystems and
   unreliable on some. The plan is written once, before submission, and only read by the
-  tasks; array index i owns trial i's directory, and Slurm runs at most one instance of a
-  task at a time (a requeue stops the old one first), so the tasks take no lock among
-  themselves.
+  tasks; array index i owns trial i's directory, so the only lock a task takes is its own
+  trial's \`run.lock\`, which no other task of the array contends for. Slurm runs at most one
+  instance of a task at a time (a requeue stops the old one first), so a restarted task that
+  finds a lock left on another node by its own previous start removes it before training.
 - **The filesystem.** The metadata server sees G × (files + renames + directories) operations
   in bursts as a wave of P trials starts and ends together; the array limit L caps P, and so
   the burst. Logs go to one file per trial, opened in append mode (a requeued task adds to
