@@ -161,8 +161,8 @@ and rename) at every heartbeat of \`lib/experiments/run_lock.ts\` and removed at
 checkpoint (weights and manifest, each written to a temporary file and renamed) after every
 epoch; and \`result.json\` once at the end, after which the checkpoint's weights are removed.
 Its log under \`slurm/\` is appended to. The grid's CSVs and plots are written once, by the
-collect job. The per-epoch part grows with E and the heartbeats with the trial's wall time
-(a smoke trial ends before its first heartbeat); nothing grows with G. The bytes left in the
+collect job. The per-epoch part grows with E and the heartbeats with the trial's wall time;
+nothing grows with G. The bytes left in the
 directory understate the bytes written: the weights, most of those bytes, are written again
 every epoch and removed once the trial finishes.`
       : "`strace` was not installed when the measurements were taken, so there are no counts."

@@ -76,6 +76,11 @@ Deno.test("slurm: --dry-run scripts name the array, limit, logs, requeue and pas
     "#SBATCH --comment 'two words'",
   ]);
   assert.match(trials, /\$\{SLURM_RESTART_COUNT:-0\}/);
+  // A restarted task first removes a run.lock its previous start left on another node.
+  assert.match(
+    trials,
+    /^if \[ "\$\{SLURM_RESTART_COUNT:-0\}" != 0 \]; then\n  BNLAB_EXP_DIR='\/shared\/exp dir' deno eval '.*releaseRequeuedLock.*' \|\|$/m,
+  );
   assert.match(
     trials,
     /^deno task --quiet trial '\/shared\/exp dir' --index "\$SLURM_ARRAY_TASK_ID" --quiet$/m,

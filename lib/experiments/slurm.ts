@@ -19,6 +19,7 @@
  */
 import { resolve } from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../output/atomic.ts";
+import { readRunLock, RUN_LOCK_FILE } from "./run_lock.ts";
 
 /** Array limit used when none is given: at most this many tasks of the array run at once. */
 export const DEFAULT_ARRAY_LIMIT = 64;
@@ -325,6 +326,12 @@ export function slurmScripts(expDir: string, options: SlurmScriptOptions): Slurm
     `cd ${shellQuote(root)}`,
     'echo "[bnlab] $(date -u +%Y-%m-%dT%H:%M:%SZ) job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}' +
     ' on $(hostname), restart ${SLURM_RESTART_COUNT:-0}"',
+    // A restart may land on another node than the start it replaces, whose run.lock would
+    // otherwise hold the trial until its heartbeat goes stale.
+    'if [ "${SLURM_RESTART_COUNT:-0}" != 0 ]; then',
+    `  BNLAB_EXP_DIR=${shellQuote(expDir)} deno eval ${shellQuote(_releaseCode(root))} ||`,
+    '    echo "[bnlab] could not check the trial\'s run.lock; starting it anyway" >&2',
+    "fi",
     options.trialCommand ??
       `deno task --quiet trial ${shellQuote(expDir)} --index "$SLURM_ARRAY_TASK_ID" --quiet`,
     "",
@@ -345,6 +352,13 @@ export function slurmScripts(expDir: string, options: SlurmScriptOptions): Slurm
     "",
   ].join("\n");
   return { trials, collect };
+}
+
+/** The `deno eval` code a restarted task runs: {@linkcode releaseRequeuedLock} of its trial. */
+function _releaseCode(root: string): string {
+  const module = JSON.stringify(`file://${root}/lib/experiments/slurm.ts`);
+  return `import { releaseRequeuedLock } from ${module}; await releaseRequeuedLock(` +
+    `Deno.env.get("BNLAB_EXP_DIR") ?? "", Number(Deno.env.get("SLURM_ARRAY_TASK_ID")));`;
 }
 
 /** Groups `--opt value` words into one `#SBATCH` line per option. */
@@ -687,6 +701,51 @@ export function takeStatusFlag(args: string[]): string | undefined {
 }
 
 /**
+ * Removes the `run.lock` a trial's previous start left on another node, for a task that Slurm
+ * restarted (`$SLURM_RESTART_COUNT` > 0; the batch script calls this before the trial). Slurm
+ * runs one instance of an array task at a time and stops the old one before a requeue, so a
+ * lock from another host is that stopped start's; a lock from this host is left to the
+ * trial, which takes it over once its process is gone.
+ *
+ * @param expDir The experiment directory.
+ * @param index The trial's index in plan.json.
+ * @returns Whether a lock was removed.
+ * @throws If `index` is not a trial of the plan.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { releaseRequeuedLock } from "./slurm.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/plan.json`, JSON.stringify({ trials: [{ id: "a", dir: "a" }] }));
+ * await Deno.mkdir(`${dir}/a`);
+ * const lock = { pid: 1, host: "node-elsewhere", token: "t", heartbeat: new Date().toISOString() };
+ * await Deno.writeTextFile(`${dir}/a/run.lock`, JSON.stringify(lock));
+ * assert.equal(await releaseRequeuedLock(dir, 0), true);
+ * assert.equal(await releaseRequeuedLock(dir, 0), false); // no lock left
+ * ```
+ */
+export async function releaseRequeuedLock(expDir: string, index: number): Promise<boolean> {
+  const trials = await readTrialLocations(resolve(expDir));
+  const trial = trials[index];
+  if (!trial) {
+    throw new Error(
+      `releaseRequeuedLock: index must be a trial of ${expDir}/plan.json, in [0, ${
+        trials.length - 1
+      }], received ${index}`,
+    );
+  }
+  const owner = await readRunLock(trial.dir);
+  if (!owner || owner.host === Deno.hostname()) return false;
+  await Deno.remove(`${trial.dir}/${RUN_LOCK_FILE}`).catch(() => {});
+  console.error(
+    `[bnlab] removed ${trial.dir}/${RUN_LOCK_FILE} of process ${owner.pid} on ${owner.host}, ` +
+      "left by this task's previous start",
+  );
+  return true;
+}
+
+/**
  * Requeues a running task (`scontrol requeue`), as preemption or a node failure would, and
  * makes it start again at once: once it is pending, `scontrol update JobId=… StartTime=now`
  * replaces the begin time Slurm gives a requeued job (about two minutes later). The update
@@ -800,8 +859,8 @@ async function _scontrolJobs(arrayId: string): Promise<Map<string, string>> {
 }
 
 async function _liveLock(dir: string, staleMs: number): Promise<boolean> {
-  const owner = await _readJson(`${dir}/run.lock`).catch(() => undefined);
-  if (!owner || typeof owner.heartbeat !== "string") return false;
+  const owner = await readRunLock(dir).catch(() => undefined);
+  if (!owner) return false;
   if (!(Date.now() - Date.parse(owner.heartbeat) <= staleMs)) return false;
   if (owner.host !== Deno.hostname() || Deno.build.os !== "linux") return true;
   return await _exists(`/proc/${owner.pid}`) !== undefined;
