@@ -212,6 +212,44 @@ function _writeTable(writes: readonly ScalingRow[]): Record<string, unknown>[] {
   });
 }
 
+/**
+ * Renders `docs/scaling.md` as committed: {@linkcode renderScalingDoc} formatted by
+ * `deno fmt` with the repository's settings, so that `deno fmt --check` accepts it.
+ *
+ * @param rows The rows of `docs/scaling.csv`.
+ * @returns The formatted Markdown.
+ *
+ * @example
+ * ```ts
+ * import { formattedScalingDoc } from "./scaling.ts";
+ * const text = await formattedScalingDoc([
+ *   { symbol: "t_empty", value: 1, unit: "s", how: "example" },
+ *   { symbol: "t_smoke", value: 5, unit: "s", how: "example" },
+ *   { symbol: "t_report", value: 600, unit: "s", how: "example" },
+ * ]);
+ * console.log(text.includes("| nodes N |")); // true
+ * ```
+ */
+export async function formattedScalingDoc(rows: readonly ScalingRow[]): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--ext", "md", "-"],
+    cwd: ROOT,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(renderScalingDoc(rows)));
+  await writer.close();
+  const output = await child.output();
+  if (!output.success) {
+    throw new Error(
+      `deno fmt failed on the rendered ${SCALING_DOC}: ${new TextDecoder().decode(output.stderr)}`,
+    );
+  }
+  return new TextDecoder().decode(output.stdout);
+}
+
 function round(value: number, digits: number): number {
   const scale = 10 ** digits;
   return Math.round(value * scale) / scale;
@@ -453,7 +491,7 @@ async function main(args: string[]): Promise<number> {
   const rows = parseCsv(
     await Deno.readTextFile(`${ROOT}/${SCALING_CSV}`),
   ) as unknown as ScalingRow[];
-  const text = renderScalingDoc(rows);
+  const text = await formattedScalingDoc(rows);
   if (args.includes("--check")) {
     const current = await Deno.readTextFile(`${ROOT}/${SCALING_DOC}`).catch(() => "");
     if (current !== text) {

@@ -16,7 +16,7 @@ import {
 } from "../lib/experiments/slurm.ts";
 import { queuedJobs, waitFor, waitForJobs, withLocalSlurm } from "./_slurm_cluster.ts";
 import { parseCsv } from "../lib/output/csv.ts";
-import { renderScalingDoc, type ScalingRow } from "../scripts/scaling.ts";
+import { formattedScalingDoc, renderScalingDoc, type ScalingRow } from "../scripts/scaling.ts";
 
 /**
  * An experiment directory with `n` planned trials and a stand-in trial script: trial `i` runs
@@ -285,7 +285,7 @@ Deno.test({
 Deno.test("slurm: docs/scaling.md is the render of docs/scaling.csv", async () => {
   const root = new URL("../", import.meta.url).pathname;
   const rows = parseCsv(await Deno.readTextFile(`${root}/docs/scaling.csv`));
-  const text = renderScalingDoc(rows as unknown as ScalingRow[]);
+  const text = await formattedScalingDoc(rows as unknown as ScalingRow[]);
   assert.equal(await Deno.readTextFile(`${root}/docs/scaling.md`), text);
   assert.throws(() => renderScalingDoc([]), {
     message: "renderScalingDoc: docs/scaling.csv must have a row for t_smoke, received no rows",
