@@ -127,7 +127,11 @@ T = t_report + t_smoke (start-up and files counted as in a whole smoke trial).
 With G trials, c trial slots per node, N nodes and the array limit L (\`--slurm-array-limit\`,
 ${DEFAULT_ARRAY_LIMIT} when not given), P = min(L, N·c) trials run at once and the grid takes
 
-  makespan = ⌈G / P⌉ · T,  node-hours = N · makespan,  core-hours = G · T · cpus ÷ 3600.
+\`\`\`text
+makespan = ⌈G / P⌉ · T
+node-hours = N · makespan ÷ 3600 s
+core-hours = G · T · cpus ÷ 3600 s
+\`\`\`
 
 The table takes G = ${GRID_TRIALS}, c = ${SLOTS_PER_NODE} (for example a 32-core node with
 \`--slurm-cpus 1\`; a trial runs tfjs's wasm backend on one thread) and L = N·c, except in the
