@@ -79,7 +79,7 @@ Deno.test("slurm: --dry-run scripts name the array, limit, logs, requeue and pas
   // A restarted task first removes a run.lock its previous start left on another node.
   assert.match(
     trials,
-    /^if \[ "\$\{SLURM_RESTART_COUNT:-0\}" != 0 \]; then\n  BNLAB_EXP_DIR='\/shared\/exp dir' deno eval '.*releaseRequeuedLock.*' \|\|$/m,
+    /^if \[ "\$\{SLURM_RESTART_COUNT:-0\}" != 0 \]; then\n {2}BNLAB_EXP_DIR='\/shared\/exp dir' deno eval '.*releaseRequeuedLock.*' \|\|$/m,
   );
   assert.match(
     trials,
