@@ -7,10 +7,12 @@ import assert from "node:assert/strict";
 import {
   arraySpec,
   readSlurmRecord,
+  releaseRequeuedLock,
   requeueSlurmTask,
   slurmScripts,
   splitShellWords,
   submitSlurm,
+  takeStatusFlag,
   trialStatuses,
   unfinishedTrials,
 } from "../lib/experiments/slurm.ts";
@@ -106,6 +108,12 @@ Deno.test("slurm: bad options are rejected with what was received", () => {
   assert.throws(() => arraySpec([1, -2]), {
     message: "arraySpec: indices must be integers >= 0, received -2",
   });
+  assert.throws(() => takeStatusFlag(["--status"]), {
+    message: '--status expects an experiment directory, received ""',
+  });
+  assert.throws(() => takeStatusFlag(["--status", "--quiet"]), {
+    message: '--status expects an experiment directory, received "--quiet"',
+  });
   assert.throws(() => splitShellWords(`--comment "open`), {
     message: `splitShellWords: unterminated " quote in "--comment \\"open"`,
   });
@@ -146,6 +154,12 @@ Deno.test("slurm: trialStatuses reads result.json, error.json and a live run.loc
   assert.equal(statuses[2].detail, "groups must divide 6, received 4");
   assert.equal(statuses[0].dir, `${dir}/trials/t0`);
   assert.deepEqual(unfinishedTrials(statuses), [2, 4]);
+  // A lock of this host is left to the trial; a bad index is refused.
+  assert.equal(await releaseRequeuedLock(dir, 3), false);
+  await assert.rejects(() => releaseRequeuedLock(dir, 5), {
+    message:
+      `releaseRequeuedLock: index must be a trial of ${dir}/plan.json, in [0, 4], received 5`,
+  });
   await Deno.remove(dir, { recursive: true });
 });
 
