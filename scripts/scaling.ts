@@ -185,7 +185,8 @@ every epoch and removed once the trial finishes.`
   tasks; array index i owns trial i's directory, so the only lock a task takes is its own
   trial's \`run.lock\`, which no other task of the array contends for. Slurm runs at most one
   instance of a task at a time (a requeue stops the old one first), so a restarted task that
-  finds a lock left on another node by its own previous start removes it before training.
+  finds a lock left on another node by its own previous start removes it before training, and
+  \`--resume DIR --executor slurm\` removes the locks of earlier tasks that Slurm has ended.
 - **The filesystem.** The metadata server sees G × (files + renames + directories) operations
   in bursts as a wave of P trials starts and ends together; the array limit L caps P, and so
   the burst. Logs go to one file per trial, opened in append mode (a requeued task adds to

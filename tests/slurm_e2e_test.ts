@@ -183,7 +183,19 @@ Deno.test({
             assert.match(afterCancel[0].detail!, /^JobState=CANCELLED /);
             assert.ok((await epochsDone(dirs[0])) < 4, "the cancelled trial had finished");
 
+            // As if the cancelled task had run on another node: its lock stays until resubmission.
+            const foreign = {
+              pid: 1,
+              host: "node-elsewhere",
+              token: "t",
+              heartbeat: new Date().toISOString(),
+            };
+            await Deno.writeTextFile(`${dirs[0]}/run.lock`, JSON.stringify(foreign));
             const resumed = await ok("train", ["--resume", out, "--executor", "slurm"]);
+            assert.match(
+              resumed,
+              /removed .*run\.lock of process 1 on node-elsewhere, left by Slurm task \d+_0/,
+            );
             assert.match(resumed, /submitted job array \d+ \(1 of 2 trials/);
             await waitForExperiment(out);
             await local_;

@@ -628,7 +628,8 @@ export interface SlurmExecutorOptions extends Omit<SubmitSlurmOptions, "indices"
  * The Slurm executor: submits the plan's unfinished trials (neither done, diverged, queued
  * nor running; see {@linkcode unfinishedTrials}) as one job array with its collect job, or,
  * with `dryRun`, prints the batch scripts to stdout. Resuming an experiment with it submits
- * only what is missing.
+ * only what is missing. Before submitting, it removes the `run.lock` that an earlier Slurm
+ * task of a resubmitted trial left on another node (that task is no longer queued or running).
  *
  * @param expDir The experiment directory, with `plan.json`.
  * @param options sbatch options, `dryRun`, which trials, where to log.
@@ -658,6 +659,20 @@ export async function runSlurmExecutor(
     return undefined;
   }
   const { only: _only, log: _log, ...submit } = options;
+  if (!options.dryRun) {
+    // A task Slurm ended on another node (scancel, a time limit, a node failure) may have left
+    // its trial's run.lock behind; no task of that trial is queued or running, so it is stale.
+    for (const status of wanted) {
+      if (!status.jobId || !indices.includes(status.index)) continue;
+      const owner = await readRunLock(status.dir).catch(() => undefined);
+      if (!owner || owner.host === Deno.hostname()) continue;
+      await Deno.remove(`${status.dir}/${RUN_LOCK_FILE}`).catch(() => {});
+      log(
+        `bnlab slurm: removed ${status.dir}/${RUN_LOCK_FILE} of process ${owner.pid} on ` +
+          `${owner.host}, left by Slurm task ${status.jobId}`,
+      );
+    }
+  }
   const result = await submitSlurm(dir, { ...submit, indices });
   if (options.dryRun) {
     console.log(result.text);
