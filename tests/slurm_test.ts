@@ -47,6 +47,13 @@ async function experiment(n: number, behaviour: string): Promise<{ dir: string; 
   return { dir, trial: `bash ${dir}/trial.sh "$SLURM_ARRAY_TASK_ID" ${dir}` };
 }
 
+/** Whether task `index`'s log holds `text`. */
+async function logHas(dir: string, index: number, text: string): Promise<boolean> {
+  return (await Deno.readTextFile(`${dir}/slurm/trial-${index}.log`).catch(() => "")).includes(
+    text,
+  );
+}
+
 /** The stand-in collect command: lists the result files it finds. */
 function collect(dir: string): string {
   return `ls ${dir}/trials/*/result.json | wc -l > ${dir}/collected.txt`;
@@ -232,10 +239,9 @@ Deno.test({
         );
         const first = await submitSlurm(dir, { trialCommand: trial, collectCommand: collect(dir) });
         const task = `${first.arrayJobId}_2`;
-        await waitFor(
-          `${task} to run`,
-          async () => (await trialStatuses(dir))[2].state === "running",
-        );
+        // Running in Slurm's queue comes before the script's first line: wait for the trial.
+        await waitFor(`${task} to run its trial`, () => logHas(dir, 2, "trial 2 starts"));
+        assert.equal((await trialStatuses(dir))[2].state, "running");
         await waitFor(
           "trials 0 and 1 to finish",
           async () => (await trialStatuses(dir)).slice(0, 2).every((s) => s.state === "done"),
@@ -275,10 +281,8 @@ Deno.test({
         );
         const job = await submitSlurm(dir, { trialCommand: trial, collectCommand: collect(dir) });
         const task = `${job.arrayJobId}_0`;
-        await waitFor(
-          `${task} to run`,
-          async () => (await trialStatuses(dir))[0].state === "running",
-        );
+        await waitFor(`${task} to run its trial`, () => logHas(dir, 0, "trial 0 starts"));
+        assert.equal((await trialStatuses(dir))[0].state, "running");
         const requeued = Date.now();
         await requeueSlurmTask(task);
         await waitForJobs([task, job.collectJobId!], 20_000);
