@@ -177,7 +177,7 @@ Deno.test({
             assert.ok(cancel.success);
             await requeueSlurmTask(`${array}_1`);
             const local_ = ok("train", [...run, "--workers", "1", "--out", local]);
-            await waitForJobs([`${array}_1`], 60_000);
+            await waitForJobs([`${array}_0`, `${array}_1`], 60_000);
             const afterCancel = await trialStatuses(out);
             assert.deepEqual(afterCancel.map((s) => s.state), ["failed", "done"]);
             assert.match(afterCancel[0].detail!, /^JobState=CANCELLED /);
