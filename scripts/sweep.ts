@@ -27,7 +27,9 @@ const HELP = [
   "",
   "Sweeps (or --grid FIELD=v1,v2,... for any field; several --grid sweep their product;",
   "list fields take ;-separated values, e.g. --grid variants=bnlab;group):",
-  ...Object.values(SWEEPS).map((s) => `  ${s.name.padEnd(8)} ${s.description}`),
+  ...Object.values(SWEEPS).map((s) =>
+    `  ${s.name.padEnd(Math.max(...Object.keys(SWEEPS).map((n) => n.length)))} ${s.description}`
+  ),
   "",
   "  --grid FIELD=v1,v2,...   a varied field (kebab or camel case)",
   "  --status DIR             each trial's state (done, diverged, running, pending, failed,",

@@ -317,7 +317,7 @@ export const PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
       tfjsMomentum: 0.9,
     },
   },
-  ...STUDY_PRESETS,
+  ...(STUDY_PRESETS as Readonly<Record<string, Preset>>),
 });
 
 /** The preset used when none is named. */

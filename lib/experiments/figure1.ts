@@ -6,11 +6,12 @@
  *
  * @module
  */
-import { type Plan, readPlan } from "../experiments/plan.ts";
+import { type Plan, readPlan } from "./plan.ts";
 import { DIAGNOSTICS_FILE, type DiagnosticsRow, readDiagnostics } from "../train/diagnostics.ts";
-import { writeCsv } from "./csv.ts";
-import { lineChart } from "./plot.ts";
-import { writeChart } from "./png.ts";
+import { writeCsv } from "../output/csv.ts";
+import { lineChart, writeSvg } from "../output/plot.ts";
+import { sideBySide } from "../output/panels.ts";
+import { writeChart } from "../output/png.ts";
 
 /** One row of `figure1.csv`: one variant at one step, over its seeds. */
 export interface Figure1Row {
@@ -165,23 +166,7 @@ export function figure1Chart(
       )
     ),
   ];
-  const heights = panels.map((svg) => Number(svg.match(/height="(\d+(?:\.\d+)?)"/)?.[1] ?? 380));
-  const titleHeight = options.title ? 28 : 0;
-  const total = Math.max(...heights) + titleHeight;
-  const full = width * panels.length;
-  const title = options.title
-    ? `<title>${_escape(options.title)}</title><text aria-label="title" x="${
-      full / 2
-    }" y="19" text-anchor="middle" font-size="15" font-weight="bold">${
-      _escape(options.title)
-    }</text>`
-    : "";
-  const nested = panels.map((svg, i) =>
-    svg.replace(/^<svg /, `<svg x="${i * width}" y="${titleHeight}" `)
-  ).join("");
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${full}" height="${total}" ` +
-    `viewBox="0 0 ${full} ${total}" font-family="DejaVu Sans, sans-serif">` +
-    `<rect width="100%" height="100%" fill="white"/>${title}${nested}</svg>`;
+  return sideBySide(panels, { title: options.title });
 }
 
 /**
@@ -190,19 +175,24 @@ export function figure1Chart(
  *
  * @param expDir The experiment directory (with `plan.json`).
  * @param plan The plan, when the caller has read it.
+ * @param options `png`: write the PNG beside the SVG (about a second). @default {png: true}
  * @returns The rows written (empty when nothing was written).
  *
  * @example
  * ```ts
  * import { writeFigure1 } from "./figure1.ts";
- * import { resolveConfig } from "../experiments/config.ts";
- * import { buildPlan, trainTrials, writePlan } from "../experiments/plan.ts";
+ * import { resolveConfig } from "./config.ts";
+ * import { buildPlan, trainTrials, writePlan } from "./plan.ts";
  * const dir = await Deno.makeTempDir();
  * await writePlan(dir, buildPlan("train", await trainTrials(resolveConfig("smoke"), dir)));
  * console.log(await writeFigure1(dir)); // []
  * ```
  */
-export async function writeFigure1(expDir: string, plan?: Plan): Promise<Figure1Row[]> {
+export async function writeFigure1(
+  expDir: string,
+  plan?: Plan,
+  options: { png?: boolean } = {},
+): Promise<Figure1Row[]> {
   plan ??= await readPlan(expDir);
   if (!plan) throw new Error(`writeFigure1: ${expDir} has no plan.json`);
   const runs: RunDiagnostics[] = [];
@@ -218,17 +208,11 @@ export async function writeFigure1(expDir: string, plan?: Plan): Promise<Figure1
     columns: [...FIGURE1_COLUMNS],
   });
   const config = plan.trials[0].config;
-  await writeChart(
-    `${expDir}/figure1.svg`,
-    figure1Chart(rows, {
-      title:
-        `${config.model} ${config.hidden.join("×")} ${config.activation}, ${config.dataset}, ` +
-        `batch ${config.batchSize}, lr ${config.lr}: ${runs.length} runs`,
-    }),
-  );
+  const svg = figure1Chart(rows, {
+    title: `${config.model} ${config.hidden.join("×")} ${config.activation}, ${config.dataset}, ` +
+      `batch ${config.batchSize}, lr ${config.lr}: ${runs.length} runs`,
+  });
+  if (options.png ?? true) await writeChart(`${expDir}/figure1.svg`, svg);
+  else await writeSvg(`${expDir}/figure1.svg`, svg);
   return rows;
-}
-
-function _escape(text: string): string {
-  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
