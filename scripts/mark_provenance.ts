@@ -10,8 +10,8 @@
  * - no commit recorded;
  * - the recorded commit was made after the run started (a resume replaced the first start's
  *   record);
- * - the record's preset is not in `lib/experiments/config.ts` at the recorded commit (the run
- *   used uncommitted code);
+ * - the record's preset is defined neither in `lib/experiments/config.ts` nor in
+ *   `lib/experiments/studies.ts` at the recorded commit (the run used uncommitted code);
  * - no `starts` list (a train record: the processes that resumed it are unknown);
  * - no CPU model;
  * - for `bench/results.json`: code under `bench/`, `lib/` or `scripts/` differs between the
@@ -100,10 +100,12 @@ export function provenanceProblems(
       );
     }
     const preset = record.config?.preset;
-    const config = time === null ? null : git.fileAt(commit, "lib/experiments/config.ts");
-    if (preset && config !== null && !_definesPreset(config, preset)) {
+    const sources = time === null
+      ? []
+      : _PRESET_FILES.map((path) => git.fileAt(commit, path)).filter((t) => t !== null);
+    if (preset && sources.length && !sources.some((text) => _definesPreset(text!, preset))) {
       problems.push(
-        `The preset "${preset}" is not in lib/experiments/config.ts at the recorded commit ` +
+        `The preset "${preset}" is not in ${_PRESET_FILES.join(" or ")} at the recorded commit ` +
           `${commit.slice(0, 7)}: the run used uncommitted code (no dirty-tree flag was ` +
           "recorded then).",
       );
@@ -132,6 +134,9 @@ export function provenanceProblems(
   }
   return problems;
 }
+
+/** The files that define presets. */
+const _PRESET_FILES = ["lib/experiments/config.ts", "lib/experiments/studies.ts"];
 
 function _definesPreset(source: string, preset: string): boolean {
   const name = preset.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

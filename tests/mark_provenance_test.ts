@@ -39,7 +39,15 @@ Deno.test("provenanceProblems: each rule, in the record's words", () => {
   );
   assert.match(
     provenanceProblems({ ...good, config: { preset: "modern" } }, facts(), path)[0],
-    /^The preset "modern" is not in lib\/experiments\/config.ts at the recorded commit aaaaaaa/,
+    /^The preset "modern" is not in lib\/experiments\/config.ts or lib\/experiments\/studies.ts at the recorded commit aaaaaaa/,
+  );
+  const studies = facts({
+    fileAt: (_, file) => file.endsWith("studies.ts") ? "  figure1: {\n" : CONFIG_AT,
+  });
+  assert.deepEqual(
+    provenanceProblems({ ...good, config: { preset: "figure1" } }, studies, path),
+    [],
+    "a preset defined in lib/experiments/studies.ts is a committed preset",
   );
   const { starts: _, ...noStarts } = good;
   assert.deepEqual(provenanceProblems(noStarts, facts(), path), [
