@@ -120,3 +120,21 @@ Deno.test("provenance: root picks the repository recorded", async () => {
   const { dir, commit } = await repo();
   assert.equal(provenance({ root: dir }).gitCommit, commit);
 });
+
+Deno.test("a sweep's resume appends its start to sweep.json's starts", async () => {
+  const { prepareSweep } = await import("../lib/experiments/runner.ts");
+  const { resolveConfig } = await import("../lib/experiments/config.ts");
+  const { SWEEPS } = await import("../lib/experiments/sweeps.ts");
+  const out = await Deno.makeTempDir();
+  const base = resolveConfig("smoke");
+  await prepareSweep(SWEEPS.momentum, base, out, { checkData: false });
+  await prepareSweep(SWEEPS.momentum, base, out, { checkData: false });
+  const record = JSON.parse(await Deno.readTextFile(`${out}/sweep.json`));
+  assert.equal(record.starts.length, 2);
+  assert.deepEqual(record.provenance, record.starts[0].provenance);
+  assert.equal(record.started, record.starts[0].at);
+  for (const start of record.starts) {
+    assert.equal(typeof start.provenance.gitDirty, "boolean");
+    assert.notEqual(start.provenance.cpuModel, "unknown");
+  }
+});

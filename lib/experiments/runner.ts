@@ -282,6 +282,8 @@ export interface SweepRecord {
   provenance: ReturnType<typeof provenance>;
   /** When the sweep was first started. */
   started: string;
+  /** Every process that started or resumed the sweep, oldest first. */
+  starts?: ExperimentStart[];
 }
 
 /**
@@ -341,13 +343,15 @@ export async function prepareSweep(
     sweep.name === "grid" ? undefined : sweep.name,
   );
   if (options.checkData ?? true) await _checkPlanData(plan, options.checkModel ?? true);
+  const start: ExperimentStart = { at: new Date().toISOString(), provenance: provenance() };
   const record: SweepRecord = {
     sweep: sweep.name,
     ...(options.grids?.length ? { grids: options.grids } : {}),
     config: previous ? { ...base, seeds: Math.max(previous.config.seeds, base.seeds) } : base,
     trials: sweep.trials(base),
-    provenance: previous?.provenance ?? provenance(),
-    started: previous?.started ?? new Date().toISOString(),
+    provenance: previous?.provenance ?? start.provenance,
+    started: previous?.started ?? start.at,
+    starts: [...(previous?.starts ?? []), start],
   };
   await Deno.mkdir(out, { recursive: true });
   await writeJsonAtomic(path, record);
