@@ -32,7 +32,7 @@ export interface PyTorchLeNet {
 /**
  * Starts the PyTorch worker with `threads` intra-op threads.
  *
- * @param threads PyTorch's threads (the issue's reference used 2).
+ * @param threads PyTorch's intra-op threads (2, as in the reference figures of `bench/derived.ts`).
  * @returns The worker, or why none could start (no python3, no PyTorch).
  */
 export async function startPyTorch(
