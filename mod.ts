@@ -182,7 +182,12 @@ export {
   resolveConfig,
   validateConfig,
 } from "./lib/experiments/config.ts";
-export { type Provenance, provenance } from "./lib/experiments/provenance.ts";
+export {
+  type GitState,
+  type Provenance,
+  provenance,
+  type ProvenanceOptions,
+} from "./lib/experiments/provenance.ts";
 export { runExperiment, type RunExperimentOptions, runSweep } from "./lib/experiments/runner.ts";
 export type { ExperimentEvent, ModelFactory, TrialData } from "./lib/experiments/trial.ts";
 export { readRunRecords, readRunResult, type RunResult } from "./lib/experiments/results_dir.ts";
