@@ -2,7 +2,8 @@
  * bnlab's native helper kernels (`native/bnlab_kernels.c`, and `native/thread_pool.c`, its
  * thread pool): the memory-bound loops of the BLAS convolutions (im2col, col2im),
  * `MaxPoolGrad`, batch normalization's statistics, forward and analytic backward pass
- * (`batch_norm_native.ts`), and matrix products cut into slices run on two threads
+ * (`batch_norm_native.ts`), group normalization's forward and backward pass
+ * (`group_norm_native.ts`), and matrix products cut into slices run on two threads
  * (`blas.ts`), in C, called through Deno's FFI on the wasm backend's heap. Their JavaScript
  * and tfjs-op twins stay as the fallback and the reference.
  *
@@ -31,7 +32,7 @@ export interface NativeInfo {
 }
 
 /** The ABI version `bnlab_native_version()` must report (see the C source). */
-const _VERSION = 7;
+const _VERSION = 8;
 
 const _GEOMETRY = [
   "i32", // b0
@@ -113,6 +114,41 @@ const _SYMBOLS = {
       "i32", // rows
       "i32", // channels
       "f32", // epsilon
+    ],
+    result: "void",
+  },
+  bnlab_gn_forward: {
+    parameters: [
+      "buffer", // heap
+      "i32", // x offset
+      "i32", // gamma offset (-1: none)
+      "i32", // beta offset (-1: none)
+      "i32", // y offset
+      "i32", // mean offset (n·g floats)
+      "i32", // inverse standard deviation offset (n·g floats)
+      "i32", // samples n
+      "i32", // positions per sample s
+      "i32", // channels c
+      "i32", // groups g
+      "f64", // epsilon
+    ],
+    result: "void",
+  },
+  bnlab_gn_backward: {
+    parameters: [
+      "buffer", // heap
+      "i32", // dy offset
+      "i32", // x offset
+      "i32", // mean offset
+      "i32", // inverse standard deviation offset
+      "i32", // gamma offset (-1: none)
+      "i32", // dx offset
+      "i32", // dgamma offset (-1: not written)
+      "i32", // dbeta offset (-1: not written)
+      "i32", // samples n
+      "i32", // positions per sample s
+      "i32", // channels c
+      "i32", // groups g
     ],
     result: "void",
   },

@@ -18,7 +18,7 @@
 #include <time.h>
 
 /* The ABI version: lib/kernels/native_library.ts refuses a library that reports another. */
-int32_t bnlab_native_version(void) { return 7; }
+int32_t bnlab_native_version(void) { return 8; }
 
 /*
  * im2col for an NHWC convolution, images [b0, b0 + images): per output pixel, the
@@ -395,6 +395,159 @@ void bnlab_bn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_
   }
   free(sum_dy);
   free(per);
+}
+
+/* ---- Group normalization (layer normalization: one group) -----------------------------
+ *
+ * x is read as [n, s, c]: n samples, s positions, c channels (the last axis), the channels
+ * split into g groups of c/g consecutive ones. lib/kernels/group_norm_native.ts registers
+ * these; lib/norms/group_norm_ops.ts' analytic op is the reference they compute.
+ */
+
+/* Per channel of one sample, Σ a and Σ a·b over its s positions, in double (b NULL: Σ a²). */
+static void gn_channel_sums(const float *a, const float *b, int32_t s, int32_t c, double *sum,
+                            double *products) {
+  for (int32_t ch = 0; ch < c; ch++) sum[ch] = products[ch] = 0;
+  for (int32_t p = 0; p < s; p++) {
+    const float *ra = a + (int64_t)p * c, *rb = (b != NULL ? b : a) + (int64_t)p * c;
+    for (int32_t ch = 0; ch < c; ch++) {
+      const double v = ra[ch];
+      sum[ch] += v;
+      products[ch] += v * rb[ch];
+    }
+  }
+}
+
+/*
+ * Per sample and group, over its m = s·(c/g) values: μ and σ² from one pass of sums of x and
+ * x² in double (σ² = Σx²/m − μ², at least 0), stored as mean = (float)μ and
+ * inv_std = (float)(1/√(σ² + ε)); then x̂ = (x − mean)·inv_std, y = x̂·γ + β in float (γ, β
+ * per channel; absent when their offset is negative). mean and inv_std get n·g floats each.
+ */
+void bnlab_gn_forward(float *heap, int32_t x_off, int32_t gamma_off, int32_t beta_off,
+                      int32_t y_off, int32_t mean_off, int32_t inv_off, int32_t n, int32_t s,
+                      int32_t c, int32_t g, double epsilon) {
+  const int32_t per = c / g;
+  const float *x = heap + x_off;
+  float *y = heap + y_off, *mean = heap + mean_off, *inv = heap + inv_off;
+  double *sums = malloc((size_t)c * 2 * sizeof(double));
+  float *cf = malloc((size_t)c * 4 * sizeof(float));
+  if (sums == NULL || cf == NULL) abort();
+  double *squares = sums + c;
+  float *chan_mean = cf, *chan_inv = cf + c, *gamma = cf + 2 * c, *beta = cf + 3 * c;
+  for (int32_t ch = 0; ch < c; ch++) {
+    gamma[ch] = gamma_off >= 0 ? heap[gamma_off + ch] : 1.0f;
+    beta[ch] = beta_off >= 0 ? heap[beta_off + ch] : 0.0f;
+  }
+  const double m = (double)s * per;
+  for (int32_t b = 0; b < n; b++) {
+    const float *xb = x + (int64_t)b * s * c;
+    float *yb = y + (int64_t)b * s * c;
+    gn_channel_sums(xb, NULL, s, c, sums, squares);
+    for (int32_t k = 0; k < g; k++) {
+      double a = 0, q = 0;
+      for (int32_t j = 0; j < per; j++) {
+        a += sums[k * per + j];
+        q += squares[k * per + j];
+      }
+      const double mu = a / m;
+      double variance = q / m - mu * mu;
+      if (variance < 0) variance = 0;
+      const float mf = (float)mu, vf = (float)(1.0 / sqrt(variance + epsilon));
+      mean[(int64_t)b * g + k] = mf;
+      inv[(int64_t)b * g + k] = vf;
+      for (int32_t j = 0; j < per; j++) {
+        chan_mean[k * per + j] = mf;
+        chan_inv[k * per + j] = vf;
+      }
+    }
+    /* Without γ the product by 1 is exact; without β nothing is added. */
+    for (int32_t p = 0; p < s; p++) {
+      const float *in = xb + (int64_t)p * c;
+      float *out = yb + (int64_t)p * c;
+      if (beta_off >= 0) {
+        for (int32_t ch = 0; ch < c; ch++) {
+          out[ch] = (in[ch] - chan_mean[ch]) * chan_inv[ch] * gamma[ch] + beta[ch];
+        }
+      } else {
+        for (int32_t ch = 0; ch < c; ch++) {
+          out[ch] = (in[ch] - chan_mean[ch]) * chan_inv[ch] * gamma[ch];
+        }
+      }
+    }
+  }
+  free(sums);
+  free(cf);
+}
+
+/*
+ * The analytic backward pass, with x̂ = (x − mean)·inv_std and gy = γ·dy (γ = 1 when its
+ * offset is negative): dx = inv_std·(gy − mean(gy) − x̂·mean(gy·x̂)), the means over each
+ * sample's group from per-channel sums of dy and dy·x̂ in double (times γ); dγ = Σ dy·x̂ and
+ * dβ = Σ dy per channel over every sample and position (in double). dgamma and dbeta get c
+ * floats each (not written when their offset is negative).
+ */
+void bnlab_gn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_off,
+                       int32_t inv_off, int32_t gamma_off, int32_t dx_off, int32_t dgamma_off,
+                       int32_t dbeta_off, int32_t n, int32_t s, int32_t c, int32_t g) {
+  const int32_t per = c / g;
+  const float *dy = heap + dy_off, *x = heap + x_off;
+  const float *mean = heap + mean_off, *inv = heap + inv_off;
+  float *dx = heap + dx_off;
+  double *acc = calloc((size_t)c * 4, sizeof(double));
+  float *cf = malloc((size_t)c * 6 * sizeof(float));
+  float *xhat = malloc((size_t)s * c * sizeof(float));
+  if (acc == NULL || cf == NULL || xhat == NULL) abort();
+  double *sum_dy = acc, *sum_dy_xhat = acc + c, *chan_dy = acc + 2 * c;
+  double *chan_dy_xhat = acc + 3 * c;
+  float *gamma = cf, *chan_mean = cf + c, *chan_inv = cf + 2 * c, *chan_gy = cf + 3 * c;
+  float *chan_gy_xhat = cf + 4 * c;
+  for (int32_t ch = 0; ch < c; ch++) gamma[ch] = gamma_off >= 0 ? heap[gamma_off + ch] : 1.0f;
+  const double m = (double)s * per;
+  for (int32_t b = 0; b < n; b++) {
+    const float *xb = x + (int64_t)b * s * c, *db = dy + (int64_t)b * s * c;
+    float *out = dx + (int64_t)b * s * c;
+    for (int32_t k = 0; k < g; k++) {
+      for (int32_t j = 0; j < per; j++) {
+        chan_mean[k * per + j] = mean[(int64_t)b * g + k];
+        chan_inv[k * per + j] = inv[(int64_t)b * g + k];
+      }
+    }
+    for (int64_t p = 0; p < s; p++) {
+      const float *in = xb + p * c;
+      float *h = xhat + p * c;
+      for (int32_t ch = 0; ch < c; ch++) h[ch] = (in[ch] - chan_mean[ch]) * chan_inv[ch];
+    }
+    gn_channel_sums(db, xhat, s, c, chan_dy, chan_dy_xhat);
+    for (int32_t k = 0; k < g; k++) {
+      double a = 0, q = 0;
+      for (int32_t j = 0; j < per; j++) {
+        const int32_t ch = k * per + j;
+        sum_dy[ch] += chan_dy[ch];
+        sum_dy_xhat[ch] += chan_dy_xhat[ch];
+        a += gamma[ch] * chan_dy[ch];
+        q += gamma[ch] * chan_dy_xhat[ch];
+      }
+      for (int32_t j = 0; j < per; j++) {
+        chan_gy[k * per + j] = (float)(a / m);
+        chan_gy_xhat[k * per + j] = (float)(q / m);
+      }
+    }
+    for (int64_t p = 0; p < s; p++) {
+      const float *d = db + p * c, *h = xhat + p * c;
+      float *o = out + p * c;
+      for (int32_t ch = 0; ch < c; ch++) {
+        o[ch] = (d[ch] * gamma[ch] - chan_gy[ch] - h[ch] * chan_gy_xhat[ch]) * chan_inv[ch];
+      }
+    }
+  }
+  for (int32_t ch = 0; ch < c; ch++) {
+    if (dgamma_off >= 0) heap[dgamma_off + ch] = (float)sum_dy_xhat[ch];
+    if (dbeta_off >= 0) heap[dbeta_off + ch] = (float)sum_dy[ch];
+  }
+  free(acc);
+  free(cf);
+  free(xhat);
 }
 
 /* ---- Element-wise arithmetic, per-channel sums, tfjs's FusedBatchNorm ------------------
