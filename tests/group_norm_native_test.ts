@@ -131,7 +131,10 @@ Deno.test("native group norm: an offset mean keeps float32 accuracy (double sums
   const native = await read(true);
   const ops = await read(false);
   // The ops' own float32 mean carries ~1e-4 of relative error at this offset.
-  assert.ok(relativeMaxError(native, ops) <= 2e-3, `relative error ${relativeMaxError(native, ops)}`);
+  assert.ok(
+    relativeMaxError(native, ops) <= 2e-3,
+    `relative error ${relativeMaxError(native, ops)}`,
+  );
   let sum = 0, squares = 0;
   for (const v of native) {
     sum += v;
