@@ -160,7 +160,12 @@ async function main(args: string[]): Promise<number> {
     try {
       kept = (await readCsv<Record<string, unknown>>(`${out}/results.csv`, { cast: false }))
         .filter((r) => !own.has(String(r.group)))
-        .map((r) => ({ ...r, batch_size: Number(r.batch_size), runs: Number(r.runs) })) as never;
+        .map((r) => ({
+          ...r,
+          batch_size: Number(r.batch_size),
+          median: Number(r.median),
+          runs: Number(r.runs),
+        })) as never;
       previous = JSON.parse(await Deno.readTextFile(`${out}/results.json`));
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
