@@ -32,7 +32,7 @@ export interface NativeInfo {
 }
 
 /** The ABI version `bnlab_native_version()` must report (see the C source). */
-const _VERSION = 8;
+const _VERSION = 9;
 
 const _GEOMETRY = [
   "i32", // b0
@@ -114,6 +114,36 @@ const _SYMBOLS = {
       "i32", // rows
       "i32", // channels
       "f32", // epsilon
+    ],
+    result: "void",
+  },
+  bnlab_conv3x3_c16: {
+    parameters: [
+      "buffer", // heap
+      "i32", // x offset
+      "i32", // filter offset
+      "i32", // y offset
+      "i32", // batch
+      "i32", // height
+      "i32", // width
+      "i32", // input channels
+      "i32", // flip: 1 for the input gradient of a convolution from 16 channels
+      "i32", // accumulate: 1 adds to y's values
+      "i32", // threads (1 or 2)
+    ],
+    result: "void",
+  },
+  bnlab_conv3x3_c16_filter: {
+    parameters: [
+      "buffer", // heap
+      "i32", // x offset
+      "i32", // dy offset
+      "i32", // dw offset
+      "i32", // batch
+      "i32", // height
+      "i32", // width
+      "i32", // input channels
+      "i32", // threads (1 or 2)
     ],
     result: "void",
   },

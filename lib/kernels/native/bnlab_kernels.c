@@ -18,7 +18,7 @@
 #include <time.h>
 
 /* The ABI version: lib/kernels/native_library.ts refuses a library that reports another. */
-int32_t bnlab_native_version(void) { return 8; }
+int32_t bnlab_native_version(void) { return 9; }
 
 /*
  * im2col for an NHWC convolution, images [b0, b0 + images): per output pixel, the
@@ -395,6 +395,227 @@ void bnlab_bn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_
   }
   free(sum_dy);
   free(per);
+}
+
+/* ---- 3×3 convolutions of 16 output channels, stride 1, padding 1 ----------------------
+ *
+ * ResNet-20's first stage: im2col + sgemm runs its products of only 16 columns far below
+ * the machine's rate, so these compute them directly. NHWC, the filter [3, 3, Cin, 16]
+ * (forward) or [3, 3, 16, Cin] (input gradient, read flipped and transposed), one zero pixel
+ * of padding on every side (tfjs's `same` at stride 1). The images are split into two fixed
+ * halves run on the matrix products' thread pool, so the floats do not depend on the
+ * threads. Sums run in float in another order than the BLAS's (with fused multiply-adds
+ * where the processor has them): the same values within float32 rounding, not the same bits.
+ */
+
+void bnlab_pool_run(void (*task)(void *, int), void *context, int parts, int threads);
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+static inline v8f madd8(v8f acc, v8f a, v8f b) {
+  return (v8f)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)acc);
+}
+#else
+static inline v8f madd8(v8f acc, v8f a, v8f b) { return acc + a * b; }
+#endif
+static inline v8f splat8(float v) { return (v8f){v, v, v, v, v, v, v, v}; }
+
+typedef struct {
+  const float *x, *filter, *dy;
+  float *y;
+  int32_t batch, h, w, cin, accumulate;
+  float *partial[2]; /* the filter gradient's per-half sums, 9·cin·16 floats each */
+} conv16_task;
+
+/* Copies image [h, w, c] into [h + 2, w + 2, c] with a border of zeros. */
+static void pad_image(const float *x, float *xp, int32_t h, int32_t w, int32_t c) {
+  const int64_t prow = (int64_t)(w + 2) * c;
+  memset(xp, 0, (size_t)prow * sizeof(float));
+  memset(xp + (int64_t)(h + 1) * prow, 0, (size_t)prow * sizeof(float));
+  for (int32_t r = 0; r < h; r++) {
+    float *to = xp + (int64_t)(r + 1) * prow;
+    memset(to, 0, (size_t)c * sizeof(float));
+    memcpy(to + c, x + (int64_t)r * w * c, (size_t)w * c * sizeof(float));
+    memset(to + (int64_t)(w + 1) * c, 0, (size_t)c * sizeof(float));
+  }
+}
+
+/* The images [b0, b1) of the forward convolution of padded images with filter [3,3,cin,16]. */
+static void conv16_forward_images(const conv16_task *t, int32_t b0, int32_t b1) {
+  const int32_t h = t->h, w = t->w, cin = t->cin;
+  const int64_t prow = (int64_t)(w + 2) * cin;
+  float *xp = malloc((size_t)(h + 2) * prow * sizeof(float));
+  if (xp == NULL) abort();
+  for (int32_t b = b0; b < b1; b++) {
+    pad_image(t->x + (int64_t)b * h * w * cin, xp, h, w, cin);
+    float *y = t->y + (int64_t)b * h * w * 16;
+    for (int32_t r = 0; r < h; r++) {
+      int32_t x = 0;
+      for (; x + 4 <= w; x += 4) {
+        v8f acc[4][2];
+        for (int p = 0; p < 4; p++) acc[p][0] = acc[p][1] = splat8(0.0f);
+        for (int32_t tap = 0; tap < 9; tap++) {
+          const float *in = xp + (r + tap / 3) * prow + (int64_t)(x + tap % 3) * cin;
+          const float *wk = t->filter + (int64_t)tap * cin * 16;
+          for (int32_t ci = 0; ci < cin; ci++) {
+            const v8f w0 = load8(wk + ci * 16), w1 = load8(wk + ci * 16 + 8);
+            for (int p = 0; p < 4; p++) {
+              const v8f v = splat8(in[p * cin + ci]);
+              acc[p][0] = madd8(acc[p][0], v, w0);
+              acc[p][1] = madd8(acc[p][1], v, w1);
+            }
+          }
+        }
+        for (int p = 0; p < 4; p++) {
+          float *out = y + ((int64_t)r * w + x + p) * 16;
+          if (t->accumulate) {
+            acc[p][0] = load8(out) + acc[p][0];
+            acc[p][1] = load8(out + 8) + acc[p][1];
+          }
+          store8(out, acc[p][0]);
+          store8(out + 8, acc[p][1]);
+        }
+      }
+      for (; x < w; x++) {
+        v8f a0 = splat8(0.0f), a1 = splat8(0.0f);
+        for (int32_t tap = 0; tap < 9; tap++) {
+          const float *in = xp + (r + tap / 3) * prow + (int64_t)(x + tap % 3) * cin;
+          const float *wk = t->filter + (int64_t)tap * cin * 16;
+          for (int32_t ci = 0; ci < cin; ci++) {
+            const v8f v = splat8(in[ci]);
+            a0 = madd8(a0, v, load8(wk + ci * 16));
+            a1 = madd8(a1, v, load8(wk + ci * 16 + 8));
+          }
+        }
+        float *out = y + ((int64_t)r * w + x) * 16;
+        if (t->accumulate) {
+          a0 = load8(out) + a0;
+          a1 = load8(out + 8) + a1;
+        }
+        store8(out, a0);
+        store8(out + 8, a1);
+      }
+    }
+  }
+  free(xp);
+}
+
+/* The half `part` of the images: [0, batch/2) or [batch/2, batch) (one image: all of it). */
+static void conv16_forward_part(void *context, int part) {
+  const conv16_task *t = context;
+  const int32_t mid = t->batch >= 2 ? t->batch / 2 : t->batch;
+  conv16_forward_images(t, part == 0 ? 0 : mid, part == 0 ? mid : t->batch);
+}
+
+/*
+ * y [batch, h, w, 16] = x [batch, h, w, cin] convolved with the filter at filter_off
+ * ([3, 3, cin, 16]; flip = 1: the filter [3, 3, 16, cin] of a convolution from 16 to cin
+ * channels, whose input gradient this then is), stride 1, one pixel of zero padding;
+ * accumulate = 1 adds the sums to y's values (a bias already there). `threads`: 1 or 2.
+ */
+void bnlab_conv3x3_c16(float *heap, int32_t x_off, int32_t filter_off, int32_t y_off,
+                       int32_t batch, int32_t h, int32_t w, int32_t cin, int32_t flip,
+                       int32_t accumulate, int32_t threads) {
+  float *filter = malloc((size_t)9 * cin * 16 * sizeof(float));
+  if (filter == NULL) abort();
+  const float *given = heap + filter_off;
+  if (flip) {
+    /* filter'[i][j][co][ci] = filter[2 − i][2 − j][ci][co] */
+    for (int32_t tap = 0; tap < 9; tap++) {
+      const float *from = given + (int64_t)(8 - tap) * 16 * cin;
+      float *to = filter + (int64_t)tap * cin * 16;
+      for (int32_t co = 0; co < cin; co++) {
+        for (int32_t ci = 0; ci < 16; ci++) to[co * 16 + ci] = from[ci * cin + co];
+      }
+    }
+  } else {
+    memcpy(filter, given, (size_t)9 * cin * 16 * sizeof(float));
+  }
+  conv16_task t = {heap + x_off, filter, NULL, heap + y_off, batch, h, w, cin, accumulate,
+                   {NULL, NULL}};
+  bnlab_pool_run(conv16_forward_part, &t, batch >= 2 ? 2 : 1, threads);
+  free(filter);
+}
+
+/* The filter gradient's sums over images [b0, b1) into out [9, cin, 16] (overwritten). */
+static void conv16_filter_images(const conv16_task *t, int32_t b0, int32_t b1, float *out) {
+  const int32_t h = t->h, w = t->w, cin = t->cin;
+  const int64_t prow = (int64_t)(w + 2) * cin;
+  float *xp = malloc((size_t)(h + 2) * prow * sizeof(float));
+  if (xp == NULL) abort();
+  memset(out, 0, (size_t)9 * cin * 16 * sizeof(float));
+  for (int32_t b = b0; b < b1; b++) {
+    pad_image(t->x + (int64_t)b * h * w * cin, xp, h, w, cin);
+    const float *dy = t->dy + (int64_t)b * h * w * 16;
+    for (int32_t tap = 0; tap < 9; tap++) {
+      const int32_t ti = tap / 3, tj = tap % 3;
+      int32_t ci = 0;
+      for (; ci + 4 <= cin; ci += 4) {
+        v8f acc[4][2];
+        for (int c = 0; c < 4; c++) acc[c][0] = acc[c][1] = splat8(0.0f);
+        for (int32_t r = 0; r < h; r++) {
+          const float *in = xp + (r + ti) * prow + (int64_t)tj * cin + ci;
+          const float *g = dy + (int64_t)r * w * 16;
+          for (int32_t x = 0; x < w; x++) {
+            const v8f g0 = load8(g + x * 16), g1 = load8(g + x * 16 + 8);
+            for (int c = 0; c < 4; c++) {
+              const v8f v = splat8(in[(int64_t)x * cin + c]);
+              acc[c][0] = madd8(acc[c][0], v, g0);
+              acc[c][1] = madd8(acc[c][1], v, g1);
+            }
+          }
+        }
+        for (int c = 0; c < 4; c++) {
+          float *o = out + ((int64_t)tap * cin + ci + c) * 16;
+          store8(o, load8(o) + acc[c][0]);
+          store8(o + 8, load8(o + 8) + acc[c][1]);
+        }
+      }
+      for (; ci < cin; ci++) {
+        v8f a0 = splat8(0.0f), a1 = splat8(0.0f);
+        for (int32_t r = 0; r < h; r++) {
+          const float *in = xp + (r + ti) * prow + (int64_t)tj * cin + ci;
+          const float *g = dy + (int64_t)r * w * 16;
+          for (int32_t x = 0; x < w; x++) {
+            const v8f v = splat8(in[(int64_t)x * cin]);
+            a0 = madd8(a0, v, load8(g + x * 16));
+            a1 = madd8(a1, v, load8(g + x * 16 + 8));
+          }
+        }
+        float *o = out + ((int64_t)tap * cin + ci) * 16;
+        store8(o, load8(o) + a0);
+        store8(o + 8, load8(o + 8) + a1);
+      }
+    }
+  }
+  free(xp);
+}
+
+static void conv16_filter_part(void *context, int part) {
+  const conv16_task *t = context;
+  const int32_t mid = t->batch >= 2 ? t->batch / 2 : t->batch;
+  conv16_filter_images(t, part == 0 ? 0 : mid, part == 0 ? mid : t->batch, t->partial[part]);
+}
+
+/*
+ * The filter gradient of bnlab_conv3x3_c16's forward convolution: dw [3, 3, cin, 16] =
+ * Σ over images and pixels of x's padded values under each tap times dy [batch, h, w, 16]:
+ * per image, sums over its pixels; per half of the images, the sum of those; then the two
+ * halves' sum (whatever the threads).
+ */
+void bnlab_conv3x3_c16_filter(float *heap, int32_t x_off, int32_t dy_off, int32_t dw_off,
+                              int32_t batch, int32_t h, int32_t w, int32_t cin,
+                              int32_t threads) {
+  const size_t size = (size_t)9 * cin * 16;
+  float *partial = malloc(size * 2 * sizeof(float));
+  if (partial == NULL) abort();
+  conv16_task t = {heap + x_off, NULL, heap + dy_off, NULL, batch, h, w, cin, 0,
+                   {partial, partial + size}};
+  const int parts = batch >= 2 ? 2 : 1;
+  bnlab_pool_run(conv16_filter_part, &t, parts, threads);
+  float *dw = heap + dw_off;
+  for (size_t i = 0; i < size; i++) dw[i] = parts == 2 ? partial[i] + partial[size + i] : partial[i];
+  free(partial);
 }
 
 /* ---- Group normalization (layer normalization: one group) -----------------------------

@@ -1,0 +1,169 @@
+/**
+ * 3×3 convolutions of 16 output channels at stride 1 with one pixel of zero padding (tfjs's
+ * `same`; ResNet-20's first stage) computed directly in C (`bnlab_conv3x3_c16` in
+ * `native/bnlab_kernels.c`): the forward pass, the input gradient of a convolution from 16
+ * channels, and the filter gradient, without im2col. The BLAS kernels (`blas_kernels.ts`) call
+ * these for the cases {@linkcode conv3x3Usable} accepts, where products of 16 columns run far
+ * below the machine's rate. The sums run in another order than the BLAS's (with fused
+ * multiply-adds where the processor has them): the same values within float32 rounding
+ * (tests/conv3x3_test.ts), the same floats on one thread or two.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { blasSliceThreads } from "./blas.ts";
+import { nativeKernels } from "./native_library.ts";
+import { floatOffset, heapFloats, type WasmBackend } from "./wasm_kernel.ts";
+
+/** The channel count the direct kernels produce (the forward pass's output channels). */
+export const CONV3X3_CHANNELS = 16;
+
+/** Whether the direct kernels may run: on unless switched off by {@linkcode setConv3x3Enabled}. */
+let _enabled = true;
+
+/**
+ * Switches the direct kernels off (the BLAS path runs) or back on, for comparisons.
+ *
+ * @param enabled Whether they may run.
+ * @returns Whether they could run before the call.
+ *
+ * @example
+ * ```ts
+ * import { setConv3x3Enabled } from "./conv3x3.ts";
+ * const previous = setConv3x3Enabled(false);
+ * setConv3x3Enabled(previous);
+ * ```
+ */
+export function setConv3x3Enabled(enabled: boolean): boolean {
+  const previous = _enabled;
+  _enabled = enabled;
+  return previous;
+}
+
+/**
+ * Whether a convolution's geometry is one the direct kernels compute: NHWC, a 3×3 filter at
+ * stride 1 and dilation 1, one pixel of padding on every side (output size = input size),
+ * `channels` (the side of 16 channels: output channels for the forward pass and the filter
+ * gradient, input channels for the input gradient) equal to 16, and the native kernels on.
+ *
+ * @param info The convolution's geometry.
+ * @param side `forward` (and filter gradient): 16 output channels; `input`: 16 input channels.
+ * @returns True when the direct kernels take it.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { conv3x3Usable } from "./conv3x3.ts";
+ *
+ * const info = tf.backend_util.computeConv2DInfo([2, 8, 8, 4], [3, 3, 4, 16], 1, 1, "same");
+ * console.log(typeof conv3x3Usable(info, "forward")); // boolean
+ * ```
+ */
+export function conv3x3Usable(
+  info: tf.backend_util.Conv2DInfo,
+  side: "forward" | "input",
+): boolean {
+  if (!_enabled || nativeKernels() === null) return false;
+  const channels = side === "forward" ? info.outChannels : info.inChannels;
+  return channels === CONV3X3_CHANNELS && info.dataFormat === "channelsLast" &&
+    info.filterHeight === 3 && info.filterWidth === 3 &&
+    info.strideHeight === 1 && info.strideWidth === 1 &&
+    info.dilationHeight === 1 && info.dilationWidth === 1 &&
+    info.padInfo.top === 1 && info.padInfo.left === 1 &&
+    info.outHeight === info.inHeight && info.outWidth === info.inWidth;
+}
+
+/**
+ * The forward pass into `out` ([B, H, W, 16]), or with `accumulate` added to its values (a
+ * bias written there first).
+ *
+ * @param backend The wasm backend.
+ * @param options x [B, H, W, Cin], the filter [3, 3, Cin, 16], out, the geometry, accumulate.
+ */
+export function conv3x3Forward(
+  backend: WasmBackend,
+  options: {
+    x: tf.TensorInfo;
+    filter: tf.TensorInfo;
+    out: tf.TensorInfo;
+    info: tf.backend_util.Conv2DInfo;
+    accumulate: boolean;
+  },
+): void {
+  const { x, filter, out, info, accumulate } = options;
+  nativeKernels()!.bnlab_conv3x3_c16(
+    heapFloats(backend),
+    floatOffset(backend, x),
+    floatOffset(backend, filter),
+    floatOffset(backend, out),
+    info.batchSize,
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    0,
+    accumulate ? 1 : 0,
+    blasSliceThreads(),
+  );
+}
+
+/**
+ * The input gradient dx [B, H, W, 16] of a convolution from 16 channels to Cout, from dy
+ * [B, H, W, Cout] and its filter [3, 3, 16, Cout], into `out`.
+ *
+ * @param backend The wasm backend.
+ * @param options dy, the filter, out and the geometry of the forward convolution.
+ */
+export function conv3x3Input(
+  backend: WasmBackend,
+  options: {
+    dy: tf.TensorInfo;
+    filter: tf.TensorInfo;
+    out: tf.TensorInfo;
+    info: tf.backend_util.Conv2DInfo;
+  },
+): void {
+  const { dy, filter, out, info } = options;
+  nativeKernels()!.bnlab_conv3x3_c16(
+    heapFloats(backend),
+    floatOffset(backend, dy),
+    floatOffset(backend, filter),
+    floatOffset(backend, out),
+    info.batchSize,
+    info.inHeight,
+    info.inWidth,
+    info.outChannels,
+    1,
+    0,
+    blasSliceThreads(),
+  );
+}
+
+/**
+ * The filter gradient dW [3, 3, Cin, 16] from x [B, H, W, Cin] and dy [B, H, W, 16], into
+ * `out`.
+ *
+ * @param backend The wasm backend.
+ * @param options x, dy, out and the geometry.
+ */
+export function conv3x3Filter(
+  backend: WasmBackend,
+  options: {
+    x: tf.TensorInfo;
+    dy: tf.TensorInfo;
+    out: tf.TensorInfo;
+    info: tf.backend_util.Conv2DInfo;
+  },
+): void {
+  const { x, dy, out, info } = options;
+  nativeKernels()!.bnlab_conv3x3_c16_filter(
+    heapFloats(backend),
+    floatOffset(backend, x),
+    floatOffset(backend, dy),
+    floatOffset(backend, out),
+    info.batchSize,
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    blasSliceThreads(),
+  );
+}
