@@ -1,115 +1,106 @@
 /**
- * `deno task sweep <name>`: runs a sweep (today: `momentum`) over a base config, in parallel
- * worker processes (one per core by default), resuming finished and interrupted trials, and
- * writes `sweep.csv` and `sweep.svg`.
+ * `deno task sweep <name>` or `deno task sweep --grid FIELD=v1,v2,... [--grid ...]`: runs a
+ * named sweep (`momentum`) or the product of grids over any config fields, `--seeds N` each,
+ * over a base config (`--preset`, flags), resuming finished and interrupted trials, in worker
+ * processes (one per core by default) or as a Slurm job array (`--executor slurm`); writes
+ * `sweep.csv`, `sweep_table.csv` and `sweep.svg`.
  *
  * @module
  */
-import { helpText, parseFlags } from "../lib/experiments/flags.ts";
-import type { ExperimentRecord } from "../lib/experiments/runner.ts";
-import { runSweep, SWEEPS, writeSweepReport } from "../lib/experiments/sweeps.ts";
-import { runWorkers, takePartFlag } from "../lib/experiments/workers.ts";
-import { writeJsonAtomic } from "../lib/output/atomic.ts";
-import { provenance } from "../lib/experiments/provenance.ts";
+import { type ExperimentConfig, upgradeConfig } from "../lib/experiments/config.ts";
+import { flagName, helpText, parseFlags, resumeFlag } from "../lib/experiments/flags.ts";
+import { experimentProgress } from "../lib/experiments/progress_events.ts";
+import { readJsonFile } from "../lib/experiments/results_dir.ts";
+import { executePlan, prepareSweep, type SweepRecord } from "../lib/experiments/runner.ts";
+import {
+  gridSweep,
+  parseGrids,
+  type SweepDefinition,
+  SWEEPS,
+  writeSweepOutputs,
+} from "../lib/experiments/sweeps.ts";
+import { ProgressBar } from "../lib/output/progress.ts";
 import { formatTable } from "../lib/output/table.ts";
+
+const HELP = [
+  "",
+  "Sweeps (or --grid FIELD=v1,v2,... for any field; several --grid sweep their product;",
+  "list fields take ;-separated values, e.g. --grid variants=bnlab;group):",
+  ...Object.values(SWEEPS).map((s) => `  ${s.name.padEnd(8)} ${s.description}`),
+  "",
+  "  --grid FIELD=v1,v2,...   a varied field (kebab or camel case)",
+  "Workers default to one per core (--workers 1 runs the trials in this process).",
+];
 
 async function main(argv: string[]): Promise<number> {
   const args = [...argv];
-  const part = takePartFlag(args);
   const name = args[0] && !args[0].startsWith("-") ? args.shift()! : undefined;
-  const resumeIndex = args.indexOf("--resume");
-  let saved: (ExperimentRecord & { sweep: string }) | undefined;
-  if (resumeIndex >= 0) {
-    const dir = args[resumeIndex + 1];
-    if (!dir) throw new Error("--resume expects a sweep directory");
-    try {
-      saved = JSON.parse(await Deno.readTextFile(`${dir}/sweep.json`));
-    } catch (error) {
+  const resume = resumeFlag(args);
+  let saved: SweepRecord | undefined;
+  let savedConfig: ExperimentConfig | undefined;
+  if (resume) {
+    saved = await readJsonFile<SweepRecord>(`${resume}/sweep.json`).catch((error) => {
+      throw new Error(`--resume ${resume}: ${(error as Error).message}`);
+    });
+    if (!saved) throw new Error(`--resume ${resume}: there is no ${resume}/sweep.json`);
+    savedConfig = upgradeConfig(saved.config as unknown as Record<string, unknown>);
+  }
+  const flags = parseFlags(args, savedConfig);
+  if (flags.help) {
+    console.log(helpText("deno task sweep <sweep> | --grid FIELD=v1,v2,...", HELP));
+    return 0;
+  }
+  if (name && flags.grids.length) {
+    throw new Error(`give a named sweep or --grid, not both (received ${name} and --grid)`);
+  }
+  const sweepName = name ?? (flags.grids.length ? "grid" : saved?.sweep);
+  const grids = flags.grids.length ? flags.grids : saved?.grids ?? [];
+  if (!sweepName) {
+    console.log(helpText("deno task sweep <sweep> | --grid FIELD=v1,v2,...", HELP));
+    return 2;
+  }
+  let sweep: SweepDefinition;
+  if (sweepName === "grid") {
+    sweep = gridSweep(parseGrids(grids));
+  } else {
+    const named = SWEEPS[sweepName];
+    if (!named) {
       throw new Error(
-        `--resume ${dir}: cannot read ${dir}/sweep.json (${(error as Error).message})`,
+        `sweep must be one of ${Object.keys(SWEEPS).join(", ")} or --grid, received ${
+          JSON.stringify(sweepName)
+        }`,
       );
     }
+    sweep = named;
   }
-  const flags = parseFlags(args, saved?.config);
-  const sweepName = name ?? saved?.sweep;
-  if (flags.help || !sweepName) {
-    console.log(
-      helpText("deno task sweep <sweep>", [
-        "",
-        "Sweeps:",
-        ...Object.values(SWEEPS).map((s) => `  ${s.name.padEnd(8)} ${s.description}`),
-        "",
-        "Workers default to one per core (--workers 1 runs the trials in this process).",
-      ]),
-    );
-    return flags.help ? 0 : 2;
-  }
-  const sweep = SWEEPS[sweepName];
-  if (!sweep) {
+  const overridden = flags.given.filter((f) => sweep.fields.includes(f));
+  if (overridden.length) {
     throw new Error(
-      `sweep must be one of ${Object.keys(SWEEPS).join(", ")}, received ${
-        JSON.stringify(sweepName)
+      `the ${sweep.name} sweep sets ${overridden.join(", ")} at every point; drop ${
+        overridden.map((f) => `--${flagName(f)}`).join(", ")
       }`,
     );
   }
   const { config } = flags;
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
-  const out = flags.resume ?? flags.out ?? `results/${sweep.name}-${config.preset}-${stamp}`;
+  const out = resume ?? flags.out ?? `results/${sweep.name}-${config.preset}-${stamp}`;
+  const plan = await prepareSweep(sweep, config, out, { grids });
   const workers = flags.workers ?? navigator.hardwareConcurrency;
-  if (!part) {
-    await Deno.mkdir(out, { recursive: true });
-    await writeJsonAtomic(`${out}/sweep.json`, {
-      sweep: sweep.name,
-      config,
-      trials: sweep.trials(config),
-      provenance: provenance(),
-      started: saved?.started ?? new Date().toISOString(),
-    });
-    console.error(
-      `bnlab sweep ${sweep.name}: ${
-        sweep.trials(config).length
-      } trials, preset ${config.preset}, ` +
-        `${workers} worker(s) → ${out}`,
-    );
-  }
-  if (workers > 1 && !part) {
-    const childArgs = [sweep.name, "--resume", out, "--quiet"];
-    await runWorkers({
-      script: new URL(import.meta.url),
-      args: childArgs,
-      workers,
-      onLine: (worker, line) => console.error(`[worker ${worker}] ${line}`),
-    });
-  } else {
-    const started = performance.now();
-    await runSweep(sweep, config, {
-      out,
-      part,
-      onEvent: (trial, event) => {
-        if (event.type === "done") {
-          const r = event.result;
-          console.error(
-            `${trial.id}: test accuracy ${(r.test_accuracy * 100).toFixed(2)}% with running ` +
-              `statistics, ${
-                ((r.test_accuracy_batch_stats ?? NaN) * 100).toFixed(2)
-              }% with batch ` +
-              `statistics (${r.wall_seconds.toFixed(0)} s)`,
-          );
-        } else if (event.type === "train" && event.event.type === "epoch") {
-          const record = event.event.record;
-          console.error(
-            `${trial.id}: epoch ${record.epoch + 1}/${config.epochs} test accuracy ` +
-              `${((record.test?.accuracy ?? NaN) * 100).toFixed(2)}% ` +
-              `(${((performance.now() - started) / 1000).toFixed(0)} s)`,
-          );
-        }
-      },
-    });
-  }
-  if (part) return 0;
-  const rows = await writeSweepReport(sweep, config, out);
-  console.log(formatTable(rows as unknown as Record<string, unknown>[], { digits: 4 }));
-  console.log(`\nResults: ${out}/ (sweep.csv, sweep.svg, sweep.json, trials/)`);
+  console.error(
+    `bnlab sweep ${sweep.name}: ${plan.trials.length} trials, preset ${config.preset}, ` +
+      `${flags.executor === "slurm" ? "slurm" : `up to ${workers} worker(s)`} → ${out}`,
+  );
+  await executePlan(out, plan, {
+    executor: flags.executor,
+    slurm: { ...flags.slurm },
+    workers,
+    onEvent: experimentProgress(new ProgressBar(), config.epochs, { quiet: true }),
+    onLine: (worker, line) => console.error(`[worker ${worker}] ${line}`),
+  });
+  if (flags.executor === "slurm") return 0;
+  const { rows } = await writeSweepOutputs(out, plan);
+  console.log(formatTable(rows, { digits: 4 }));
+  console.log(`\nResults: ${out}/ (sweep.csv, sweep_table.csv, sweep.svg, sweep.json, plan.json)`);
   return 0;
 }
 

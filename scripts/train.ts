@@ -1,64 +1,63 @@
 /**
- * `deno task train`: trains the report's CNN without BN, with bnlab's BN and with tfjs's BN,
- * then prints the results table and writes the results directory.
+ * `deno task train`: trains a model (LeNet by default) for each normalization variant and
+ * seed, then prints the results table and writes the results directory. Trials run in this
+ * process, in `--workers N` processes, or as a Slurm job array (`--executor slurm`).
  *
  * @module
  */
-import { type ExperimentRecord, runExperiment } from "../lib/experiments/runner.ts";
+import { type ExperimentConfig, upgradeConfig } from "../lib/experiments/config.ts";
+import { helpText, parseFlags, resumeFlag } from "../lib/experiments/flags.ts";
+import { trainTrials } from "../lib/experiments/plan.ts";
 import { experimentProgress } from "../lib/experiments/progress_events.ts";
-import { writeExperimentReport } from "../lib/experiments/report_files.ts";
-import { helpText, parseFlags } from "../lib/experiments/flags.ts";
+import { writeExperimentOutputs } from "../lib/experiments/report_files.ts";
+import type { ExperimentRecord } from "../lib/experiments/results_dir.ts";
+import { readJsonFile } from "../lib/experiments/results_dir.ts";
+import { executePlan, prepareTrain } from "../lib/experiments/runner.ts";
 import { ProgressBar } from "../lib/output/progress.ts";
-import { runWorkers, takePartFlag } from "../lib/experiments/workers.ts";
 import { formatTable } from "../lib/output/table.ts";
 
-async function main(argv: string[]): Promise<number> {
-  const args = [...argv];
-  const part = takePartFlag(args);
-  const resumeIndex = args.indexOf("--resume");
-  let saved: ExperimentRecord | undefined;
-  if (resumeIndex >= 0) {
-    const dir = args[resumeIndex + 1];
-    if (!dir) throw new Error("--resume expects a results directory");
-    try {
-      saved = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
-    } catch (error) {
-      throw new Error(
-        `--resume ${dir}: cannot read ${dir}/config.json (${(error as Error).message})`,
-      );
-    }
+async function main(args: string[]): Promise<number> {
+  const resume = resumeFlag(args);
+  let saved: ExperimentConfig | undefined;
+  if (resume) {
+    const record = await readJsonFile<ExperimentRecord>(`${resume}/config.json`).catch(
+      (error) => {
+        throw new Error(`--resume ${resume}: ${(error as Error).message}`);
+      },
+    );
+    if (!record) throw new Error(`--resume ${resume}: there is no ${resume}/config.json`);
+    saved = upgradeConfig(record.config as unknown as Record<string, unknown>);
   }
-  const flags = parseFlags(args, saved?.config);
+  const flags = parseFlags(args, saved);
   if (flags.help) {
     console.log(helpText("deno task train"));
     return 0;
   }
   const { config } = flags;
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
-  const out = flags.resume ?? flags.out ?? `results/${config.preset}-${stamp}`;
+  const out = resume ?? flags.out ?? `results/${config.preset}-${stamp}`;
+  const plan = await prepareTrain(config, out);
   console.error(
-    `bnlab train: preset ${config.preset}, variants ${config.variants.join(",")}, ` +
+    `bnlab train: preset ${config.preset}, ${config.model}, variants ${
+      config.variants.join(",")
+    }, ` +
       `${config.epochs} epoch(s), batch ${config.batchSize}, lr ${config.lr}, ${config.loss}, ` +
       `${config.activation}, backend ${config.backend} → ${out}`,
   );
   const onEvent = experimentProgress(new ProgressBar(), config.epochs, { quiet: flags.quiet });
-  if (flags.workers && flags.workers > 1 && !part) {
-    const childArgs = args.filter((_, i) => !_isFlagOrValue(args, i, ["--workers", "--out"]));
-    if (!flags.resume) childArgs.push("--out", out);
-    await runWorkers({
-      script: new URL(import.meta.url),
-      args: childArgs,
-      workers: flags.workers,
-      onLine: (worker, line) => console.error(`[worker ${worker}] ${line}`),
-    });
-  } else {
-    await runExperiment(config, { out, onEvent, part });
-  }
-  if (part) return 0;
-  const report = await writeExperimentReport(out);
+  await executePlan(out, plan, {
+    executor: flags.executor,
+    slurm: { ...flags.slurm },
+    workers: flags.workers ?? 1,
+    only: new Set((await trainTrials(config, out)).map((t) => t.id)),
+    onEvent,
+    onLine: (worker, line) => console.error(`[worker ${worker}] ${line}`),
+  });
+  if (flags.executor === "slurm") return 0;
+  const outputs = await writeExperimentOutputs(out, plan);
   console.log(
     formatTable(
-      report.results.map((r) => ({
+      outputs.results.map((r) => ({
         variant: r.variant,
         seed: r.seed,
         test_accuracy: r.test_accuracy,
@@ -66,6 +65,7 @@ async function main(argv: string[]): Promise<number> {
         test_accuracy_batch_stats: r.test_accuracy_batch_stats,
         test_loss: r.test_loss,
         train_loss: r.train_loss,
+        train_accuracy: r.train_accuracy ?? null,
         top_class_share: r.top_class_share,
         wall_seconds: r.wall_seconds,
         status: r.status,
@@ -73,14 +73,11 @@ async function main(argv: string[]): Promise<number> {
       { digits: 4 },
     ),
   );
-  if (config.seeds > 1) console.log(formatTable(report.table, { digits: 4 }));
-  console.log(`\nResults: ${out}/ (summary.csv, table.csv, history.csv, curves.svg, config.json)`);
+  if (config.seeds > 1) console.log(formatTable(outputs.table, { digits: 4 }));
+  console.log(
+    `\nResults: ${out}/ (summary.csv, table.csv, history.csv, curves.svg, config.json, plan.json)`,
+  );
   return 0;
-}
-
-function _isFlagOrValue(args: string[], i: number, names: string[]): boolean {
-  const own = (a: string) => names.some((n) => a === n || a.startsWith(`${n}=`));
-  return own(args[i]) || (i > 0 && names.includes(args[i - 1]));
 }
 
 if (import.meta.main) {

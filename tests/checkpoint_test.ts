@@ -9,7 +9,7 @@ import {
   saveCheckpoint,
 } from "../lib/train/checkpoint.ts";
 import { createOptimizer, OPTIMIZERS, train } from "../lib/train/loop.ts";
-import { readRunRecords } from "../lib/experiments/runner.ts";
+import { readRunRecords } from "../lib/experiments/results_dir.ts";
 
 Deno.test.beforeAll(async () => {
   await tf.setBackend("cpu");

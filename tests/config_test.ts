@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
-import { DEFAULTS, kerasMomentum, PRESETS, resolveConfig } from "../lib/experiments/config.ts";
-import { flagName, helpText, parseFlags } from "../lib/experiments/flags.ts";
+import {
+  DEFAULTS,
+  kerasMomentum,
+  PRESETS,
+  resolveConfig,
+  upgradeConfig,
+} from "../lib/experiments/config.ts";
+import { flagName, helpText, parseFlags, resumeFlag } from "../lib/experiments/flags.ts";
 
 Deno.test("resolveConfig applies defaults, then the preset, then overrides", () => {
   const config = resolveConfig("smoke", { epochs: 3 });
@@ -17,7 +23,7 @@ Deno.test("the report preset is the report's protocol", () => {
     [config.limit, config.epochs, config.batchSize, config.lr, config.optimizer],
     [null, 20, 20, 0.001, "sgd"],
   );
-  assert.deepEqual(config.variants, ["none", "custom", "tfjs"]);
+  assert.deepEqual(config.variants, ["none", "bnlab", "tfjs"]);
   // Sigmoid reproduces the report's no-BN plateau at ln 10 (see README, "Reproducing the report").
   assert.equal(config.activation, "sigmoid");
   assert.equal(resolveConfig("modern").activation, "relu");
@@ -61,19 +67,20 @@ Deno.test("resolveConfig rejects unknown presets, keys and bad values with clear
   });
   assert.throws(
     () => resolveConfig("smoke", { epoch: 2 } as never),
-    /config: unknown key "epoch" in overrides; allowed keys: preset, dataset/,
+    /config: unknown key "epoch" in overrides; allowed keys: preset, model, dataset/,
   );
   assert.throws(() => resolveConfig("smoke", { lr: -1 }), {
-    message: "config: lr must be a positive number, received -1",
+    message: "config: lr must be a positive finite number, received -1",
   });
   assert.throws(() => resolveConfig("smoke", { momentum: 1.5 }), {
-    message: "config: momentum must be a number in [0, 1], received 1.5",
+    message: "config: momentum must be a number in [0, 1] or null, received 1.5",
   });
   assert.throws(() => resolveConfig("smoke", { variants: ["none", "bn"] as never }), {
-    message: 'config: variants must be one of none, custom, tfjs, received "bn"',
+    message:
+      'config: variants must be one of none, bnlab, tfjs, group, layer, renorm, ghost, received "bn"',
   });
   assert.throws(() => resolveConfig("smoke", { batchSize: 2.5 }), {
-    message: "config: batchSize must be a positive integer, received 2.5",
+    message: "config: batchSize must be an integer in [1, 1000000], received 2.5",
   });
 });
 
@@ -112,7 +119,7 @@ Deno.test("parseFlags with a saved config keeps it and lets flags change it", ()
   const { config } = parseFlags(["--variants", "custom"], saved);
   assert.equal(config.epochs, 4);
   assert.equal(config.preset, "smoke");
-  assert.deepEqual(config.variants, ["custom"]);
+  assert.deepEqual(config.variants, ["bnlab"]); // the old name is an alias
 });
 
 Deno.test("helpText lists every field and preset", () => {
@@ -124,5 +131,148 @@ Deno.test("helpText lists every field and preset", () => {
   // Choices are listed with the default in brackets.
   assert.match(text, /--loss +xent \| mse .*\[xent\]/);
   assert.match(text, /--bn-gradient +analytic \| autodiff \| constant-statistics .*\[analytic\]/);
-  assert.match(text, /--variants +comma-separated, of none, custom, tfjs .*\[none,custom,tfjs\]/);
+  assert.match(
+    text,
+    /--variants +comma-separated, of none, bnlab, tfjs, group, layer, renorm, ghost .*\[none,bnlab,tfjs\]/,
+  );
+  assert.match(text, /--momentum .*none = cumulative average/);
+  assert.match(text, /--executor local\|slurm/);
+});
+
+Deno.test("every new field's flag parses, and every bad value is rejected with its message", () => {
+  const flags = (...args: string[]) => parseFlags(["--preset", "smoke", ...args]).config;
+  const c = flags(
+    "--model=mlp",
+    "--hidden",
+    "64,32",
+    "--momentum",
+    "none",
+    "--running-variance",
+    "unbiased",
+    "--optimizer",
+    "sgd",
+    "--sgd-momentum",
+    "0.9",
+    "--nesterov",
+    "--weight-decay",
+    "5e-4",
+    "--lr-schedule",
+    "cosine",
+    "--warmup-epochs",
+    "1",
+    "--last-batch",
+    "drop",
+    "--normalize-input",
+    "0.1307,0.3081",
+    "--dataset",
+    "idx:/data/x",
+    "--groups",
+    "4",
+  );
+  assert.deepEqual(
+    [c.model, c.hidden, c.momentum, c.runningVariance, c.sgdMomentum, c.nesterov, c.weightDecay],
+    ["mlp", [64, 32], null, "unbiased", 0.9, true, 5e-4],
+  );
+  assert.deepEqual([c.lrSchedule, c.warmupEpochs, c.lastBatch, c.normalizeInput, c.dataset], [
+    "cosine",
+    1,
+    "drop",
+    "0.1307,0.3081",
+    "idx:/data/x",
+  ]);
+  assert.equal(c.groups, 4);
+  const cases: [string[], string][] = [
+    [["--epochs", "1e308"], "config: epochs must be an integer in [1, 100000], received 1e+308"],
+    [["--batch-size", "0"], "config: batchSize must be an integer in [1, 1000000], received 0"],
+    [["--seed=-1"], "config: seed must be an integer in [0, 2147483647], received -1"],
+    [["--model", "vgg"], 'config: model must be one of lenet, resnet20, mlp, received "vgg"'],
+    [["--hidden", "100,0"], "config: hidden must be an integer in [1, 1000000], received 0"],
+    [["--hidden", "a"], '--hidden expects a number, received "a"'],
+    [["--momentum", "x"], '--momentum expects a number or "none", received "x"'],
+    [["--momentum", "2"], "config: momentum must be a number in [0, 1] or null, received 2"],
+    [
+      ["--running-variance", "sample"],
+      'config: runningVariance must be one of biased, unbiased, received "sample"',
+    ],
+    [["--sgd-momentum", "1"], "config: sgdMomentum must be a number in [0, 1), received 1"],
+    [
+      ["--nesterov"],
+      "config: nesterov needs sgdMomentum > 0 with optimizer sgd, received sgdMomentum 0",
+    ],
+    [["--weight-decay=-1"], "config: weightDecay must be a number in [0, 1], received -1"],
+    [
+      ["--lr-schedule", "linear"],
+      'config: lrSchedule must be one of constant, step, cosine, received "linear"',
+    ],
+    [["--lr-step-gamma", "0"], "config: lrStepGamma must be a number in (0, 1], received 0"],
+    [["--lr-step-every", "0"], "config: lrStepEvery must be an integer in [1, 100000], received 0"],
+    [["--warmup-epochs", "3"], "config: warmupEpochs must be at most epochs (1), received 3"],
+    [
+      ["--last-batch", "pad"],
+      'config: lastBatch must be one of merge, drop, keep, received "pad"',
+    ],
+    [["--optimizer", "rmsprop"], 'config: optimizer must be one of sgd, adam, received "rmsprop"'],
+    [
+      ["--dataset", "cifar"],
+      'config: dataset must be mnist, fashion-mnist or idx:<dir>, received "cifar"',
+    ],
+    [
+      ["--normalize-input", "0.1,0"],
+      'config: normalizeInput must be none, auto, "mean,std" or "m1,…,mC,s1,…,sC" with every ' +
+      'std > 0, received "0.1,0"',
+    ],
+    [["--epsilon", "0"], "config: epsilon must be a positive finite number, received 0"],
+    [["--renorm-r-max", "0.5"], "config: renormRMax must be a finite number >= 1, received 0.5"],
+    [["--renorm-d-max=-1"], "config: renormDMax must be a finite number >= 0, received -1"],
+    [["--groups", "0"], "config: groups must be an integer in [1, 100000], received 0"],
+    [
+      ["--variants", "ghost"],
+      "config: variant ghost needs virtualBatchSize, received none",
+    ],
+    [
+      ["--variants", "ghost", "--virtual-batch-size", "3"],
+      "config: virtualBatchSize must divide batchSize 20, received 3",
+    ],
+    [["--tfjs-momentum", "1.5"], "config: tfjsMomentum must be a number in [0, 1], received 1.5"],
+    [["--workers", "0"], "--workers must be an integer in [1, 1024], received 0"],
+    [["--workers", "1e9"], "--workers must be an integer in [1, 1024], received 1e9"],
+    [["--executor", "pbs"], '--executor must be local or slurm, received "pbs"'],
+  ];
+  for (const [args, message] of cases) {
+    assert.throws(() => flags(...args), { message }, args.join(" "));
+  }
+});
+
+Deno.test("--resume=DIR and --resume DIR are both read; a missing value is an error", () => {
+  assert.equal(resumeFlag(["--resume=results/x", "--quiet"]), "results/x");
+  assert.equal(resumeFlag(["--quiet", "--resume", "results/y"]), "results/y");
+  assert.equal(resumeFlag(["--quiet"]), undefined);
+  assert.throws(() => resumeFlag(["--resume"]), {
+    message: "--resume expects a results directory, e.g. --resume results/x",
+  });
+  assert.equal(parseFlags(["--resume=results/x"]).resume, "results/x");
+});
+
+Deno.test("upgradeConfig reads old configs: custom, optimizer momentum, missing fields", () => {
+  const old = {
+    preset: "report",
+    dataset: "mnist",
+    variants: ["none", "custom", "tfjs"],
+    optimizer: "momentum",
+    epochs: 20,
+  };
+  const config = upgradeConfig(old);
+  assert.deepEqual(config.variants, ["none", "bnlab", "tfjs"]);
+  assert.deepEqual([config.optimizer, config.sgdMomentum], ["sgd", 0.9]);
+  // A final partial batch was kept as a smaller batch before lastBatch existed.
+  assert.equal(config.lastBatch, "keep");
+  assert.equal(DEFAULTS.lastBatch, "merge");
+  assert.equal(config.model, "lenet");
+  assert.throws(() => upgradeConfig({ ...old, colour: 1 }), /unknown key "colour" in saved config/);
+});
+
+Deno.test("renormWarmupSteps is validated", () => {
+  assert.throws(() => resolveConfig("smoke", { renormWarmupSteps: 0.5 }), {
+    message: "config: renormWarmupSteps must be an integer in [0, 1000000000], received 0.5",
+  });
 });

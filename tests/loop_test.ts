@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import type { Dataset } from "../lib/data/mnist.ts";
 import { computeLoss } from "../lib/train/losses.ts";
-import { createOptimizer, epochSeed, NonFiniteLossError, train } from "../lib/train/loop.ts";
+import {
+  createOptimizer,
+  epochSeed,
+  epochSteps,
+  NonFiniteLossError,
+  scheduleFactor,
+  train,
+} from "../lib/train/loop.ts";
 import { evaluate } from "../lib/train/evaluate.ts";
 import { loadCheckpoint, saveCheckpoint } from "../lib/train/checkpoint.ts";
 
@@ -208,4 +215,84 @@ Deno.test("epochSeed differs across epochs and seeds", () => {
   const seeds = new Set<number>();
   for (let s = 0; s < 5; s++) for (let e = 0; e < 20; e++) seeds.add(epochSeed(s, e));
   assert.equal(seeds.size, 100);
+});
+
+Deno.test("scheduleFactor: constant, step, cosine and linear warm-up", () => {
+  assert.equal(scheduleFactor(7), 1);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5].map((s) => scheduleFactor(s, { schedule: "step", gamma: 0.5, stepEvery: 2 })),
+    [1, 1, 0.5, 0.5, 0.25],
+  );
+  assert.equal(scheduleFactor(1, { schedule: "cosine", totalSteps: 10 }), 1);
+  assert.ok(Math.abs(scheduleFactor(6, { schedule: "cosine", totalSteps: 10 }) - 0.5) < 1e-12);
+  assert.deepEqual([1, 2, 4, 8].map((s) => scheduleFactor(s, { warmupSteps: 4 })), [
+    0.25,
+    0.5,
+    1,
+    1,
+  ]);
+  assert.equal(epochSteps(45, 20, "keep"), 3);
+  assert.equal(epochSteps(45, 20, "drop"), 2);
+  assert.equal(epochSteps(45, 20, "merge"), 2);
+  assert.equal(epochSteps(5, 20, "merge"), 1);
+});
+
+Deno.test("optimizers, weight decay and schedules each change training; training accuracy is recorded", async () => {
+  const data = toyData(64, 2);
+  const run = async (options: Partial<Parameters<typeof train>[2]>) => {
+    const model = toyModel(5);
+    const [record] = await train(model, data, { epochs: 1, batchSize: 8, lr: 0.05, ...options });
+    const weights = await Promise.all(model.weights.map((w) => w.read().data()));
+    model.dispose();
+    return { record, weights: weights.map((w) => Array.from(w)) };
+  };
+  const plain = await run({});
+  assert.ok(plain.record.trainAccuracy! >= 0 && plain.record.trainAccuracy! <= 1);
+  // The accuracy is of the forward passes that trained: 64 images, a multiple of 1/64.
+  assert.equal(Math.round(plain.record.trainAccuracy! * 64), plain.record.trainAccuracy! * 64);
+  const variants = [
+    await run({ optimizerOptions: { sgdMomentum: 0.9 } }),
+    await run({ optimizerOptions: { sgdMomentum: 0.9, nesterov: true } }),
+    await run({ optimizer: "adam" }),
+    await run({ weightDecay: 0.1 }),
+    await run({ schedule: { schedule: "cosine", totalSteps: 8 } }),
+    await run({ schedule: { warmupSteps: 8 } }),
+  ];
+  for (const [i, v] of variants.entries()) {
+    assert.notDeepEqual(v.weights, plain.weights, `variant ${i}`);
+  }
+  assert.notDeepEqual(variants[0].weights, variants[1].weights); // Nesterov differs
+  // A constant schedule is the plain run, float for float.
+  assert.deepEqual((await run({ schedule: { schedule: "constant" } })).weights, plain.weights);
+  assert.throws(() => createOptimizer("sgd", 0.1, { nesterov: true }), {
+    message: "createOptimizer: nesterov needs sgdMomentum > 0, received 0",
+  });
+  await assert.rejects(() => run({ weightDecay: -1 }), {
+    message: "train: weightDecay must be a finite number >= 0, received -1",
+  });
+  await assert.rejects(() => run({ batchSize: 100, lastBatch: "drop" }), {
+    message:
+      "train: 64 training images make no batch of 100 with lastBatch drop; use fewer images " +
+      "per batch or lastBatch merge or keep",
+  });
+});
+
+Deno.test("train with weight decay, a schedule and momentum keeps tf.memory().numTensors flat", async () => {
+  const data = toyData(32, 3);
+  const model = toyModel(1);
+  const optimizer = createOptimizer("sgd", 0.05, { sgdMomentum: 0.9 });
+  const options = {
+    epochs: 1,
+    batchSize: 8,
+    lr: 0.05,
+    weightDecay: 0.01,
+    schedule: { schedule: "step" as const, stepEvery: 2 },
+    optimizerInstance: optimizer,
+  };
+  await train(model, data, options); // creates the optimizer's slots
+  const before = tf.memory().numTensors;
+  await train(model, data, options);
+  assert.equal(tf.memory().numTensors, before);
+  model.dispose();
+  optimizer.dispose();
 });

@@ -37,7 +37,7 @@ Deno.test("loadMnist limit takes the first N images and validates N", async () =
     message: 'load mnist: split must be "train" or "test", received "val"',
   });
   await assert.rejects(() => loadDataset("cifar" as never, { split: "test" }), {
-    message: 'loadDataset: name must be one of mnist, fashion-mnist, received "cifar"',
+    message: 'loadDataset: name must be mnist, fashion-mnist or idx:<dir>, received "cifar"',
   });
 });
 

@@ -72,6 +72,7 @@ Deno.test("compareWithReport: finished runs from summary.csv, unfinished from hi
     const rows = await compareWithReport([out]);
     assert.equal(rows.length, 2); // tfjs has not finished an epoch: no row
     const [none, custom] = rows;
+    assert.equal(custom.variant, "bnlab"); // read under today's name
     assert.deepEqual(
       [none.setting, none.variant, none.status, none.epochs_done, none.test_accuracy],
       ["report-b512", "none", "done", 1, 0.1135],

@@ -1,10 +1,17 @@
 import assert from "node:assert/strict";
 import { resolveConfig } from "../lib/experiments/config.ts";
-import { runSweep, SWEEP_MOMENTA, SWEEPS, writeSweepReport } from "../lib/experiments/sweeps.ts";
+import { experimentProgress } from "../lib/experiments/progress_events.ts";
+import { runSweep } from "../lib/experiments/runner.ts";
+import {
+  SWEEP_MOMENTA,
+  type SweepRow,
+  SWEEPS,
+  writeSweepOutputs,
+} from "../lib/experiments/sweeps.ts";
 import { assignParts, takePartFlag } from "../lib/experiments/workers.ts";
 import { readCsv } from "../lib/output/csv.ts";
 
-Deno.test("the momentum sweep: both conventions, identical training, twins agree, resumable by parts", async () => {
+Deno.test("the momentum sweep: both conventions, identical training, twins agree, resumable", async () => {
   const base = resolveConfig("smoke", { limit: 120, testLimit: 60, logEvery: 3 });
   const trials = SWEEPS.momentum.trials(base);
   assert.equal(trials.length, 2 * SWEEP_MOMENTA.length);
@@ -12,11 +19,9 @@ Deno.test("the momentum sweep: both conventions, identical training, twins agree
   assert.ok(trials.some((t) => t.id === "pytorch-0.1")); // PyTorch's default
 
   const out = await Deno.makeTempDir({ prefix: "bnlab-sweep-" });
-  // Two "workers" one after the other cover every trial exactly once.
-  const first = await runSweep(SWEEPS.momentum, base, { out, part: { part: 0, of: 2 } });
-  const second = await runSweep(SWEEPS.momentum, base, { out, part: { part: 1, of: 2 } });
-  assert.equal(first.length + second.length, trials.length);
-  const rows = await writeSweepReport(SWEEPS.momentum, base, out);
+  const { rows } = await runSweep(SWEEPS.momentum, base, { out }) as unknown as {
+    rows: SweepRow[];
+  };
   assert.equal(rows.length, trials.length);
   assert.deepEqual(await readCsv(`${out}/sweep.csv`), JSON.parse(JSON.stringify(rows)));
   assert.match(await Deno.readTextFile(`${out}/sweep.svg`), /^<svg/);
@@ -35,7 +40,9 @@ Deno.test("the momentum sweep: both conventions, identical training, twins agree
   }
   // A second pass finds everything finished and trains nothing.
   const started = performance.now();
+  const again = await writeSweepOutputs(out);
   await runSweep(SWEEPS.momentum, base, { out });
+  assert.deepEqual(again.rows, rows);
   assert.ok(performance.now() - started < 5000);
 });
 
@@ -67,4 +74,15 @@ Deno.test("assignParts: longest first to the least loaded worker, deterministic"
   assert.throws(() => assignParts([1, -1], 2), {
     message: "assignParts: costs must be positive numbers, received -1 at 1",
   });
+});
+
+Deno.test("progress lines name a sweep trial by its point and an experiment's by variant and seed", () => {
+  const lines: string[] = [];
+  const onEvent = experimentProgress({ update: () => {}, log: (l) => void lines.push(l) }, 1);
+  onEvent({ type: "skipped", variant: "bnlab", seed: 0, trial: "bnlab-seed0" });
+  onEvent({ type: "skipped", variant: "bnlab", seed: 0, trial: "lr-0.1-bnlab-seed0" });
+  assert.deepEqual(lines, [
+    "bnlab  seed 0: already finished, skipped",
+    "lr-0.1-bnlab-seed0: already finished, skipped",
+  ]);
 });

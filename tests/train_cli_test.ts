@@ -9,7 +9,7 @@ const SMALL = [
   "--preset",
   "smoke",
   "--variants",
-  "none,custom,tfjs",
+  "none,bnlab,tfjs",
   "--limit",
   "240",
   "--test-limit",
@@ -50,7 +50,7 @@ Deno.test("deno task train writes summary.csv, history.csv, table.csv, config.js
   assert.equal(code, 0, stderr);
   assert.match(stdout, /variant\s+seed\s+test_accuracy/);
   const summary = await readCsv(`${uninterrupted}/summary.csv`);
-  assert.deepEqual(summary.map((r) => r.variant), ["none", "custom", "tfjs"]);
+  assert.deepEqual(summary.map((r) => r.variant), ["none", "bnlab", "tfjs"]);
   for (const row of summary) {
     assert.equal(row.epochs, 3);
     assert.equal(row.batch_size, 20);
@@ -86,8 +86,8 @@ Deno.test("deno task train writes summary.csv, history.csv, table.csv, config.js
 Deno.test("a run killed mid-way and resumed gives exactly the uninterrupted numbers", async () => {
   const out = await Deno.makeTempDir({ prefix: "bnlab-resume-" });
   const child = train([...SMALL, "--out", out]).spawn();
-  // Kill it as soon as the second run (custom) has saved its first epoch.
-  const checkpoint = `${out}/runs/custom-seed0/checkpoint/checkpoint.json`;
+  // Kill it as soon as the second run (bnlab) has saved its first epoch.
+  const checkpoint = `${out}/runs/bnlab-seed0/checkpoint/checkpoint.json`;
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
     if (await Deno.stat(checkpoint).then(() => true, () => false)) break;
@@ -97,12 +97,12 @@ Deno.test("a run killed mid-way and resumed gives exactly the uninterrupted numb
   await child.status;
   await child.stdout.cancel();
   await child.stderr.cancel();
-  assert.equal(await Deno.stat(`${out}/runs/custom-seed0/result.json`).then(() => 1, () => 0), 0);
+  assert.equal(await Deno.stat(`${out}/runs/bnlab-seed0/result.json`).then(() => 1, () => 0), 0);
 
   const { code, stderr } = await run(["--resume", out, "--quiet"]);
   assert.equal(code, 0, stderr);
   assert.match(stderr, /none {3}seed 0: already finished, skipped/);
-  assert.match(stderr, /custom seed 0: resuming after epoch [12]/);
+  assert.match(stderr, /bnlab {2}seed 0: resuming after epoch [12]/);
   assert.deepEqual(
     deterministic(await readCsv(`${out}/summary.csv`)),
     deterministic(await readCsv(`${uninterrupted}/summary.csv`)),
@@ -124,7 +124,7 @@ Deno.test("deno task train rejects unknown flags and bad values, and --help list
   assert.match(unknown.stderr, /Unknown option '--epochz'/);
   const bad = await run(["--preset", "smoke", "--momentum", "1.5"]);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /config: momentum must be a number in \[0, 1\], received 1.5/);
+  assert.match(bad.stderr, /config: momentum must be a number in \[0, 1\] or null, received 1.5/);
   const help = await run(["--help"]);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /--batch-size/);
@@ -136,9 +136,12 @@ Deno.test("--workers 2 runs the variants in two processes with exactly the same 
   const { code, stderr } = await run([...SMALL, "--out", out, "--workers", "2"]);
   assert.equal(code, 0, stderr);
   assert.match(stderr, /\[worker 1\]/);
-  // Each worker recorded its start; they took turns on config.json.
-  const config = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
-  assert.equal(config.starts.length, 2);
+  // Each trial records the process that trained it beside its result.
+  for (const variant of ["none", "bnlab", "tfjs"]) {
+    const trial = JSON.parse(await Deno.readTextFile(`${out}/runs/${variant}-seed0/trial.json`));
+    assert.equal(trial.starts.length, 1);
+    assert.deepEqual(trial.config.variants, [variant]);
+  }
   assert.deepEqual(
     deterministic(await readCsv(`${out}/summary.csv`)),
     deterministic(await readCsv(`${uninterrupted}/summary.csv`)),

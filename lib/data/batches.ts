@@ -9,7 +9,7 @@ import { shuffledIndices } from "./random.ts";
 
 /** One mini-batch. Its tensors belong to the iterator: they are disposed when it advances. */
 export interface Batch {
-  /** Images `[b, height, width, 1]`. */
+  /** Images `[b, height, width, channels]`. */
   xs: tf.Tensor4D;
   /** One-hot labels `[b, numClasses]`, float32. */
   ys: tf.Tensor2D;
@@ -143,7 +143,8 @@ export function numBatches(count: number, options: BatchPlanOptions): number {
 export function* batches(data: Dataset, options: BatchOptions): Generator<Batch> {
   const { seed = 0, shuffle = true } = options;
   const sizes = batchSizes(data.count, options);
-  const pixels = data.height * data.width;
+  const channels = data.channels ?? 1;
+  const pixels = data.height * data.width * channels;
   const order = shuffle ? shuffledIndices(data.count, seed) : null;
   let start = 0;
   for (const [index, size] of sizes.entries()) {
@@ -154,7 +155,7 @@ export function* batches(data: Dataset, options: BatchOptions): Generator<Batch>
       images.set(data.images.subarray(source * pixels, (source + 1) * pixels), i * pixels);
       labels[i] = data.labels[source];
     }
-    const xs = tf.tensor4d(images, [size, data.height, data.width, 1]);
+    const xs = tf.tensor4d(images, [size, data.height, data.width, channels]);
     const ys = tf.tidy(() =>
       tf.oneHot(tf.tensor1d(labels, "int32"), data.numClasses).toFloat() as tf.Tensor2D
     );

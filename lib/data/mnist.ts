@@ -19,7 +19,7 @@ export interface Dataset {
   name: string;
   /** Which split. */
   split: "train" | "test";
-  /** `count × height × width` pixels scaled to [0, 1], row-major. */
+  /** `count × height × width × channels` values (pixels scaled to [0, 1]), row-major (NHWC). */
   images: Float32Array;
   /** One class index per image. */
   labels: Uint8Array;
@@ -29,12 +29,18 @@ export interface Dataset {
   height: number;
   /** Image width. */
   width: number;
+  /** Channels per pixel (the last axis of `images`). @default {1} */
+  channels?: number;
   /** Number of classes. */
   numClasses: number;
 }
 
-/** Names of the datasets {@linkcode loadDataset} knows. */
-export type DatasetName = "mnist" | "fashion-mnist";
+/**
+ * Names of the datasets {@linkcode loadDataset} knows: `mnist`, `fashion-mnist`, or
+ * `idx:<dir>`, a directory holding `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
+ * `t10k-images-idx3-ubyte` and `t10k-labels-idx1-ubyte` (each raw or `.gz`).
+ */
+export type DatasetName = "mnist" | "fashion-mnist" | `idx:${string}`;
 
 /** Options of the loaders. */
 export interface LoadOptions {
@@ -98,9 +104,50 @@ export async function loadFashionMnist(options: LoadOptions): Promise<Dataset> {
 }
 
 /**
+ * Loads a split of the four IDX files in a directory (each raw or gzipped, `.gz`).
+ *
+ * @param dir The directory.
+ * @param options Split and an optional limit.
+ * @returns The split, named `idx:<dir>`.
+ *
+ * @example
+ * ```ts
+ * import { loadIdxDir, mnistDir } from "./mnist.ts";
+ * const test = await loadIdxDir(mnistDir(), { split: "test", limit: 3 });
+ * console.log(test.count, test.channels); // 3 1
+ * ```
+ */
+export async function loadIdxDir(dir: string, options: LoadOptions): Promise<Dataset> {
+  const files = _FILES[options.split] ?? _FILES.train;
+  const suffixes: string[] = [];
+  for (const file of [files.images, files.labels]) {
+    suffixes.push(
+      await (async () => {
+        for (const suffix of ["", ".gz"]) {
+          try {
+            if ((await Deno.stat(`${dir}/${file}${suffix}`)).isFile) return suffix;
+          } catch {
+            // try the next name
+          }
+        }
+        throw new Error(
+          `loadIdxDir: ${dir} has neither ${file} nor ${file}.gz (expected the four IDX files ` +
+            `train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, ` +
+            `t10k-labels-idx1-ubyte, raw or .gz)`,
+        );
+      })(),
+    );
+  }
+  if (suffixes[0] !== suffixes[1]) {
+    return await _load(`idx:${dir}`, options, dir, [suffixes[0], suffixes[1]]);
+  }
+  return await _load(`idx:${dir}`, options, dir, suffixes[0]);
+}
+
+/**
  * Loads a split of a dataset by name.
  *
- * @param name `mnist` or `fashion-mnist`.
+ * @param name `mnist`, `fashion-mnist` or `idx:<dir>`.
  * @param options Split and an optional limit.
  * @returns The split.
  *
@@ -118,10 +165,78 @@ export async function loadDataset(name: DatasetName, options: LoadOptions): Prom
     case "fashion-mnist":
       return await loadFashionMnist(options);
     default:
+      if (typeof name === "string" && name.startsWith("idx:") && name.length > 4) {
+        return await loadIdxDir(name.slice(4), options);
+      }
       throw new Error(
-        `loadDataset: name must be one of mnist, fashion-mnist, received ${JSON.stringify(name)}`,
+        `loadDataset: name must be mnist, fashion-mnist or idx:<dir>, received ${
+          JSON.stringify(name)
+        }`,
       );
   }
+}
+
+/**
+ * The number of images of a split, read from its image file's header alone (the first 8
+ * bytes, after gunzip for `.gz`), so a limit can be checked without loading the data.
+ *
+ * @param name `mnist`, `fashion-mnist` or `idx:<dir>`.
+ * @param split `train` or `test`.
+ * @returns The image count the file declares.
+ * @throws {Error} Naming the file when it is missing or too short.
+ *
+ * @example
+ * ```ts
+ * import { datasetCount } from "./mnist.ts";
+ * console.log(await datasetCount("mnist", "train")); // 60000
+ * ```
+ */
+export async function datasetCount(name: DatasetName, split: "train" | "test"): Promise<number> {
+  const file = _FILES[split]?.images;
+  if (!file) throw new Error(`datasetCount: split must be train or test, received ${split}`);
+  const candidates = name === "mnist"
+    ? [`${mnistDir()}/${file}`]
+    : name === "fashion-mnist"
+    ? [`${FASHION_MNIST_DIR}/${file}.gz`]
+    : name.startsWith("idx:")
+    ? [`${name.slice(4)}/${file}`, `${name.slice(4)}/${file}.gz`]
+    : [];
+  for (const path of candidates) {
+    let handle: Deno.FsFile;
+    try {
+      handle = await Deno.open(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) continue;
+      throw new Error(`cannot read IDX file ${path}: ${(error as Error).message}`);
+    }
+    const header = new Uint8Array(8);
+    let filled = 0;
+    let stream: ReadableStream<Uint8Array> = handle.readable;
+    if (path.endsWith(".gz")) {
+      stream = stream.pipeThrough(
+        new DecompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>,
+      );
+    }
+    const reader = stream.getReader();
+    try {
+      while (filled < 8) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const take = value.subarray(0, 8 - filled);
+        header.set(take, filled);
+        filled += take.length;
+      }
+    } catch (error) {
+      throw new Error(`cannot read IDX file ${path}: ${(error as Error).message}`);
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
+    if (filled < 8) throw new Error(`IDX file ${path} is shorter than its 8-byte header`);
+    return new DataView(header.buffer).getUint32(4);
+  }
+  throw new Error(
+    `datasetCount: no image file for ${name} ${split} (looked for ${candidates.join(", ")})`,
+  );
 }
 
 /**
@@ -141,7 +256,8 @@ export function mnistDir(): string {
 }
 
 /**
- * Reads an image file and a label file into a dataset, checking that they agree.
+ * Reads an image file (rank 3, `count × height × width`, or rank 4 with channels last) and a
+ * label file into a dataset, checking that they agree.
  *
  * @param paths The two IDX files (raw or gzipped).
  * @param meta Name and split to record, and the class count (every label must be below it;
@@ -164,10 +280,16 @@ export async function readImageLabelPair(
   meta: { name: string; split: "train" | "test"; numClasses?: number },
 ): Promise<Dataset> {
   const [images, labels] = await Promise.all([
-    readIdx(paths.images, { rank: 3 }),
+    readIdx(paths.images),
     readIdx(paths.labels, { rank: 1 }),
   ]);
-  const [count, height, width] = images.dims;
+  if (images.dims.length !== 3 && images.dims.length !== 4) {
+    throw new Error(
+      `${paths.images}: expected images of rank 3 (count, height, width) or 4 (count, height, ` +
+        `width, channels), received rank ${images.dims.length}`,
+    );
+  }
+  const [count, height, width, channels = 1] = images.dims;
   if (labels.dims[0] !== count) {
     throw new Error(
       `image/label count mismatch: ${paths.images} has ${count} images but ${paths.labels} has ` +
@@ -186,11 +308,18 @@ export async function readImageLabelPair(
     count,
     height,
     width,
+    channels,
     numClasses,
   };
 }
 
-async function _load(name: string, options: LoadOptions, dir: string, suffix: string) {
+async function _load(
+  name: string,
+  options: LoadOptions,
+  dir: string,
+  suffix: string | [string, string],
+) {
+  const [imageSuffix, labelSuffix] = typeof suffix === "string" ? [suffix, suffix] : suffix;
   const { split, limit } = options;
   if (split !== "train" && split !== "test") {
     throw new Error(
@@ -201,7 +330,10 @@ async function _load(name: string, options: LoadOptions, dir: string, suffix: st
   if (!_cache.has(key)) {
     const files = _FILES[split];
     const loading = readImageLabelPair(
-      { images: `${dir}/${files.images}${suffix}`, labels: `${dir}/${files.labels}${suffix}` },
+      {
+        images: `${dir}/${files.images}${imageSuffix}`,
+        labels: `${dir}/${files.labels}${labelSuffix}`,
+      },
       { name, split },
     );
     loading.catch(() => _cache.delete(key));
@@ -214,7 +346,7 @@ async function _load(name: string, options: LoadOptions, dir: string, suffix: st
       `load ${name}: limit must be an integer in [1, ${full.count}], received ${limit}`,
     );
   }
-  const pixels = full.height * full.width;
+  const pixels = full.height * full.width * (full.channels ?? 1);
   return {
     ...full,
     images: full.images.subarray(0, limit * pixels),

@@ -28,7 +28,34 @@ export interface ParsedFlags {
   workers?: number;
   /** `--quiet`: no progress bar. */
   quiet: boolean;
+  /** `--executor local|slurm`. @default {"local"} */
+  executor: "local" | "slurm";
+  /** `--grid FIELD=v1,v2,…` specs, in order (sweeps). */
+  grids: string[];
+  /** Options passed through to the Slurm executor (`--slurm-*`, `--dry-run`). */
+  slurm: SlurmFlags;
+  /** The config fields the flags set explicitly (not from a preset or a saved config). */
+  given: (keyof ExperimentConfig)[];
 }
+
+/** The Slurm executor's flags, as given. */
+export interface SlurmFlags {
+  /** `--slurm-partition`. */
+  partition?: string;
+  /** `--slurm-time`, e.g. `1:00:00`. */
+  time?: string;
+  /** `--slurm-cpus`: CPUs per task. */
+  cpus?: number;
+  /** `--slurm-array-limit`: tasks running at once. */
+  arrayLimit?: number;
+  /** `--slurm-extra "…"`: further sbatch options. */
+  extra?: string;
+  /** `--dry-run`: print the batch script instead of submitting it. */
+  dryRun: boolean;
+}
+
+/** Fields whose flag takes no value (`--nesterov`). */
+const _BOOLEAN_FIELDS = ["nesterov"];
 
 /** Extra flags a script accepts besides the config fields. */
 const _EXTRA = {
@@ -38,6 +65,14 @@ const _EXTRA = {
   workers: { type: "string" },
   help: { type: "boolean", short: "h" },
   quiet: { type: "boolean" },
+  executor: { type: "string" },
+  grid: { type: "string", multiple: true },
+  "slurm-partition": { type: "string" },
+  "slurm-time": { type: "string" },
+  "slurm-cpus": { type: "string" },
+  "slurm-array-limit": { type: "string" },
+  "slurm-extra": { type: "string" },
+  "dry-run": { type: "boolean" },
 } as const;
 
 /**
@@ -71,33 +106,43 @@ export function flagName(key: string): string {
  * ```
  */
 export function parseFlags(args: string[], savedConfig?: ExperimentConfig): ParsedFlags {
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = { ..._EXTRA };
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; short?: string; multiple?: boolean }
+  > = { ..._EXTRA };
   for (const key of Object.keys(DEFAULTS)) {
-    if (key !== "preset") options[flagName(key)] = { type: "string" };
+    if (key !== "preset") {
+      options[flagName(key)] = { type: _BOOLEAN_FIELDS.includes(key) ? "boolean" : "string" };
+    }
   }
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
     ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
   } catch (error) {
     throw new Error(`${(error as Error).message}. Run with --help to list the flags.`);
   }
   const overrides: Record<string, unknown> = {};
+  const given: (keyof ExperimentConfig)[] = [];
   for (const key of Object.keys(DEFAULTS)) {
     const raw = values[flagName(key)];
     if (key === "preset" || raw === undefined) continue;
-    overrides[key] = _parseValue(key, String(raw));
+    overrides[key] = typeof raw === "boolean" ? raw : parseFieldValue(key, String(raw));
+    given.push(key as keyof ExperimentConfig);
   }
   const preset = (values.preset as string | undefined) ?? savedConfig?.preset ?? DEFAULT_PRESET;
   const base = savedConfig ? { ...savedConfig, ...overrides } : overrides;
   const { preset: _ignored, ...fields } = base as Partial<ExperimentConfig>;
   const config = resolveConfig(preset, fields);
-  let workers: number | undefined;
-  if (values.workers !== undefined) {
-    workers = Number(values.workers);
-    if (!Number.isInteger(workers) || workers < 1) {
-      throw new Error(`--workers must be a positive integer, received ${values.workers}`);
-    }
+  const workers = values.workers === undefined
+    ? undefined
+    : _flagInteger("workers", values.workers as string, 1, 1024);
+  const executor = (values.executor as string | undefined) ?? "local";
+  if (executor !== "local" && executor !== "slurm") {
+    throw new Error(`--executor must be local or slurm, received ${JSON.stringify(executor)}`);
   }
+  const slurmValue = (name: string) => values[`slurm-${name}`] as string | undefined;
+  const cpus = slurmValue("cpus");
+  const arrayLimit = slurmValue("array-limit");
   return {
     config,
     out: values.out as string | undefined,
@@ -105,7 +150,102 @@ export function parseFlags(args: string[], savedConfig?: ExperimentConfig): Pars
     help: Boolean(values.help),
     workers,
     quiet: Boolean(values.quiet),
+    executor,
+    grids: (values.grid as string[] | undefined) ?? [],
+    slurm: {
+      partition: slurmValue("partition"),
+      time: slurmValue("time"),
+      cpus: cpus === undefined ? undefined : _flagInteger("slurm-cpus", cpus, 1, 4096),
+      arrayLimit: arrayLimit === undefined
+        ? undefined
+        : _flagInteger("slurm-array-limit", arrayLimit, 1, 1_000_000),
+      extra: slurmValue("extra"),
+      dryRun: Boolean(values["dry-run"]),
+    },
+    given,
   };
+}
+
+/**
+ * The value of `--resume` in a list of arguments (`--resume DIR` or `--resume=DIR`).
+ *
+ * @param args Command-line arguments.
+ * @returns The directory, or `undefined` when absent.
+ * @throws {Error} When `--resume` has no value.
+ *
+ * @example
+ * ```ts
+ * import { resumeFlag } from "./flags.ts";
+ * console.log(resumeFlag(["--resume=results/x"]), resumeFlag(["--resume", "y"])); // results/x y
+ * ```
+ */
+export function resumeFlag(args: readonly string[]): string | undefined {
+  for (const [i, arg] of args.entries()) {
+    if (arg.startsWith("--resume=")) {
+      const dir = arg.slice("--resume=".length);
+      if (dir) return dir;
+    } else if (arg !== "--resume") continue;
+    const dir = arg === "--resume" ? args[i + 1] : undefined;
+    if (!dir || dir.startsWith("--")) {
+      throw new Error("--resume expects a results directory, e.g. --resume results/x");
+    }
+    return dir;
+  }
+  return undefined;
+}
+
+/**
+ * Parses one field's value as its flag does: numbers (`none`/`all` for a field that may be
+ * null), comma-separated lists, `true`/`false`, or the string itself.
+ *
+ * @param key A config field.
+ * @param raw The text.
+ * @returns The value (validated later, with the whole config).
+ * @throws {Error} When a number is expected and the text is not one.
+ *
+ * @example
+ * ```ts
+ * import { parseFieldValue } from "./flags.ts";
+ * console.log(parseFieldValue("momentum", "none"), parseFieldValue("hidden", "100,50")); // null [ 100, 50 ]
+ * ```
+ */
+export function parseFieldValue(key: string, raw: string): unknown {
+  const template = (DEFAULTS as unknown as Record<string, unknown>)[key];
+  if (_BOOLEAN_FIELDS.includes(key)) {
+    if (raw === "true" || raw === "false") return raw === "true";
+    throw new Error(`--${flagName(key)} expects true or false, received ${JSON.stringify(raw)}`);
+  }
+  if (Array.isArray(template)) {
+    const items = raw.split(",").map((s) => s.trim()).filter(Boolean);
+    if (typeof template[0] !== "number") return items;
+    return items.map((item) => _number(key, item, false));
+  }
+  if (typeof template === "number" || template === null || key === "momentum") {
+    const nullable = template === null || key === "momentum";
+    if (nullable && (raw === "all" || raw === "none")) return null;
+    return _number(key, raw, nullable);
+  }
+  return raw;
+}
+
+function _number(key: string, raw: string, nullable: boolean): number {
+  const value = Number(raw);
+  if (raw.trim() === "" || Number.isNaN(value)) {
+    throw new Error(
+      `--${flagName(key)} expects a number${nullable ? ' or "none"' : ""}, received ${
+        JSON.stringify(raw)
+      }`,
+    );
+  }
+  return value;
+}
+
+function _flagInteger(name: string, raw: string, min: number, max: number): number {
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || value < min || value > max) {
+    throw new Error(`--${name} must be an integer in [${min}, ${max}], received ${raw}`);
+  }
+  return value;
 }
 
 /**
@@ -141,28 +281,14 @@ export function helpText(command: string, extra: string[] = []): string {
     "Other flags:",
     "  --out DIR                results directory (default results/<preset>-<timestamp>/)",
     "  --resume DIR             finish an interrupted experiment in DIR with its saved config",
-    "  --workers N              run variants/seeds in N parallel processes",
+    "  --workers N              run trials in N parallel processes (bounded by the trials",
+    "                           left and by free memory)",
+    "  --executor local|slurm   local worker processes [local], or one Slurm job array",
+    "  --slurm-partition P, --slurm-time T, --slurm-cpus N, --slurm-array-limit N,",
+    '  --slurm-extra "…", --dry-run   passed to the Slurm executor',
     "  --quiet                  no progress bar",
     "  --help, -h               this text",
     ...extra,
   ];
   return lines.join("\n");
-}
-
-function _parseValue(key: string, raw: string): unknown {
-  const template = (DEFAULTS as unknown as Record<string, unknown>)[key];
-  if (Array.isArray(template)) return raw.split(",").map((s) => s.trim()).filter(Boolean);
-  if (typeof template === "number" || template === null) {
-    if (template === null && (raw === "all" || raw === "none")) return null;
-    const value = Number(raw);
-    if (raw.trim() === "" || Number.isNaN(value)) {
-      throw new Error(
-        `--${flagName(key)} expects a number${template === null ? ' or "all"' : ""}, received ${
-          JSON.stringify(raw)
-        }`,
-      );
-    }
-    return value;
-  }
-  return raw;
 }

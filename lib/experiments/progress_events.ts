@@ -5,7 +5,7 @@
  * @module
  */
 import type { ProgressUpdate } from "../output/progress.ts";
-import type { ExperimentEvent } from "./runner.ts";
+import type { ExperimentEvent } from "./trial.ts";
 
 /** Something that shows progress: a transient line and permanent log lines. */
 export interface ProgressSink {
@@ -37,25 +37,31 @@ export function experimentProgress(
   epochs: number,
   options: { quiet?: boolean } = {},
 ): (event: ExperimentEvent) => void {
-  const label = (variant: string, seed: number) => `${variant.padEnd(6)} seed ${seed}`;
+  // A sweep's trials are named by their point; an experiment's by variant and seed.
+  const label = (variant: string, seed: number, trial?: string) =>
+    trial && trial !== `${variant}-seed${seed}` ? trial : `${variant.padEnd(6)} seed ${seed}`;
   return (event) => {
     switch (event.type) {
       case "run":
         if (event.fromEpoch > 0) {
-          sink.log(`${label(event.variant, event.seed)}: resuming after epoch ${event.fromEpoch}`);
+          sink.log(
+            `${
+              label(event.variant, event.seed, event.trial)
+            }: resuming after epoch ${event.fromEpoch}`,
+          );
         }
         break;
       case "skipped":
-        sink.log(`${label(event.variant, event.seed)}: already finished, skipped`);
+        sink.log(`${label(event.variant, event.seed, event.trial)}: already finished, skipped`);
         break;
       case "diverged":
-        sink.log(`${label(event.variant, event.seed)}: ${event.message}`);
+        sink.log(`${label(event.variant, event.seed, event.trial)}: ${event.message}`);
         break;
       case "train": {
         const e = event.event;
         if (e.type === "step" && !options.quiet) {
           sink.update({
-            label: label(event.variant, event.seed),
+            label: label(event.variant, event.seed, event.trial),
             step: e.step,
             totalSteps: e.totalSteps,
             epoch: e.epoch + 1,
@@ -67,7 +73,9 @@ export function experimentProgress(
         } else if (e.type === "epoch" && e.record.test) {
           const t = e.record.test;
           sink.log(
-            `${label(event.variant, event.seed)}: epoch ${e.record.epoch + 1}/${epochs} ` +
+            `${label(event.variant, event.seed, event.trial)}: epoch ${
+              e.record.epoch + 1
+            }/${epochs} ` +
               `train loss ${e.record.trainLoss.toFixed(4)}, test accuracy ` +
               `${(t.accuracy * 100).toFixed(2)}% (${t.correct}/${t.count}), ` +
               `test loss ${t.loss.toFixed(4)}, ${e.record.seconds.toFixed(1)} s`,

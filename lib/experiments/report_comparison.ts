@@ -12,9 +12,10 @@
  *
  * @module
  */
+import { NORMALIZATION_ALIASES } from "../norms/normalization.ts";
 import { readCsv } from "../output/csv.ts";
 import type { HistoryRow } from "./report_files.ts";
-import type { RunResult } from "./runner.ts";
+import type { RunResult } from "./results_dir.ts";
 
 /** What the report printed for one network after epoch 20. */
 export interface ReportResult {
@@ -173,10 +174,14 @@ export async function compareWithReport(dirs: readonly string[]): Promise<Compar
         { cause: error },
       );
     }
-    const summary = await _readOptional<RunResult>(`${dir}/summary.csv`);
-    const history = await _readOptional<HistoryRow>(`${dir}/history.csv`);
+    // Directories written when bnlab's BN was named `custom` compare under today's name.
+    const rename = <R extends { variant: string }>(rows: R[]) =>
+      rows.map((r) => ({ ...r, variant: NORMALIZATION_ALIASES[r.variant] ?? r.variant }));
+    const summary = rename(await _readOptional<RunResult>(`${dir}/summary.csv`));
+    const history = rename(await _readOptional<HistoryRow>(`${dir}/history.csv`));
     const setting = dir.replace(/\/+$/, "").split("/").pop() ?? dir;
-    for (const variant of config.variants as string[]) {
+    const variants = (config.variants as string[]).map((v) => NORMALIZATION_ALIASES[v] ?? v);
+    for (const variant of variants) {
       const done = summary.find((r) => r.variant === variant && r.seed === 0);
       const epochs = history.filter((r) =>
         r.variant === variant && r.seed === 0 && r.test_accuracy !== null
@@ -185,7 +190,10 @@ export async function compareWithReport(dirs: readonly string[]): Promise<Compar
       // nothing to compare.
       if (done === undefined && epochs.length === 0) continue;
       const last = epochs.at(-1);
-      const reference = REPORT_RESULTS[variant as keyof typeof REPORT_RESULTS];
+      // The report's hand-written layer ("custom") is what bnlab's BN reproduces.
+      const reference = REPORT_RESULTS[
+        (variant === "bnlab" ? "custom" : variant) as keyof typeof REPORT_RESULTS
+      ];
       rows.push({
         setting,
         activation: String(config.activation),

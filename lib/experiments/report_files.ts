@@ -1,5 +1,5 @@
 /**
- * Builds an experiment's tables and plot from its `runs/` directory: `summary.csv` (one row
+ * Builds an experiment's tables and plot from its trials: `summary.csv` (one row
  * per variant × seed), `table.csv` (mean and standard deviation per variant), `history.csv`
  * (the loss curves and per-epoch test results) and `curves.svg`.
  *
@@ -12,7 +12,8 @@ import { writeCsv } from "../output/csv.ts";
 import { lineChart, writeSvg } from "../output/plot.ts";
 import { summarize } from "../output/table.ts";
 import type { EpochRecord } from "../train/loop.ts";
-import { readRunRecords, readRunResult, type RunResult } from "./runner.ts";
+import { legacyTrainPlan, type Plan, readPlan } from "./plan.ts";
+import { readRunRecords, readRunResult, type RunResult } from "./results_dir.ts";
 
 /** Columns of `summary.csv`, in order. */
 export const SUMMARY_COLUMNS = [
@@ -39,6 +40,8 @@ export const SUMMARY_COLUMNS = [
   "wall_seconds",
   "backend",
   "status",
+  "model",
+  "train_accuracy",
 ] as const;
 
 /** Columns of `history.csv`, in order. */
@@ -50,6 +53,7 @@ export const HISTORY_COLUMNS = [
   "train_loss",
   "test_accuracy",
   "test_loss",
+  "train_accuracy",
 ] as const;
 
 /** A row of `history.csv`: a loss-curve point, or an epoch end with test results. */
@@ -62,56 +66,52 @@ export interface HistoryRow {
   train_loss: number;
   test_accuracy: number | null;
   test_loss: number | null;
+  /** Training accuracy of the epoch (epoch-end rows only). */
+  train_accuracy: number | null;
 }
 
-/** What {@linkcode writeExperimentReport} found and wrote. */
-export interface ExperimentReport {
+/** What {@linkcode writeExperimentOutputs} found and wrote. */
+export interface ExperimentOutputs {
   results: RunResult[];
   history: HistoryRow[];
   table: Record<string, unknown>[];
 }
 
 /**
- * Rebuilds `summary.csv`, `table.csv`, `history.csv` and `curves.svg` of a results directory.
+ * Rebuilds `summary.csv`, `table.csv`, `history.csv` and `curves.svg` of a train experiment
+ * from whatever trials of its plan finished (history also from unfinished trials' checkpoints).
+ * A directory written before `plan.json` existed is read through its `config.json`.
  *
- * @param out Results directory written by `runExperiment`.
+ * @param out Experiment directory with `plan.json`.
+ * @param plan The plan, when the caller has read it.
  * @returns The rows written.
  *
  * @example
  * ```ts
- * import { writeExperimentReport } from "./report_files.ts";
+ * import { resolveConfig } from "./config.ts";
+ * import { buildPlan, trainTrials, writePlan } from "./plan.ts";
+ * import { writeExperimentOutputs } from "./report_files.ts";
  * const out = await Deno.makeTempDir();
- * await Deno.mkdir(`${out}/runs`);
- * console.log((await writeExperimentReport(out)).results.length); // 0
+ * await writePlan(out, buildPlan("train", await trainTrials(resolveConfig("smoke"), out)));
+ * console.log((await writeExperimentOutputs(out)).results.length); // 0
  * ```
  */
-export async function writeExperimentReport(out: string): Promise<ExperimentReport> {
+export async function writeExperimentOutputs(
+  out: string,
+  plan?: Plan,
+): Promise<ExperimentOutputs> {
+  plan ??= await readPlan(out) ?? await legacyTrainPlan(out);
+  if (!plan) {
+    throw new Error(`writeExperimentOutputs: ${out} has neither plan.json nor config.json`);
+  }
   const results: RunResult[] = [];
   const history: HistoryRow[] = [];
-  const names: string[] = [];
-  for await (const entry of Deno.readDir(`${out}/runs`)) {
-    if (entry.isDirectory) names.push(entry.name);
-  }
-  // Runs in the order they were planned: the config's variant order, then seed.
-  const variants: string[] = await Deno.readTextFile(`${out}/config.json`)
-    .then((text) => JSON.parse(text).config.variants)
-    .catch(() => []);
-  const rank = (name: string) => {
-    const match = name.match(/^(.+)-seed(\d+)$/);
-    const index = match ? variants.indexOf(match[1]) : -1;
-    return [index < 0 ? variants.length : index, match ? Number(match[2]) : 0] as const;
-  };
-  names.sort((a, b) => {
-    const [ra, rb] = [rank(a), rank(b)];
-    return ra[0] - rb[0] || ra[1] - rb[1] || a.localeCompare(b);
-  });
-  for (const name of names) {
-    const dir = `${out}/runs/${name}`;
+  for (const trial of plan.trials) {
+    const dir = `${out}/${trial.dir}`;
     const result = await readRunResult(dir);
     if (result) results.push(result);
-    const match = name.match(/^(.+)-seed(\d+)$/);
-    if (!match) continue;
-    history.push(...historyRows(match[1], Number(match[2]), await readRunRecords(dir)));
+    const variant = trial.config.variants[0];
+    history.push(...historyRows(variant, trial.config.seed, await readRunRecords(dir)));
   }
   // JSON stores NaN as null (`none` has no batch-statistics accuracy; a diverged run has no
   // test accuracy); summarize() takes NaN for "no value".
@@ -188,6 +188,7 @@ export function historyRows(variant: string, seed: number, records: EpochRecord[
       train_loss: point.trainLoss,
       test_accuracy: null,
       test_loss: null,
+      train_accuracy: null,
     })),
     {
       variant,
@@ -197,6 +198,7 @@ export function historyRows(variant: string, seed: number, records: EpochRecord[
       train_loss: record.trainLoss,
       test_accuracy: record.test?.accuracy ?? null,
       test_loss: record.test?.loss ?? null,
+      train_accuracy: record.trainAccuracy ?? null,
     },
   ]);
 }

@@ -1,484 +1,575 @@
 /**
- * The experiment runner: trains every variant × seed of a config, checkpoints each epoch,
- * resumes where a run stopped, and writes the results directory.
+ * The experiment runner: plans the trials of a config (variants × seeds) or of a sweep
+ * (points × variants × seeds), runs them with an executor, and collects the outputs.
  *
- * Layout of the output directory:
- * - `config.json`: the resolved config, versions, machine and backend;
- * - `runs/<variant>-seed<seed>/`: the run's checkpoint, and `result.json` once it finished;
- * - `summary.csv`, `history.csv`, `curves.svg`: rebuilt from `runs/` after every run.
+ * - {@linkcode prepareTrain} / {@linkcode prepareSweep}: check everything (config, resume
+ *   compatibility, dataset), then write `config.json`/`sweep.json` and `plan.json`; nothing is
+ *   written when a check fails.
+ * - {@linkcode runLocal}: the local executor, trials in this process or in N worker processes
+ *   (`deno task trial DIR --index …`), each loading the data only when it has a trial to train.
+ * - {@linkcode runExperiment} / {@linkcode runSweep}: all three for the API, with a user's
+ *   model factory and dataset if given.
+ *
+ * The layout of the directory is described in `results_dir.ts`.
  *
  * @module
  */
-import { type BackendInfo, initBackend } from "../backend.ts";
-import { type Dataset, loadDataset } from "../data/mnist.ts";
-import { createLeNet, type Normalization } from "../models/lenet.ts";
-import { withFileLock, writeJsonAtomic } from "../output/atomic.ts";
-import { dropCheckpointWeights, loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
-import { checkBatchesNormalizable } from "../data/validate.ts";
-import { acquireRunLock } from "./run_lock.ts";
-import { evaluate } from "../train/evaluate.ts";
-import { createOptimizer, type EpochRecord, NonFiniteLossError, train } from "../train/loop.ts";
-import type { TrainEvent } from "../train/loop.ts";
-import { DEFAULTS, type ExperimentConfig, validateConfig } from "./config.ts";
-import { type Provenance, provenance } from "./provenance.ts";
-import { writeExperimentReport } from "./report_files.ts";
-import { assignParts } from "./workers.ts";
+import { initBackend } from "../backend.ts";
+import { datasetCount, loadDataset } from "../data/mnist.ts";
+import type { Normalization } from "../norms/normalization.ts";
+import { writeJsonAtomic } from "../output/atomic.ts";
+import { collect } from "./collect.ts";
+import {
+  configDifferences,
+  type ExperimentConfig,
+  upgradeConfig,
+  validateConfig,
+} from "./config.ts";
+import { buildPlan, type Plan, readPlan, trainTrials, writePlan } from "./plan.ts";
+import { provenance } from "./provenance.ts";
+import {
+  type ExperimentRecord,
+  type ExperimentStart,
+  readJsonFile,
+  readRunResult,
+  type RunResult,
+} from "./results_dir.ts";
+import {
+  type SweepDefinition,
+  type SweepOutputs,
+  sweepTrials,
+  writeSweepOutputs,
+} from "./sweeps.ts";
+import {
+  builtinModel,
+  checkBatches,
+  type ExperimentEvent,
+  type ModelFactory,
+  runTrial,
+  type TrialData,
+} from "./trial.ts";
+import { assignParts, runWorkers } from "./workers.ts";
 
-/** One finished (or stopped) run: a row of `summary.csv`. */
-export interface RunResult {
-  variant: Normalization;
-  seed: number;
-  dataset: string;
-  loss: string;
-  activation: string;
-  init: string;
-  optimizer: string;
-  epochs: number;
-  batch_size: number;
-  lr: number;
-  /** The BN momentum as configured (empty for `none`). */
-  momentum: number | null;
-  /** The convention `momentum` is written in (empty for `none`). */
-  momentum_convention: string | null;
-  train_images: number;
-  test_images: number;
-  test_accuracy: number;
-  test_correct: number;
-  test_loss: number;
-  /**
-   * Test accuracy when BN layers normalize each test batch of `batch_size` images with its own
-   * statistics instead of the running ones (empty for `none`).
-   */
-  test_accuracy_batch_stats: number | null;
-  train_loss: number;
-  /** Share of test images predicted as the most predicted class (1.0 = a constant predictor). */
-  top_class_share: number;
-  wall_seconds: number;
-  backend: string;
-  /** `done`, or `diverged` when a NaN/infinite loss stopped the run. */
-  status: "done" | "diverged";
-}
-
-/** What a run keeps in its checkpoint between epochs. */
-interface RunState {
-  epochsDone: number;
-  records: EpochRecord[];
-  wallSeconds: number;
-}
-
-/** Events of {@linkcode runExperiment}, for progress displays. */
-export type ExperimentEvent =
-  | {
-    type: "run";
-    variant: Normalization;
-    seed: number;
-    index: number;
-    total: number;
-    fromEpoch: number;
-  }
-  | { type: "train"; variant: Normalization; seed: number; event: TrainEvent }
-  | { type: "done"; result: RunResult }
-  | { type: "skipped"; variant: Normalization; seed: number }
-  | { type: "diverged"; variant: Normalization; seed: number; message: string };
-
-/** Options of {@linkcode runExperiment}. */
+/** Options of {@linkcode runExperiment} and {@linkcode runSweep}. */
 export interface RunExperimentOptions {
   /** Results directory (created if needed). */
   out: string;
   /** Receives progress events. */
   onEvent?: (event: ExperimentEvent) => void;
   /**
-   * Run only this worker's share of {@linkcode runPlan}: the runs `assignParts` gives to
-   * `part` of `of`, weighted by {@linkcode RELATIVE_STEP_COST}.
+   * Builds each trial's model instead of the built-in `config.model`; it gets the variant
+   * and the trial's config (its seed in `config.seed`). @default {builtinModel}
    */
-  part?: { part: number; of: number };
+  model?: ModelFactory;
   /**
-   * Rebuild summary.csv, table.csv, history.csv and curves.svg after every epoch, so a long
-   * run's progress is readable while it trains. @default {true}
+   * Training and test data instead of loading `config.dataset` (then `dataset`, `limit`,
+   * `testLimit` and `normalizeInput` do not apply; the data is used as given).
    */
-  writeReport?: boolean;
-}
-
-/** One process that ran part of an experiment: its first start, a worker, or a resume. */
-export interface ExperimentStart {
-  /** When the process started on the experiment (ISO 8601). */
-  at: string;
-  /** Versions, machine and git commit of that process. */
-  provenance: Provenance;
-  /** The backend it ran on (with the BLAS library, for wasm). */
-  backend: BackendInfo;
-}
-
-/** The contents of `config.json`. */
-export interface ExperimentRecord {
-  config: ExperimentConfig;
-  /** The provenance of the first start; `starts` has every start's. */
-  provenance: Provenance;
-  /** The backend of the first start. */
-  backend: BackendInfo;
-  started: string;
+  data?: TrialData;
   /**
-   * Every process that ran part of the experiment, oldest first, so a resumed run says which
-   * code and kernels produced which epochs (epochs are in each run's `history.csv`). Worker
-   * processes that start at the same moment may record one start less (last write wins).
-   * Records written before this field existed lack it.
+   * Worker processes (built-in models and datasets only); bounded by the trials left and by
+   * free memory ({@linkcode workerCount}). @default {1: trials run in this process}
    */
-  starts?: ExperimentStart[];
+  workers?: number;
+  /**
+   * Rebuild the outputs after every epoch, so a long run's progress is readable while it
+   * trains (they are always rebuilt at the end). @default {true}
+   */
+  writeOutputs?: boolean;
+  /** Receives each line a worker process writes, with the worker's index. */
+  onLine?: (worker: number, line: string) => void;
 }
 
 /**
- * Runs (or resumes) an experiment.
+ * The relative cost of a training step by variant, for splitting trials over worker
+ * processes: LeNet at batch 20 on wasm, samples/s of no BN over that of each variant
+ * (`bench/results.csv`, rounded; variants not benchmarked are taken as bnlab's). A
+ * scheduling estimate only; no result depends on it.
+ */
+export const RELATIVE_STEP_COST: Readonly<Record<Normalization, number>> = Object.freeze({
+  none: 1,
+  bnlab: 1.6,
+  tfjs: 1.8,
+  group: 1.6,
+  layer: 1.6,
+  renorm: 1.6,
+  ghost: 1.6,
+});
+
+/**
+ * Memory set aside per worker process when bounding `--workers` by free memory: the runtime,
+ * a full MNIST-sized training split and the model (an estimate, not a measurement).
+ */
+export const WORKER_MEMORY_BYTES = 768 * 1024 * 1024;
+
+/**
+ * Runs (or resumes) an experiment: plans variants × seeds, trains what has not finished,
+ * and writes the outputs.
  *
- * Runs that already wrote `result.json` are skipped; a run with a checkpoint continues from
- * its last completed epoch and produces exactly the numbers of an uninterrupted run.
+ * Trials that already wrote `result.json` are skipped; a trial with a checkpoint continues
+ * from its last completed epoch and produces exactly the numbers of an uninterrupted one.
  *
  * @param config A resolved config.
- * @param options Output directory and event sink.
- * @returns The results of all runs, in variant × seed order.
+ * @param options Output directory, model factory, data, workers and event sink.
+ * @returns The results of this config's trials, in variant × seed order.
+ * @throws {Error} When a trial fails (after the others ran), naming each failed trial.
  *
- * @example A one-epoch run on 40 images with the cpu backend
- * ```ts ignore
+ * @example A user's own model through the runner
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
  * import { resolveConfig } from "./config.ts";
  * import { runExperiment } from "./runner.ts";
- * const config = resolveConfig("smoke", { limit: 40, testLimit: 40, variants: ["none"] });
- * const results = await runExperiment(config, { out: await Deno.makeTempDir() });
- * console.log(results.length); // 1
+ * const config = resolveConfig("smoke", {
+ *   limit: 40, testLimit: 20, variants: ["none"], logEvery: 1,
+ * });
+ * const model = () =>
+ *   tf.sequential({
+ *     layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), tf.layers.dense({ units: 10 })],
+ *   });
+ * const results = await runExperiment(config, { out: await Deno.makeTempDir(), model });
+ * console.log(results.length, results[0].model); // 1 custom-factory
  * ```
  */
 export async function runExperiment(
   config: ExperimentConfig,
   options: RunExperimentOptions,
 ): Promise<RunResult[]> {
-  validateConfig(config);
-  const { out } = options;
-  const backend = await initBackend(config.backend);
-  await Deno.mkdir(`${out}/runs`, { recursive: true });
-
-  const fullPlan = runPlan(config);
-  const parts = options.part
-    ? assignParts(fullPlan.map((r) => RELATIVE_STEP_COST[r.variant]), options.part.of)
-    : undefined;
-  const plan = fullPlan.filter((_, i) => !parts || parts[i] === options.part!.part);
-  // A process that only loads finished runs checks the config but records no start.
-  const finished = await Promise.all(
-    plan.map((r) => readRunResult(runDir(out, r.variant, r.seed))),
-  );
-  await _writeOrCheckConfig(out, config, backend, finished.some((r) => r === undefined));
-  const [trainData, testData] = await Promise.all([
-    loadDataset(config.dataset, { split: "train", limit: config.limit ?? undefined }),
-    loadDataset(config.dataset, { split: "test", limit: config.testLimit ?? undefined }),
-  ]);
+  const plan = await prepareTrain(config, options.out, {
+    checkData: !options.data,
+    checkModel: !options.model && !options.data,
+  });
+  const mine = new Set((await trainTrials(config, options.out)).map((t) => t.id));
+  await runLocal(options.out, plan, { ...options, only: mine });
   const results: RunResult[] = [];
-  for (const [index, { variant, seed }] of plan.entries()) {
-    const dir = runDir(out, variant, seed);
-    const existing = finished[index];
-    if (existing) {
-      options.onEvent?.({ type: "skipped", variant, seed });
-      results.push(existing);
-      continue;
-    }
-    const lock = await acquireRunLock(dir); // one owner per run: another live owner is an error
-    let result: RunResult;
-    try {
-      result = await readRunResult(dir) ?? // finished by another process meanwhile
-        await _runOne(config, backend, { variant, seed, dir, trainData, testData }, {
-          index,
-          total: plan.length,
-          onEvent: options.onEvent,
-          afterEpoch: (options.writeReport ?? true) ? () => writeExperimentReport(out) : undefined,
-        });
-    } finally {
-      await lock.release();
-    }
-    results.push(result);
-    if (options.writeReport ?? true) await writeExperimentReport(out);
+  for (const trial of plan.trials.filter((t) => mine.has(t.id))) {
+    const result = await readRunResult(`${options.out}/${trial.dir}`);
+    if (result) results.push(result);
   }
   return results;
 }
 
 /**
- * The (variant, seed) pairs of a config, in the order they run.
+ * Runs (or resumes) a sweep: plans every point × variant × seed, trains what has not
+ * finished, and writes `sweep.csv`, `sweep_table.csv` and `sweep.svg`.
+ *
+ * @param sweep The sweep (a named one from `SWEEPS`, or `gridSweep(parseGrids(…))`).
+ * @param base The base config every point starts from.
+ * @param options Output directory, model factory, data, workers and event sink.
+ * @returns The outputs' rows.
+ *
+ * @example Two learning rates, no normalization, 40 images
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * import { runSweep } from "./runner.ts";
+ * import { gridSweep, parseGrids } from "./sweeps.ts";
+ * const sweep = gridSweep(parseGrids(["lr=0.1,0.01"]));
+ * const base = resolveConfig("smoke", {
+ *   variants: ["none"], limit: 40, testLimit: 20, logEvery: 1,
+ * });
+ * const { rows } = await runSweep(sweep, base, { out: await Deno.makeTempDir() });
+ * console.log(rows.map((r) => r.lr)); // [ 0.1, 0.01 ]
+ * ```
+ */
+export async function runSweep(
+  sweep: SweepDefinition,
+  base: ExperimentConfig,
+  options: RunExperimentOptions,
+): Promise<SweepOutputs> {
+  const plan = await prepareSweep(sweep, base, options.out, {
+    checkData: !options.data,
+    checkModel: !options.model && !options.data,
+  });
+  await runLocal(options.out, plan, options);
+  return await writeSweepOutputs(options.out, plan);
+}
+
+/** Options of {@linkcode prepareTrain} and {@linkcode prepareSweep}. */
+export interface PrepareOptions {
+  /** Check that the dataset loads before writing anything. @default {true} */
+  checkData?: boolean;
+  /** Build each distinct built-in model once (and dispose it) before writing anything. @default {checkData} */
+  checkModel?: boolean;
+}
+
+/**
+ * Checks a train experiment and writes its `config.json` and `plan.json`. A directory that
+ * holds an experiment already must have the same settings (variants and seeds may be added;
+ * a directory from before `plan.json` existed gets one, finding its runs by their old names).
+ * Every check runs before anything is written.
  *
  * @param config A resolved config.
- * @returns One entry per run.
+ * @param out The experiment directory.
+ * @param options Whether to check the dataset.
+ * @returns The plan written.
  *
  * @example
  * ```ts
  * import { resolveConfig } from "./config.ts";
- * import { runPlan } from "./runner.ts";
- * console.log(runPlan(resolveConfig("smoke", { seeds: 2 })).length); // 6
+ * import { prepareTrain } from "./runner.ts";
+ * const plan = await prepareTrain(resolveConfig("smoke", { backend: "cpu" }), await Deno.makeTempDir());
+ * console.log(plan.kind, plan.trials.length); // train 3
  * ```
  */
-export function runPlan(config: ExperimentConfig): { variant: Normalization; seed: number }[] {
-  return config.variants.flatMap((variant) =>
-    Array.from({ length: config.seeds }, (_, i) => ({ variant, seed: config.seed + i }))
-  );
-}
-
-/**
- * The relative cost of a training step by variant, for splitting runs over worker processes
- * (`--workers`): LeNet at batch 20 on wasm, samples/s of no BN over that of each variant
- * (`bench/results.csv`, rounded). A scheduling estimate only; no result depends on it.
- */
-export const RELATIVE_STEP_COST: Readonly<Record<Normalization, number>> = Object.freeze({
-  none: 1,
-  custom: 1.6,
-  tfjs: 1.8,
-});
-
-/**
- * The directory of one run inside a results directory.
- *
- * @param out Results directory.
- * @param variant Normalization variant.
- * @param seed Seed.
- * @returns The path.
- *
- * @example
- * ```ts
- * import { runDir } from "./runner.ts";
- * console.log(runDir("results/x", "tfjs", 2)); // "results/x/runs/tfjs-seed2"
- * ```
- */
-export function runDir(out: string, variant: Normalization, seed: number): string {
-  return `${out}/runs/${variant}-seed${seed}`;
-}
-
-/**
- * Reads a finished run's result, or `undefined` if it has not finished.
- *
- * @param dir The run's directory.
- * @returns The result.
- *
- * @example
- * ```ts
- * import { readRunResult } from "./runner.ts";
- * console.log(await readRunResult("/nonexistent")); // undefined
- * ```
- */
-export async function readRunResult(dir: string): Promise<RunResult | undefined> {
-  try {
-    return JSON.parse(await Deno.readTextFile(`${dir}/result.json`));
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
-}
-
-/**
- * Reads a run's per-epoch records (from its result or its last checkpoint).
- *
- * @param dir The run's directory.
- * @returns The records; empty when the run has not completed an epoch.
- *
- * @example
- * ```ts
- * import { readRunRecords } from "./runner.ts";
- * console.log((await readRunRecords("/nonexistent")).length); // 0
- * ```
- */
-export async function readRunRecords(dir: string): Promise<EpochRecord[]> {
-  try {
-    const manifest = JSON.parse(await Deno.readTextFile(`${dir}/checkpoint/checkpoint.json`));
-    return (manifest.state as RunState).records;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
-    throw error;
-  }
-}
-
-async function _runOne(
+export async function prepareTrain(
   config: ExperimentConfig,
-  backend: BackendInfo,
-  run: { variant: Normalization; seed: number; dir: string; trainData: Dataset; testData: Dataset },
-  progress: {
-    index: number;
-    total: number;
-    onEvent?: (event: ExperimentEvent) => void;
-    afterEpoch?: () => Promise<unknown>;
-  },
-): Promise<RunResult> {
-  const { variant, seed, dir, trainData, testData } = run;
-  const model = createLeNet({
-    normalization: variant,
-    activation: config.activation,
-    init: config.init,
-    seed,
-    momentum: variant === "tfjs" ? config.tfjsMomentum : undefined,
-    epsilon: config.epsilon,
-    batchNorm: {
-      momentum: config.momentum,
-      momentumConvention: config.momentumConvention,
-      epsilon: config.epsilon,
-      gradient: config.bnGradient,
-    },
-  });
-  const optimizer = createOptimizer(config.optimizer, config.lr);
-  const checkpointDir = `${dir}/checkpoint`;
-  const runConfig = { ...config, variants: [variant], seeds: 1, seed }; // this run's own config
-  if (variant !== "none") {
-    // The final batch-statistics evaluation must not fail after all the training.
-    checkBatchesNormalizable(model, testData.count, {
-      batchSize: config.batchSize,
-      what: "runExperiment: the batch-statistics evaluation of the test set",
-    });
-  }
-  const state: RunState = await loadCheckpoint<RunState>(checkpointDir, {
-    model,
-    optimizer,
-    config: runConfig,
-  }) ??
-    { epochsDone: 0, records: [], wallSeconds: 0 };
-  progress.onEvent?.({
-    type: "run",
-    variant,
-    seed,
-    index: progress.index,
-    total: progress.total,
-    fromEpoch: state.epochsDone,
-  });
-
-  let status: RunResult["status"] = "done";
-  let batchStats: number | null = null;
-  let segmentStart = performance.now();
-  try {
-    await train(model, trainData, {
-      epochs: config.epochs,
-      batchSize: config.batchSize,
-      lr: config.lr,
-      loss: config.loss,
-      seed,
-      startEpoch: state.epochsDone,
-      logEvery: config.logEvery,
-      test: testData,
-      evalBatchSize: config.evalBatchSize,
-      optimizerInstance: optimizer,
-      onEvent: (event) => progress.onEvent?.({ type: "train", variant, seed, event }),
-      onEpochEnd: async (record) => {
-        const now = performance.now();
-        state.wallSeconds += (now - segmentStart) / 1000;
-        segmentStart = now;
-        state.epochsDone = record.epoch + 1;
-        state.records.push(record);
-        await saveCheckpoint(checkpointDir, {
-          model,
-          optimizer,
-          state,
-          tag: String(state.epochsDone),
-          config: runConfig,
-        });
-        await progress.afterEpoch?.();
-      },
-    });
-    if (variant !== "none") {
-      const evaluation = await evaluate(model, testData, {
-        batchSize: config.batchSize,
-        loss: config.loss,
-        statistics: "batch",
-      });
-      batchStats = evaluation.accuracy;
-    }
-  } catch (error) {
-    if (!(error instanceof NonFiniteLossError)) throw error;
-    status = "diverged";
-    state.wallSeconds += (performance.now() - segmentStart) / 1000;
-    progress.onEvent?.({ type: "diverged", variant, seed, message: error.message });
-  } finally {
-    model.dispose();
-    optimizer.dispose();
-  }
-
-  const last = state.records.at(-1);
-  const counts = last?.test?.predictedCounts ?? [];
-  const result: RunResult = {
-    variant,
-    seed,
-    dataset: config.dataset,
-    loss: config.loss,
-    activation: config.activation,
-    init: config.init,
-    optimizer: config.optimizer,
-    epochs: state.epochsDone,
-    batch_size: config.batchSize,
-    lr: config.lr,
-    momentum: variant === "none"
-      ? null
-      : variant === "tfjs"
-      ? config.tfjsMomentum
-      : config.momentum,
-    momentum_convention: variant === "none"
-      ? null
-      : variant === "tfjs"
-      ? "keras"
-      : config.momentumConvention,
-    train_images: trainData.count,
-    test_images: testData.count,
-    test_accuracy: last?.test?.accuracy ?? NaN,
-    test_correct: last?.test?.correct ?? NaN,
-    test_loss: last?.test?.loss ?? NaN,
-    test_accuracy_batch_stats: batchStats,
-    train_loss: last?.trainLoss ?? NaN,
-    top_class_share: counts.length ? Math.max(...counts) / testData.count : NaN,
-    wall_seconds: Math.round(state.wallSeconds * 100) / 100,
-    backend: backend.name,
-    status,
-  };
-  await writeJsonAtomic(`${dir}/result.json`, result);
-  // A finished run keeps its records, not its weights; a diverged one keeps its last good epoch.
-  if (status === "done") await dropCheckpointWeights(checkpointDir);
-  progress.onEvent?.({ type: "done", result });
-  return result;
-}
-
-/** Checks config.json against `config` and records this start; worker processes take turns. */
-function _writeOrCheckConfig(
   out: string,
-  config: ExperimentConfig,
-  backend: BackendInfo,
-  training: boolean,
-): Promise<void> {
+  options: PrepareOptions = {},
+): Promise<Plan> {
+  validateConfig(config);
   const path = `${out}/config.json`;
-  return withFileLock(path, () => _updateConfig(path, config, backend, training));
-}
-
-async function _updateConfig(
-  path: string,
-  config: ExperimentConfig,
-  backend: BackendInfo,
-  training: boolean,
-) {
-  let previous: ExperimentRecord | undefined;
-  try {
-    previous = JSON.parse(await Deno.readTextFile(path));
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
+  const previous = await readJsonFile<ExperimentRecord>(path);
+  let saved: ExperimentConfig | undefined;
   if (previous) {
-    // A field added to the config after the run started held its default then.
-    const { variants: _a, seeds: _b, ...before } = { ...DEFAULTS, ...previous.config };
+    saved = upgradeConfig(previous.config as unknown as Record<string, unknown>);
+    const { variants: _a, seeds: _b, ...before } = saved;
     const { variants: _c, seeds: _d, ...now } = config;
-    if (JSON.stringify(before) !== JSON.stringify(now)) {
+    const diff = configDifferences(before as ExperimentConfig, now as ExperimentConfig);
+    if (diff.length) {
       throw new Error(
-        `runExperiment: ${path} was written with a different config; resume with the same ` +
-          `settings (only variants and seeds may change). Saved: ${JSON.stringify(before)}; ` +
-          `received: ${JSON.stringify(now)}`,
+        `${path} was written with a different config; resume with the same settings (only ` +
+          `variants and seeds may change). Differences (saved → given): ${diff.join("; ")}`,
       );
     }
   }
-  if (previous && !training) return;
-  const now: ExperimentStart = { at: new Date().toISOString(), provenance: provenance(), backend };
+  const plan = buildPlan("train", await trainTrials(config, out), await readPlan(out));
+  if (options.checkData ?? true) await _checkPlanData(plan, options.checkModel ?? true);
+  let pending = false;
+  for (const trial of plan.trials) {
+    if (!(await readRunResult(`${out}/${trial.dir}`))) pending = true;
+  }
+  // A directory whose trials all finished is only read: nothing is rewritten.
+  if (previous && !pending && JSON.stringify(await readPlan(out)) === JSON.stringify(plan)) {
+    return plan;
+  }
+  const backend = await initBackend(config.backend);
+  const start: ExperimentStart = {
+    at: new Date().toISOString(),
+    provenance: provenance(),
+    backend,
+  };
   const record: ExperimentRecord = {
-    config: previous
+    config: saved
       ? {
         ...config,
-        variants: [...new Set([...previous.config.variants, ...config.variants])],
-        seeds: Math.max(previous.config.seeds, config.seeds),
+        variants: [...new Set([...saved.variants, ...config.variants])],
+        seeds: Math.max(saved.seeds, config.seeds),
       }
       : config,
-    provenance: previous?.provenance ?? now.provenance,
+    provenance: previous?.provenance ?? start.provenance,
     backend: previous?.backend ?? backend,
-    started: previous?.started ?? now.at,
-    starts: [...(previous?.starts ?? []), now],
+    started: previous?.started ?? start.at,
+    starts: [...(previous?.starts ?? []), start],
   };
+  await Deno.mkdir(out, { recursive: true });
   await writeJsonAtomic(path, record);
+  await writePlan(out, plan);
+  return plan;
+}
+
+/** The contents of `sweep.json`. */
+export interface SweepRecord {
+  /** The named sweep, or `grid`. */
+  sweep: string;
+  /** `--grid` specs of a grid sweep, as given. */
+  grids?: string[];
+  /** The base config. */
+  config: ExperimentConfig;
+  /** The points. */
+  trials: { id: string; overrides: Partial<ExperimentConfig> }[];
+  /** Provenance of the first start. */
+  provenance: ReturnType<typeof provenance>;
+  /** When the sweep was first started. */
+  started: string;
+}
+
+/**
+ * Checks a sweep and writes its `sweep.json` and `plan.json`; a directory that holds a sweep
+ * already must hold the same sweep and base config (seeds may be added). Every check runs
+ * before anything is written.
+ *
+ * @param sweep The sweep.
+ * @param base The base config.
+ * @param out The sweep directory.
+ * @param options Whether to check the dataset; the `--grid` specs to record.
+ * @returns The plan written.
+ *
+ * @example
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * import { prepareSweep } from "./runner.ts";
+ * import { SWEEPS } from "./sweeps.ts";
+ * const plan = await prepareSweep(SWEEPS.momentum, resolveConfig("smoke"), await Deno.makeTempDir());
+ * console.log(plan.kind, plan.sweep, plan.trials.length); // sweep momentum 10
+ * ```
+ */
+export async function prepareSweep(
+  sweep: SweepDefinition,
+  base: ExperimentConfig,
+  out: string,
+  options: PrepareOptions & { grids?: string[] } = {},
+): Promise<Plan> {
+  validateConfig(base);
+  const path = `${out}/sweep.json`;
+  const previous = await readJsonFile<SweepRecord>(path);
+  if (previous) {
+    if (previous.sweep !== sweep.name) {
+      throw new Error(`${path} holds the ${previous.sweep} sweep, not ${sweep.name}`);
+    }
+    const { seeds: _a, ...before } = upgradeConfig(
+      previous.config as unknown as Record<string, unknown>,
+    );
+    const { seeds: _b, ...now } = base;
+    const diff = configDifferences(before as ExperimentConfig, now as ExperimentConfig);
+    if (JSON.stringify(previous.grids ?? []) !== JSON.stringify(options.grids ?? [])) {
+      diff.push(
+        `grid: ${JSON.stringify(previous.grids ?? [])} → ${JSON.stringify(options.grids ?? [])}`,
+      );
+    }
+    if (diff.length) {
+      throw new Error(
+        `${path} was written with a different sweep config; resume with the same settings ` +
+          `(only seeds may change). Differences (saved → given): ${diff.join("; ")}`,
+      );
+    }
+  }
+  const plan = buildPlan(
+    "sweep",
+    await sweepTrials(sweep, base, out),
+    await readPlan(out),
+    sweep.name === "grid" ? undefined : sweep.name,
+  );
+  if (options.checkData ?? true) await _checkPlanData(plan, options.checkModel ?? true);
+  const record: SweepRecord = {
+    sweep: sweep.name,
+    ...(options.grids?.length ? { grids: options.grids } : {}),
+    config: previous ? { ...base, seeds: Math.max(previous.config.seeds, base.seeds) } : base,
+    trials: sweep.trials(base),
+    provenance: previous?.provenance ?? provenance(),
+    started: previous?.started ?? new Date().toISOString(),
+  };
+  await Deno.mkdir(out, { recursive: true });
+  await writeJsonAtomic(path, record);
+  await writePlan(out, plan);
+  return plan;
+}
+
+/**
+ * Checks that a config's dataset can be read (its test split, with a shape and class count;
+ * the training split's header) and holds the images `limit` and `testLimit` ask for, without
+ * loading the training split.
+ *
+ * @param config A config.
+ * @returns The training and test images the config uses.
+ * @throws {Error} Naming the dataset and what failed.
+ *
+ * @example
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * import { checkDataset } from "./runner.ts";
+ * await checkDataset(resolveConfig("smoke")); // no error
+ * ```
+ */
+export async function checkDataset(
+  config: ExperimentConfig,
+): Promise<{ train: number; test: number }> {
+  try {
+    const test = await loadDataset(config.dataset, { split: "test" });
+    if (config.testLimit !== null && config.testLimit > test.count) {
+      throw new Error(`testLimit ${config.testLimit} is more than the ${test.count} test images`);
+    }
+    const trainCount = await datasetCount(config.dataset, "train");
+    if (config.limit !== null && config.limit > trainCount) {
+      throw new Error(`limit ${config.limit} is more than the ${trainCount} training images`);
+    }
+    return { train: config.limit ?? trainCount, test: config.testLimit ?? test.count };
+  } catch (error) {
+    throw new Error(`dataset ${config.dataset}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Checks the data of every trial of a plan (see checkDataset and checkBatches), and builds
+ * each distinct built-in model once on the data's shape, so that a model that cannot be
+ * built (an unknown option, groups that do not divide a layer, images too small) fails here.
+ */
+async function _checkPlanData(plan: Plan, checkModel: boolean): Promise<void> {
+  const built = new Set<string>();
+  for (const trial of plan.trials) {
+    checkBatches(trial.config, await checkDataset(trial.config));
+    if (!checkModel) continue;
+    const { seed: _s, seeds: _n, ...shape } = trial.config;
+    const key = JSON.stringify(shape);
+    if (built.has(key)) continue;
+    built.add(key);
+    await initBackend(trial.config.backend);
+    const test = await loadDataset(trial.config.dataset, { split: "test", limit: 1 });
+    try {
+      builtinModel(trial.config.variants[0], trial.config, test).dispose();
+    } catch (error) {
+      throw new Error(`${trial.id}: cannot build the model: ${(error as Error).message}`);
+    }
+  }
+}
+
+/**
+ * How many worker processes to start: the request, bounded by the trials left to run and
+ * by the available memory over {@linkcode WORKER_MEMORY_BYTES}; at least 1.
+ *
+ * @param requested `--workers`.
+ * @param pending Trials without a result.
+ * @param availableBytes Free memory. @default {Deno.systemMemoryInfo().available}
+ * @returns The number of processes.
+ *
+ * @example
+ * ```ts
+ * import { workerCount, WORKER_MEMORY_BYTES } from "./runner.ts";
+ * console.log(workerCount(100, 3, 64 * WORKER_MEMORY_BYTES)); // 3
+ * console.log(workerCount(8, 10, 2 * WORKER_MEMORY_BYTES)); // 2
+ * ```
+ */
+export function workerCount(
+  requested: number,
+  pending: number,
+  availableBytes?: number,
+): number {
+  if (Math.min(requested, pending) <= 1) return 1;
+  const available = availableBytes ?? Deno.systemMemoryInfo().available;
+  const byMemory = Math.floor(available / WORKER_MEMORY_BYTES);
+  return Math.max(1, Math.min(requested, pending, byMemory));
+}
+
+/** Options of {@linkcode runLocal}. */
+export interface RunLocalOptions extends Omit<RunExperimentOptions, "out"> {
+  /** Run only the trials with these ids. @default {all} */
+  only?: Set<string>;
+}
+
+/**
+ * The local executor: runs the plan's unfinished trials, in this process or in worker
+ * processes, then writes the outputs ({@linkcode collect}). A failing trial does not stop
+ * the others; the failures are reported together at the end.
+ *
+ * @param expDir The experiment directory.
+ * @param plan Its plan.
+ * @param options Workers, model factory, data, events.
+ * @throws {Error} Naming each failed trial and its `error.json`.
+ *
+ * @example
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * import { readRunResult } from "./results_dir.ts";
+ * import { prepareTrain, runLocal } from "./runner.ts";
+ * const dir = await Deno.makeTempDir();
+ * const config = resolveConfig("smoke", {
+ *   variants: ["none"], limit: 40, testLimit: 20, logEvery: 1,
+ * });
+ * const plan = await prepareTrain(config, dir);
+ * await runLocal(dir, plan, { workers: 1 });
+ * console.log((await readRunResult(`${dir}/${plan.trials[0].dir}`))?.epochs); // 1
+ * ```
+ */
+export async function runLocal(
+  expDir: string,
+  plan: Plan,
+  options: RunLocalOptions = {},
+): Promise<void> {
+  const pending: Plan["trials"] = [];
+  for (const trial of plan.trials) {
+    if (options.only && !options.only.has(trial.id)) continue;
+    if (await readRunResult(`${expDir}/${trial.dir}`)) {
+      const variant = trial.config.variants[0];
+      options.onEvent?.({ type: "skipped", variant, seed: trial.config.seed, trial: trial.id });
+    } else pending.push(trial);
+  }
+  const workers = workerCount(options.workers ?? 1, pending.length);
+  const failures: string[] = [];
+  if (workers > 1) {
+    if (options.model || options.data) {
+      throw new Error(
+        "runLocal: a model factory or a dataset object cannot cross into worker processes; " +
+          "use workers: 1",
+      );
+    }
+    const parts = assignParts(
+      pending.map((t) => RELATIVE_STEP_COST[t.config.variants[0]] ?? 1),
+      workers,
+    );
+    try {
+      await runWorkers({
+        script: new URL("../../scripts/trial.ts", import.meta.url),
+        args: [expDir, "--collect", "--quiet"],
+        argsFor: (i) => [
+          "--index",
+          pending.filter((_, j) => parts[j] === i).map((t) => t.index).join(","),
+        ],
+        workers,
+        onLine: options.onLine,
+      });
+    } catch (error) {
+      failures.push((error as Error).message);
+    }
+  } else {
+    const writeOutputs = options.writeOutputs ?? true;
+    for (const trial of pending) {
+      try {
+        await runTrial(expDir, trial.index, {
+          plan,
+          model: options.model,
+          data: options.data,
+          onEvent: options.onEvent,
+          afterEpoch: writeOutputs ? () => collect(expDir) : undefined,
+        });
+      } catch (error) {
+        failures.push(
+          `${trial.id}: ${(error as Error).message} (${expDir}/${trial.dir}/error.json)`,
+        );
+      }
+    }
+  }
+  await collect(expDir);
+  if (failures.length) {
+    throw new Error(
+      `${failures.length === 1 ? "a trial" : "trials"} failed; the others finished and ` +
+        `rerunning the same command resumes: ${failures.join("; ")}`,
+    );
+  }
+}
+
+/**
+ * Hands a plan to an executor: `local` ({@linkcode runLocal}) or `slurm` (one job array
+ * through `lib/experiments/slurm.ts`'s `submitSlurm`).
+ *
+ * @param expDir The experiment directory.
+ * @param plan Its plan.
+ * @param options The executor, its options, and the local executor's options.
+ *
+ * @example
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * import { executePlan, prepareTrain } from "./runner.ts";
+ * const dir = await Deno.makeTempDir();
+ * const config = resolveConfig("smoke", {
+ *   variants: ["none"], limit: 40, testLimit: 20, logEvery: 1,
+ * });
+ * await executePlan(dir, await prepareTrain(config, dir), { executor: "local" });
+ * console.log((await Deno.stat(`${dir}/summary.csv`)).isFile); // true
+ * ```
+ */
+export async function executePlan(
+  expDir: string,
+  plan: Plan,
+  options: RunLocalOptions & { executor?: "local" | "slurm"; slurm?: Record<string, unknown> },
+): Promise<void> {
+  if ((options.executor ?? "local") === "local") return await runLocal(expDir, plan, options);
+  const module = new URL("./slurm.ts", import.meta.url);
+  try {
+    await Deno.stat(module);
+  } catch {
+    throw new Error("the slurm executor is not available");
+  }
+  const slurm: {
+    submitSlurm?: (dir: string, plan: Plan, options: Record<string, unknown>) => Promise<unknown>;
+  } = await import(module.href);
+  if (!slurm.submitSlurm) throw new Error("the slurm executor is not available");
+  await slurm.submitSlurm(expDir, plan, options.slurm ?? {});
 }

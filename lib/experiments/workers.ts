@@ -11,8 +11,10 @@ import { MAX_BLAS_THREADS, readEnv } from "../env.ts";
 export interface RunWorkersOptions {
   /** Path or URL of the Deno script to start. */
   script: string | URL;
-  /** Arguments every worker gets; `--part i/N` is appended. */
+  /** Arguments every worker gets; `--part i/N` is appended unless `argsFor` is given. */
   args: string[];
+  /** The arguments of worker i, appended to `args` instead of `--part i/N`. */
+  argsFor?: (worker: number) => string[];
   /** Number of processes. */
   workers: number;
   /** Receives each line a worker writes to stderr, with the worker's index. */
@@ -104,7 +106,13 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
   const script = options.script instanceof URL ? options.script.pathname : options.script;
   const children = Array.from({ length: options.workers }, (_, i) => {
     const command = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", script, ...options.args, "--part", `${i}/${options.workers}`],
+      args: [
+        "run",
+        "--allow-all",
+        script,
+        ...options.args,
+        ...(options.argsFor ? options.argsFor(i) : ["--part", `${i}/${options.workers}`]),
+      ],
       env: _workerEnv(options.workers),
       stdout: "null",
       stderr: "piped",

@@ -148,6 +148,12 @@ export interface LoadCheckpointOptions {
    * @default {not checked}
    */
   config?: CheckpointConfig;
+  /**
+   * Values of config fields that a checkpoint saved before the field existed ran with: a field
+   * absent from the saved config is compared as this value.
+   * @default {none: an absent field differs}
+   */
+  savedDefaults?: CheckpointConfig;
 }
 
 /**
@@ -175,7 +181,7 @@ export async function loadCheckpoint<S>(
   dir: string,
   options: LoadCheckpointOptions,
 ): Promise<S | undefined> {
-  const { model, optimizer, config } = options;
+  const { model, optimizer, config, savedDefaults } = options;
   const manifest = await _readManifest<S>(dir);
   if (!manifest) return undefined;
   const where = `${dir}/${_MANIFEST}`;
@@ -220,7 +226,9 @@ export async function loadCheckpoint<S>(
         `received a ${optimizer.getClassName()} optimizer`,
     );
   }
-  if (config && manifest.config) _checkConfig(where, manifest.config, config);
+  if (config && manifest.config) {
+    _checkConfig(where, { ...savedDefaults, ...manifest.config }, config);
+  }
   const weights = model.weights;
   const shapes = weights.map((w) => JSON.stringify(w.shape));
   const saved = manifest.model.map((w) => JSON.stringify(w.shape));

@@ -6,16 +6,51 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { batches, type LastBatch, numBatches } from "../data/batches.ts";
+import { batches, LAST_BATCH_POLICIES, type LastBatch, numBatches } from "../data/batches.ts";
 import { validateTrainingInputs } from "../data/validate.ts";
 import type { Dataset } from "../data/mnist.ts";
 import { evaluate, type Evaluation } from "./evaluate.ts";
 import { computeLoss, type LossName } from "./losses.ts";
 
-/** Optimizers the loop can build. */
+/** Optimizers the loop can build (`momentum` is SGD with momentum 0.9, an older name). */
 export type OptimizerName = "sgd" | "momentum" | "adam";
 /** Allowed optimizer names. */
 export const OPTIMIZERS: readonly OptimizerName[] = ["sgd", "momentum", "adam"];
+
+/**
+ * What happens to a final batch smaller than the batch size: `merge` it into the batch before
+ * it (one batch of up to 2·batchSize − 1 images), `drop` it, or `keep` it as a smaller batch.
+ */
+export type { LastBatch };
+/** Allowed {@linkcode LastBatch} modes. */
+export const LAST_BATCH_MODES: readonly LastBatch[] = LAST_BATCH_POLICIES;
+
+/** Learning-rate schedules. */
+export type LrSchedule = "constant" | "step" | "cosine";
+/** Allowed {@linkcode LrSchedule} names. */
+export const LR_SCHEDULES: readonly LrSchedule[] = ["constant", "step", "cosine"];
+
+/** A learning-rate schedule over the steps of a run. */
+export interface ScheduleOptions {
+  /** The schedule. @default {"constant"} */
+  schedule?: LrSchedule;
+  /** Steps of linear warm-up: the factor min(1, s/warmupSteps) at step s (from 1). @default {0} */
+  warmupSteps?: number;
+  /** `step`: factor applied every `stepEvery` steps. @default {0.1} */
+  gamma?: number;
+  /** `step`: period in steps. @default {1} */
+  stepEvery?: number;
+  /** `cosine`: total steps of the run. @default {1} */
+  totalSteps?: number;
+}
+
+/** Options of {@linkcode createOptimizer}. */
+export interface OptimizerOptions {
+  /** SGD's momentum (0: plain SGD). @default {0} */
+  sgdMomentum?: number;
+  /** Nesterov momentum (SGD with sgdMomentum > 0). @default {false} */
+  nesterov?: boolean;
+}
 
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
@@ -43,8 +78,19 @@ export interface TrainOptions {
   evalBatchSize?: number;
   /** Optimizer whose state continues from a checkpoint; built from the options when absent. */
   optimizerInstance?: tf.Optimizer;
+  /** SGD's momentum and Nesterov flag, when the optimizer is built here. */
+  optimizerOptions?: OptimizerOptions;
+  /** L2 weight decay: wd·w is added to every trainable weight's gradient. @default {0} */
+  weightDecay?: number;
+  /**
+   * Learning-rate schedule; the rate at step s is lr·schedule(s)·min(1, s/warmupSteps), set on
+   * the optimizer before the step. @default {constant, no warm-up}
+   */
+  schedule?: ScheduleOptions;
   /** Receives progress events. */
   onEvent?: (event: TrainEvent) => void;
+  /** Called before each training step with the step (from 1), e.g. to follow a schedule. */
+  onStep?: (step: number) => void;
   /** Called after each epoch's evaluation, before the next epoch starts (checkpoints go here). */
   onEpochEnd?: (record: EpochRecord, optimizer: tf.Optimizer) => Promise<void> | void;
 }
@@ -67,6 +113,11 @@ export interface EpochRecord {
   step: number;
   /** Mean training loss over the epoch's batches. */
   trainLoss: number;
+  /**
+   * Fraction of the epoch's training images classified correctly by the forward pass that
+   * trained on them (batch statistics, weights before each step's update).
+   */
+  trainAccuracy?: number;
   /** Test evaluation (running statistics) when a test set was given. */
   test?: Evaluation;
   /** Wall time of the epoch's training and evaluation. */
@@ -108,21 +159,33 @@ export class NonFiniteLossError extends Error {
 /**
  * Builds an optimizer by name.
  *
- * @param name `sgd`, `momentum` (0.9) or `adam`.
+ * @param name `sgd` (with `sgdMomentum`, `nesterov`), `momentum` (SGD, 0.9) or `adam`.
  * @param lr Learning rate.
+ * @param options SGD's momentum and Nesterov flag.
  * @returns A tfjs optimizer.
  *
  * @example
  * ```ts
  * import { createOptimizer } from "./loop.ts";
- * const optimizer = createOptimizer("sgd", 0.001);
+ * const optimizer = createOptimizer("sgd", 0.001, { sgdMomentum: 0.9, nesterov: true });
  * optimizer.dispose();
  * ```
  */
-export function createOptimizer(name: OptimizerName, lr: number): tf.Optimizer {
+export function createOptimizer(
+  name: OptimizerName,
+  lr: number,
+  options: OptimizerOptions = {},
+): tf.Optimizer {
+  const { sgdMomentum = 0, nesterov = false } = options;
+  if (!(sgdMomentum >= 0 && sgdMomentum < 1)) {
+    throw new Error(`createOptimizer: sgdMomentum must be in [0, 1), received ${sgdMomentum}`);
+  }
+  if (nesterov && !(sgdMomentum > 0) && name === "sgd") {
+    throw new Error(`createOptimizer: nesterov needs sgdMomentum > 0, received ${sgdMomentum}`);
+  }
   switch (name) {
     case "sgd":
-      return tf.train.sgd(lr);
+      return sgdMomentum > 0 ? tf.train.momentum(lr, sgdMomentum, nesterov) : tf.train.sgd(lr);
     case "momentum":
       return tf.train.momentum(lr, 0.9);
     case "adam":
@@ -134,6 +197,35 @@ export function createOptimizer(name: OptimizerName, lr: number): tf.Optimizer {
         }`,
       );
   }
+}
+
+/**
+ * The factor a schedule applies to the learning rate at a step.
+ *
+ * - `constant`: 1; `step`: gamma^⌊(s−1)/stepEvery⌋; `cosine`: ½(1 + cos(π·(s−1)/totalSteps));
+ * - times the warm-up factor min(1, s/warmupSteps) when warmupSteps > 0.
+ *
+ * @param step The step, from 1.
+ * @param options The schedule.
+ * @returns The factor.
+ *
+ * @example
+ * ```ts
+ * import { scheduleFactor } from "./loop.ts";
+ * console.log(scheduleFactor(3, { schedule: "step", gamma: 0.5, stepEvery: 2 })); // 0.5
+ * console.log(scheduleFactor(1, { warmupSteps: 4 })); // 0.25
+ * ```
+ */
+export function scheduleFactor(step: number, options: ScheduleOptions = {}): number {
+  const { schedule = "constant", warmupSteps = 0, gamma = 0.1, stepEvery = 1, totalSteps = 1 } =
+    options;
+  let factor = 1;
+  if (schedule === "step") factor = gamma ** Math.floor((step - 1) / stepEvery);
+  else if (schedule === "cosine") {
+    factor = 0.5 * (1 + Math.cos((Math.PI * (step - 1)) / totalSteps));
+  }
+  if (warmupSteps > 0) factor *= Math.min(1, step / warmupSteps);
+  return factor;
 }
 
 /**
@@ -194,9 +286,23 @@ export async function train(
     throw new Error(`train: lr must be a positive finite number, received ${lr}`);
   }
   validateTrainingInputs(model, data, { batchSize, lastBatch, test: options.test });
-  const optimizer = options.optimizerInstance ?? createOptimizer(optimizerName, lr);
+  const weightDecay = options.weightDecay ?? 0;
+  if (!(weightDecay >= 0) || !Number.isFinite(weightDecay)) {
+    throw new Error(`train: weightDecay must be a finite number >= 0, received ${weightDecay}`);
+  }
+  const optimizer = options.optimizerInstance ??
+    createOptimizer(optimizerName, lr, options.optimizerOptions);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const stepsPerEpoch = numBatches(data.count, { batchSize, lastBatch });
+  if (stepsPerEpoch < 1) {
+    throw new Error(
+      `train: ${data.count} training images make no batch of ${batchSize} with lastBatch ` +
+        `${lastBatch}; use fewer images per batch or lastBatch merge or keep`,
+    );
+  }
+  const scheduled = options.schedule &&
+    ((options.schedule.schedule ?? "constant") !== "constant" ||
+      (options.schedule.warmupSteps ?? 0) > 0);
   const totalSteps = stepsPerEpoch * epochs;
   let step = stepsPerEpoch * startEpoch;
   options.onEvent?.({ type: "start", totalSteps, doneSteps: step });
@@ -208,21 +314,41 @@ export async function train(
     const epochStarted = performance.now();
     const steps: StepRecord[] = [];
     let lossSum: tf.Scalar = tf.scalar(0);
+    let correctSum: tf.Scalar = tf.scalar(0);
+    let seen = 0;
+    let batchCount = 0;
     for (const batch of batches(data, { batchSize, seed: epochSeed(seed, epoch), lastBatch })) {
       step++;
-      const batchLoss = optimizer.minimize(
-        () => computeLoss(loss, model.apply(batch.xs, { training: true }) as tf.Tensor, batch.ys),
-        true,
-        variables,
-      ) as tf.Scalar;
+      batchCount++;
+      seen += batch.labels.length;
+      if (scheduled) _setLearningRate(optimizer, lr * scheduleFactor(step, options.schedule));
+      options.onStep?.(step);
+      let correct: tf.Scalar | undefined;
+      const objective = () => {
+        const logits = model.apply(batch.xs, { training: true }) as tf.Tensor;
+        correct = tf.keep(
+          tf.tidy(() =>
+            tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), tf.argMax(batch.ys, -1)), "float32"))
+          ) as tf.Scalar,
+        );
+        return computeLoss(loss, logits, batch.ys);
+      };
+      const batchLoss = weightDecay > 0
+        ? _minimizeWithDecay(optimizer, objective, variables, weightDecay)
+        : optimizer.minimize(objective, true, variables) as tf.Scalar;
       const nextSum = tf.add(lossSum, batchLoss) as tf.Scalar;
       lossSum.dispose();
       lossSum = nextSum;
+      const nextCorrect = tf.add(correctSum, correct!) as tf.Scalar;
+      correctSum.dispose();
+      correct!.dispose();
+      correctSum = nextCorrect;
       if (step % logEvery === 0) {
         const value = (await batchLoss.data())[0];
         if (!Number.isFinite(value)) {
           batchLoss.dispose();
           lossSum.dispose();
+          correctSum.dispose();
           throw new NonFiniteLossError(epoch, step, value);
         }
         steps.push({ epoch, step, trainLoss: value });
@@ -240,16 +366,18 @@ export async function train(
       }
       batchLoss.dispose();
     }
-    const trainLoss = (await lossSum.data())[0] / stepsPerEpoch;
+    const trainLoss = (await lossSum.data())[0] / batchCount;
+    const trainAccuracy = (await correctSum.data())[0] / seen;
     lossSum.dispose();
+    correctSum.dispose();
     if (!Number.isFinite(trainLoss)) throw new NonFiniteLossError(epoch, step, trainLoss);
-    const test = options.test
-      ? await evaluate(model, options.test, { batchSize: evalBatchSize, loss, lastBatch })
-      : undefined;
+    const evalOptions = { batchSize: evalBatchSize, loss, lastBatch };
+    const test = options.test ? await evaluate(model, options.test, evalOptions) : undefined;
     const record: EpochRecord = {
       epoch,
       step,
       trainLoss,
+      trainAccuracy,
       test,
       seconds: (performance.now() - epochStarted) / 1000,
       steps,
@@ -278,6 +406,53 @@ export async function train(
  */
 export function epochSeed(seed: number, epoch: number): number {
   return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0;
+}
+
+/**
+ * Training steps per epoch: ⌈count/batchSize⌉ (`keep`), ⌊count/batchSize⌋ (`drop`), or
+ * max(1, ⌊count/batchSize⌋) (`merge`).
+ *
+ * @param count Training images.
+ * @param batchSize Images per batch.
+ * @param lastBatch What happens to a smaller last batch.
+ * @returns Steps per epoch.
+ *
+ * @example
+ * ```ts
+ * import { epochSteps } from "./loop.ts";
+ * console.log(epochSteps(45, 20, "keep"), epochSteps(45, 20, "merge")); // 3 2
+ * ```
+ */
+export function epochSteps(count: number, batchSize: number, lastBatch: LastBatch): number {
+  return numBatches(count, { batchSize, lastBatch });
+}
+
+function _setLearningRate(optimizer: tf.Optimizer, lr: number) {
+  const o = optimizer as unknown as {
+    learningRate: number;
+    setLearningRate?: (lr: number) => void;
+  };
+  if (o.learningRate === lr) return;
+  if (o.setLearningRate) o.setLearningRate(lr);
+  else o.learningRate = lr;
+}
+
+/** One step with L2 weight decay: the gradient of each weight w gets wd·w added. */
+function _minimizeWithDecay(
+  optimizer: tf.Optimizer,
+  objective: () => tf.Scalar,
+  variables: tf.Variable[],
+  weightDecay: number,
+): tf.Scalar {
+  const { value, grads } = optimizer.computeGradients(objective, variables);
+  const decayed = variables.map((v) => ({
+    name: v.name,
+    tensor: tf.tidy(() => tf.add(grads[v.name], tf.mul(v, weightDecay))),
+  }));
+  optimizer.applyGradients(decayed);
+  tf.dispose(grads);
+  tf.dispose(decayed.map((g) => g.tensor));
+  return value;
 }
 
 function _checkPositiveInteger(name: string, value: number) {
