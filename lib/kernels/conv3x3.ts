@@ -10,7 +10,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import type * as tf from "@tensorflow/tfjs";
 import { blasSliceThreads } from "./blas.ts";
 import { nativeKernels } from "./native_library.ts";
 import { floatOffset, heapFloats, type WasmBackend } from "./wasm_kernel.ts";
