@@ -13,9 +13,9 @@
  * - input gradient: dcols [M, K] = dy · Wᵀ, then dx is dcols summed back onto the pixels
  *   each column came from (col2im).
  *
- * 3×3 convolutions of 16 channels at stride 1 with `same` padding skip im2col and BLAS: the
- * native kernels of `conv3x3.ts` compute them directly (their products of 16 columns run far
- * below the BLAS's rate), the same values within float32 rounding.
+ * 3×3 convolutions at stride 1 with `same` padding and 16 or 32 channels skip im2col and
+ * BLAS: the native kernels of `conv3x3.ts` compute them directly (their products of so few
+ * columns run below the BLAS's rate), the same values within float32 rounding.
  *
  * im2col and col2im (`im2col.ts`) run in C when the native kernels are built, else as
  * JavaScript loops over the heap (a 1×1 filter at stride 1 without padding skips them: cols

@@ -1,10 +1,10 @@
 /**
- * 3×3 convolutions of 16 output channels at stride 1 with one pixel of zero padding (tfjs's
- * `same`; ResNet-20's first stage) computed directly in C (`bnlab_conv3x3_c16` in
- * `native/bnlab_kernels.c`): the forward pass, the input gradient of a convolution from 16
- * channels, and the filter gradient, without im2col. The BLAS kernels (`blas_kernels.ts`) call
- * these for the cases {@linkcode conv3x3Usable} accepts, where products of 16 columns run far
- * below the machine's rate. The sums run in another order than the BLAS's (with fused
+ * 3×3 convolutions at stride 1 with one pixel of zero padding (tfjs's `same`; ResNet-20's)
+ * producing 16 or 32 channels ({@linkcode CONV3X3_CHANNELS}), computed directly in C (`bnlab_conv3x3` in
+ * `native/bnlab_kernels.c`): the forward pass, the input gradient, and the filter gradient,
+ * without im2col. The BLAS kernels (`blas_kernels.ts`) call these for the cases
+ * {@linkcode conv3x3Usable} accepts, where products of so few columns run below the
+ * machine's rate. The sums run in another order than the BLAS's (with fused
  * multiply-adds where the processor has them): the same values within float32 rounding
  * (tests/conv3x3_test.ts), the same floats on one thread or two.
  *
@@ -15,8 +15,11 @@ import { blasSliceThreads } from "./blas.ts";
 import { nativeKernels } from "./native_library.ts";
 import { floatOffset, heapFloats, type WasmBackend } from "./wasm_kernel.ts";
 
-/** The channel count the direct kernels produce (the forward pass's output channels). */
-export const CONV3X3_CHANNELS = 16;
+/**
+ * The channel counts the direct kernels handle on the side they produce (the forward pass's
+ * and the filter gradient's output channels, the input gradient's input channels).
+ */
+export const CONV3X3_CHANNELS: readonly number[] = [16, 32];
 
 /** Whether the direct kernels may run: on unless switched off by {@linkcode setConv3x3Enabled}. */
 let _enabled = true;
@@ -43,11 +46,12 @@ export function setConv3x3Enabled(enabled: boolean): boolean {
 /**
  * Whether a convolution's geometry is one the direct kernels compute: NHWC, a 3×3 filter at
  * stride 1 and dilation 1, one pixel of padding on every side (output size = input size),
- * `channels` (the side of 16 channels: output channels for the forward pass and the filter
- * gradient, input channels for the input gradient) equal to 16, and the native kernels on.
+ * the channels of one side (output channels for the forward pass and the filter gradient,
+ * input channels for the input gradient) one of {@linkcode CONV3X3_CHANNELS}, and the native
+ * kernels on.
  *
  * @param info The convolution's geometry.
- * @param side `forward` (and filter gradient): 16 output channels; `input`: 16 input channels.
+ * @param side `forward` (and filter gradient): output channels; `input`: input channels.
  * @returns True when the direct kernels take it.
  *
  * @example
@@ -65,7 +69,7 @@ export function conv3x3Usable(
 ): boolean {
   if (!_enabled || nativeKernels() === null) return false;
   const channels = side === "forward" ? info.outChannels : info.inChannels;
-  return channels === CONV3X3_CHANNELS && info.dataFormat === "channelsLast" &&
+  return CONV3X3_CHANNELS.includes(channels) && info.dataFormat === "channelsLast" &&
     info.filterHeight === 3 && info.filterWidth === 3 &&
     info.strideHeight === 1 && info.strideWidth === 1 &&
     info.dilationHeight === 1 && info.dilationWidth === 1 &&
@@ -74,11 +78,11 @@ export function conv3x3Usable(
 }
 
 /**
- * The forward pass into `out` ([B, H, W, 16]), or with `accumulate` added to its values (a
+ * The forward pass into `out` ([B, H, W, Cout]), or with `accumulate` added to its values (a
  * bias written there first).
  *
  * @param backend The wasm backend.
- * @param options x [B, H, W, Cin], the filter [3, 3, Cin, 16], out, the geometry, accumulate.
+ * @param options x [B, H, W, Cin], the filter [3, 3, Cin, Cout], out, the geometry, accumulate.
  */
 export function conv3x3Forward(
   backend: WasmBackend,
@@ -91,7 +95,7 @@ export function conv3x3Forward(
   },
 ): void {
   const { x, filter, out, info, accumulate } = options;
-  nativeKernels()!.bnlab_conv3x3_c16(
+  nativeKernels()!.bnlab_conv3x3(
     heapFloats(backend),
     floatOffset(backend, x),
     floatOffset(backend, filter),
@@ -100,6 +104,7 @@ export function conv3x3Forward(
     info.inHeight,
     info.inWidth,
     info.inChannels,
+    info.outChannels,
     0,
     accumulate ? 1 : 0,
     blasSliceThreads(),
@@ -107,8 +112,8 @@ export function conv3x3Forward(
 }
 
 /**
- * The input gradient dx [B, H, W, 16] of a convolution from 16 channels to Cout, from dy
- * [B, H, W, Cout] and its filter [3, 3, 16, Cout], into `out`.
+ * The input gradient dx [B, H, W, Cin] of a convolution from Cin channels to Cout, from dy
+ * [B, H, W, Cout] and its filter [3, 3, Cin, Cout], into `out`.
  *
  * @param backend The wasm backend.
  * @param options dy, the filter, out and the geometry of the forward convolution.
@@ -123,7 +128,7 @@ export function conv3x3Input(
   },
 ): void {
   const { dy, filter, out, info } = options;
-  nativeKernels()!.bnlab_conv3x3_c16(
+  nativeKernels()!.bnlab_conv3x3(
     heapFloats(backend),
     floatOffset(backend, dy),
     floatOffset(backend, filter),
@@ -132,6 +137,7 @@ export function conv3x3Input(
     info.inHeight,
     info.inWidth,
     info.outChannels,
+    info.inChannels,
     1,
     0,
     blasSliceThreads(),
@@ -139,7 +145,7 @@ export function conv3x3Input(
 }
 
 /**
- * The filter gradient dW [3, 3, Cin, 16] from x [B, H, W, Cin] and dy [B, H, W, 16], into
+ * The filter gradient dW [3, 3, Cin, Cout] from x [B, H, W, Cin] and dy [B, H, W, Cout], into
  * `out`.
  *
  * @param backend The wasm backend.
@@ -155,7 +161,7 @@ export function conv3x3Filter(
   },
 ): void {
   const { x, dy, out, info } = options;
-  nativeKernels()!.bnlab_conv3x3_c16_filter(
+  nativeKernels()!.bnlab_conv3x3_filter(
     heapFloats(backend),
     floatOffset(backend, x),
     floatOffset(backend, dy),
@@ -164,6 +170,7 @@ export function conv3x3Filter(
     info.inHeight,
     info.inWidth,
     info.inChannels,
+    info.outChannels,
     blasSliceThreads(),
   );
 }

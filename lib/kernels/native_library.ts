@@ -2,7 +2,7 @@
  * bnlab's native helper kernels (`native/bnlab_kernels.c`, and `native/thread_pool.c`, its
  * thread pool): the memory-bound loops of the BLAS convolutions (im2col, col2im),
  * `MaxPoolGrad`, batch normalization's statistics, forward and analytic backward pass
- * (`batch_norm_native.ts`), group normalization's forward and backward pass
+ * (`batch_norm_native.ts`), 3×3 convolutions at stride 1 (`conv3x3.ts`), group normalization's forward and backward pass
  * (`group_norm_native.ts`), and matrix products cut into slices run on two threads
  * (`blas.ts`), in C, called through Deno's FFI on the wasm backend's heap. Their JavaScript
  * and tfjs-op twins stay as the fallback and the reference.
@@ -117,7 +117,7 @@ const _SYMBOLS = {
     ],
     result: "void",
   },
-  bnlab_conv3x3_c16: {
+  bnlab_conv3x3: {
     parameters: [
       "buffer", // heap
       "i32", // x offset
@@ -127,13 +127,14 @@ const _SYMBOLS = {
       "i32", // height
       "i32", // width
       "i32", // input channels
+      "i32", // output channels: 16 or 32
       "i32", // flip: 1 for the input gradient of a convolution from 16 channels
       "i32", // accumulate: 1 adds to y's values
       "i32", // threads (1 or 2)
     ],
     result: "void",
   },
-  bnlab_conv3x3_c16_filter: {
+  bnlab_conv3x3_filter: {
     parameters: [
       "buffer", // heap
       "i32", // x offset
@@ -143,6 +144,7 @@ const _SYMBOLS = {
       "i32", // height
       "i32", // width
       "i32", // input channels
+      "i32", // output channels: 16 or 32
       "i32", // threads (1 or 2)
     ],
     result: "void",

@@ -397,15 +397,16 @@ void bnlab_bn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_
   free(per);
 }
 
-/* ---- 3×3 convolutions of 16 output channels, stride 1, padding 1 ----------------------
+/* ---- 3×3 convolutions of 16 or 32 output channels, stride 1, padding 1 -----------------
  *
- * ResNet-20's first stage: im2col + sgemm runs its products of only 16 columns far below
- * the machine's rate, so these compute them directly. NHWC, the filter [3, 3, Cin, 16]
- * (forward) or [3, 3, 16, Cin] (input gradient, read flipped and transposed), one zero pixel
- * of padding on every side (tfjs's `same` at stride 1). The images are split into two fixed
- * halves run on the matrix products' thread pool, so the floats do not depend on the
- * threads. Sums run in float in another order than the BLAS's (with fused multiply-adds
- * where the processor has them): the same values within float32 rounding, not the same bits.
+ * ResNet-20's 3×3 convolutions at stride 1: im2col + sgemm runs their products of only
+ * 16 or 32 columns below the machine's rate, so these compute them directly. NHWC, the filter
+ * [3, 3, Cin, Cout] (forward) or [3, 3, Cout, Cin] (input gradient, read flipped and
+ * transposed), one zero pixel of padding on every side (tfjs's `same` at stride 1). The
+ * images are split into two fixed halves run on the matrix products' thread pool, so the
+ * floats do not depend on the threads. Sums run in float in another order than the BLAS's
+ * (with fused multiply-adds where the processor has them): the same values within float32
+ * rounding, not the same bits.
  */
 
 void bnlab_pool_run(void (*task)(void *, int), void *context, int parts, int threads);
@@ -423,9 +424,9 @@ static inline v8f splat8(float v) { return (v8f){v, v, v, v, v, v, v, v}; }
 typedef struct {
   const float *x, *filter, *dy;
   float *y;
-  int32_t batch, h, w, cin, accumulate;
-  float *partial[2]; /* the filter gradient's per-half sums, 9·cin·16 floats each */
-} conv16_task;
+  int32_t batch, h, w, cin, cout, accumulate;
+  float *partial[2]; /* the filter gradient's per-half sums, 9·cin·cout floats each */
+} conv3x3_task;
 
 /* Copies image [h, w, c] into [h + 2, w + 2, c] with a border of zeros. */
 static void pad_image(const float *x, float *xp, int32_t h, int32_t w, int32_t c) {
@@ -440,179 +441,180 @@ static void pad_image(const float *x, float *xp, int32_t h, int32_t w, int32_t c
   }
 }
 
-/* The images [b0, b1) of the forward convolution of padded images with filter [3,3,cin,16]. */
-static void conv16_forward_images(const conv16_task *t, int32_t b0, int32_t b1) {
-  const int32_t h = t->h, w = t->w, cin = t->cin;
+/* P output pixels from column x of row r: V = cout/8 vectors each; P·V = 8 accumulators. */
+static inline __attribute__((always_inline)) void conv_pixels(
+    const conv3x3_task *t, const float *xp, float *y, int32_t r, int32_t x, const int P,
+    const int V) {
+  const int32_t w = t->w, cin = t->cin, cout = 8 * V;
   const int64_t prow = (int64_t)(w + 2) * cin;
-  float *xp = malloc((size_t)(h + 2) * prow * sizeof(float));
+  v8f acc[4][8];
+  for (int p = 0; p < P; p++) {
+    for (int v = 0; v < V; v++) acc[p][v] = splat8(0.0f);
+  }
+  for (int32_t tap = 0; tap < 9; tap++) {
+    const float *in = xp + (r + tap / 3) * prow + (int64_t)(x + tap % 3) * cin;
+    const float *wk = t->filter + (int64_t)tap * cin * cout;
+    for (int32_t ci = 0; ci < cin; ci++) {
+      v8f wv[8];
+      for (int v = 0; v < V; v++) wv[v] = load8(wk + (int64_t)ci * cout + 8 * v);
+      for (int p = 0; p < P; p++) {
+        const v8f s = splat8(in[(int64_t)p * cin + ci]);
+        for (int v = 0; v < V; v++) acc[p][v] = madd8(acc[p][v], s, wv[v]);
+      }
+    }
+  }
+  for (int p = 0; p < P; p++) {
+    float *out = y + ((int64_t)r * w + x + p) * cout;
+    for (int v = 0; v < V; v++) {
+      store8(out + 8 * v, t->accumulate ? load8(out + 8 * v) + acc[p][v] : acc[p][v]);
+    }
+  }
+}
+
+/* The images [b0, b1) of the forward convolution; V = cout/8, P pixels at a time. */
+static inline __attribute__((always_inline)) void conv_images(const conv3x3_task *t,
+                                                              int32_t b0, int32_t b1,
+                                                              const int P, const int V) {
+  const int32_t h = t->h, w = t->w, cin = t->cin;
+  float *xp = malloc((size_t)(h + 2) * (w + 2) * cin * sizeof(float));
   if (xp == NULL) abort();
   for (int32_t b = b0; b < b1; b++) {
     pad_image(t->x + (int64_t)b * h * w * cin, xp, h, w, cin);
-    float *y = t->y + (int64_t)b * h * w * 16;
+    float *y = t->y + (int64_t)b * h * w * t->cout;
     for (int32_t r = 0; r < h; r++) {
       int32_t x = 0;
-      for (; x + 4 <= w; x += 4) {
-        v8f acc[4][2];
-        for (int p = 0; p < 4; p++) acc[p][0] = acc[p][1] = splat8(0.0f);
-        for (int32_t tap = 0; tap < 9; tap++) {
-          const float *in = xp + (r + tap / 3) * prow + (int64_t)(x + tap % 3) * cin;
-          const float *wk = t->filter + (int64_t)tap * cin * 16;
-          for (int32_t ci = 0; ci < cin; ci++) {
-            const v8f w0 = load8(wk + ci * 16), w1 = load8(wk + ci * 16 + 8);
-            for (int p = 0; p < 4; p++) {
-              const v8f v = splat8(in[p * cin + ci]);
-              acc[p][0] = madd8(acc[p][0], v, w0);
-              acc[p][1] = madd8(acc[p][1], v, w1);
-            }
-          }
-        }
-        for (int p = 0; p < 4; p++) {
-          float *out = y + ((int64_t)r * w + x + p) * 16;
-          if (t->accumulate) {
-            acc[p][0] = load8(out) + acc[p][0];
-            acc[p][1] = load8(out + 8) + acc[p][1];
-          }
-          store8(out, acc[p][0]);
-          store8(out + 8, acc[p][1]);
-        }
-      }
-      for (; x < w; x++) {
-        v8f a0 = splat8(0.0f), a1 = splat8(0.0f);
-        for (int32_t tap = 0; tap < 9; tap++) {
-          const float *in = xp + (r + tap / 3) * prow + (int64_t)(x + tap % 3) * cin;
-          const float *wk = t->filter + (int64_t)tap * cin * 16;
-          for (int32_t ci = 0; ci < cin; ci++) {
-            const v8f v = splat8(in[ci]);
-            a0 = madd8(a0, v, load8(wk + ci * 16));
-            a1 = madd8(a1, v, load8(wk + ci * 16 + 8));
-          }
-        }
-        float *out = y + ((int64_t)r * w + x) * 16;
-        if (t->accumulate) {
-          a0 = load8(out) + a0;
-          a1 = load8(out + 8) + a1;
-        }
-        store8(out, a0);
-        store8(out + 8, a1);
-      }
+      for (; x + P <= w; x += P) conv_pixels(t, xp, y, r, x, P, V);
+      for (; x < w; x++) conv_pixels(t, xp, y, r, x, 1, V);
     }
   }
   free(xp);
 }
 
-/* The half `part` of the images: [0, batch/2) or [batch/2, batch) (one image: all of it). */
-static void conv16_forward_part(void *context, int part) {
-  const conv16_task *t = context;
-  const int32_t mid = t->batch >= 2 ? t->batch / 2 : t->batch;
-  conv16_forward_images(t, part == 0 ? 0 : mid, part == 0 ? mid : t->batch);
+/* [0, batch/2) or [batch/2, batch) for part 0 or 1 (one image: all of it in part 0). */
+static void half_of(int32_t batch, int part, int32_t *b0, int32_t *b1) {
+  const int32_t mid = batch >= 2 ? batch / 2 : batch;
+  *b0 = part == 0 ? 0 : mid;
+  *b1 = part == 0 ? mid : batch;
+}
+
+static void conv_part(void *context, int part) {
+  const conv3x3_task *t = context;
+  int32_t b0, b1;
+  half_of(t->batch, part, &b0, &b1);
+  if (t->cout == 16) {
+    conv_images(t, b0, b1, 4, 2);
+  } else {
+    conv_images(t, b0, b1, 2, 4);
+  }
 }
 
 /*
- * y [batch, h, w, 16] = x [batch, h, w, cin] convolved with the filter at filter_off
- * ([3, 3, cin, 16]; flip = 1: the filter [3, 3, 16, cin] of a convolution from 16 to cin
- * channels, whose input gradient this then is), stride 1, one pixel of zero padding;
- * accumulate = 1 adds the sums to y's values (a bias already there). `threads`: 1 or 2.
+ * y [batch, h, w, cout] = x [batch, h, w, cin] convolved with the filter at filter_off
+ * ([3, 3, cin, cout]; flip = 1: the filter [3, 3, cout, cin] of a convolution from cout to
+ * cin channels, whose input gradient this then is), stride 1, one pixel of zero padding;
+ * accumulate = 1 adds the sums to y's values (a bias already there). cout is 16 or 32;
+ * `threads` 1 or 2.
  */
-void bnlab_conv3x3_c16(float *heap, int32_t x_off, int32_t filter_off, int32_t y_off,
-                       int32_t batch, int32_t h, int32_t w, int32_t cin, int32_t flip,
-                       int32_t accumulate, int32_t threads) {
-  float *filter = malloc((size_t)9 * cin * 16 * sizeof(float));
+void bnlab_conv3x3(float *heap, int32_t x_off, int32_t filter_off, int32_t y_off,
+                   int32_t batch, int32_t h, int32_t w, int32_t cin, int32_t cout, int32_t flip,
+                   int32_t accumulate, int32_t threads) {
+  if (cout != 16 && cout != 32) abort();
+  float *filter = malloc((size_t)9 * cin * cout * sizeof(float));
   if (filter == NULL) abort();
   const float *given = heap + filter_off;
   if (flip) {
-    /* filter'[i][j][co][ci] = filter[2 − i][2 − j][ci][co] */
+    /* filter'[i][j][ci][co] = filter[2 − i][2 − j][co][ci] */
     for (int32_t tap = 0; tap < 9; tap++) {
-      const float *from = given + (int64_t)(8 - tap) * 16 * cin;
-      float *to = filter + (int64_t)tap * cin * 16;
-      for (int32_t co = 0; co < cin; co++) {
-        for (int32_t ci = 0; ci < 16; ci++) to[co * 16 + ci] = from[ci * cin + co];
+      const float *from = given + (int64_t)(8 - tap) * cout * cin;
+      float *to = filter + (int64_t)tap * cin * cout;
+      for (int32_t ci = 0; ci < cin; ci++) {
+        for (int32_t co = 0; co < cout; co++) to[ci * cout + co] = from[co * cin + ci];
       }
     }
   } else {
-    memcpy(filter, given, (size_t)9 * cin * 16 * sizeof(float));
+    memcpy(filter, given, (size_t)9 * cin * cout * sizeof(float));
   }
-  conv16_task t = {heap + x_off, filter, NULL, heap + y_off, batch, h, w, cin, accumulate,
-                   {NULL, NULL}};
-  bnlab_pool_run(conv16_forward_part, &t, batch >= 2 ? 2 : 1, threads);
+  conv3x3_task t = {heap + x_off, filter, NULL, heap + y_off, batch, h, w, cin, cout,
+                    accumulate, {NULL, NULL}};
+  bnlab_pool_run(conv_part, &t, batch >= 2 ? 2 : 1, threads);
   free(filter);
 }
 
-/* The filter gradient's sums over images [b0, b1) into out [9, cin, 16] (overwritten). */
-static void conv16_filter_images(const conv16_task *t, int32_t b0, int32_t b1, float *out) {
-  const int32_t h = t->h, w = t->w, cin = t->cin;
+/* C input channels (from ci) of one tap over an image's pixels into out [cin, cout]. */
+static inline __attribute__((always_inline)) void filter_channels(
+    const conv3x3_task *t, const float *xp, const float *dy, float *out, int32_t tap,
+    int32_t ci, const int C, const int V) {
+  const int32_t h = t->h, w = t->w, cin = t->cin, cout = 8 * V;
   const int64_t prow = (int64_t)(w + 2) * cin;
-  float *xp = malloc((size_t)(h + 2) * prow * sizeof(float));
+  v8f acc[4][8];
+  for (int c = 0; c < C; c++) {
+    for (int v = 0; v < V; v++) acc[c][v] = splat8(0.0f);
+  }
+  for (int32_t r = 0; r < h; r++) {
+    const float *in = xp + (r + tap / 3) * prow + (int64_t)(tap % 3) * cin + ci;
+    const float *g = dy + (int64_t)r * w * cout;
+    for (int32_t x = 0; x < w; x++) {
+      v8f gv[8];
+      for (int v = 0; v < V; v++) gv[v] = load8(g + (int64_t)x * cout + 8 * v);
+      for (int c = 0; c < C; c++) {
+        const v8f s = splat8(in[(int64_t)x * cin + c]);
+        for (int v = 0; v < V; v++) acc[c][v] = madd8(acc[c][v], s, gv[v]);
+      }
+    }
+  }
+  for (int c = 0; c < C; c++) {
+    float *o = out + ((int64_t)tap * cin + ci + c) * cout;
+    for (int v = 0; v < V; v++) store8(o + 8 * v, load8(o + 8 * v) + acc[c][v]);
+  }
+}
+
+/* The filter gradient's sums over images [b0, b1) into out [9, cin, cout] (overwritten). */
+static inline __attribute__((always_inline)) void filter_images(
+    const conv3x3_task *t, int32_t b0, int32_t b1, float *out, const int C, const int V) {
+  const int32_t h = t->h, w = t->w, cin = t->cin, cout = 8 * V;
+  float *xp = malloc((size_t)(h + 2) * (w + 2) * cin * sizeof(float));
   if (xp == NULL) abort();
-  memset(out, 0, (size_t)9 * cin * 16 * sizeof(float));
+  memset(out, 0, (size_t)9 * cin * cout * sizeof(float));
   for (int32_t b = b0; b < b1; b++) {
     pad_image(t->x + (int64_t)b * h * w * cin, xp, h, w, cin);
-    const float *dy = t->dy + (int64_t)b * h * w * 16;
+    const float *dy = t->dy + (int64_t)b * h * w * cout;
     for (int32_t tap = 0; tap < 9; tap++) {
-      const int32_t ti = tap / 3, tj = tap % 3;
       int32_t ci = 0;
-      for (; ci + 4 <= cin; ci += 4) {
-        v8f acc[4][2];
-        for (int c = 0; c < 4; c++) acc[c][0] = acc[c][1] = splat8(0.0f);
-        for (int32_t r = 0; r < h; r++) {
-          const float *in = xp + (r + ti) * prow + (int64_t)tj * cin + ci;
-          const float *g = dy + (int64_t)r * w * 16;
-          for (int32_t x = 0; x < w; x++) {
-            const v8f g0 = load8(g + x * 16), g1 = load8(g + x * 16 + 8);
-            for (int c = 0; c < 4; c++) {
-              const v8f v = splat8(in[(int64_t)x * cin + c]);
-              acc[c][0] = madd8(acc[c][0], v, g0);
-              acc[c][1] = madd8(acc[c][1], v, g1);
-            }
-          }
-        }
-        for (int c = 0; c < 4; c++) {
-          float *o = out + ((int64_t)tap * cin + ci + c) * 16;
-          store8(o, load8(o) + acc[c][0]);
-          store8(o + 8, load8(o + 8) + acc[c][1]);
-        }
-      }
-      for (; ci < cin; ci++) {
-        v8f a0 = splat8(0.0f), a1 = splat8(0.0f);
-        for (int32_t r = 0; r < h; r++) {
-          const float *in = xp + (r + ti) * prow + (int64_t)tj * cin + ci;
-          const float *g = dy + (int64_t)r * w * 16;
-          for (int32_t x = 0; x < w; x++) {
-            const v8f v = splat8(in[(int64_t)x * cin]);
-            a0 = madd8(a0, v, load8(g + x * 16));
-            a1 = madd8(a1, v, load8(g + x * 16 + 8));
-          }
-        }
-        float *o = out + ((int64_t)tap * cin + ci) * 16;
-        store8(o, load8(o) + a0);
-        store8(o + 8, load8(o + 8) + a1);
-      }
+      for (; ci + C <= cin; ci += C) filter_channels(t, xp, dy, out, tap, ci, C, V);
+      for (; ci < cin; ci++) filter_channels(t, xp, dy, out, tap, ci, 1, V);
     }
   }
   free(xp);
 }
 
-static void conv16_filter_part(void *context, int part) {
-  const conv16_task *t = context;
-  const int32_t mid = t->batch >= 2 ? t->batch / 2 : t->batch;
-  conv16_filter_images(t, part == 0 ? 0 : mid, part == 0 ? mid : t->batch, t->partial[part]);
+static void filter_part(void *context, int part) {
+  const conv3x3_task *t = context;
+  int32_t b0, b1;
+  half_of(t->batch, part, &b0, &b1);
+  if (t->cout == 16) {
+    filter_images(t, b0, b1, t->partial[part], 4, 2);
+  } else {
+    filter_images(t, b0, b1, t->partial[part], 2, 4);
+  }
 }
 
 /*
- * The filter gradient of bnlab_conv3x3_c16's forward convolution: dw [3, 3, cin, 16] =
- * Σ over images and pixels of x's padded values under each tap times dy [batch, h, w, 16]:
- * per image, sums over its pixels; per half of the images, the sum of those; then the two
- * halves' sum (whatever the threads).
+ * The filter gradient of bnlab_conv3x3's forward convolution: dw [3, 3, cin, cout] = Σ over
+ * images and pixels of x's padded values under each tap times dy [batch, h, w, cout]: per
+ * image, sums over its pixels; per half of the images, the sum of those; then the two
+ * halves' sum (whatever the threads). cout is 16 or 32.
  */
-void bnlab_conv3x3_c16_filter(float *heap, int32_t x_off, int32_t dy_off, int32_t dw_off,
-                              int32_t batch, int32_t h, int32_t w, int32_t cin,
-                              int32_t threads) {
-  const size_t size = (size_t)9 * cin * 16;
+void bnlab_conv3x3_filter(float *heap, int32_t x_off, int32_t dy_off, int32_t dw_off,
+                          int32_t batch, int32_t h, int32_t w, int32_t cin, int32_t cout,
+                          int32_t threads) {
+  if (cout != 16 && cout != 32) abort();
+  const size_t size = (size_t)9 * cin * cout;
   float *partial = malloc(size * 2 * sizeof(float));
   if (partial == NULL) abort();
-  conv16_task t = {heap + x_off, NULL, heap + dy_off, NULL, batch, h, w, cin, 0,
-                   {partial, partial + size}};
+  conv3x3_task t = {heap + x_off, NULL, heap + dy_off, NULL, batch, h, w, cin, cout, 0,
+                    {partial, partial + size}};
   const int parts = batch >= 2 ? 2 : 1;
-  bnlab_pool_run(conv16_filter_part, &t, parts, threads);
+  bnlab_pool_run(filter_part, &t, parts, threads);
   float *dw = heap + dw_off;
   for (size_t i = 0; i < size; i++) dw[i] = parts == 2 ? partial[i] + partial[size + i] : partial[i];
   free(partial);
