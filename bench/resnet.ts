@@ -18,6 +18,7 @@ import { initBackend } from "../lib/backend.ts";
 import { createLeNet } from "../lib/models/lenet.ts";
 import { createResNet20 } from "../lib/models/resnet20.ts";
 import { GROUP_NORM_BACKWARD, GROUP_NORM_FORWARD } from "../lib/named_kernels.ts";
+import { setConv3x3Enabled } from "../lib/kernels/conv3x3.ts";
 import type { Normalization } from "../lib/norms/normalization.ts";
 import type { BenchRow } from "./bench_row.ts";
 import { median } from "./machine.ts";
@@ -165,9 +166,11 @@ export interface BenchResNetOptions {
  * ResNet-20 training on wasm (BLAS and native kernels as set up) per variant, and PyTorch's
  * without and with BN when a worker is given, all blocks round-robin. Rows (group
  * `resnet20_training`, batch 128): `samples_per_s` per variant (names as the normalization,
- * `group_g32` for group normalization in min(32, C) groups) and `pytorch_none`,
- * `pytorch_bn`; `over_pytorch` for `none` (over `pytorch_none`) and `bnlab` (over
- * `pytorch_bn`), ratios of the medians.
+ * `group_g32` for group normalization in min(32, C) groups), `bnlab_im2col_conv` (bnlab's
+ * BN with the direct 3×3 convolution kernels of lib/kernels/conv3x3.ts off: im2col + BLAS)
+ * and `pytorch_none`, `pytorch_bn`; `over_pytorch` for `none` (over `pytorch_none`) and
+ * `bnlab` (over `pytorch_bn`), and `direct_conv_speedup` for `bnlab` (over
+ * `bnlab_im2col_conv`), ratios of the medians.
  *
  * @param options Timing, variants and the PyTorch worker.
  * @returns The rows.
@@ -199,6 +202,21 @@ export async function benchResNet(options: BenchResNetOptions = {}): Promise<Ben
     const contenders = variants.map((v) =>
       _contender("resnet20", v, { batchSize, steps: timing.steps, trainers })
     );
+    if (variants.includes("bnlab")) {
+      // bnlab's BN with the 3×3 convolutions on im2col + BLAS instead of the direct kernels.
+      const base = _contender("resnet20", "bnlab", { batchSize, steps: timing.steps, trainers });
+      contenders.push({
+        name: "bnlab_im2col_conv",
+        block: async () => {
+          const previous = setConv3x3Enabled(false);
+          try {
+            return await base.block();
+          } finally {
+            setConv3x3Enabled(previous);
+          }
+        },
+      });
+    }
     const pytorch = options.pytorch;
     if (pytorch !== undefined) {
       for (const variant of ["none", "bn"] as const) {
@@ -225,6 +243,10 @@ export async function benchResNet(options: BenchResNetOptions = {}): Promise<Ben
     for (const [ours, theirs] of [["none", "pytorch_none"], ["bnlab", "pytorch_bn"]]) {
       const a = speeds.get(ours), b = speeds.get(theirs);
       if (a !== undefined && b !== undefined) put(ours, "over_pytorch", a / b, "ratio");
+    }
+    const im2col = speeds.get("bnlab_im2col_conv");
+    if (im2col !== undefined) {
+      put("bnlab", "direct_conv_speedup", speeds.get("bnlab")! / im2col, "ratio");
     }
     return rows;
   } finally {
