@@ -166,7 +166,7 @@ Deno.test("the native kernels take only channels-last float32 group norm on wasm
   }
 });
 
-Deno.test("group and layer norm layers train on the native kernels without leaking", async () => {
+Deno.test("group and layer norm layers train and infer on the native kernels without leaking", async () => {
   await initBackend("wasm");
   for (const layer of [groupNorm({ groups: 2 }), layerNorm()]) {
     const x = tf.randomNormal([8, 6, 6, 4], 0, 1, "float32", 5);
@@ -183,6 +183,9 @@ Deno.test("group and layer norm layers train on the native kernels without leaki
     step();
     const before = tf.memory().numTensors;
     for (let i = 0; i < 5; i++) step();
+    assert.equal(tf.memory().numTensors, before);
+    // Inference (no tape): the saved statistics are not kept either.
+    for (let i = 0; i < 3; i++) (layer.apply(x) as tf.Tensor).dispose();
     assert.equal(tf.memory().numTensors, before);
     tf.dispose(x);
     layer.dispose();
