@@ -17,6 +17,7 @@ import { groupNorm } from "../lib/norms/group_norm.ts";
 import { layerNorm } from "../lib/norms/layer_norm.ts";
 import { GROUP_NORM_BACKWARD, groupNormUsable } from "../lib/kernels/group_norm_native.ts";
 import { nativeKernels, setNativeEnabled } from "../lib/kernels/native_library.ts";
+import { blasInfo, setBlasSliceThreads } from "../lib/kernels/blas.ts";
 import { acceptsKernel, GROUP_NORM_FORWARD } from "../lib/named_kernels.ts";
 import { createRng } from "../lib/data/random.ts";
 import { relativeMaxError, uniform } from "./_kernel_test_utils.ts";
@@ -211,5 +212,28 @@ Deno.test("the backward kernel says so when the native kernels are off", async (
     tf.dispose([x, stat]);
   } finally {
     setNativeEnabled(previous);
+  }
+});
+
+Deno.test("native group norm gives the same floats on one thread or two", async () => {
+  await initBackend("wasm");
+  if (blasInfo().sliceThreads < 2) return;
+  // 8·28·28·16 values: split into two halves of the samples.
+  const c: _Case = { x: [8, 28, 28, 16], groups: 4, gamma: true, beta: true };
+  const previous = setBlasSliceThreads(1);
+  let one: Float32Array[];
+  try {
+    one = await _run(c, "native");
+  } finally {
+    setBlasSliceThreads(previous);
+  }
+  setBlasSliceThreads(2);
+  try {
+    const two = await _run(c, "native");
+    for (const [i, name] of _NAMES.slice(0, two.length).entries()) {
+      assert.deepEqual(two[i], one[i], name);
+    }
+  } finally {
+    setBlasSliceThreads(previous);
   }
 });

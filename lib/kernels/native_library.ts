@@ -163,6 +163,7 @@ const _SYMBOLS = {
       "i32", // channels c
       "i32", // groups g
       "f64", // epsilon
+      "i32", // threads (1 or 2)
     ],
     result: "void",
   },
@@ -181,6 +182,7 @@ const _SYMBOLS = {
       "i32", // positions per sample s
       "i32", // channels c
       "i32", // groups g
+      "i32", // threads (1 or 2)
     ],
     result: "void",
   },

@@ -641,29 +641,48 @@ static void gn_channel_sums(const float *a, const float *b, int32_t s, int32_t c
   }
 }
 
-/*
- * Per sample and group, over its m = s·(c/g) values: μ and σ² from one pass of sums of x and
- * x² in double (σ² = Σx²/m − μ², at least 0), stored as mean = (float)μ and
- * inv_std = (float)(1/√(σ² + ε)); then x̂ = (x − mean)·inv_std, y = x̂·γ + β in float (γ, β
- * per channel; absent when their offset is negative). mean and inv_std get n·g floats each.
- */
-void bnlab_gn_forward(float *heap, int32_t x_off, int32_t gamma_off, int32_t beta_off,
-                      int32_t y_off, int32_t mean_off, int32_t inv_off, int32_t n, int32_t s,
-                      int32_t c, int32_t g, double epsilon) {
-  const int32_t per = c / g;
-  const float *x = heap + x_off;
-  float *y = heap + y_off, *mean = heap + mean_off, *inv = heap + inv_off;
+/* A group normalization call's arguments, shared by the halves of its samples. */
+typedef struct {
+  float *heap;
+  int32_t x_off, dy_off, gamma_off, beta_off, out_off, mean_off, inv_off;
+  int32_t n, s, c, g;
+  double epsilon;
+  double *sums[2]; /* backward: per half, Σ dy and Σ dy·x̂ per channel (2·c doubles) */
+} gn_task;
+
+/* Halves of the samples for calls of at least this many values (by shape alone). */
+#define GN_SPLIT_MIN 16384
+
+static int gn_parts(int32_t n, int32_t s, int32_t c) {
+  return n >= 2 && (int64_t)n * s * c >= GN_SPLIT_MIN ? 2 : 1;
+}
+
+/* [0, n/2) or [n/2, n) for part 0 or 1 of `parts`. */
+static void gn_half(int32_t n, int parts, int part, int32_t *b0, int32_t *b1) {
+  const int32_t mid = parts == 2 ? n / 2 : n;
+  *b0 = part == 0 ? 0 : mid;
+  *b1 = part == 0 ? mid : n;
+}
+
+static void gn_forward_part(void *context, int part) {
+  const gn_task *t = context;
+  float *heap = t->heap;
+  const int32_t s = t->s, c = t->c, g = t->g, per = c / g;
+  int32_t b0, b1;
+  gn_half(t->n, gn_parts(t->n, s, c), part, &b0, &b1);
+  const float *x = heap + t->x_off;
+  float *y = heap + t->out_off, *mean = heap + t->mean_off, *inv = heap + t->inv_off;
   double *sums = malloc((size_t)c * 2 * sizeof(double));
   float *cf = malloc((size_t)c * 4 * sizeof(float));
   if (sums == NULL || cf == NULL) abort();
   double *squares = sums + c;
   float *chan_mean = cf, *chan_inv = cf + c, *gamma = cf + 2 * c, *beta = cf + 3 * c;
   for (int32_t ch = 0; ch < c; ch++) {
-    gamma[ch] = gamma_off >= 0 ? heap[gamma_off + ch] : 1.0f;
-    beta[ch] = beta_off >= 0 ? heap[beta_off + ch] : 0.0f;
+    gamma[ch] = t->gamma_off >= 0 ? heap[t->gamma_off + ch] : 1.0f;
+    beta[ch] = t->beta_off >= 0 ? heap[t->beta_off + ch] : 0.0f;
   }
   const double m = (double)s * per;
-  for (int32_t b = 0; b < n; b++) {
+  for (int32_t b = b0; b < b1; b++) {
     const float *xb = x + (int64_t)b * s * c;
     float *yb = y + (int64_t)b * s * c;
     gn_channel_sums(xb, NULL, s, c, sums, squares);
@@ -676,7 +695,7 @@ void bnlab_gn_forward(float *heap, int32_t x_off, int32_t gamma_off, int32_t bet
       const double mu = a / m;
       double variance = q / m - mu * mu;
       if (variance < 0) variance = 0;
-      const float mf = (float)mu, vf = (float)(1.0 / sqrt(variance + epsilon));
+      const float mf = (float)mu, vf = (float)(1.0 / sqrt(variance + t->epsilon));
       mean[(int64_t)b * g + k] = mf;
       inv[(int64_t)b * g + k] = vf;
       for (int32_t j = 0; j < per; j++) {
@@ -688,7 +707,7 @@ void bnlab_gn_forward(float *heap, int32_t x_off, int32_t gamma_off, int32_t bet
     for (int32_t p = 0; p < s; p++) {
       const float *in = xb + (int64_t)p * c;
       float *out = yb + (int64_t)p * c;
-      if (beta_off >= 0) {
+      if (t->beta_off >= 0) {
         for (int32_t ch = 0; ch < c; ch++) {
           out[ch] = (in[ch] - chan_mean[ch]) * chan_inv[ch] * gamma[ch] + beta[ch];
         }
@@ -704,30 +723,44 @@ void bnlab_gn_forward(float *heap, int32_t x_off, int32_t gamma_off, int32_t bet
 }
 
 /*
- * The analytic backward pass, with x̂ = (x − mean)·inv_std and gy = γ·dy (γ = 1 when its
- * offset is negative): dx = inv_std·(gy − mean(gy) − x̂·mean(gy·x̂)), the means over each
- * sample's group from per-channel sums of dy and dy·x̂ in double (times γ); dγ = Σ dy·x̂ and
- * dβ = Σ dy per channel over every sample and position (in double). dgamma and dbeta get c
- * floats each (not written when their offset is negative).
+ * Per sample and group, over its m = s·(c/g) values: μ and σ² from one pass of sums of x and
+ * x² in double (σ² = Σx²/m − μ², at least 0), stored as mean = (float)μ and
+ * inv_std = (float)(1/√(σ² + ε)); then x̂ = (x − mean)·inv_std, y = x̂·γ + β in float (γ, β
+ * per channel; absent when their offset is negative). mean and inv_std get n·g floats each.
+ * Calls of 16384 values or more split the samples into two halves, run on up to `threads`
+ * threads of the pool (each sample's floats do not depend on it).
  */
-void bnlab_gn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_off,
-                       int32_t inv_off, int32_t gamma_off, int32_t dx_off, int32_t dgamma_off,
-                       int32_t dbeta_off, int32_t n, int32_t s, int32_t c, int32_t g) {
-  const int32_t per = c / g;
-  const float *dy = heap + dy_off, *x = heap + x_off;
-  const float *mean = heap + mean_off, *inv = heap + inv_off;
-  float *dx = heap + dx_off;
-  double *acc = calloc((size_t)c * 4, sizeof(double));
+void bnlab_gn_forward(float *heap, int32_t x_off, int32_t gamma_off, int32_t beta_off,
+                      int32_t y_off, int32_t mean_off, int32_t inv_off, int32_t n, int32_t s,
+                      int32_t c, int32_t g, double epsilon, int32_t threads) {
+  gn_task t = {heap, x_off, -1, gamma_off, beta_off, y_off, mean_off, inv_off, n, s, c, g,
+               epsilon, {NULL, NULL}};
+  bnlab_pool_run(gn_forward_part, &t, gn_parts(n, s, c), threads);
+}
+
+static void gn_backward_part(void *context, int part) {
+  const gn_task *t = context;
+  float *heap = t->heap;
+  const int32_t s = t->s, c = t->c, g = t->g, per = c / g;
+  int32_t b0, b1;
+  gn_half(t->n, gn_parts(t->n, s, c), part, &b0, &b1);
+  const float *dy = heap + t->dy_off, *x = heap + t->x_off;
+  const float *mean = heap + t->mean_off, *inv = heap + t->inv_off;
+  float *dx = heap + t->out_off;
+  double *sum_dy = t->sums[part], *sum_dy_xhat = t->sums[part] + c;
+  double *acc = malloc((size_t)c * 2 * sizeof(double));
   float *cf = malloc((size_t)c * 6 * sizeof(float));
   float *xhat = malloc((size_t)s * c * sizeof(float));
   if (acc == NULL || cf == NULL || xhat == NULL) abort();
-  double *sum_dy = acc, *sum_dy_xhat = acc + c, *chan_dy = acc + 2 * c;
-  double *chan_dy_xhat = acc + 3 * c;
+  double *chan_dy = acc, *chan_dy_xhat = acc + c;
   float *gamma = cf, *chan_mean = cf + c, *chan_inv = cf + 2 * c, *chan_gy = cf + 3 * c;
   float *chan_gy_xhat = cf + 4 * c;
-  for (int32_t ch = 0; ch < c; ch++) gamma[ch] = gamma_off >= 0 ? heap[gamma_off + ch] : 1.0f;
+  for (int32_t ch = 0; ch < c; ch++) {
+    gamma[ch] = t->gamma_off >= 0 ? heap[t->gamma_off + ch] : 1.0f;
+    sum_dy[ch] = sum_dy_xhat[ch] = 0;
+  }
   const double m = (double)s * per;
-  for (int32_t b = 0; b < n; b++) {
+  for (int32_t b = b0; b < b1; b++) {
     const float *xb = x + (int64_t)b * s * c, *db = dy + (int64_t)b * s * c;
     float *out = dx + (int64_t)b * s * c;
     for (int32_t k = 0; k < g; k++) {
@@ -764,13 +797,39 @@ void bnlab_gn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_
       }
     }
   }
-  for (int32_t ch = 0; ch < c; ch++) {
-    if (dgamma_off >= 0) heap[dgamma_off + ch] = (float)sum_dy_xhat[ch];
-    if (dbeta_off >= 0) heap[dbeta_off + ch] = (float)sum_dy[ch];
-  }
   free(acc);
   free(cf);
   free(xhat);
+}
+
+/*
+ * The analytic backward pass, with x̂ = (x − mean)·inv_std and gy = γ·dy (γ = 1 when its
+ * offset is negative): dx = inv_std·(gy − mean(gy) − x̂·mean(gy·x̂)), the means over each
+ * sample's group from per-channel sums of dy and dy·x̂ in double (times γ); dγ = Σ dy·x̂ and
+ * dβ = Σ dy per channel over every sample and position (in double: per half of the samples,
+ * as bnlab_gn_forward splits them, then the halves' sum). dgamma and dbeta get c floats each
+ * (not written when their offset is negative).
+ */
+void bnlab_gn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_off,
+                       int32_t inv_off, int32_t gamma_off, int32_t dx_off, int32_t dgamma_off,
+                       int32_t dbeta_off, int32_t n, int32_t s, int32_t c, int32_t g,
+                       int32_t threads) {
+  double *sums = malloc((size_t)c * 4 * sizeof(double));
+  if (sums == NULL) abort();
+  gn_task t = {heap, x_off, dy_off, gamma_off, -1, dx_off, mean_off, inv_off, n, s, c, g, 0,
+               {sums, sums + 2 * c}};
+  const int parts = gn_parts(n, s, c);
+  bnlab_pool_run(gn_backward_part, &t, parts, threads);
+  for (int32_t ch = 0; ch < c; ch++) {
+    double dbeta = sums[ch], dgamma = sums[c + ch];
+    if (parts == 2) {
+      dbeta += sums[2 * c + ch];
+      dgamma += sums[3 * c + ch];
+    }
+    if (dgamma_off >= 0) heap[dgamma_off + ch] = (float)dgamma;
+    if (dbeta_off >= 0) heap[dbeta_off + ch] = (float)dbeta;
+  }
+  free(sums);
 }
 
 /* ---- Element-wise arithmetic, per-channel sums, tfjs's FusedBatchNorm ------------------
