@@ -82,7 +82,7 @@ const _SYMBOLS = {
   bnlab_blas_slices: { parameters: [], result: "i32" },
   bnlab_sgemm: { parameters: [...SGEMM_FFI_PARAMETERS, "i32" /* threads */], result: "i32" },
   bnlab_bn_moments: {
-    parameters: ["buffer", "i32", "i32", "i32", "i32", "i32"],
+    parameters: ["buffer", "i32", "i32", "i32", "i32", "i32", "i32" /* threads */],
     result: "void",
   },
   bnlab_bn_forward: {
@@ -97,6 +97,7 @@ const _SYMBOLS = {
       "i32", // rows
       "i32", // channels
       "f32", // epsilon
+      "i32", // threads (1 or 2)
     ],
     result: "void",
   },
@@ -114,6 +115,7 @@ const _SYMBOLS = {
       "i32", // rows
       "i32", // channels
       "f32", // epsilon
+      "i32", // threads (1 or 2)
     ],
     result: "void",
   },

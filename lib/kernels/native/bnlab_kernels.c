@@ -302,40 +302,90 @@ void bnlab_max_pool_grad(float *heap, int32_t x_off, int32_t dy_off, int32_t dx_
  * x is read as [rows, channels] (channels last; rows = every other axis). These are the
  * closed forms of lib/batch_norm_ops.ts' analytic op in one pass or two over x, with the
  * per-channel sums in double; lib/kernels/batch_norm_native.ts registers them as kernels.
+ *
+ * Calls of BN_SPLIT_MIN values or more run in two parts on the matrix products' thread pool
+ * (up to `threads` threads): the per-channel sums over two halves of the channels, each
+ * channel's sum in row order as in one part; the element-wise passes over two halves of the
+ * rows. Every float is computed as it is in one part, on any number of threads.
  */
 
-/* Per-channel mean and biased variance (two passes: mean, then squared deviations). */
-void bnlab_bn_moments(float *heap, int32_t x_off, int32_t mean_off, int32_t var_off,
-                      int32_t rows, int32_t channels) {
-  const float *x = heap + x_off;
-  double *sum = calloc((size_t)channels, sizeof(double));
-  double *squares = calloc((size_t)channels, sizeof(double));
-  if (sum == NULL || squares == NULL) abort();
+void bnlab_pool_run(void (*task)(void *, int), void *context, int parts, int threads);
+
+#define BN_SPLIT_MIN 262144
+
+typedef struct {
+  float *heap;
+  int32_t x_off, dy_off, mean_off, var_off, out_off, rows, channels;
+  double *sum, *products; /* per-channel sums */
+  const float *inv, *gamma, *beta, *shift, *scale; /* per-channel factors */
+} bn_task;
+
+static int bn_parts(int32_t rows, int32_t channels) {
+  return (int64_t)rows * channels >= BN_SPLIT_MIN && channels >= 2 && rows >= 2 ? 2 : 1;
+}
+
+/* [0, total/2) or [total/2, total) for part 0 or 1 of `parts`. */
+static void bn_half(int32_t total, int parts, int part, int32_t *from, int32_t *to) {
+  const int32_t mid = parts == 2 ? total / 2 : total;
+  *from = part == 0 ? 0 : mid;
+  *to = part == 0 ? mid : total;
+}
+
+static void bn_moments_part(void *context, int part) {
+  const bn_task *t = context;
+  const int32_t rows = t->rows, channels = t->channels;
+  int32_t c0, c1;
+  bn_half(channels, bn_parts(rows, channels), part, &c0, &c1);
+  const float *x = t->heap + t->x_off;
+  double *sum = t->sum, *squares = t->products;
   for (int32_t r = 0; r < rows; r++) {
     const float *row = x + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) sum[c] += row[c];
+    for (int32_t c = c0; c < c1; c++) sum[c] += row[c];
   }
-  float *mean = heap + mean_off;
-  for (int32_t c = 0; c < channels; c++) mean[c] = (float)(sum[c] / rows);
+  float *mean = t->heap + t->mean_off;
+  for (int32_t c = c0; c < c1; c++) mean[c] = (float)(sum[c] / rows);
   for (int32_t r = 0; r < rows; r++) {
     const float *row = x + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) {
+    for (int32_t c = c0; c < c1; c++) {
       const double d = (double)row[c] - mean[c];
       squares[c] += d * d;
     }
   }
-  float *variance = heap + var_off;
-  for (int32_t c = 0; c < channels; c++) variance[c] = (float)(squares[c] / rows);
+  float *variance = t->heap + t->var_off;
+  for (int32_t c = c0; c < c1; c++) variance[c] = (float)(squares[c] / rows);
+}
+
+/* Per-channel mean and biased variance (two passes: mean, then squared deviations). */
+void bnlab_bn_moments(float *heap, int32_t x_off, int32_t mean_off, int32_t var_off,
+                      int32_t rows, int32_t channels, int32_t threads) {
+  double *sum = calloc((size_t)channels * 2, sizeof(double));
+  if (sum == NULL) abort();
+  bn_task t = {heap, x_off, -1, mean_off, var_off, -1, rows, channels, sum, sum + channels,
+               NULL, NULL, NULL, NULL, NULL};
+  bnlab_pool_run(bn_moments_part, &t, bn_parts(rows, channels), threads);
   free(sum);
-  free(squares);
+}
+
+static void bn_forward_part(void *context, int part) {
+  const bn_task *t = context;
+  const int32_t channels = t->channels;
+  int32_t r0, r1;
+  bn_half(t->rows, bn_parts(t->rows, channels), part, &r0, &r1);
+  const float *x = t->heap + t->x_off, *mean = t->heap + t->mean_off;
+  const float *inv = t->inv, *gamma = t->gamma, *beta = t->beta;
+  float *y = t->heap + t->out_off;
+  for (int32_t r = r0; r < r1; r++) {
+    const float *in = x + (int64_t)r * channels;
+    float *out = y + (int64_t)r * channels;
+    for (int32_t c = 0; c < channels; c++) out[c] = (in[c] - mean[c]) * inv[c] * gamma[c] + beta[c];
+  }
 }
 
 /* y = (x − μ)·(1/√(σ² + ε))·γ + β; γ or β absent when their offset is negative. */
 void bnlab_bn_forward(float *heap, int32_t x_off, int32_t mean_off, int32_t var_off,
                       int32_t gamma_off, int32_t beta_off, int32_t y_off, int32_t rows,
-                      int32_t channels, float epsilon) {
-  const float *x = heap + x_off, *mean = heap + mean_off, *variance = heap + var_off;
-  float *y = heap + y_off;
+                      int32_t channels, float epsilon, int32_t threads) {
+  const float *variance = heap + var_off;
   float *inv = malloc((size_t)channels * sizeof(float) * 3);
   if (inv == NULL) abort();
   float *gamma = inv + channels, *beta = inv + 2 * channels;
@@ -344,12 +394,46 @@ void bnlab_bn_forward(float *heap, int32_t x_off, int32_t mean_off, int32_t var_
     gamma[c] = gamma_off >= 0 ? heap[gamma_off + c] : 1.0f;
     beta[c] = beta_off >= 0 ? heap[beta_off + c] : 0.0f;
   }
-  for (int32_t r = 0; r < rows; r++) {
-    const float *in = x + (int64_t)r * channels;
-    float *out = y + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) out[c] = (in[c] - mean[c]) * inv[c] * gamma[c] + beta[c];
-  }
+  bn_task t = {heap, x_off, -1, mean_off, var_off, y_off, rows, channels, NULL, NULL,
+               inv, gamma, beta, NULL, NULL};
+  bnlab_pool_run(bn_forward_part, &t, bn_parts(rows, channels), threads);
   free(inv);
+}
+
+static void bn_backward_sums_part(void *context, int part) {
+  const bn_task *t = context;
+  const int32_t rows = t->rows, channels = t->channels;
+  int32_t c0, c1;
+  bn_half(channels, bn_parts(rows, channels), part, &c0, &c1);
+  const float *dy = t->heap + t->dy_off, *x = t->heap + t->x_off, *mean = t->heap + t->mean_off;
+  const float *inv = t->inv;
+  double *sum_dy = t->sum, *sum_dy_xhat = t->products;
+  for (int32_t r = 0; r < rows; r++) {
+    const float *g = dy + (int64_t)r * channels, *in = x + (int64_t)r * channels;
+    for (int32_t c = c0; c < c1; c++) {
+      sum_dy[c] += g[c];
+      sum_dy_xhat[c] += (double)g[c] * ((in[c] - mean[c]) * inv[c]);
+    }
+  }
+}
+
+static void bn_backward_dx_part(void *context, int part) {
+  const bn_task *t = context;
+  const int32_t channels = t->channels;
+  int32_t r0, r1;
+  bn_half(t->rows, bn_parts(t->rows, channels), part, &r0, &r1);
+  const float *dy = t->heap + t->dy_off, *x = t->heap + t->x_off, *mean = t->heap + t->mean_off;
+  const float *inv = t->inv, *factor = t->gamma, *dy_mean = t->shift;
+  const float *dy_xhat_mean = t->scale;
+  float *dx = t->heap + t->out_off;
+  for (int32_t r = r0; r < r1; r++) {
+    const float *g = dy + (int64_t)r * channels, *in = x + (int64_t)r * channels;
+    float *out = dx + (int64_t)r * channels;
+    for (int32_t c = 0; c < channels; c++) {
+      const float x_hat = (in[c] - mean[c]) * inv[c];
+      out[c] = (g[c] - dy_mean[c] - x_hat * dy_xhat_mean[c]) * factor[c];
+    }
+  }
 }
 
 /*
@@ -359,10 +443,9 @@ void bnlab_bn_forward(float *heap, int32_t x_off, int32_t mean_off, int32_t var_
  */
 void bnlab_bn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_off,
                        int32_t var_off, int32_t gamma_off, int32_t dx_off, int32_t dgamma_off,
-                       int32_t dbeta_off, int32_t rows, int32_t channels, float epsilon) {
-  const float *dy = heap + dy_off, *x = heap + x_off, *mean = heap + mean_off;
+                       int32_t dbeta_off, int32_t rows, int32_t channels, float epsilon,
+                       int32_t threads) {
   const float *variance = heap + var_off;
-  float *dx = heap + dx_off;
   double *sum_dy = calloc((size_t)channels * 2, sizeof(double));
   float *per = malloc((size_t)channels * sizeof(float) * 4);
   if (sum_dy == NULL || per == NULL) abort();
@@ -370,13 +453,10 @@ void bnlab_bn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_
   float *inv = per, *factor = per + channels, *dy_mean = per + 2 * channels;
   float *dy_xhat_mean = per + 3 * channels;
   for (int32_t c = 0; c < channels; c++) inv[c] = 1.0f / sqrtf(variance[c] + epsilon);
-  for (int32_t r = 0; r < rows; r++) {
-    const float *g = dy + (int64_t)r * channels, *in = x + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) {
-      sum_dy[c] += g[c];
-      sum_dy_xhat[c] += (double)g[c] * ((in[c] - mean[c]) * inv[c]);
-    }
-  }
+  bn_task t = {heap, x_off, dy_off, mean_off, var_off, dx_off, rows, channels, sum_dy,
+               sum_dy_xhat, inv, factor, NULL, dy_mean, dy_xhat_mean};
+  const int parts = bn_parts(rows, channels);
+  bnlab_pool_run(bn_backward_sums_part, &t, parts, threads);
   for (int32_t c = 0; c < channels; c++) {
     const float gamma = gamma_off >= 0 ? heap[gamma_off + c] : 1.0f;
     factor[c] = gamma * inv[c];
@@ -385,14 +465,7 @@ void bnlab_bn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_
     if (dgamma_off >= 0) heap[dgamma_off + c] = (float)sum_dy_xhat[c];
     if (dbeta_off >= 0) heap[dbeta_off + c] = (float)sum_dy[c];
   }
-  for (int32_t r = 0; r < rows; r++) {
-    const float *g = dy + (int64_t)r * channels, *in = x + (int64_t)r * channels;
-    float *out = dx + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) {
-      const float x_hat = (in[c] - mean[c]) * inv[c];
-      out[c] = (g[c] - dy_mean[c] - x_hat * dy_xhat_mean[c]) * factor[c];
-    }
-  }
+  bnlab_pool_run(bn_backward_dx_part, &t, parts, threads);
   free(sum_dy);
   free(per);
 }
