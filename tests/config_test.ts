@@ -63,7 +63,8 @@ Deno.test("resolveConfig rejects unknown presets, keys and bad values with clear
   });
   assert.throws(() => resolveConfig("huge"), {
     message:
-      'config: preset must be one of smoke, quick, report, report-b512, modern, received "huge"',
+      "config: preset must be one of smoke, quick, report, report-b512, modern, small-batch, learning-rate, unbiased-variance, " +
+      'figure1, resnet, report-normalized, report-example-optimizer, received "huge"',
   });
   assert.throws(
     () => resolveConfig("smoke", { epoch: 2 } as never),

@@ -22,6 +22,7 @@ import { writeExperimentOutputs } from "../lib/experiments/report_files.ts";
 import {
   channelStatistics,
   checkBatches,
+  type ExperimentEvent,
   loadTrialData,
   runTrial,
 } from "../lib/experiments/trial.ts";
@@ -166,12 +167,19 @@ Deno.test("an old results directory (bnlab named custom, no plan.json) resumes i
   // The uninterrupted run.
   const fresh = await Deno.makeTempDir({ prefix: "bnlab-fresh-" });
   const [expected] = await runExperiment({ ...config, lastBatch: "keep" }, { out: fresh });
-  // A run stopped after epoch 1, in the layout of old versions.
+  // A run stopped after epoch 1 (a crash right after its checkpoint), in the layout of old
+  // versions.
   const old = await Deno.makeTempDir({ prefix: "bnlab-old-" });
-  await runExperiment({ ...config, epochs: 1, lastBatch: "keep" }, { out: old });
+  const crash = (event: ExperimentEvent) => {
+    if (event.type === "train" && event.event.type === "epoch") throw new Error("crash");
+  };
+  await assert.rejects(
+    () => runExperiment({ ...config, lastBatch: "keep" }, { out: old, onEvent: crash }),
+    /crash/,
+  );
   await Deno.rename(`${old}/runs/bnlab-seed0`, `${old}/runs/custom-seed0`);
   for (
-    const file of ["plan.json", "runs/custom-seed0/result.json", "runs/custom-seed0/trial.json"]
+    const file of ["plan.json", "runs/custom-seed0/error.json", "runs/custom-seed0/trial.json"]
   ) {
     await Deno.remove(`${old}/${file}`);
   }

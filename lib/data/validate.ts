@@ -9,7 +9,7 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 import { batchSizes, type LastBatch } from "./batches.ts";
-import type { Dataset } from "./mnist.ts";
+import type { Dataset } from "./dataset.ts";
 
 /** Options of {@linkcode validateLabels}. */
 export interface ValidateLabelsOptions {
@@ -143,7 +143,7 @@ export function checkModelFitsData(model: tf.LayersModel, data: Dataset, what: s
   const input = model.inputs[0]?.shape;
   if (input && input.length === 4) {
     const expected = input.slice(1);
-    const received = [data.height, data.width, 1];
+    const received = [data.height, data.width, data.channels ?? 1];
     if (expected.some((d, i) => d !== null && d !== received[i])) {
       throw new Error(
         `${what}: the model takes images of [height, width, channels] = [${

@@ -8,6 +8,7 @@ import { type Plan, readPlan } from "./plan.ts";
 import { writeExperimentOutputs } from "./report_files.ts";
 import { readRunResult } from "./results_dir.ts";
 import { writeSweepOutputs } from "./sweeps.ts";
+import { writeFigure1 } from "../output/figure1.ts";
 
 /** What {@linkcode collect} found. */
 export interface Collected {
@@ -20,8 +21,9 @@ export interface Collected {
 }
 
 /**
- * Writes `summary.csv`, `table.csv`, `history.csv` and `curves.svg` (train) or `sweep.csv`,
- * `sweep_table.csv` and `sweep.svg` (sweep) from the finished trials; missing or failed
+ * Writes `summary.csv`, `table.csv`, `history.csv` and `curves.svg` (train; with
+ * `figure1.csv`/`.svg`/`.png` when runs wrote diagnostics) or `sweep.csv`, `sweep_table.csv`
+ * and `sweep.svg` (sweep) from the finished trials; missing or failed
  * trials are left out, never an error.
  *
  * @param expDir The experiment directory (with `plan.json`).
@@ -41,7 +43,10 @@ export async function collect(expDir: string): Promise<Collected> {
   const plan = await readPlan(expDir);
   if (!plan) throw new Error(`collect: ${expDir} has no plan.json`);
   if (plan.kind === "sweep") await writeSweepOutputs(expDir, plan);
-  else await writeExperimentOutputs(expDir, plan);
+  else {
+    await writeExperimentOutputs(expDir, plan);
+    await writeFigure1(expDir, plan); // runs with diagnostics only (the figure1 study)
+  }
   let finished = 0;
   for (const trial of plan.trials) {
     if (await readRunResult(`${expDir}/${trial.dir}`)) finished++;

@@ -21,6 +21,8 @@ import {
   type OptimizerName,
   OPTIMIZERS,
 } from "../train/loop.ts";
+import { parseDiagnostics } from "../train/diagnostics.ts";
+import { STUDY_PRESETS } from "./studies.ts";
 
 /** A dataset: `mnist`, `fashion-mnist`, or `idx:<dir>` (a directory with the four IDX files). */
 export type DatasetSpec = "mnist" | "fashion-mnist" | `idx:${string}`;
@@ -128,6 +130,11 @@ export interface ExperimentConfig {
   logEvery: number;
   /** Images per evaluation pass. */
   evalBatchSize: number;
+  /**
+   * Observational diagnostics during training: `none`, or `every=N[,probe=M]` (every N steps,
+   * on the first M test images, 500 by default); written to each run's `diagnostics.csv`.
+   */
+  diagnostics: string;
 }
 
 /** The documented defaults every preset starts from. */
@@ -171,6 +178,7 @@ export const DEFAULTS: Readonly<ExperimentConfig> = Object.freeze({
   backend: "wasm",
   logEvery: 100,
   evalBatchSize: 500,
+  diagnostics: "none",
 }) as Readonly<ExperimentConfig>;
 
 /**
@@ -244,6 +252,8 @@ export const FIELD_HELP: Readonly<Record<Exclude<keyof ExperimentConfig, "preset
     backend: "wasm | cpu | webgpu",
     logEvery: "steps between points of the loss curve",
     evalBatchSize: "images per evaluation pass",
+    diagnostics: "none | every=N[,probe=M]: percentiles, statistics and gradient norms " +
+      "every N steps (diagnostics.csv)",
   });
 
 /** A named preset: a short description and the fields it changes. */
@@ -307,6 +317,7 @@ export const PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
       tfjsMomentum: 0.9,
     },
   },
+  ...STUDY_PRESETS,
 });
 
 /** The preset used when none is named. */
@@ -465,6 +476,7 @@ export function validateConfig(config: ExperimentConfig): void {
   _oneOf("runningVariance", config.runningVariance, ["biased", "unbiased"]);
   _oneOf("backend", config.backend, ["wasm", "cpu", "webgpu"]);
   _oneOf("bnGradient", config.bnGradient, BATCH_NORM_GRADIENTS);
+  parseDiagnostics(config.diagnostics);
   if (typeof config.nesterov !== "boolean") {
     throw new Error(`config: nesterov must be true or false, received ${config.nesterov}`);
   }

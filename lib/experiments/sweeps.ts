@@ -25,6 +25,7 @@ import { DEFAULTS, type ExperimentConfig, upgradeConfig } from "./config.ts";
 import { flagName, parseFieldValue } from "./flags.ts";
 import { buildPlan, type Plan, type PlannedTrial, readPlan, trainTrials } from "./plan.ts";
 import { readJsonFile, readRunResult, type RunResult } from "./results_dir.ts";
+import { STUDY_SWEEPS } from "./studies.ts";
 
 /** One point of a sweep: an id and the config fields it changes. */
 export interface SweepTrial {
@@ -67,6 +68,7 @@ export const SWEEPS: Readonly<Record<string, SweepDefinition>> = Object.freeze({
         }))
       ),
   },
+  ...STUDY_SWEEPS,
 });
 
 /** One `--grid FIELD=v1,v2,…`: a field and its values. */

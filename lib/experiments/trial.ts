@@ -13,6 +13,16 @@ import { writeJsonAtomic } from "../output/atomic.ts";
 import { dropCheckpointWeights, loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
 import { evaluate } from "../train/evaluate.ts";
 import {
+  appendDiagnostics,
+  DIAGNOSTICS_FILE,
+  diagnosticsChart,
+  DiagnosticsRecorder,
+  parseDiagnostics,
+  readDiagnostics,
+  truncateDiagnostics,
+} from "../train/diagnostics.ts";
+import { writeSvg } from "../output/plot.ts";
+import {
   createOptimizer,
   epochSteps,
   NonFiniteLossError,
@@ -161,7 +171,7 @@ export async function runTrial(
  * what is trained (not where it is logged or how it is split over processes).
  */
 function _checkpointConfig(config: Readonly<ExperimentConfig>): Record<string, unknown> {
-  const { logEvery: _l, preset: _p, ...rest } = config;
+  const { logEvery: _l, preset: _p, diagnostics: _d, ...rest } = config;
   return rest;
 }
 
@@ -424,6 +434,16 @@ async function _train(
     fromEpoch: state.epochsDone,
     trial: trial.id,
   });
+  const diagnostics = parseDiagnostics(config.diagnostics);
+  const diagnosticsPath = `${dir}/${DIAGNOSTICS_FILE}`;
+  const recorder = diagnostics
+    ? new DiagnosticsRecorder(model, {
+      every: diagnostics.every,
+      probe: testData,
+      probeSize: diagnostics.probe,
+    })
+    : undefined;
+  if (recorder) await truncateDiagnostics(diagnosticsPath, state.epochsDone);
   const stepsPerEpoch = epochSteps(trainData.count, config.batchSize, config.lastBatch);
   let status: RunResult["status"] = "done";
   let batchStats: number | null = null;
@@ -450,7 +470,9 @@ async function _train(
         totalSteps: config.epochs * stepsPerEpoch,
       },
       onEvent: (event) => onEvent?.({ type: "train", variant, seed, event, trial: trial.id }),
+      observer: recorder?.observer,
       onEpochEnd: async (record) => {
+        if (recorder) await appendDiagnostics(diagnosticsPath, recorder.takeRows());
         const now = performance.now();
         state.wallSeconds += (now - segmentStart) / 1000;
         segmentStart = now;
@@ -481,8 +503,21 @@ async function _train(
     state.wallSeconds += (performance.now() - segmentStart) / 1000;
     onEvent?.({ type: "diverged", variant, seed, message: error.message, trial: trial.id });
   } finally {
+    if (recorder) {
+      await appendDiagnostics(diagnosticsPath, recorder.takeRows());
+      recorder.dispose();
+    }
     model.dispose();
     optimizer.dispose();
+  }
+  if (recorder) {
+    const rows = await readDiagnostics(diagnosticsPath);
+    if (rows.length) {
+      await writeSvg(
+        `${dir}/diagnostics.svg`,
+        diagnosticsChart(rows, `Normalization inputs over training: ${trial.id}`),
+      );
+    }
   }
 
   const last = state.records.at(-1);

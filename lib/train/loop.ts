@@ -91,8 +91,25 @@ export interface TrainOptions {
   onEvent?: (event: TrainEvent) => void;
   /** Called before each training step with the step (from 1), e.g. to follow a schedule. */
   onStep?: (step: number) => void;
+  /**
+   * Observers of training (diagnostics) that do not change it: `onGradients` receives the
+   * gradients of every `gradientsEvery`-th step before they are applied (the step then runs as
+   * computeGradients + applyGradients, which is what `minimize` does), and `afterStep` is
+   * awaited after every step's update. The tensors passed are disposed after the call.
+   */
+  observer?: TrainObserver;
   /** Called after each epoch's evaluation, before the next epoch starts (checkpoints go here). */
   onEpochEnd?: (record: EpochRecord, optimizer: tf.Optimizer) => Promise<void> | void;
+}
+
+/** Observers of {@linkcode train} that read but do not change the training. */
+export interface TrainObserver {
+  /** Steps between two calls of `onGradients` (steps s with s % gradientsEvery = 0). */
+  gradientsEvery: number;
+  /** Receives the step (from 1) and the raw gradients by variable name, before the update. */
+  onGradients: (step: number, grads: tf.NamedTensorMap) => void;
+  /** Awaited after every step's update, with the step (from 1) and the epoch (from 0). */
+  afterStep?: (step: number, epoch: number) => Promise<void> | void;
 }
 
 /** A sampled point of the loss curve. */
@@ -294,12 +311,6 @@ export async function train(
     createOptimizer(optimizerName, lr, options.optimizerOptions);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const stepsPerEpoch = numBatches(data.count, { batchSize, lastBatch });
-  if (stepsPerEpoch < 1) {
-    throw new Error(
-      `train: ${data.count} training images make no batch of ${batchSize} with lastBatch ` +
-        `${lastBatch}; use fewer images per batch or lastBatch merge or keep`,
-    );
-  }
   const scheduled = options.schedule &&
     ((options.schedule.schedule ?? "constant") !== "constant" ||
       (options.schedule.warmupSteps ?? 0) > 0);
@@ -333,8 +344,11 @@ export async function train(
         );
         return computeLoss(loss, logits, batch.ys);
       };
-      const batchLoss = weightDecay > 0
-        ? _minimizeWithDecay(optimizer, objective, variables, weightDecay)
+      const observer = options.observer && step % options.observer.gradientsEvery === 0
+        ? options.observer
+        : undefined;
+      const batchLoss = weightDecay > 0 || observer
+        ? _minimizeWithDecay(optimizer, objective, variables, weightDecay, observer, step)
         : optimizer.minimize(objective, true, variables) as tf.Scalar;
       const nextSum = tf.add(lossSum, batchLoss) as tf.Scalar;
       lossSum.dispose();
@@ -365,6 +379,7 @@ export async function train(
         });
       }
       batchLoss.dispose();
+      await options.observer?.afterStep?.(step, epoch);
     }
     const trainLoss = (await lossSum.data())[0] / batchCount;
     const trainAccuracy = (await correctSum.data())[0] / seen;
@@ -437,21 +452,30 @@ function _setLearningRate(optimizer: tf.Optimizer, lr: number) {
   else o.learningRate = lr;
 }
 
-/** One step with L2 weight decay: the gradient of each weight w gets wd·w added. */
+/**
+ * One step as `optimizer.minimize` takes it (computeGradients, then applyGradients in the
+ * variables' order), with L2 weight decay when wd > 0 (the gradient of each weight w gets wd·w
+ * added) and the raw gradients shown to an observer first.
+ */
 function _minimizeWithDecay(
   optimizer: tf.Optimizer,
   objective: () => tf.Scalar,
   variables: tf.Variable[],
   weightDecay: number,
+  observer?: TrainObserver,
+  step = 0,
 ): tf.Scalar {
   const { value, grads } = optimizer.computeGradients(objective, variables);
+  observer?.onGradients(step, grads);
   const decayed = variables.map((v) => ({
     name: v.name,
-    tensor: tf.tidy(() => tf.add(grads[v.name], tf.mul(v, weightDecay))),
+    tensor: weightDecay > 0
+      ? tf.tidy(() => tf.add(grads[v.name], tf.mul(v, weightDecay)))
+      : grads[v.name],
   }));
   optimizer.applyGradients(decayed);
   tf.dispose(grads);
-  tf.dispose(decayed.map((g) => g.tensor));
+  if (weightDecay > 0) tf.dispose(decayed.map((g) => g.tensor));
   return value;
 }
 
