@@ -514,13 +514,14 @@ static void pad_image(const float *x, float *xp, int32_t h, int32_t w, int32_t c
   }
 }
 
-/* P output pixels from column x of row r: V = cout/8 vectors each; P·V = 8 accumulators. */
+/* P output pixels from column x of row r: V = cout/8 vectors each; P·V ≤ 12 accumulators
+ * (the pixels are independent: P changes no float). */
 static inline __attribute__((always_inline)) void conv_pixels(
     const conv3x3_task *t, const float *xp, float *y, int32_t r, int32_t x, const int P,
     const int V) {
   const int32_t w = t->w, cin = t->cin, cout = 8 * V;
   const int64_t prow = (int64_t)(w + 2) * cin;
-  v8f acc[4][8];
+  v8f acc[6][8];
   for (int p = 0; p < P; p++) {
     for (int v = 0; v < V; v++) acc[p][v] = splat8(0.0f);
   }
@@ -557,6 +558,9 @@ static inline __attribute__((always_inline)) void conv_images(const conv3x3_task
     for (int32_t r = 0; r < h; r++) {
       int32_t x = 0;
       for (; x + P <= w; x += P) conv_pixels(t, xp, y, r, x, P, V);
+      if (P > 4) {
+        for (; x + 4 <= w; x += 4) conv_pixels(t, xp, y, r, x, 4, V);
+      }
       for (; x < w; x++) conv_pixels(t, xp, y, r, x, 1, V);
     }
   }
@@ -575,7 +579,7 @@ static void conv_part(void *context, int part) {
   int32_t b0, b1;
   half_of(t->batch, part, &b0, &b1);
   if (t->cout == 16) {
-    conv_images(t, b0, b1, 4, 2);
+    conv_images(t, b0, b1, 6, 2);
   } else {
     conv_images(t, b0, b1, 2, 4);
   }
@@ -613,13 +617,14 @@ void bnlab_conv3x3(float *heap, int32_t x_off, int32_t filter_off, int32_t y_off
   free(filter);
 }
 
-/* C input channels (from ci) of one tap over an image's pixels into out [cin, cout]. */
+/* C input channels (from ci) of one tap over an image's pixels into out [cin, cout]; C·V ≤ 12
+ * accumulators (each channel's sum runs over the pixels in order: C changes no float). */
 static inline __attribute__((always_inline)) void filter_channels(
     const conv3x3_task *t, const float *xp, const float *dy, float *out, int32_t tap,
     int32_t ci, const int C, const int V) {
   const int32_t h = t->h, w = t->w, cin = t->cin, cout = 8 * V;
   const int64_t prow = (int64_t)(w + 2) * cin;
-  v8f acc[4][8];
+  v8f acc[6][8];
   for (int c = 0; c < C; c++) {
     for (int v = 0; v < V; v++) acc[c][v] = splat8(0.0f);
   }
@@ -654,6 +659,9 @@ static inline __attribute__((always_inline)) void filter_images(
     for (int32_t tap = 0; tap < 9; tap++) {
       int32_t ci = 0;
       for (; ci + C <= cin; ci += C) filter_channels(t, xp, dy, out, tap, ci, C, V);
+      if (C > 4) {
+        for (; ci + 4 <= cin; ci += 4) filter_channels(t, xp, dy, out, tap, ci, 4, V);
+      }
       for (; ci < cin; ci++) filter_channels(t, xp, dy, out, tap, ci, 1, V);
     }
   }
@@ -665,7 +673,7 @@ static void filter_part(void *context, int part) {
   int32_t b0, b1;
   half_of(t->batch, part, &b0, &b1);
   if (t->cout == 16) {
-    filter_images(t, b0, b1, t->partial[part], 4, 2);
+    filter_images(t, b0, b1, t->partial[part], 6, 2);
   } else {
     filter_images(t, b0, b1, t->partial[part], 2, 4);
   }
