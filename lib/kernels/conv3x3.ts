@@ -83,6 +83,28 @@ export function conv3x3Usable(
  *
  * @param backend The wasm backend.
  * @param options x [B, H, W, Cin], the filter [3, 3, Cin, Cout], out, the geometry, accumulate.
+ *
+ * @example An inner pixel of ones under a filter of ones sums nine ones
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { initBackend } from "../backend.ts";
+ * import { conv3x3Forward, conv3x3Usable } from "./conv3x3.ts";
+ * import type { WasmBackend } from "./wasm_kernel.ts";
+ *
+ * await initBackend("wasm");
+ * const x = tf.ones([1, 4, 4, 2]);
+ * const filter = tf.ones([3, 3, 2, 16]);
+ * const info = tf.backend_util.computeConv2DInfo([1, 4, 4, 2], [3, 3, 2, 16], 1, 1, "same");
+ * if (conv3x3Usable(info, "forward")) {
+ *   const backend = tf.backend() as unknown as WasmBackend;
+ *   const out = backend.makeOutput(info.outShape, "float32");
+ *   conv3x3Forward(backend, { x, filter, out, info, accumulate: false });
+ *   const y = tf.engine().makeTensorFromTensorInfo(out);
+ *   console.log((await y.data())[5 * 16]); // 18 (3·3 taps · 2 channels)
+ *   y.dispose();
+ * }
+ * tf.dispose([x, filter]);
+ * ```
  */
 export function conv3x3Forward(
   backend: WasmBackend,
@@ -117,6 +139,28 @@ export function conv3x3Forward(
  *
  * @param backend The wasm backend.
  * @param options dy, the filter, out and the geometry of the forward convolution.
+ *
+ * @example The gradient at an inner pixel gathers nine taps of every output channel
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { initBackend } from "../backend.ts";
+ * import { conv3x3Input, conv3x3Usable } from "./conv3x3.ts";
+ * import type { WasmBackend } from "./wasm_kernel.ts";
+ *
+ * await initBackend("wasm");
+ * const dy = tf.ones([1, 4, 4, 2]);
+ * const filter = tf.ones([3, 3, 16, 2]);
+ * const info = tf.backend_util.computeConv2DInfo([1, 4, 4, 16], [3, 3, 16, 2], 1, 1, "same");
+ * if (conv3x3Usable(info, "input")) {
+ *   const backend = tf.backend() as unknown as WasmBackend;
+ *   const out = backend.makeOutput(info.inShape, "float32");
+ *   conv3x3Input(backend, { dy, filter, out, info });
+ *   const dx = tf.engine().makeTensorFromTensorInfo(out);
+ *   console.log((await dx.data())[5 * 16]); // 18
+ *   dx.dispose();
+ * }
+ * tf.dispose([dy, filter]);
+ * ```
  */
 export function conv3x3Input(
   backend: WasmBackend,
@@ -150,6 +194,29 @@ export function conv3x3Input(
  *
  * @param backend The wasm backend.
  * @param options x, dy, out and the geometry.
+ *
+ * @example Ones against ones: the center tap sees every pixel, a corner tap four of nine
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { initBackend } from "../backend.ts";
+ * import { conv3x3Filter, conv3x3Usable } from "./conv3x3.ts";
+ * import type { WasmBackend } from "./wasm_kernel.ts";
+ *
+ * await initBackend("wasm");
+ * const x = tf.ones([1, 3, 3, 1]);
+ * const dy = tf.ones([1, 3, 3, 16]);
+ * const info = tf.backend_util.computeConv2DInfo([1, 3, 3, 1], [3, 3, 1, 16], 1, 1, "same");
+ * if (conv3x3Usable(info, "forward")) {
+ *   const backend = tf.backend() as unknown as WasmBackend;
+ *   const out = backend.makeOutput([3, 3, 1, 16], "float32");
+ *   conv3x3Filter(backend, { x, dy, out, info });
+ *   const dw = tf.engine().makeTensorFromTensorInfo(out);
+ *   const values = await dw.array() as number[][][][];
+ *   console.log(values[1][1][0][0], values[0][0][0][0]); // 9 4
+ *   dw.dispose();
+ * }
+ * tf.dispose([x, dy]);
+ * ```
  */
 export function conv3x3Filter(
   backend: WasmBackend,
