@@ -44,29 +44,29 @@ export interface Contender {
 }
 
 /**
- * Median samples per second of each contender, their blocks run round-robin (the starting
- * contender rotating each round), `timing.warmupBlocks` untimed rounds first.
+ * Samples per second of each contender in each round, their blocks run round-robin (the
+ * starting contender rotating each round), `timing.warmupBlocks` untimed rounds first.
  *
  * @param contenders The contenders.
  * @param options The timing and the batch size.
- * @returns Samples per second by name.
+ * @returns Samples per second by name, one value per timed round.
  *
  * @example
  * ```ts
  * import { roundRobin } from "./resnet.ts";
  *
- * const timing = { blocks: 3, warmupBlocks: 1, steps: 2 };
+ * const timing = { blocks: 2, warmupBlocks: 1, steps: 2 };
  * const speeds = await roundRobin([
  *   { name: "a", block: async () => 1 },
  *   { name: "b", block: async () => 2 },
  * ], { timing, batchSize: 5 });
- * console.log(speeds); // Map(2) { "a" => 10, "b" => 5 }
+ * console.log(speeds); // Map(2) { "a" => [ 10, 10 ], "b" => [ 5, 5 ] }
  * ```
  */
 export async function roundRobin(
   contenders: readonly Contender[],
   options: { timing: Timing; batchSize: number },
-): Promise<Map<string, number>> {
+): Promise<Map<string, number[]>> {
   const { timing, batchSize } = options;
   const speeds = contenders.map(() => [] as number[]);
   for (let round = 0; round < timing.warmupBlocks + timing.blocks; round++) {
@@ -76,7 +76,24 @@ export async function roundRobin(
       if (round >= timing.warmupBlocks) speeds[i].push((timing.steps * batchSize) / seconds);
     }
   }
-  return new Map(contenders.map((c, i) => [c.name, median(speeds[i])]));
+  return new Map(contenders.map((c, i) => [c.name, speeds[i]]));
+}
+
+/**
+ * The median over rounds of a/b, each round's two figures measured side by side.
+ *
+ * @param a One figure per round.
+ * @param b One figure per round, as many.
+ * @returns The median of a[i]/b[i].
+ *
+ * @example
+ * ```ts
+ * import { medianRatio } from "./resnet.ts";
+ * console.log(medianRatio([2, 9, 4], [1, 3, 1])); // 3
+ * ```
+ */
+export function medianRatio(a: readonly number[], b: readonly number[]): number {
+  return median(a.map((value, i) => value / b[i]));
 }
 
 /**
@@ -148,7 +165,7 @@ function _contender(
 
 /** Options of {@linkcode benchResNet}. */
 export interface BenchResNetOptions {
-  /** Timed rounds. @default {5} */
+  /** Timed rounds. @default {7} */
   blocks?: number;
   /** Untimed rounds before them. @default {1} */
   warmupBlocks?: number;
@@ -191,7 +208,7 @@ export interface BenchResNetOptions {
 export async function benchResNet(options: BenchResNetOptions = {}): Promise<BenchRow[]> {
   const batchSize = options.batchSize ?? RESNET_BATCH;
   const timing: Timing = {
-    blocks: options.blocks ?? 5,
+    blocks: options.blocks ?? 7,
     warmupBlocks: options.warmupBlocks ?? 1,
     steps: options.steps ?? 1,
   };
@@ -227,6 +244,7 @@ export async function benchResNet(options: BenchResNetOptions = {}): Promise<Ben
       }
     }
     const speeds = await roundRobin(contenders, { timing, batchSize });
+    const ratio = (a: string, b: string) => medianRatio(speeds.get(a)!, speeds.get(b)!);
     const rows: BenchRow[] = [];
     const put = (name: string, metric: string, median: number, unit: string) =>
       rows.push({
@@ -239,14 +257,14 @@ export async function benchResNet(options: BenchResNetOptions = {}): Promise<Ben
         unit,
         runs: timing.blocks,
       });
-    for (const [name, speed] of speeds) put(name, "samples_per_s", speed, "samples/s");
+    for (const [name, speed] of speeds) put(name, "samples_per_s", median(speed), "samples/s");
     for (const [ours, theirs] of [["none", "pytorch_none"], ["bnlab", "pytorch_bn"]]) {
-      const a = speeds.get(ours), b = speeds.get(theirs);
-      if (a !== undefined && b !== undefined) put(ours, "over_pytorch", a / b, "ratio");
+      if (speeds.has(ours) && speeds.has(theirs)) {
+        put(ours, "over_pytorch", ratio(ours, theirs), "ratio");
+      }
     }
-    const im2col = speeds.get("bnlab_im2col_conv");
-    if (im2col !== undefined) {
-      put("bnlab", "direct_conv_speedup", speeds.get("bnlab")! / im2col, "ratio");
+    if (speeds.has("bnlab_im2col_conv")) {
+      put("bnlab", "direct_conv_speedup", ratio("bnlab", "bnlab_im2col_conv"), "ratio");
     }
     return rows;
   } finally {
@@ -256,7 +274,7 @@ export async function benchResNet(options: BenchResNetOptions = {}): Promise<Ben
 
 /** Options of {@linkcode benchNorms}. */
 export interface BenchNormsOptions {
-  /** Timed rounds. @default {5} */
+  /** Timed rounds. @default {7} */
   blocks?: number;
   /** Untimed rounds before them. @default {1} */
   warmupBlocks?: number;
@@ -274,9 +292,9 @@ export interface BenchNormsOptions {
  * The training-step cost of group and layer normalization relative to bnlab's BN: per
  * network, blocks of `bnlab`, `group_g*`, `layer` (native kernels) and `group_g*_tfjs_ops`,
  * `layer_tfjs_ops` (the same ops with the kernels unregistered: the reference) round-robin.
- * Rows (group `norm_cost`, name `net/variant`): `samples_per_s`, and for every variant but
- * `bnlab` `step_time_over_bnlab` (bnlab's samples/s over the variant's: a step's time over
- * BN's).
+ * Rows (group `norm_cost`, name `net/variant`): `samples_per_s` (the median over rounds), and
+ * for every variant but `bnlab` `step_time_over_bnlab` (the median over rounds of bnlab's
+ * samples/s over the variant's in the same round: a step's time over BN's).
  *
  * @param options Timing and networks.
  * @returns The rows.
@@ -295,7 +313,7 @@ export interface BenchNormsOptions {
  * ```
  */
 export async function benchNorms(options: BenchNormsOptions = {}): Promise<BenchRow[]> {
-  const blocks = options.blocks ?? 5;
+  const blocks = options.blocks ?? 7;
   const warmupBlocks = options.warmupBlocks ?? 1;
   const rows: BenchRow[] = [];
   await initBackend("wasm");
@@ -328,8 +346,8 @@ export async function benchNorms(options: BenchNormsOptions = {}): Promise<Bench
           runs: blocks,
         });
       for (const [name, speed] of speeds) {
-        put(name, "samples_per_s", speed, "samples/s");
-        if (name !== "bnlab") put(name, "step_time_over_bnlab", bn / speed, "ratio");
+        put(name, "samples_per_s", median(speed), "samples/s");
+        if (name !== "bnlab") put(name, "step_time_over_bnlab", medianRatio(bn, speed), "ratio");
       }
     } finally {
       for (const t of trainers) t.dispose();
