@@ -1,8 +1,9 @@
 /*
  * bnlab's native helper kernels: the memory-bound loops around LeNet's matrix products,
- * in C, called through Deno's FFI on the wasm backend's heap (lib/kernels/native_library.ts
- * loads the library; scripts/build_native.ts compiles it, with thread_pool.c, the matrix
- * products split over threads, using the system's C compiler).
+ * the normalizations, and ResNet-20's 3×3 convolutions of 16 or 32 channels, in C, called
+ * through Deno's FFI on the wasm backend's heap (lib/kernels/native_library.ts loads the
+ * library; scripts/build_native.ts compiles it, with thread_pool.c, the matrix products
+ * split over threads, using the system's C compiler).
  *
  * Every function takes the heap as one float array and positions in it as float offsets
  * (32-bit: a wasm32 heap holds fewer than 2^31 floats);
