@@ -1,8 +1,9 @@
 /**
  * PyTorch on CPU measured beside bnlab in one bench run: a long-lived `python3` child running
  * `bench/pytorch_lenet.py` or `bench/pytorch_resnet20.py` (the same network and training
- * step; their request loop is `bench/pytorch_worker.py`) answers one timed block at a time, so the bench can interleave PyTorch's blocks with its own and compare the two under
- * the same machine state. Needs Debian's PyTorch (`apt-get install python3-torch`; not part of
+ * step; their request loop is `bench/pytorch_worker.py`) answers one timed block at a time,
+ * so the bench can interleave PyTorch's blocks with its own and compare the two under the
+ * same machine state. Needs Debian's PyTorch (`apt-get install python3-torch`; not part of
  * the setup, which CI runs): without it {@linkcode startPyTorch} says why and the bench leaves
  * PyTorch out.
  *
@@ -38,7 +39,7 @@ export interface PyTorchLeNet {
 /**
  * Starts the PyTorch worker with `threads` intra-op threads.
  *
- * @param threads PyTorch's threads (the issue's reference used 2).
+ * @param threads PyTorch's intra-op threads (2, as in the reference figures of `bench/derived.ts`).
  * @param options The network. @default {{ model: "lenet" }}
  * @returns The worker, or why none could start (no python3, no PyTorch).
  */

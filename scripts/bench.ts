@@ -181,12 +181,30 @@ async function main(args: string[]): Promise<number> {
       ? { version: started.worker.version, threads: started.worker.threads, python: PYTHON }
       : { reason: started.reason };
   const wallSeconds = Math.round((performance.now() - started) / 100) / 10;
+  // Which run each stage's rows come from: this one, or (kept by --only) an earlier one.
   const stages = (previous.stages ?? {}) as Record<string, unknown>;
+  const earlier = previous.provenance as { gitCommit?: string } | undefined;
   for (const name of STAGES) {
-    if (runs(name)) stages[name] = { wallSeconds, quick, finished: new Date().toISOString() };
+    if (runs(name)) {
+      stages[name] = {
+        gitCommit: provenance().gitCommit,
+        wallSeconds,
+        quick,
+        finished: new Date().toISOString(),
+      };
+    } else if (stages[name] === undefined && previous.finished !== undefined) {
+      stages[name] = {
+        gitCommit: earlier?.gitCommit,
+        finished: previous.finished,
+        quick: previous.quick,
+        keptFromEarlierRun: true,
+      };
+    }
   }
+  // A note on the earlier record's provenance does not describe this one.
+  const { provenanceNote: _note, ...before } = previous;
   await writeJsonAtomic(`${out}/results.json`, {
-    ...previous,
+    ...before,
     provenance: provenance(),
     backend: backendInfo(),
     blas: blasInfo(),

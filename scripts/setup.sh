@@ -4,7 +4,9 @@
 #   - Debian packages: Jupyter (nbconvert, nbclient, the notebook server), Fashion-MNIST,
 #     OpenBLAS, pthread and serial builds (the BLAS kernels of lib/kernels/blas_kernels.ts,
 #     through FFI),
-#     a C compiler (gcc) for bnlab's native helper kernels
+#     a C compiler (gcc) for bnlab's native helper kernels,
+#     Slurm and munge (slurmctld, slurmd, slurm-client, munge) for the one-node cluster of
+#     scripts/slurm_local.sh that the Slurm executor's tests run on
 #   - the npm packages in deno.json, cached into node_modules/
 #   - bnlab's native helper kernels (lib/kernels/native/), compiled for this machine
 #   - Deno's Jupyter kernel, registered with Debian's Jupyter
@@ -14,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DENO_VERSION="2.9.6"
-APT_PACKAGES=(jupyter-nbconvert python3-nbclient jupyter-client jupyter-notebook dataset-fashion-mnist libopenblas0-serial libopenblas0-pthread gcc libc6-dev fonts-dejavu-core)
+APT_PACKAGES=(jupyter-nbconvert python3-nbclient jupyter-client jupyter-notebook dataset-fashion-mnist libopenblas0-serial libopenblas0-pthread gcc libc6-dev fonts-dejavu-core slurmctld slurmd slurm-client munge)
 JUPYTER=/usr/bin/jupyter
 
 say() { printf '[setup] %s\n' "$*" >&2; }

@@ -19,6 +19,7 @@ import {
   SWEEPS,
   writeSweepOutputs,
 } from "../lib/experiments/sweeps.ts";
+import { formatTrialStatuses, takeStatusFlag, trialStatuses } from "../lib/experiments/slurm.ts";
 import { ProgressBar } from "../lib/output/progress.ts";
 import { formatTable } from "../lib/output/table.ts";
 
@@ -26,14 +27,23 @@ const HELP = [
   "",
   "Sweeps (or --grid FIELD=v1,v2,... for any field; several --grid sweep their product;",
   "list fields take ;-separated values, e.g. --grid variants=bnlab;group):",
-  ...Object.values(SWEEPS).map((s) => `  ${s.name.padEnd(8)} ${s.description}`),
+  ...Object.values(SWEEPS).map((s) =>
+    `  ${s.name.padEnd(Math.max(...Object.keys(SWEEPS).map((n) => n.length)))} ${s.description}`
+  ),
   "",
   "  --grid FIELD=v1,v2,...   a varied field (kebab or camel case)",
+  "  --status DIR             each trial's state (done, diverged, running, pending, failed,",
+  "                           missing), from its files and Slurm's queue, with failed trials' logs",
   "Workers default to one per core (--workers 1 runs the trials in this process).",
 ];
 
 async function main(argv: string[]): Promise<number> {
   const args = [...argv];
+  const status = takeStatusFlag(args);
+  if (status) {
+    console.log(formatTrialStatuses(await trialStatuses(status)));
+    return 0;
+  }
   const name = args[0] && !args[0].startsWith("-") ? args.shift()! : undefined;
   const resume = resumeFlag(args);
   let saved: SweepRecord | undefined;

@@ -13,10 +13,22 @@ import { writeExperimentOutputs } from "../lib/experiments/report_files.ts";
 import type { ExperimentRecord } from "../lib/experiments/results_dir.ts";
 import { readJsonFile } from "../lib/experiments/results_dir.ts";
 import { executePlan, prepareTrain } from "../lib/experiments/runner.ts";
+import { formatTrialStatuses, takeStatusFlag, trialStatuses } from "../lib/experiments/slurm.ts";
 import { ProgressBar } from "../lib/output/progress.ts";
 import { formatTable } from "../lib/output/table.ts";
 
+const STATUS_HELP = [
+  "",
+  "  --status DIR             each trial's state (done, diverged, running, pending, failed,",
+  "                           missing), from its files and Slurm's queue, with failed trials' logs",
+];
+
 async function main(args: string[]): Promise<number> {
+  const status = takeStatusFlag(args);
+  if (status) {
+    console.log(formatTrialStatuses(await trialStatuses(status)));
+    return 0;
+  }
   const resume = resumeFlag(args);
   let saved: ExperimentConfig | undefined;
   if (resume) {
@@ -30,7 +42,7 @@ async function main(args: string[]): Promise<number> {
   }
   const flags = parseFlags(args, saved);
   if (flags.help) {
-    console.log(helpText("deno task train"));
+    console.log(helpText("deno task train", STATUS_HELP));
     return 0;
   }
   const { config } = flags;

@@ -1,8 +1,10 @@
 /**
  * The layering of lib/: only lib/backend.ts and lib/kernels/ itself import lib/kernels/ (the
- * acceleration layer's one door is `installKernels`), and lib/ has no import cycle. The
- * checker reads the static imports of every .ts file under lib/; its own tests feed it
- * injected graphs, so that it can be seen to fail.
+ * acceleration layer's one door is `installKernels`), every import between lib/ modules is
+ * one that the table of docs/architecture.md allows (read from that file, so the document and
+ * the test cannot drift), and lib/ has no import cycle. The checker reads the static imports of
+ * every .ts file under lib/; its own tests feed it injected graphs, so that it can be seen to
+ * fail.
  */
 import assert from "node:assert/strict";
 import { dirname, join, relative, resolve } from "node:path";
@@ -109,6 +111,82 @@ Deno.test("the checker finds an injected import of lib/kernels/ and an injected 
   assert.deepEqual(importCycles(graph), [
     "lib/norms/batch_norm.ts → lib/norms/batch_norm_ops.ts → lib/norms/batch_norm.ts",
   ]);
+});
+
+/** A module's row in the layer table: its directory (`lib/norms/`) or its file (`lib/env.ts`). */
+function layerOf(module: string): string {
+  const parts = module.split("/");
+  return parts.length > 2 ? `${parts[0]}/${parts[1]}/` : module;
+}
+
+/** The table "Which module may import which" of docs/architecture.md: row → allowed rows. */
+function layerTable(markdown: string): Map<string, string[]> {
+  const section = markdown.split(/^## /m).find((s) => s.startsWith("Which module may import"));
+  if (!section) {
+    throw new Error(
+      'layerTable: expected a section "## Which module may import which" in docs/architecture.md',
+    );
+  }
+  const table = new Map<string, string[]>();
+  for (const line of section.split("\n")) {
+    const cells = line.split("|").map((c) => c.trim());
+    const row = /^`([^`]+)`$/.exec(cells[1] ?? "");
+    if (!row) continue;
+    table.set(row[1], [...(cells[2] ?? "").matchAll(/`([^`]+)`/g)].map((m) => m[1]));
+  }
+  return table;
+}
+
+/** "a imports b" for each import between lib/ modules the table does not allow. */
+function layerViolations(graph: ImportGraph, table: Map<string, string[]>): string[] {
+  const violations: string[] = [];
+  for (const [module, imports] of [...graph].sort(([a], [b]) => a.localeCompare(b))) {
+    const from = layerOf(module);
+    const allowed = table.get(from);
+    if (allowed === undefined) {
+      violations.push(`${module} is in no row of the table in docs/architecture.md`);
+      continue;
+    }
+    for (const target of imports) {
+      if (!target.startsWith("lib/")) continue;
+      const to = layerOf(target);
+      if (to !== from && !allowed.includes(to)) {
+        violations.push(
+          `${module} imports ${target} (${from} may import ${allowed.join(", ") || "nothing"})`,
+        );
+      }
+    }
+  }
+  return violations;
+}
+
+async function _architectureTable(): Promise<Map<string, string[]>> {
+  return layerTable(await Deno.readTextFile(join(_ROOT, "docs/architecture.md")));
+}
+
+Deno.test("every import between lib/ modules is allowed by docs/architecture.md's table", async () => {
+  const table = await _architectureTable();
+  assert.ok(table.get("lib/models/")?.includes("lib/norms/"));
+  assert.deepEqual(layerViolations(await _libGraph(), table), []);
+});
+
+Deno.test("the layer checker finds an import the table forbids and a module it lacks", async () => {
+  const table = await _architectureTable();
+  const graph: ImportGraph = new Map([
+    ["lib/norms/batch_norm.ts", ["lib/norms/batch_norm_ops.ts", "lib/named_kernels.ts"]],
+    ["lib/data/mnist.ts", ["lib/experiments/config.ts"]],
+    ["lib/output/plot.ts", ["lib/train/loop.ts"]],
+    ["lib/new_layer.ts", []],
+  ]);
+  assert.deepEqual(layerViolations(graph, table), [
+    "lib/data/mnist.ts imports lib/experiments/config.ts (lib/data/ may import nothing)",
+    "lib/new_layer.ts is in no row of the table in docs/architecture.md",
+    "lib/output/plot.ts imports lib/train/loop.ts (lib/output/ may import nothing)",
+  ]);
+  assert.throws(
+    () => layerTable("# Architecture\n"),
+    /expected a section "## Which module may import which"/,
+  );
 });
 
 Deno.test("the checker reads imports and re-exports, not those in doc comments", () => {

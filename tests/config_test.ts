@@ -24,7 +24,7 @@ Deno.test("the report preset is the report's protocol", () => {
     [null, 20, 20, 0.001, "sgd"],
   );
   assert.deepEqual(config.variants, ["none", "bnlab", "tfjs"]);
-  // Sigmoid reproduces the report's no-BN plateau at ln 10 (see README, "Reproducing the report").
+  // Sigmoid reproduces the report's no-BN plateau at ln 10 (see docs/findings.md, "What is true").
   assert.equal(config.activation, "sigmoid");
   assert.equal(resolveConfig("modern").activation, "relu");
   // bnlab's BN gets the report's hand-written momentum (0.1, Keras form); tfjs's gets PyTorch's

@@ -396,12 +396,18 @@ Deno.test("the momentum sweep keeps its points, ids and columns", async () => {
   assert.equal((await readCsv(`${out}/sweep_table.csv`)).length, 2);
 });
 
-Deno.test("results/momentum (no plan.json, custom runs) collects to the same sweep.csv", async () => {
+Deno.test("results/momentum in the old layout (no plan.json, custom runs) collects to the same sweep.csv", async () => {
   const source = new URL("../results/momentum", import.meta.url).pathname;
   if (!(await exists(`${source}/sweep.json`))) return;
   const copy = await Deno.makeTempDir({ prefix: "bnlab-momentum-old-" });
   await new Deno.Command("cp", { args: ["-r", `${source}/.`, copy] }).output();
+  // The layout of old versions: no plan.json, bnlab's runs named custom.
   await Deno.remove(`${copy}/sweep.csv`);
+  await Deno.remove(`${copy}/plan.json`);
+  for await (const trial of Deno.readDir(`${copy}/trials`)) {
+    const runs = `${copy}/trials/${trial.name}/runs`;
+    await Deno.rename(`${runs}/bnlab-seed0`, `${runs}/custom-seed0`);
+  }
   const { rows } = await writeSweepOutputs(copy);
   assert.equal(rows.length, 10);
   assert.deepEqual(await readCsv(`${copy}/sweep.csv`), await readCsv(`${source}/sweep.csv`));

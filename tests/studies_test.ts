@@ -21,10 +21,17 @@ import { SWEEPS, sweepTrials } from "../lib/experiments/sweeps.ts";
 import { runTrial } from "../lib/experiments/trial.ts";
 import { createModel } from "../lib/models/create_model.ts";
 import { readCsv } from "../lib/output/csv.ts";
-import { FIGURE1_COLUMNS, figure1Chart, figure1Rows, writeFigure1 } from "../lib/output/figure1.ts";
+import { sideBySide } from "../lib/output/panels.ts";
+import {
+  FIGURE1_COLUMNS,
+  figure1Chart,
+  figure1Rows,
+  writeFigure1,
+} from "../lib/experiments/figure1.ts";
 import {
   appendDiagnostics,
   DIAGNOSTICS_COLUMNS,
+  diagnosticsChart,
   DiagnosticsRecorder,
   type DiagnosticsRow,
   parseDiagnostics,
@@ -95,7 +102,10 @@ Deno.test("small-batch links lr to the batch (lr = base·B/32) and trains ghost 
   assert.equal(linearLr(0.05, 32), 0.05);
   assert.equal(linearLr(0.05, 2), 0.003125);
   assert.equal(linearLr(0.05, 128), 0.2);
-  assert.equal(linearLr(0.1, 8, 16), 0.05);
+  assert.equal(linearLr(0.1, 8, { referenceBatch: 16 }), 0.05);
+  assert.throws(() => linearLr(0.1, 8, { referenceBatch: 0 }), {
+    message: "linearLr: referenceBatch must be a positive integer, received 0",
+  });
   assert.throws(() => linearLr(0, 2), {
     message: "linearLr: baseLr must be a positive finite number, received 0",
   });
@@ -180,6 +190,7 @@ async function trainToy(
   normalization: "none" | "bnlab",
   every: number | null,
 ) {
+  const tensorsBefore = tf.memory().numTensors;
   const data = model === "lenet" ? _mnistLike(24, 3) : toyData(24, 3);
   const test = model === "lenet" ? _mnistLike(10, 4) : toyData(10, 4);
   const net = createModel(model, {
@@ -206,6 +217,7 @@ async function trainToy(
   const rows = recorder?.takeRows() ?? [];
   recorder?.dispose();
   net.dispose();
+  assert.equal(tf.memory().numTensors, tensorsBefore, `${model} ${normalization}: tensors leaked`);
   return { records: records.map((r) => ({ ...r, seconds: 0 })), weights, rows };
 }
 
@@ -371,4 +383,68 @@ Deno.test("figure1Rows averages seeds; figure1Chart refuses no rows", () => {
   assert.ok(Math.abs(rows[0].accuracy_std - Math.sqrt(0.02)) < 1e-12);
   assert.equal(rows[0].p50, 3);
   assert.throws(() => figure1Chart([]), { message: "figure1Chart: expected rows, received none" });
+});
+
+Deno.test("sideBySide and diagnosticsChart: panels placed left to right, bad input refused", () => {
+  const chart = (width: number) =>
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="200"></svg>`;
+  const svg = sideBySide([chart(300), chart(200)], { title: "a < b" });
+  assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" width="500" height="228"/);
+  assert.match(svg, /<svg x="300" y="28" /);
+  assert.match(svg, /<title>a &lt; b<\/title>/);
+  assert.throws(() => sideBySide([]), {
+    message: "sideBySide: expected at least one panel, received 0",
+  });
+  assert.throws(() => sideBySide(["<svg>"]), {
+    message:
+      'sideBySide: panel 0 must be an SVG document with a width and a height, received "<svg>"',
+  });
+  assert.throws(() => diagnosticsChart([]), {
+    message: "diagnosticsChart: expected rows, received none",
+  });
+});
+
+Deno.test("a trial resumed after an interruption writes each diagnostic step once, as an uninterrupted one", async () => {
+  const config = resolveConfig("figure1", {
+    limit: 120,
+    testLimit: 30,
+    epochs: 3,
+    seeds: 1,
+    variants: ["bnlab"],
+    hidden: [6, 6],
+    logEvery: 1,
+    diagnostics: "every=1,probe=20",
+  });
+  const read = async (dir: string) =>
+    (await readDiagnostics(`${dir}/runs/bnlab-seed0/diagnostics.csv`)).map(
+      ({ layer: _layer, ...row }) => row,
+    );
+  const whole = await Deno.makeTempDir();
+  await prepareTrain(config, whole);
+  await runTrial(whole, 0);
+  const broken = await Deno.makeTempDir();
+  await prepareTrain(config, broken);
+  // Interrupted in the middle of the third epoch (2 steps per epoch), after step 5 was measured:
+  // the resumed run restarts that epoch from its checkpoint and must not write step 5 twice.
+  await assert.rejects(
+    () =>
+      runTrial(broken, 0, {
+        onEvent: (event) => {
+          if (event.type === "train" && event.event.type === "step" && event.event.step === 6) {
+            throw new Error("interrupted");
+          }
+        },
+      }),
+    /interrupted/,
+  );
+  assert.deepEqual(
+    [...new Set((await read(broken)).map((r) => r.step))],
+    [1, 2, 3, 4, 5],
+  );
+  await runTrial(broken, 0);
+  const rows = await read(broken);
+  assert.equal(rows.length, 3 * 2 * 3); // 3 epochs × 2 steps × 3 sites
+  assert.deepEqual(rows, await read(whole));
+  await Deno.remove(whole, { recursive: true });
+  await Deno.remove(broken, { recursive: true });
 });

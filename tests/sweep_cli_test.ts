@@ -131,7 +131,19 @@ Deno.test("sweep and train reject bad input before creating anything", async () 
   for (const name of ["a", "b", "c", "d", "e", "f", "h"]) {
     assert.equal(await exists(`${root}/${name}`), false, name);
   }
-  const slurm = await run("train", [...TINY, "--executor", "slurm", "--out", `${root}/g`]);
+  const slurm = await run("train", [
+    ...TINY,
+    "--executor",
+    "slurm",
+    "--slurm-array-limit",
+    "0",
+    "--out",
+    `${root}/g`,
+  ]);
   assert.equal(slurm.code, 2);
-  assert.match(slurm.stderr, /the slurm executor is not available/);
+  assert.match(
+    slurm.stderr,
+    /--slurm-array-limit must be an integer in \[1, 1000000\], received 0/,
+  );
+  assert.equal(await exists(`${root}/g`), false);
 });

@@ -16,7 +16,7 @@
  * shader cache, while LeNet-sized layers switch tfjs to its tiled matmul and conv shaders
  * (`MatMulPackedProgram`, `Conv2DMMProgram`), about 10 s each to compile there; a 16×16
  * LeNet made this test take 35 s. LeNet itself is checked on webgpu end to end by
- * `deno task train --preset smoke --backend webgpu` (the README's Backends section).
+ * `deno task train --preset smoke --backend webgpu` (docs/architecture.md, "Backends").
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";

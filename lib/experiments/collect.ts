@@ -8,7 +8,8 @@ import { type Plan, readPlan } from "./plan.ts";
 import { writeExperimentOutputs } from "./report_files.ts";
 import { readRunResult } from "./results_dir.ts";
 import { writeSweepOutputs } from "./sweeps.ts";
-import { writeFigure1 } from "../output/figure1.ts";
+import { writeFigure1 } from "./figure1.ts";
+import { writeStudyChart } from "./study_charts.ts";
 
 /** What {@linkcode collect} found. */
 export interface Collected {
@@ -23,7 +24,7 @@ export interface Collected {
 /**
  * Writes `summary.csv`, `table.csv`, `history.csv` and `curves.svg` (train; with
  * `figure1.csv`/`.svg`/`.png` when runs wrote diagnostics) or `sweep.csv`, `sweep_table.csv`
- * and `sweep.svg` (sweep) from the finished trials; missing or failed
+ * and `sweep.svg` (sweep), and a study's own chart (`study_charts.ts`), from the finished trials; missing or failed
  * trials are left out, never an error.
  *
  * @param expDir The experiment directory (with `plan.json`).
@@ -43,13 +44,14 @@ export async function collect(expDir: string): Promise<Collected> {
   const plan = await readPlan(expDir);
   if (!plan) throw new Error(`collect: ${expDir} has no plan.json`);
   if (plan.kind === "sweep") await writeSweepOutputs(expDir, plan);
-  else {
-    await writeExperimentOutputs(expDir, plan);
-    await writeFigure1(expDir, plan); // runs with diagnostics only (the figure1 study)
-  }
+  else await writeExperimentOutputs(expDir, plan);
   let finished = 0;
   for (const trial of plan.trials) {
     if (await readRunResult(`${expDir}/${trial.dir}`)) finished++;
   }
+  // The studies' figures; their PNG renditions (about a second each) once every trial is done.
+  const png = finished === plan.trials.length;
+  if (plan.kind === "train") await writeFigure1(expDir, plan, { png }); // runs with diagnostics
+  await writeStudyChart(expDir, plan, { png }); // small-batch, learning-rate, …, resnet
   return { kind: plan.kind, finished, total: plan.trials.length };
 }

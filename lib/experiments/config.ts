@@ -267,11 +267,11 @@ export interface Preset {
 /** The presets `deno task train` knows; `quick` is the default. */
 export const PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
   smoke: {
-    description: "all variants on 2,000 images, 1 epoch (under a minute): checks the plumbing",
+    description: "all variants on 2,000 images, 1 epoch: checks the plumbing",
     overrides: { limit: 2000, testLimit: 1000, epochs: 1, batchSize: 20, lr: 0.01, logEvery: 10 },
   },
   quick: {
-    description: "a real run on 10,000 images, 3 epochs, lr 0.01 (about 10-15 minutes on 2 cores)",
+    description: "a real run on 10,000 images, 3 epochs, lr 0.01",
     overrides: { limit: 10000, epochs: 3, lr: 0.01, logEvery: 25 },
   },
   report: {
@@ -317,7 +317,7 @@ export const PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
       tfjsMomentum: 0.9,
     },
   },
-  ...STUDY_PRESETS,
+  ...(STUDY_PRESETS as Readonly<Record<string, Preset>>),
 });
 
 /** The preset used when none is named. */

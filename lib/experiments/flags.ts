@@ -268,7 +268,9 @@ export function helpText(command: string, extra: string[] = []): string {
     "",
     "Presets (a few named overrides over the defaults below):",
     ...Object.entries(PRESETS).map(([name, p]) =>
-      `  ${name.padEnd(8)} ${p.description}${name === DEFAULT_PRESET ? " [default]" : ""}`
+      `  ${name.padEnd(Math.max(...Object.keys(PRESETS).map((n) => n.length)))} ${p.description}${
+        name === DEFAULT_PRESET ? " [default]" : ""
+      }`
     ),
     "",
     "Fields (each overrides the preset; in brackets the default the presets start from):",

@@ -1,9 +1,10 @@
 /**
  * Our runs next to the report's numbers, line by line: which setting reproduces the report.
  *
- * The report (`shared/seeds/000_…`, section 3.3) gives, after epoch 20, three logged batch
- * losses and the test result of each network. Its log lines are PyTorch's MNIST example's
- * (`Train Epoch: 20 [14848/60000 (25%)] Loss: …`, printed when `(batch_idx + 1) % 30 == 0`
+ * The report, «Batch Normalization 实验» (a lab report whose code it cites as
+ * `https://github.com/junjunjun-study/pytorch BN/`), gives in its section 3.3, after epoch 20,
+ * three logged batch losses and the test result of each network. Its log lines are PyTorch's
+ * MNIST example's (`Train Epoch: 20 [14848/60000 (25%)] Loss: …`, printed when `(batch_idx + 1) % 30 == 0`
  * with `batch_idx * len(data)` images), and {@linkcode inferLogBatchSize} recovers the batch
  * size they imply: 512, where the report's text says 20.
  *
@@ -32,7 +33,7 @@ export const REPORT_TEST_IMAGES = 10000;
 
 /**
  * The report's epoch-20 numbers by variant: `none`, `custom` (its hand-written "ZJK_BN") and
- * `tfjs` (standing in for its PyTorch BN). Copied from section 3.3 of the report.
+ * `tfjs` (standing in for its PyTorch BN). Copied from section 3.3 of «Batch Normalization 实验».
  */
 export const REPORT_RESULTS: Readonly<Record<"none" | "custom" | "tfjs", ReportResult>> = Object
   .freeze({

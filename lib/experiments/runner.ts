@@ -25,6 +25,7 @@ import {
   upgradeConfig,
   validateConfig,
 } from "./config.ts";
+import type { SlurmFlags } from "./flags.ts";
 import { buildPlan, type Plan, readPlan, trainTrials, writePlan } from "./plan.ts";
 import { provenance } from "./provenance.ts";
 import {
@@ -40,6 +41,7 @@ import {
   sweepTrials,
   writeSweepOutputs,
 } from "./sweeps.ts";
+import { runSlurmExecutor } from "./slurm.ts";
 import {
   builtinModel,
   checkBatches,
@@ -280,6 +282,8 @@ export interface SweepRecord {
   provenance: ReturnType<typeof provenance>;
   /** When the sweep was first started. */
   started: string;
+  /** Every process that started or resumed the sweep, oldest first. */
+  starts?: ExperimentStart[];
 }
 
 /**
@@ -339,13 +343,15 @@ export async function prepareSweep(
     sweep.name === "grid" ? undefined : sweep.name,
   );
   if (options.checkData ?? true) await _checkPlanData(plan, options.checkModel ?? true);
+  const start: ExperimentStart = { at: new Date().toISOString(), provenance: provenance() };
   const record: SweepRecord = {
     sweep: sweep.name,
     ...(options.grids?.length ? { grids: options.grids } : {}),
     config: previous ? { ...base, seeds: Math.max(previous.config.seeds, base.seeds) } : base,
     trials: sweep.trials(base),
-    provenance: previous?.provenance ?? provenance(),
-    started: previous?.started ?? new Date().toISOString(),
+    provenance: previous?.provenance ?? start.provenance,
+    started: previous?.started ?? start.at,
+    starts: [...(previous?.starts ?? []), start],
   };
   await Deno.mkdir(out, { recursive: true });
   await writeJsonAtomic(path, record);
@@ -537,7 +543,8 @@ export async function runLocal(
 
 /**
  * Hands a plan to an executor: `local` ({@linkcode runLocal}) or `slurm` (one job array
- * through `lib/experiments/slurm.ts`'s `submitSlurm`).
+ * of the plan's unfinished trials and a collect job, through `lib/experiments/slurm.ts`'s
+ * `runSlurmExecutor`; `slurm.dryRun` prints the batch scripts instead).
  *
  * @param expDir The experiment directory.
  * @param plan Its plan.
@@ -558,18 +565,9 @@ export async function runLocal(
 export async function executePlan(
   expDir: string,
   plan: Plan,
-  options: RunLocalOptions & { executor?: "local" | "slurm"; slurm?: Record<string, unknown> },
+  options: RunLocalOptions & { executor?: "local" | "slurm"; slurm?: SlurmFlags },
 ): Promise<void> {
   if ((options.executor ?? "local") === "local") return await runLocal(expDir, plan, options);
-  const module = new URL("./slurm.ts", import.meta.url);
-  try {
-    await Deno.stat(module);
-  } catch {
-    throw new Error("the slurm executor is not available");
-  }
-  const slurm: {
-    submitSlurm?: (dir: string, plan: Plan, options: Record<string, unknown>) => Promise<unknown>;
-  } = await import(module.href);
-  if (!slurm.submitSlurm) throw new Error("the slurm executor is not available");
-  await slurm.submitSlurm(expDir, plan, options.slurm ?? {});
+  const { cpus, ...slurm } = options.slurm ?? {};
+  await runSlurmExecutor(expDir, { ...slurm, cpusPerTask: cpus, only: options.only });
 }

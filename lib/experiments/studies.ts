@@ -6,8 +6,8 @@
  * - `small-batch` (sweep and preset): LeNet/MNIST, batch 2, 4, 8, 16, 32, 64, 128 ×
  *   {none, bnlab, group (10 groups), renorm, ghost (virtual batch 4, at batch ≥ 8 only)},
  *   3 seeds, the same 3 epochs over the first 2,000 training images (1,000 test images) at
- *   every batch size, lr = 0.05·B/32 ({@linkcode linearLr}): 2 × 4 + 5 × 5 = 33 points ×
- *   variants counted once = 99 trials.
+ *   every batch size, lr = 0.05·B/32 ({@linkcode linearLr}): 2 × 4 + 5 × 5 = 33 (batch, variant)
+ *   pairs × 3 seeds = 99 trials.
  * - `learning-rate` (sweep and preset): LeNet/MNIST, lr ∈ {0.001, 0.003, 0.01, 0.03, 0.1,
  *   0.3, 1} × activation {relu, sigmoid} × {none, bnlab}, batch 32, 2 epochs over 4,000
  *   images, 3 seeds: 84 trials; a trial whose loss turns NaN has status `diverged`.
@@ -26,8 +26,46 @@
  *
  * @module
  */
-import type { Preset } from "./config.ts";
-import type { SweepDefinition, SweepTrial } from "./sweeps.ts";
+
+/**
+ * Config fields a study sets (a key of `ExperimentConfig` each; config.ts checks keys and
+ * values when a preset or sweep point is resolved). This module imports nothing from the
+ * config and sweep modules, which register its tables.
+ */
+export type StudyOverrides = Readonly<Record<string, unknown>>;
+
+/** A study's preset, registered into `PRESETS` (config.ts's `Preset`). */
+export interface StudyPreset {
+  /** One line for `--help`. */
+  description: string;
+  /** The fields it changes. */
+  overrides: StudyOverrides;
+}
+
+/** One point of a study's sweep (sweeps.ts's `SweepTrial`). */
+export interface StudyPoint {
+  /** Directory-safe identifier, unique within the sweep. */
+  id: string;
+  /** The fields the point sets. */
+  overrides: StudyOverrides & {
+    batchSize?: number;
+    lr?: number;
+    variants?: readonly string[];
+    virtualBatchSize?: number | null;
+  };
+}
+
+/** A study's named sweep, registered into `SWEEPS` (sweeps.ts's `SweepDefinition`). */
+export interface StudySweep {
+  /** Name used on the command line. */
+  name: string;
+  /** One line for `--help`. */
+  description: string;
+  /** Fields the sweep sets at every point (config keys). */
+  fields: readonly string[];
+  /** The points over a base config (its `lr` is the rate at batch 32 where a point links them). */
+  trials: (base: { lr: number }) => StudyPoint[];
+}
 
 /** Batch sizes of the `small-batch` study. */
 export const SMALL_BATCH_SIZES: readonly number[] = [2, 4, 8, 16, 32, 64, 128];
@@ -54,20 +92,22 @@ export const UNBIASED_BATCH_SIZES: readonly number[] = [2, 4, 8];
  *
  * @param baseLr The learning rate at the reference batch size.
  * @param batchSize The batch size B.
- * @param referenceBatch The reference batch size. @default {32}
+ * @param options `referenceBatch`: the batch size at which `baseLr` applies. @default {32}
  * @returns baseLr·B/referenceBatch.
  *
  * @example
  * ```ts
  * import { linearLr } from "./studies.ts";
  * console.log(linearLr(0.05, 2), linearLr(0.05, 128)); // 0.003125 0.2
+ * console.log(linearLr(0.1, 8, { referenceBatch: 16 })); // 0.05
  * ```
  */
 export function linearLr(
   baseLr: number,
   batchSize: number,
-  referenceBatch: number = LR_REFERENCE_BATCH,
+  options: { referenceBatch?: number } = {},
 ): number {
+  const referenceBatch = options.referenceBatch ?? LR_REFERENCE_BATCH;
   if (!(baseLr > 0) || !Number.isFinite(baseLr)) {
     throw new Error(`linearLr: baseLr must be a positive finite number, received ${baseLr}`);
   }
@@ -95,7 +135,7 @@ export function linearLr(
  * console.log(points[2].overrides.virtualBatchSize, points[2].overrides.variants?.at(-1)); // 4 ghost
  * ```
  */
-export function smallBatchPoints(baseLr: number): SweepTrial[] {
+export function smallBatchPoints(baseLr: number): StudyPoint[] {
   return SMALL_BATCH_SIZES.map((batchSize) => {
     const ghost = batchSize >= GHOST_MIN_BATCH;
     return {
@@ -126,7 +166,7 @@ const _SMALL_SCALE = {
 } as const;
 
 /** The studies' presets, registered into `PRESETS` by config.ts. */
-export const STUDY_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
+export const STUDY_PRESETS: Readonly<Record<string, StudyPreset>> = Object.freeze({
   "small-batch": {
     description: "LeNet/MNIST, 2,000 images × 3 epochs, 1,000 test images, relu, 3 seeds, " +
       "lr 0.05 at batch 32 (the small-batch sweep scales it linearly with the batch), 10 groups",
@@ -222,7 +262,7 @@ export const STUDY_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
 });
 
 /** The studies' named sweeps, registered into `SWEEPS` by sweeps.ts. */
-export const STUDY_SWEEPS: Readonly<Record<string, SweepDefinition>> = Object.freeze({
+export const STUDY_SWEEPS: Readonly<Record<string, StudySweep>> = Object.freeze({
   "small-batch": {
     name: "small-batch",
     description: "batch 2…128 × none/bnlab/group/renorm/ghost, lr = base lr·B/32 " +

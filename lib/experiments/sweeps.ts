@@ -68,7 +68,7 @@ export const SWEEPS: Readonly<Record<string, SweepDefinition>> = Object.freeze({
         }))
       ),
   },
-  ...STUDY_SWEEPS,
+  ...(STUDY_SWEEPS as unknown as Readonly<Record<string, SweepDefinition>>),
 });
 
 /** One `--grid FIELD=v1,v2,…`: a field and its values. */

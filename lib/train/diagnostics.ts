@@ -11,6 +11,7 @@ import type { Dataset } from "../data/dataset.ts";
 import type { TrainObserver } from "./loop.ts";
 import { appendCsvRows, readCsv, writeCsv } from "../output/csv.ts";
 import { lineChart } from "../output/plot.ts";
+import { sideBySide } from "../output/panels.ts";
 
 /** A parsed `diagnostics` setting. */
 export interface DiagnosticsSpec {
@@ -183,9 +184,11 @@ export interface DiagnosticsRecorderOptions {
  * after the normalization (the nonlinearity's input); BN's gap between the probe's per-channel
  * statistics and the running ones; the step's gradient norms; the probe's accuracy.
  *
- * Percentiles use at most {@linkcode MAX_PERCENTILE_VALUES} values per site: every k-th value
- * in NHWC order with k = ⌈total/MAX⌉. Means and variances use all values, accumulated in
- * float64 as sums of x and x² (variance = E[x²] − E[x]²).
+ * A site's input percentiles use about {@linkcode MAX_PERCENTILE_VALUES} values: every k-th
+ * value of each chunk of the probe in NHWC order, k = ⌈total/MAX⌉ for the site's total values
+ * over the probe (all of them when they fit). Unit 0's percentiles use all its values. Means
+ * and variances use all values, accumulated in float64 as sums of x and x²
+ * (variance = E[x²] − E[x]²); the running-statistic gap uses per-channel sums the same way.
  *
  * @example
  * ```ts
@@ -209,6 +212,7 @@ export interface DiagnosticsRecorderOptions {
 export class DiagnosticsRecorder {
   /** Rows measured so far (and not yet taken by {@linkcode takeRows}). */
   rows: DiagnosticsRow[] = [];
+  /** Steps between two diagnostic points. */
   readonly every: number;
   #model: tf.LayersModel;
   #probeModel: tf.LayersModel;
@@ -556,39 +560,83 @@ export async function truncateDiagnostics(path: string, epoch: number): Promise<
 }
 
 /**
- * The chart of one run's diagnostics: for every site, the 15th, 50th and 85th percentiles of
- * its normalization's input against the step, one line per site and percentile.
+ * The chart of one run's diagnostics, three panels side by side: (a) the median of each site's
+ * normalization input against the step, one line per site; (b) each site's gradient norm
+ * (log axis); (c) for BN sites, the running-statistic gap mean_c |μ_c − μ_running,c|/σ_running,c,
+ * or without any, the 15th/50th/85th percentiles of unit 0's activation input at the last
+ * hidden site (Ioffe & Szegedy 2015, Figure 1).
  *
  * @param rows The run's rows.
- * @param title The chart's title. @default {"Normalization inputs over training"}
+ * @param title The chart's title. @default {"Diagnostics over training"}
  * @returns The SVG.
+ * @throws {Error} When there are no rows.
  *
  * @example
  * ```ts
  * import { diagnosticsChart } from "./diagnostics.ts";
- * const row = { step: 1, site: 0, layer: "dense", input_p15: -1, input_p50: 0, input_p85: 1 };
+ * const row = { step: 1, site: 0, layer: "dense", input_p50: 0, grad_norm: 1,
+ *   running_mean_gap: null, unit0_p15: -1, unit0_p50: 0, unit0_p85: 1 };
  * console.log(diagnosticsChart([row, { ...row, step: 2 }] as never).startsWith("<svg")); // true
  * ```
  */
 export function diagnosticsChart(
   rows: readonly DiagnosticsRow[],
-  title = "Normalization inputs over training",
+  title = "Diagnostics over training",
 ): string {
-  const points = rows.flatMap((row) =>
-    PERCENTILES.map((p) => ({
-      step: row.step,
-      value: row[`input_p${p}` as "input_p15"],
-      series: `site ${row.site} (${row.layer}) p${p}`,
-    }))
-  );
-  return lineChart(points, {
-    x: "step",
-    y: "value",
-    series: "series",
-    title,
-    xLabel: "training step",
-    yLabel: "normalization input (15th, 50th, 85th percentiles)",
-    caption: "Measured on a fixed probe of test images in inference mode.",
-    height: 480,
-  });
+  if (rows.length === 0) throw new Error("diagnosticsChart: expected rows, received none");
+  const site = (row: DiagnosticsRow) => `site ${row.site} (${row.norm})`;
+  const sites = [...new Set(rows.map((r) => r.site))].sort((a, b) => a - b);
+  // Taller panels for more legend rows (two sites per row).
+  const height = Math.max(440, 320 + 22 * Math.ceil(sites.length / 2));
+  const common = { x: "step", series: "series", xLabel: "training step", width: 460, height };
+  const gaps = rows.filter((r) => typeof r.running_mean_gap === "number");
+  const lastHidden = sites.length > 1 ? sites[sites.length - 2] : sites[0];
+  const grads = rows.filter((r) => typeof r.grad_norm === "number" && r.grad_norm > 0);
+  const panels = [
+    lineChart(rows.map((r) => ({ step: r.step, value: r.input_p50, series: site(r) })), {
+      ...common,
+      y: "value",
+      title: "(a) median of each normalization input",
+      yLabel: "input median (probe)",
+    }),
+    grads.length
+      ? lineChart(grads.map((r) => ({ step: r.step, value: r.grad_norm, series: site(r) })), {
+        ...common,
+        y: "value",
+        logY: true,
+        title: "(b) gradient norm per layer",
+        yLabel: "‖∇ weights‖₂",
+      })
+      : lineChart([{ step: rows[0].step, value: 0, series: "no gradients recorded" }], {
+        ...common,
+        y: "value",
+        title: "(b) gradient norm per layer",
+      }),
+    gaps.length
+      ? lineChart(
+        gaps.map((r) => ({ step: r.step, value: r.running_mean_gap, series: site(r) })),
+        {
+          ...common,
+          y: "value",
+          title: "(c) BN: running vs probe mean, in running σ",
+          yLabel: "mean_c |μ − μ_running| / σ_running",
+        },
+      )
+      : lineChart(
+        rows.filter((r) => r.site === lastHidden).flatMap((r) =>
+          PERCENTILES.map((p) => ({
+            step: r.step,
+            value: r[`unit0_p${p}` as "unit0_p15"],
+            series: `site ${r.site} unit 0, ${p}th`,
+          }))
+        ),
+        {
+          ...common,
+          y: "value",
+          title: "(c) last hidden unit's activation input",
+          yLabel: "15th, 50th, 85th percentiles",
+        },
+      ),
+  ];
+  return sideBySide(panels, { title });
 }

@@ -1,0 +1,271 @@
+/**
+ * `docs/performance.md`: what `deno task bench` measured, on which machine, from
+ * `bench/results.csv` and `bench/results.json`. Medians and ratios are printed as the CSV
+ * holds them. One function per section; {@linkcode PERFORMANCE_SECTIONS} is the registry.
+ *
+ * @module
+ */
+import type { CsvRow } from "../../lib/output/csv.ts";
+import { markdownTable } from "../../lib/output/table.ts";
+import type { GeneratedDoc, Section, SectionContext } from "./markdown.ts";
+
+const _CSV = "bench/results.csv";
+const _JSON = "bench/results.json";
+
+/** A bench variant's display name (`custom_analytic` was bnlab's BN, analytic gradient). */
+function _variant(name: unknown): string {
+  return String(name).replace(/^custom/, "bnlab");
+}
+
+/** What a ratio metric of the `training` group compares: the two metrics and a label. */
+const _TRAINING_RATIOS: Record<string, { label: string; from: string; to: string }> = {
+  speedup_over_tfjs_kernels: {
+    label: "all of bnlab's kernels vs tfjs's wasm kernels (interleaved)",
+    from: "samples_per_s_tfjs_kernels",
+    to: "samples_per_s_paired",
+  },
+  blas_speedup: {
+    label: "OpenBLAS through FFI vs wasm's own products",
+    from: "samples_per_s_blas_off",
+    to: "samples_per_s_blas_on",
+  },
+  native_speedup: {
+    label: "native C kernels on vs off",
+    from: "samples_per_s_native_off",
+    to: "samples_per_s_native_on",
+  },
+  threads_speedup: {
+    label: "products split over two threads vs one",
+    from: "samples_per_s_1_thread",
+    to: "samples_per_s_2_threads",
+  },
+  unfused_conv_speedup: {
+    label: "linear convolutions unfused in training vs fused",
+    from: "samples_per_s_fused_conv",
+    to: "samples_per_s_unfused_conv",
+  },
+  over_pytorch: {
+    label: "bnlab vs PyTorch on CPU (interleaved blocks)",
+    from: "samples_per_s_pytorch",
+    to: "samples_per_s_paired_pytorch",
+  },
+};
+
+/** The profile's totals, shown apart from the kernels. */
+const _PROFILE_TOTALS = ["step", "all_kernels", "outside_kernels"];
+
+/** Metrics whose denominator is a quoted figure, not a measurement of the run. */
+const _QUOTED = new Set(["fraction_of_pytorch_cpu"]);
+
+async function _rows(context: SectionContext): Promise<CsvRow[]> {
+  return await context.csv(_CSV);
+}
+
+const _value = (row: CsvRow | undefined) => (row ? `${row.median}` : "–");
+
+/** A plain table of bench rows: name, backend, batch, metric, median with its unit, runs. */
+function _benchTable(rows: readonly CsvRow[]): string {
+  return markdownTable(rows.map((r) => ({
+    name: _variant(r.name),
+    backend: r.backend,
+    batch: r.batch_size,
+    metric: r.metric,
+    median: `${r.median} ${r.unit}`,
+    runs: r.runs,
+  })));
+}
+
+const _intro = (): Promise<string> =>
+  Promise.resolve([
+    "`deno task bench` measures in one process and writes `bench/results.csv` (one row per " +
+    "measurement: `group`, `name`, `backend`, `batch_size`, `metric`, the `median` over " +
+    "`runs` repetitions, its `unit`) and the machine, versions and backend state in " +
+    "`bench/results.json`. A ratio is of two figures measured in the same run, in blocks " +
+    "interleaved so that both see the machine in the same state; compare ratios, not " +
+    "absolute rates, across runs. Every figure below is printed from those two files by " +
+    "`deno task docs`.",
+    "Training rows train bnlab's LeNet on MNIST-shaped batches with SGD: `none` without BN, " +
+    "`tfjs` with tfjs's BN layer, `bnlab_analytic` and `bnlab_autodiff` with bnlab's BN and " +
+    "its closed-form or automatic gradient.",
+  ].join("\n\n"));
+
+/** The machine and versions (`bench/results.json`). */
+async function machineSection(context: SectionContext): Promise<string> {
+  const info = await context.json<Record<string, Record<string, unknown> | unknown>>(_JSON);
+  const p = (info.provenance ?? {}) as Record<string, unknown>;
+  const backend = (info.backend ?? {}) as Record<string, unknown>;
+  const blas = (info.blas ?? {}) as Record<string, unknown>;
+  const native = (info.native ?? {}) as Record<string, unknown>;
+  const pytorch = info.pytorch as Record<string, unknown> | undefined;
+  const rows: Record<string, unknown>[] = [
+    { item: "CPU", value: `${p.cpuModel}, ${p.cpus} logical CPUs, ${p.memoryGiB} GiB` },
+    { item: "system", value: `${p.os} ${p.arch}` },
+    { item: "software", value: `Deno ${p.deno}, tfjs ${p.tfjs}, bnlab ${p.bnlab}` },
+    {
+      item: "wasm backend",
+      value: `SIMD ${backend.simd ? "on" : "off"}, ${backend.threads} thread(s)`,
+    },
+    {
+      item: "BLAS",
+      value: blas.enabled ? `${blas.config} (${blas.library}), ${blas.threads} thread(s)` : "off",
+    },
+    { item: "native kernels", value: native.enabled ? "on" : "off" },
+    ...(pytorch
+      ? [{ item: "PyTorch", value: `${pytorch.version}, ${pytorch.threads} threads` }]
+      : []),
+    { item: "commit", value: `\`${p.gitCommit ?? "not recorded"}\`` },
+    ...(p.gitDirty === undefined ? [] : [{
+      item: "working tree",
+      value: p.gitDirty ? `dirty (diff SHA-256 \`${p.gitDiffSha256}\`)` : "clean",
+    }]),
+    ...(typeof info.provenanceNote === "string"
+      ? [{ item: "provenance note", value: info.provenanceNote }]
+      : []),
+    { item: "finished", value: `${info.finished} (${info.wallSeconds} s in all)` },
+  ];
+  return markdownTable(rows);
+}
+
+/** Training throughput per variant and batch size (`training`, `samples_per_s`). */
+async function throughputSection(context: SectionContext): Promise<string> {
+  const rows = (await _rows(context)).filter((r) =>
+    r.group === "training" && r.metric === "samples_per_s"
+  );
+  const batches = [...new Set(rows.map((r) => Number(r.batch_size)))].sort((a, b) => a - b);
+  const variants = [...new Set(rows.map((r) => String(r.name)))];
+  return [
+    "Samples per second, median of the measured blocks, one process, wasm with every kernel " +
+    "bnlab installs:",
+    markdownTable(variants.map((v) => ({
+      variant: _variant(v),
+      ...Object.fromEntries(batches.map((b) => [
+        `batch ${b}`,
+        _value(rows.find((r) => r.name === v && Number(r.batch_size) === b)),
+      ])),
+    }))),
+  ].join("\n\n");
+}
+
+/** What each part of the acceleration is worth (`training` ratios). */
+async function ratiosSection(context: SectionContext): Promise<string> {
+  const rows = (await _rows(context)).filter((r) => r.group === "training");
+  const ratios = rows.filter((r) => r.unit === "ratio");
+  const find = (like: CsvRow, metric: string) =>
+    rows.find((r) =>
+      r.name === like.name && r.batch_size === like.batch_size && r.metric === metric
+    );
+  return [
+    "Each pair is measured in interleaved blocks within the run; the ratio is the median of " +
+    "the pairs' ratios, so it need not equal the ratio of the two medians beside it.",
+    markdownTable(ratios.map((r) => {
+      const known = _TRAINING_RATIOS[String(r.metric)];
+      return {
+        comparison: known?.label ??
+          (r.metric === "cpu_over_wasm" ? "tfjs's cpu backend vs wasm" : r.metric),
+        variant: _variant(r.name),
+        batch: r.batch_size,
+        "before (samples/s)": known ? _value(find(r, known.from)) : "–",
+        "after (samples/s)": known ? _value(find(r, known.to)) : "–",
+        ratio: _value(r),
+      };
+    })),
+  ].join("\n\n");
+}
+
+/** How much of the machine's product rate training uses (`derived`, `machine_limit`). */
+async function machineLimitSection(context: SectionContext): Promise<string> {
+  const rows = await _rows(context);
+  return [
+    "`machine_limit` is the rate of one large matrix product; `derived` divides training's " +
+    "floating-point operations per second by the best product rate measured for its backend.",
+    _benchTable(
+      rows.filter((r) =>
+        (r.group === "machine_limit" || r.group === "derived") && !_QUOTED.has(String(r.metric))
+      ),
+    ),
+    ...rows.some((r) => _QUOTED.has(String(r.metric)))
+      ? [
+        "Rows with the metric `fraction_of_pytorch_cpu` divide by PyTorch figures written into " +
+        "`bench/derived.ts`, not measured in the run; they are left out here (the measured " +
+        "comparison is `over_pytorch` above).",
+      ]
+      : [],
+  ].join("\n\n");
+}
+
+/** tfjs's threaded wasm binary (`wasm_threads`). */
+async function threadsSection(context: SectionContext): Promise<string> {
+  const rows = (await _rows(context)).filter((r) => r.group === "wasm_threads");
+  return [
+    "tfjs's multi-threaded SIMD binary with two threads against one thread (`1t`, `2t`), in " +
+    "separate processes; the machine's load average before and after is recorded because " +
+    "other work on the machine moves these figures.",
+    _benchTable(rows),
+  ].join("\n\n");
+}
+
+/** Kernel microbenchmarks: each replaced kernel against tfjs's (ratios only). */
+async function kernelsSection(context: SectionContext): Promise<string> {
+  const groups = ["training_kernels", "blas_kernels", "reduce_leading", "conv2d_backprop_filter"];
+  const rows = (await _rows(context)).filter((r) =>
+    groups.includes(String(r.group)) && r.unit === "ratio"
+  );
+  return [
+    "One kernel at LeNet's shapes, ours over tfjs's (`ours_over_tfjs`, `speedup`), OpenBLAS " +
+    "over wasm (`blas_over_wasm`), the backward filter kernel over the forward convolution and " +
+    "over the cpu backend. The absolute rates are in the CSV.",
+    ...groups.map((g) => {
+      const part = rows.filter((r) => r.group === g);
+      return part.length ? `**${g}**\n\n${_benchTable(part)}` : "";
+    }).filter((s) => s !== ""),
+  ].join("\n\n");
+}
+
+/** Where a training step's time goes (`training_profile`): the costliest kernels. */
+async function profileSection(context: SectionContext): Promise<string> {
+  const rows = (await _rows(context)).filter((r) =>
+    r.group === "training_profile" && r.metric === "ms_per_step"
+  );
+  const variants = [...new Set(rows.map((r) => String(r.name).split("/")[0]))];
+  const parts = [
+    "Milliseconds per training step (tfjs's profiler): the whole step, the time inside tfjs " +
+    "kernels and outside them, then the five costliest kernels per variant and batch size:",
+  ];
+  for (const variant of variants) {
+    for (const batch of [...new Set(rows.map((r) => r.batch_size))]) {
+      const mine = rows.filter((r) =>
+        String(r.name).startsWith(`${variant}/`) && r.batch_size === batch
+      );
+      const op = (r: CsvRow) => String(r.name).split("/")[1];
+      const total = (name: string) => _value(mine.find((r) => op(r) === name));
+      const top = mine.filter((r) => !_PROFILE_TOTALS.includes(op(r)))
+        .sort((a, b) => Number(b.median) - Number(a.median)).slice(0, 5);
+      if (mine.length === 0) continue;
+      parts.push(
+        `**${_variant(variant)}, batch ${batch}**: a step ${total("step")} ms, in kernels ` +
+          `${total("all_kernels")} ms, outside them ${total("outside_kernels")} ms; ` +
+          top.map((r) => `\`${op(r)}\` ${r.median} ms`).join(", "),
+      );
+    }
+  }
+  return parts.join("\n\n");
+}
+
+/** The sections of `docs/performance.md`, in order. */
+export const PERFORMANCE_SECTIONS: readonly Section[] = [
+  { title: "The machine", source: _JSON, render: machineSection },
+  { title: "Training throughput", source: _CSV, render: throughputSection },
+  { title: "What each part is worth", source: _CSV, render: ratiosSection },
+  { title: "Share of the machine's product rate", source: _CSV, render: machineLimitSection },
+  { title: "Kernels", source: _CSV, render: kernelsSection },
+  { title: "tfjs's threaded wasm binary", source: _CSV, render: threadsSection },
+  { title: "Where a step's time goes", source: _CSV, render: profileSection },
+];
+
+/** `docs/performance.md`. */
+export const PERFORMANCE: GeneratedDoc = {
+  path: "docs/performance.md",
+  title: "Performance",
+  intro: _intro,
+  sections: PERFORMANCE_SECTIONS,
+};
