@@ -1,8 +1,9 @@
 /**
  * PyTorch on CPU measured beside bnlab in one bench run: a long-lived `python3` child running
- * `bench/pytorch_lenet.py` (the same LeNet and training step) answers one timed block at a
- * time, so the bench can interleave PyTorch's blocks with its own and compare the two under
- * the same machine state. Needs Debian's PyTorch (`apt-get install python3-torch`; not part of
+ * `bench/pytorch_lenet.py` or `bench/pytorch_resnet20.py` (the same network and training
+ * step; their request loop is `bench/pytorch_worker.py`) answers one timed block at a time,
+ * so the bench can interleave PyTorch's blocks with its own and compare the two under the
+ * same machine state. Needs Debian's PyTorch (`apt-get install python3-torch`; not part of
  * the setup, which CI runs): without it {@linkcode startPyTorch} says why and the bench leaves
  * PyTorch out.
  *
@@ -11,18 +12,24 @@
 /** The Python that has Debian's packages (the `python3` first on PATH may not). */
 export const PYTHON = "/usr/bin/python3";
 
-/** The worker script. */
-export const PYTORCH_SCRIPT: URL = new URL("./pytorch_lenet.py", import.meta.url);
+/** The worker script of each network. */
+export const PYTORCH_SCRIPTS: Readonly<Record<PyTorchModel, URL>> = Object.freeze({
+  lenet: new URL("./pytorch_lenet.py", import.meta.url),
+  resnet20: new URL("./pytorch_resnet20.py", import.meta.url),
+});
 
-/** A running PyTorch worker. */
+/** The networks PyTorch trains beside bnlab: LeNet, or ResNet-20. */
+export type PyTorchModel = "lenet" | "resnet20";
+
+/** A running PyTorch worker of one network. */
 export interface PyTorchLeNet {
   /** PyTorch's version, as `torch.__version__` reports it. */
   readonly version: string;
   /** Its intra-op threads. */
   readonly threads: number;
   /**
-   * Seconds for `steps` training steps of LeNet (`"none"`, or `"bn"`: BatchNorm after each
-   * conv and hidden dense layer) at `batch`, the loss read once at the end.
+   * Seconds for `steps` training steps of the network (`"none"`, or `"bn"`: BatchNorm at each
+   * norm site) at `batch`, the loss read once at the end.
    */
   block(variant: "none" | "bn", batch: number, steps: number): Promise<number>;
   /** Ends the worker. */
@@ -33,15 +40,25 @@ export interface PyTorchLeNet {
  * Starts the PyTorch worker with `threads` intra-op threads.
  *
  * @param threads PyTorch's intra-op threads (2, as in the reference figures of `bench/derived.ts`).
+ * @param options The network. @default {{ model: "lenet" }}
  * @returns The worker, or why none could start (no python3, no PyTorch).
  */
 export async function startPyTorch(
   threads = 2,
+  options: { model?: PyTorchModel } = {},
 ): Promise<{ worker: PyTorchLeNet } | { reason: string }> {
+  const model = options.model ?? "lenet";
+  const script = PYTORCH_SCRIPTS[model];
+  if (script === undefined) {
+    return {
+      reason: `startPyTorch: model must be one of ${Object.keys(PYTORCH_SCRIPTS).join(", ")}, ` +
+        `received ${JSON.stringify(model)}`,
+    };
+  }
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(PYTHON, {
-      args: [new URL(PYTORCH_SCRIPT).pathname],
+      args: [decodeURIComponent(script.pathname)],
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",

@@ -31,6 +31,30 @@ export const BATCH_NORM_FORWARD = "BnlabBatchNormForward";
  */
 export const BATCH_NORM_BACKWARD = "BnlabBatchNormBackward";
 /**
+ * Group normalization's forward pass (layer normalization: one group), channels last:
+ * { x, scale?, offset? }, attrs {@linkcode GroupNormAttrs} → [y, mean, invStd]. x is
+ * [N, …, C] with C split into `groups` groups of C/G consecutive channels; per sample n and
+ * group g, over its m values, μ = (1/m) Σ x and σ² = (1/m) Σ (x − μ)²; mean and invStd are
+ * [N, G]: μ and 1/√(σ² + ε); y = γ·(x − μ)·invStd + β, γ and β [C].
+ */
+export const GROUP_NORM_FORWARD = "BnlabGroupNormForward";
+/**
+ * Group normalization's analytic backward pass: { dy, x, mean, invStd, scale? } (mean and
+ * invStd as {@linkcode GROUP_NORM_FORWARD} returns them), attrs { groups } → [dx, dscale [C],
+ * doffset [C]]: with x̂ = (x − μ)·invStd and g = γ·dy, dx = invStd·(g − mean(g) −
+ * x̂·mean(g·x̂)) over each sample's group, dscale = Σ dy·x̂ and doffset = Σ dy per channel.
+ */
+export const GROUP_NORM_BACKWARD = "BnlabGroupNormBackward";
+
+/** The attributes of {@linkcode GROUP_NORM_FORWARD}. */
+export interface GroupNormAttrs {
+  /** The number of groups G; it divides the channel count. */
+  groups: number;
+  /** ε, added to the variance inside the square root. */
+  epsilon: number;
+}
+
+/**
  * running·keep + (value·factor)·(1 − keep): { running, value }, attrs
  * {@linkcode RunningAverageAttrs} → running'.
  */

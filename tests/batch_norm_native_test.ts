@@ -14,6 +14,7 @@ import { initBackend } from "../lib/backend.ts";
 import { batchNormTraining } from "../lib/norms/batch_norm_ops.ts";
 import { BATCH_NORM_BACKWARD, fusedBatchNormUsable } from "../lib/kernels/batch_norm_native.ts";
 import { nativeKernels, setNativeEnabled } from "../lib/kernels/native_library.ts";
+import { blasInfo, setBlasSliceThreads } from "../lib/kernels/blas.ts";
 import { createRng } from "../lib/data/random.ts";
 import { relativeMaxError, uniform } from "./_kernel_test_utils.ts";
 
@@ -158,5 +159,33 @@ Deno.test("the backward kernel says so when the native kernels are off", async (
     tf.dispose([x, stat]);
   } finally {
     setNativeEnabled(previous);
+  }
+});
+
+Deno.test("native batch norm gives the same floats on one thread or two (split calls)", async () => {
+  await initBackend("wasm");
+  if (blasInfo().sliceThreads < 2) return;
+  // 64·16·16·16 = 262,144 values: the sums and passes run in two parts.
+  const c: _Case = { x: [64, 16, 16, 16], scale: true, offset: true };
+  const previous = setBlasSliceThreads(1);
+  let one: Float32Array[];
+  try {
+    one = await _run(c, "fused");
+  } finally {
+    setBlasSliceThreads(previous);
+  }
+  setBlasSliceThreads(2);
+  try {
+    const two = await _run(c, "fused");
+    for (const [i, name] of _NAMES.slice(0, two.length).entries()) {
+      assert.deepEqual(two[i], one[i], name);
+    }
+    const ops = await _run(c, "ops");
+    for (const [i, name] of _NAMES.slice(0, two.length).entries()) {
+      const error = relativeMaxError(two[i], ops[i]);
+      assert.ok(error <= 1e-4, `${name} vs ops: relative error ${error}`);
+    }
+  } finally {
+    setBlasSliceThreads(previous);
   }
 });

@@ -46,3 +46,24 @@ Deno.test("the PyTorch worker times LeNet blocks, or says why it cannot start", 
     await worker.close();
   }
 });
+
+Deno.test("the PyTorch worker times ResNet-20 blocks too", async () => {
+  if (!(await _hasTorch())) return;
+  const started = await startPyTorch(2, { model: "resnet20" });
+  assert.ok("worker" in started, "reason" in started ? started.reason : "");
+  const { worker } = started;
+  try {
+    for (const variant of ["none", "bn"] as const) {
+      const seconds = await worker.block(variant, 2, 1);
+      assert.ok(seconds > 0 && seconds < 60, `${variant}: ${seconds} s`);
+    }
+  } finally {
+    await worker.close();
+  }
+  const unknown = await startPyTorch(2, { model: "vgg" as "lenet" });
+  assert.ok("reason" in unknown);
+  assert.equal(
+    unknown.reason,
+    'startPyTorch: model must be one of lenet, resnet20, received "vgg"',
+  );
+});

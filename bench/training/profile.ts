@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/backend.ts";
 import { median } from "../machine.ts";
-import { blockSeconds, trainer, type TrainingVariant } from "./trainer.ts";
+import { blockSeconds, type Trainer, trainer, type TrainingVariant } from "./trainer.ts";
 
 /**
  * Milliseconds and calls per step of each kernel over `steps` profiled wasm steps, and the
@@ -30,7 +30,34 @@ export async function profileSteps(
 ): Promise<{ kernels: Map<string, { ms: number; calls: number }>; stepMs: number }> {
   const { batchSize, steps } = options;
   await initBackend("wasm");
-  const t = trainer(variant, batchSize);
+  return await profileTrainer(() => trainer(variant, batchSize), { steps });
+}
+
+/**
+ * {@linkcode profileSteps} for any trainer: `make` builds it on the active backend (wasm) and
+ * it is disposed after.
+ *
+ * @param make Builds the trainer.
+ * @param options The steps profiled.
+ * @returns Each kernel's milliseconds and calls per step, slowest first, and the step's time.
+ *
+ * @example
+ * ```ts
+ * import { initBackend } from "../../lib/backend.ts";
+ * import { profileTrainer } from "./profile.ts";
+ * import { trainer } from "./trainer.ts";
+ *
+ * await initBackend("wasm");
+ * const { stepMs } = await profileTrainer(() => trainer("none", 2), { steps: 1 });
+ * console.log(stepMs > 0); // true
+ * ```
+ */
+export async function profileTrainer(
+  make: () => Trainer,
+  options: { steps: number },
+): Promise<{ kernels: Map<string, { ms: number; calls: number }>; stepMs: number }> {
+  const { steps } = options;
+  const t = make();
   try {
     await blockSeconds(t, 2); // warm-up
     const seconds = [];

@@ -62,7 +62,32 @@ export interface Trainer {
  * ```
  */
 export function trainer(variant: TrainingVariant, batchSize: number): Trainer {
-  const model = _model(variant);
+  return modelTrainer(_model(variant), batchSize);
+}
+
+/**
+ * A {@linkcode Trainer} of any model of 28×28×1 images and 10 classes at `batchSize`, on the
+ * active backend: SGD (learning rate 0.01) on the mean softmax cross-entropy over four fixed
+ * random batches. The trainer owns the model (its `dispose` disposes it).
+ *
+ * @param model The model.
+ * @param batchSize Samples per step.
+ * @returns The trainer (the caller disposes it).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { blockSeconds, modelTrainer } from "./trainer.ts";
+ *
+ * const model = tf.sequential({
+ *   layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), tf.layers.dense({ units: 10 })],
+ * });
+ * const t = modelTrainer(model, 2);
+ * console.log((await blockSeconds(t, 1)) > 0); // true
+ * t.dispose();
+ * ```
+ */
+export function modelTrainer(model: tf.LayersModel, batchSize: number): Trainer {
   const optimizer = tf.train.sgd(0.01);
   const batches = Array.from({ length: 4 }, (_, i) => ({
     xs: tf.randomUniform([batchSize, 28, 28, 1], 0, 1, "float32", 100 + i),
@@ -247,10 +272,10 @@ export async function interleaved(
  *
  * @example
  * ```ts ignore
- * import { startPyTorchLeNet } from "../pytorch.ts";
+ * import { startPyTorch } from "../pytorch.ts";
  * import { pairedWithPyTorch } from "./trainer.ts";
  *
- * const pytorch = await startPyTorchLeNet();
+ * const pytorch = await startPyTorch();
  * const timing = { blocks: 3, warmupBlocks: 1, steps: 32 };
  * console.log(await pairedWithPyTorch("tfjs", { timing, pytorch }));
  * ```

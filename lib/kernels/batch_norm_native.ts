@@ -10,10 +10,14 @@
  * ops when they decline. tests/batch_norm_native_test.ts checks the two agree.
  *
  * x is read as [rows, channels]: every axis but the last (channels) is normalized over.
+ * Large calls run in two parts on the matrix products' threads (`blas.ts`; the per-channel
+ * sums over halves of the channels, the element-wise passes over halves of the rows), every
+ * float computed as in one part.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { blasSliceThreads } from "./blas.ts";
 import { nativeKernels, requireNativeKernels } from "./native_library.ts";
 import {
   BATCH_NORM_BACKWARD,
@@ -54,6 +58,7 @@ function _moments(args: _KernelArgs): tf.TensorInfo[] {
     floatOffset(backend, variance),
     rows,
     channels,
+    blasSliceThreads(),
   );
   return [mean, variance];
 }
@@ -77,6 +82,7 @@ function _forward(args: _KernelArgs): tf.TensorInfo {
     rows,
     channels,
     epsilon,
+    blasSliceThreads(),
   );
   return y;
 }
@@ -104,6 +110,7 @@ function _backward(args: _KernelArgs): tf.TensorInfo[] {
     rows,
     channels,
     epsilon,
+    blasSliceThreads(),
   );
   return [dx, dScale, dOffset];
 }

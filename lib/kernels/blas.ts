@@ -201,6 +201,23 @@ export function setBlasSliceThreads(threads: number): number {
 }
 
 /**
+ * The threads a product's slices run on now (1 when BLAS or the slices are off); the
+ * native kernels that split their work the same way use as many.
+ *
+ * @returns 1 or 2.
+ *
+ * @example
+ * ```ts
+ * import { blasSliceThreads } from "./blas.ts";
+ * console.log([1, 2].includes(blasSliceThreads())); // true
+ * ```
+ */
+export function blasSliceThreads(): number {
+  const state = _load();
+  return state.library === null ? 1 : Math.max(1, state.threads);
+}
+
+/**
  * C = alpha·op(A)·op(B) + beta·C in single precision, row-major, through `cblas_sgemm`:
  * op(A) is M×K, op(B) K×N, C M×N; `lda`, `ldb`, `ldc` are the row strides (in elements) of
  * A, B and C as stored. The arrays may be views of any buffer (such as the wasm heap): the

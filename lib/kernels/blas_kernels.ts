@@ -13,6 +13,10 @@
  * - input gradient: dcols [M, K] = dy · Wᵀ, then dx is dcols summed back onto the pixels
  *   each column came from (col2im).
  *
+ * 3×3 convolutions at stride 1 with `same` padding and 16 or 32 channels skip im2col and
+ * BLAS: the native kernels of `conv3x3.ts` compute them directly (their products of so few
+ * columns run below the BLAS's rate), the same values within float32 rounding.
+ *
  * im2col and col2im (`im2col.ts`) run in C when the native kernels are built, else as
  * JavaScript loops over the heap (a 1×1 filter at stride 1 without padding skips them: cols
  * is x itself). Batches whose cols would pass 4 Mi floats are
@@ -28,6 +32,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { blasEnabled, sgemmUnchecked } from "./blas.ts";
 import { col2im, im2col } from "./im2col.ts";
+import { conv3x3Filter, conv3x3Forward, conv3x3Input, conv3x3Usable } from "./conv3x3.ts";
 import {
   floatOffset,
   heapFloats,
@@ -273,6 +278,11 @@ export function conv2dBackpropFilterBlas(args: _KernelArgs): tf.TensorInfo | nul
   const info = _convInfo(x.shape, attrs.filterShape, attrs, 1);
   if (info === null || !tf.util.arraysEqual(dy.shape, info.outShape)) return null;
   const backend = args.backend as unknown as WasmBackend;
+  if (conv3x3Usable(info, "forward")) {
+    const out = backend.makeOutput(attrs.filterShape, "float32");
+    conv3x3Filter(backend, { x, dy, out, info });
+    return out;
+  }
   return _sliced(backend, info, attrs.filterShape, (slice) => {
     const { heap, outOffset, b0, images, plan, pixels, n } = slice;
     const dyOffset = floatOffset(backend, dy);
@@ -331,6 +341,11 @@ export function conv2dBackpropInputBlas(args: _KernelArgs): tf.TensorInfo | null
   const info = _convInfo(attrs.inputShape, filter.shape, attrs, 1);
   if (info === null || !tf.util.arraysEqual(dy.shape, info.outShape)) return null;
   const backend = args.backend as unknown as WasmBackend;
+  if (conv3x3Usable(info, "input")) {
+    const out = backend.makeOutput(attrs.inputShape, "float32");
+    conv3x3Input(backend, { dy, filter, out, info });
+    return out;
+  }
   const imageSize = info.inHeight * info.inWidth * info.inChannels;
   return _sliced(backend, info, attrs.inputShape, (slice) => {
     const { heap, outOffset, colsOffset, b0, images, plan, pixels, n } = slice;
@@ -669,6 +684,20 @@ function _convolution(args: _KernelArgs, fused: boolean): tf.TensorInfo | null {
   const backend = args.backend as unknown as WasmBackend;
   const pixels = info.outHeight * info.outWidth;
   const hasBias = fused && bias != null;
+  if (conv3x3Usable(info, "forward")) {
+    const out = backend.makeOutput(info.outShape, "float32");
+    if (hasBias) {
+      _fillRows(
+        heapFloats(backend),
+        floatOffset(backend, out),
+        tf.util.sizeFromShape(info.outShape),
+        backend,
+        bias,
+      );
+    }
+    conv3x3Forward(backend, { x, filter, out, info, accumulate: hasBias });
+    return _activate(backend, out, activation, attrs.leakyreluAlpha, preluActivationWeights);
+  }
   const out = _sliced(backend, info, info.outShape, (slice) => {
     const { heap, outOffset, b0, images, plan } = slice;
     if (hasBias && b0 === 0) _fillRows(heap, outOffset, info.batchSize * pixels * n, backend, bias);

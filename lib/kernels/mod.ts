@@ -32,6 +32,7 @@ import {
 } from "./elementwise.ts";
 import { setUnfusedConvTraining } from "./fused_conv_training.ts";
 import { GRADIENT_REPLACEMENTS, type GradientReplacement } from "./gradients.ts";
+import { GROUP_NORM_KERNEL_CONFIGS } from "./group_norm_native.ts";
 import { castWasmConfig, identityWasmConfig } from "./identity.ts";
 import { maxPoolWasmConfig } from "./max_pool.ts";
 import { maxPoolGradWasmConfig } from "./max_pool_grad.ts";
@@ -136,6 +137,9 @@ export const KERNEL_TABLE: readonly KernelEntry[] = [
   // bnlab's batch norm as native kernels, called by the names of lib/named_kernels.ts
   // (batch_norm_native.ts).
   ...BATCH_NORM_KERNEL_CONFIGS.map((config): KernelEntry => ({ kind: "kernel", config })),
+  // Group and layer normalization as native kernels, by the names of lib/named_kernels.ts
+  // (group_norm_native.ts).
+  ...GROUP_NORM_KERNEL_CONFIGS.map((config): KernelEntry => ({ kind: "kernel", config })),
 ];
 
 /**

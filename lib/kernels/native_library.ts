@@ -2,7 +2,8 @@
  * bnlab's native helper kernels (`native/bnlab_kernels.c`, and `native/thread_pool.c`, its
  * thread pool): the memory-bound loops of the BLAS convolutions (im2col, col2im),
  * `MaxPoolGrad`, batch normalization's statistics, forward and analytic backward pass
- * (`batch_norm_native.ts`), and matrix products cut into slices run on two threads
+ * (`batch_norm_native.ts`), 3×3 convolutions at stride 1 (`conv3x3.ts`), group normalization's forward and backward pass
+ * (`group_norm_native.ts`), and matrix products cut into slices run on two threads
  * (`blas.ts`), in C, called through Deno's FFI on the wasm backend's heap. Their JavaScript
  * and tfjs-op twins stay as the fallback and the reference.
  *
@@ -31,7 +32,7 @@ export interface NativeInfo {
 }
 
 /** The ABI version `bnlab_native_version()` must report (see the C source). */
-const _VERSION = 7;
+const _VERSION = 9;
 
 const _GEOMETRY = [
   "i32", // b0
@@ -81,7 +82,7 @@ const _SYMBOLS = {
   bnlab_blas_slices: { parameters: [], result: "i32" },
   bnlab_sgemm: { parameters: [...SGEMM_FFI_PARAMETERS, "i32" /* threads */], result: "i32" },
   bnlab_bn_moments: {
-    parameters: ["buffer", "i32", "i32", "i32", "i32", "i32"],
+    parameters: ["buffer", "i32", "i32", "i32", "i32", "i32", "i32" /* threads */],
     result: "void",
   },
   bnlab_bn_forward: {
@@ -96,6 +97,7 @@ const _SYMBOLS = {
       "i32", // rows
       "i32", // channels
       "f32", // epsilon
+      "i32", // threads (1 or 2)
     ],
     result: "void",
   },
@@ -113,6 +115,76 @@ const _SYMBOLS = {
       "i32", // rows
       "i32", // channels
       "f32", // epsilon
+      "i32", // threads (1 or 2)
+    ],
+    result: "void",
+  },
+  bnlab_conv3x3: {
+    parameters: [
+      "buffer", // heap
+      "i32", // x offset
+      "i32", // filter offset
+      "i32", // y offset
+      "i32", // batch
+      "i32", // height
+      "i32", // width
+      "i32", // input channels
+      "i32", // output channels: 16 or 32
+      "i32", // flip: 1 for the input gradient of a convolution from 16 channels
+      "i32", // accumulate: 1 adds to y's values
+      "i32", // threads (1 or 2)
+    ],
+    result: "void",
+  },
+  bnlab_conv3x3_filter: {
+    parameters: [
+      "buffer", // heap
+      "i32", // x offset
+      "i32", // dy offset
+      "i32", // dw offset
+      "i32", // batch
+      "i32", // height
+      "i32", // width
+      "i32", // input channels
+      "i32", // output channels: 16 or 32
+      "i32", // threads (1 or 2)
+    ],
+    result: "void",
+  },
+  bnlab_gn_forward: {
+    parameters: [
+      "buffer", // heap
+      "i32", // x offset
+      "i32", // gamma offset (-1: none)
+      "i32", // beta offset (-1: none)
+      "i32", // y offset
+      "i32", // mean offset (n·g floats)
+      "i32", // inverse standard deviation offset (n·g floats)
+      "i32", // samples n
+      "i32", // positions per sample s
+      "i32", // channels c
+      "i32", // groups g
+      "f64", // epsilon
+      "i32", // threads (1 or 2)
+    ],
+    result: "void",
+  },
+  bnlab_gn_backward: {
+    parameters: [
+      "buffer", // heap
+      "i32", // dy offset
+      "i32", // x offset
+      "i32", // mean offset
+      "i32", // inverse standard deviation offset
+      "i32", // gamma offset (-1: none)
+      "i32", // dx offset
+      "i32", // dgamma offset (-1: not written)
+      "i32", // dbeta offset (-1: not written)
+      "i32", // samples n
+      "i32", // positions per sample s
+      "i32", // channels c
+      "i32", // groups g
+      "i32", // threads (1 or 2)
     ],
     result: "void",
   },

@@ -19,10 +19,16 @@
  * The statistics are per sample: the same computation in training and inference, and defined
  * at batch size 1.
  *
+ * With the analytic gradient and the channels last, a backend that registers the named kernels
+ * of `group_norm_kernels.ts` runs the op as two kernels (the wasm backend's native ones sum the
+ * statistics in double, in one pass: σ² = mean(x²) − μ²); these tfjs ops are the reference and
+ * the fallback.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Tensor } from "../tfjs_types.ts";
+import { namedGroupNormalize } from "./group_norm_kernels.ts";
 
 /** How {@linkcode groupNormalize}'s gradient is computed: the closed form or tfjs's autodiff. */
 export type GroupNormGradient = "analytic" | "autodiff";
@@ -82,6 +88,11 @@ export function groupNormalize(x: Tensor, options: GroupNormalizeOptions): Tenso
         `${where}: ${name} must have shape [${channels}], received [${t.shape.join(", ")}]`,
       );
     }
+  }
+  // Channels last, analytic: the named kernels when the backend has them (same closed form).
+  if (gradient === "analytic" && axis === x.rank - 1) {
+    const y = namedGroupNormalize(x, { groups, epsilon, gamma, beta });
+    if (y !== null) return y;
   }
   return tf.tidy(() => {
     // [..., C, ...] → [..., G, C/G, ...]: each (sample, group) reduces over every other axis.
@@ -188,7 +199,7 @@ function _analytic(xs: Tensor, axes: number[], epsilon: number, g?: Tensor, b?: 
         );
         const grads = [tf.mul(centered, savedInvStd)];
         // γ and β broadcast over every axis but the group and within-group channel axes.
-        const paramShape = (g ?? b)!.shape;
+        const paramShape = (g ?? b)?.shape ?? [];
         const paramAxes = paramShape.map((_, i) => i).filter((i) => paramShape[i] === 1);
         if (savedGamma) grads.push(tf.sum(tf.mul(dy, savedXHat), paramAxes, true));
         if (beta) grads.push(tf.sum(dy, paramAxes, true));

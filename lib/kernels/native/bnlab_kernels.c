@@ -1,8 +1,9 @@
 /*
  * bnlab's native helper kernels: the memory-bound loops around LeNet's matrix products,
- * in C, called through Deno's FFI on the wasm backend's heap (lib/kernels/native_library.ts
- * loads the library; scripts/build_native.ts compiles it, with thread_pool.c, the matrix
- * products split over threads, using the system's C compiler).
+ * the normalizations, and ResNet-20's 3×3 convolutions of 16 or 32 channels, in C, called
+ * through Deno's FFI on the wasm backend's heap (lib/kernels/native_library.ts loads the
+ * library; scripts/build_native.ts compiles it, with thread_pool.c, the matrix products
+ * split over threads, using the system's C compiler).
  *
  * Every function takes the heap as one float array and positions in it as float offsets
  * (32-bit: a wasm32 heap holds fewer than 2^31 floats);
@@ -18,7 +19,7 @@
 #include <time.h>
 
 /* The ABI version: lib/kernels/native_library.ts refuses a library that reports another. */
-int32_t bnlab_native_version(void) { return 7; }
+int32_t bnlab_native_version(void) { return 9; }
 
 /*
  * im2col for an NHWC convolution, images [b0, b0 + images): per output pixel, the
@@ -302,40 +303,90 @@ void bnlab_max_pool_grad(float *heap, int32_t x_off, int32_t dy_off, int32_t dx_
  * x is read as [rows, channels] (channels last; rows = every other axis). These are the
  * closed forms of lib/batch_norm_ops.ts' analytic op in one pass or two over x, with the
  * per-channel sums in double; lib/kernels/batch_norm_native.ts registers them as kernels.
+ *
+ * Calls of BN_SPLIT_MIN values or more run in two parts on the matrix products' thread pool
+ * (up to `threads` threads): the per-channel sums over two halves of the channels, each
+ * channel's sum in row order as in one part; the element-wise passes over two halves of the
+ * rows. Every float is computed as it is in one part, on any number of threads.
  */
 
-/* Per-channel mean and biased variance (two passes: mean, then squared deviations). */
-void bnlab_bn_moments(float *heap, int32_t x_off, int32_t mean_off, int32_t var_off,
-                      int32_t rows, int32_t channels) {
-  const float *x = heap + x_off;
-  double *sum = calloc((size_t)channels, sizeof(double));
-  double *squares = calloc((size_t)channels, sizeof(double));
-  if (sum == NULL || squares == NULL) abort();
+void bnlab_pool_run(void (*task)(void *, int), void *context, int parts, int threads);
+
+#define BN_SPLIT_MIN 262144
+
+typedef struct {
+  float *heap;
+  int32_t x_off, dy_off, mean_off, var_off, out_off, rows, channels;
+  double *sum, *products; /* per-channel sums */
+  const float *inv, *gamma, *beta, *shift, *scale; /* per-channel factors */
+} bn_task;
+
+static int bn_parts(int32_t rows, int32_t channels) {
+  return (int64_t)rows * channels >= BN_SPLIT_MIN && channels >= 2 && rows >= 2 ? 2 : 1;
+}
+
+/* [0, total/2) or [total/2, total) for part 0 or 1 of `parts`. */
+static void bn_half(int32_t total, int parts, int part, int32_t *from, int32_t *to) {
+  const int32_t mid = parts == 2 ? total / 2 : total;
+  *from = part == 0 ? 0 : mid;
+  *to = part == 0 ? mid : total;
+}
+
+static void bn_moments_part(void *context, int part) {
+  const bn_task *t = context;
+  const int32_t rows = t->rows, channels = t->channels;
+  int32_t c0, c1;
+  bn_half(channels, bn_parts(rows, channels), part, &c0, &c1);
+  const float *x = t->heap + t->x_off;
+  double *sum = t->sum, *squares = t->products;
   for (int32_t r = 0; r < rows; r++) {
     const float *row = x + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) sum[c] += row[c];
+    for (int32_t c = c0; c < c1; c++) sum[c] += row[c];
   }
-  float *mean = heap + mean_off;
-  for (int32_t c = 0; c < channels; c++) mean[c] = (float)(sum[c] / rows);
+  float *mean = t->heap + t->mean_off;
+  for (int32_t c = c0; c < c1; c++) mean[c] = (float)(sum[c] / rows);
   for (int32_t r = 0; r < rows; r++) {
     const float *row = x + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) {
+    for (int32_t c = c0; c < c1; c++) {
       const double d = (double)row[c] - mean[c];
       squares[c] += d * d;
     }
   }
-  float *variance = heap + var_off;
-  for (int32_t c = 0; c < channels; c++) variance[c] = (float)(squares[c] / rows);
+  float *variance = t->heap + t->var_off;
+  for (int32_t c = c0; c < c1; c++) variance[c] = (float)(squares[c] / rows);
+}
+
+/* Per-channel mean and biased variance (two passes: mean, then squared deviations). */
+void bnlab_bn_moments(float *heap, int32_t x_off, int32_t mean_off, int32_t var_off,
+                      int32_t rows, int32_t channels, int32_t threads) {
+  double *sum = calloc((size_t)channels * 2, sizeof(double));
+  if (sum == NULL) abort();
+  bn_task t = {heap, x_off, -1, mean_off, var_off, -1, rows, channels, sum, sum + channels,
+               NULL, NULL, NULL, NULL, NULL};
+  bnlab_pool_run(bn_moments_part, &t, bn_parts(rows, channels), threads);
   free(sum);
-  free(squares);
+}
+
+static void bn_forward_part(void *context, int part) {
+  const bn_task *t = context;
+  const int32_t channels = t->channels;
+  int32_t r0, r1;
+  bn_half(t->rows, bn_parts(t->rows, channels), part, &r0, &r1);
+  const float *x = t->heap + t->x_off, *mean = t->heap + t->mean_off;
+  const float *inv = t->inv, *gamma = t->gamma, *beta = t->beta;
+  float *y = t->heap + t->out_off;
+  for (int32_t r = r0; r < r1; r++) {
+    const float *in = x + (int64_t)r * channels;
+    float *out = y + (int64_t)r * channels;
+    for (int32_t c = 0; c < channels; c++) out[c] = (in[c] - mean[c]) * inv[c] * gamma[c] + beta[c];
+  }
 }
 
 /* y = (x − μ)·(1/√(σ² + ε))·γ + β; γ or β absent when their offset is negative. */
 void bnlab_bn_forward(float *heap, int32_t x_off, int32_t mean_off, int32_t var_off,
                       int32_t gamma_off, int32_t beta_off, int32_t y_off, int32_t rows,
-                      int32_t channels, float epsilon) {
-  const float *x = heap + x_off, *mean = heap + mean_off, *variance = heap + var_off;
-  float *y = heap + y_off;
+                      int32_t channels, float epsilon, int32_t threads) {
+  const float *variance = heap + var_off;
   float *inv = malloc((size_t)channels * sizeof(float) * 3);
   if (inv == NULL) abort();
   float *gamma = inv + channels, *beta = inv + 2 * channels;
@@ -344,12 +395,46 @@ void bnlab_bn_forward(float *heap, int32_t x_off, int32_t mean_off, int32_t var_
     gamma[c] = gamma_off >= 0 ? heap[gamma_off + c] : 1.0f;
     beta[c] = beta_off >= 0 ? heap[beta_off + c] : 0.0f;
   }
-  for (int32_t r = 0; r < rows; r++) {
-    const float *in = x + (int64_t)r * channels;
-    float *out = y + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) out[c] = (in[c] - mean[c]) * inv[c] * gamma[c] + beta[c];
-  }
+  bn_task t = {heap, x_off, -1, mean_off, var_off, y_off, rows, channels, NULL, NULL,
+               inv, gamma, beta, NULL, NULL};
+  bnlab_pool_run(bn_forward_part, &t, bn_parts(rows, channels), threads);
   free(inv);
+}
+
+static void bn_backward_sums_part(void *context, int part) {
+  const bn_task *t = context;
+  const int32_t rows = t->rows, channels = t->channels;
+  int32_t c0, c1;
+  bn_half(channels, bn_parts(rows, channels), part, &c0, &c1);
+  const float *dy = t->heap + t->dy_off, *x = t->heap + t->x_off, *mean = t->heap + t->mean_off;
+  const float *inv = t->inv;
+  double *sum_dy = t->sum, *sum_dy_xhat = t->products;
+  for (int32_t r = 0; r < rows; r++) {
+    const float *g = dy + (int64_t)r * channels, *in = x + (int64_t)r * channels;
+    for (int32_t c = c0; c < c1; c++) {
+      sum_dy[c] += g[c];
+      sum_dy_xhat[c] += (double)g[c] * ((in[c] - mean[c]) * inv[c]);
+    }
+  }
+}
+
+static void bn_backward_dx_part(void *context, int part) {
+  const bn_task *t = context;
+  const int32_t channels = t->channels;
+  int32_t r0, r1;
+  bn_half(t->rows, bn_parts(t->rows, channels), part, &r0, &r1);
+  const float *dy = t->heap + t->dy_off, *x = t->heap + t->x_off, *mean = t->heap + t->mean_off;
+  const float *inv = t->inv, *factor = t->gamma, *dy_mean = t->shift;
+  const float *dy_xhat_mean = t->scale;
+  float *dx = t->heap + t->out_off;
+  for (int32_t r = r0; r < r1; r++) {
+    const float *g = dy + (int64_t)r * channels, *in = x + (int64_t)r * channels;
+    float *out = dx + (int64_t)r * channels;
+    for (int32_t c = 0; c < channels; c++) {
+      const float x_hat = (in[c] - mean[c]) * inv[c];
+      out[c] = (g[c] - dy_mean[c] - x_hat * dy_xhat_mean[c]) * factor[c];
+    }
+  }
 }
 
 /*
@@ -359,10 +444,9 @@ void bnlab_bn_forward(float *heap, int32_t x_off, int32_t mean_off, int32_t var_
  */
 void bnlab_bn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_off,
                        int32_t var_off, int32_t gamma_off, int32_t dx_off, int32_t dgamma_off,
-                       int32_t dbeta_off, int32_t rows, int32_t channels, float epsilon) {
-  const float *dy = heap + dy_off, *x = heap + x_off, *mean = heap + mean_off;
+                       int32_t dbeta_off, int32_t rows, int32_t channels, float epsilon,
+                       int32_t threads) {
   const float *variance = heap + var_off;
-  float *dx = heap + dx_off;
   double *sum_dy = calloc((size_t)channels * 2, sizeof(double));
   float *per = malloc((size_t)channels * sizeof(float) * 4);
   if (sum_dy == NULL || per == NULL) abort();
@@ -370,13 +454,10 @@ void bnlab_bn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_
   float *inv = per, *factor = per + channels, *dy_mean = per + 2 * channels;
   float *dy_xhat_mean = per + 3 * channels;
   for (int32_t c = 0; c < channels; c++) inv[c] = 1.0f / sqrtf(variance[c] + epsilon);
-  for (int32_t r = 0; r < rows; r++) {
-    const float *g = dy + (int64_t)r * channels, *in = x + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) {
-      sum_dy[c] += g[c];
-      sum_dy_xhat[c] += (double)g[c] * ((in[c] - mean[c]) * inv[c]);
-    }
-  }
+  bn_task t = {heap, x_off, dy_off, mean_off, var_off, dx_off, rows, channels, sum_dy,
+               sum_dy_xhat, inv, factor, NULL, dy_mean, dy_xhat_mean};
+  const int parts = bn_parts(rows, channels);
+  bnlab_pool_run(bn_backward_sums_part, &t, parts, threads);
   for (int32_t c = 0; c < channels; c++) {
     const float gamma = gamma_off >= 0 ? heap[gamma_off + c] : 1.0f;
     factor[c] = gamma * inv[c];
@@ -385,16 +466,452 @@ void bnlab_bn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_
     if (dgamma_off >= 0) heap[dgamma_off + c] = (float)sum_dy_xhat[c];
     if (dbeta_off >= 0) heap[dbeta_off + c] = (float)sum_dy[c];
   }
-  for (int32_t r = 0; r < rows; r++) {
-    const float *g = dy + (int64_t)r * channels, *in = x + (int64_t)r * channels;
-    float *out = dx + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) {
-      const float x_hat = (in[c] - mean[c]) * inv[c];
-      out[c] = (g[c] - dy_mean[c] - x_hat * dy_xhat_mean[c]) * factor[c];
-    }
-  }
+  bnlab_pool_run(bn_backward_dx_part, &t, parts, threads);
   free(sum_dy);
   free(per);
+}
+
+/* ---- 3×3 convolutions of 16 or 32 output channels, stride 1, padding 1 -----------------
+ *
+ * ResNet-20's 3×3 convolutions at stride 1: im2col + sgemm runs their products of only
+ * 16 or 32 columns below the machine's rate, so these compute them directly. NHWC, the filter
+ * [3, 3, Cin, Cout] (forward) or [3, 3, Cout, Cin] (input gradient, read flipped and
+ * transposed), one zero pixel of padding on every side (tfjs's `same` at stride 1). The
+ * images are split into two fixed halves run on the matrix products' thread pool, so the
+ * floats do not depend on the threads. Sums run in float in another order than the BLAS's
+ * (with fused multiply-adds where the processor has them): the same values within float32
+ * rounding, not the same bits.
+ */
+
+void bnlab_pool_run(void (*task)(void *, int), void *context, int parts, int threads);
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+static inline v8f madd8(v8f acc, v8f a, v8f b) {
+  return (v8f)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)acc);
+}
+#else
+static inline v8f madd8(v8f acc, v8f a, v8f b) { return acc + a * b; }
+#endif
+static inline v8f splat8(float v) { return (v8f){v, v, v, v, v, v, v, v}; }
+
+typedef struct {
+  const float *x, *filter, *dy;
+  float *y;
+  int32_t batch, h, w, cin, cout, accumulate;
+  float *partial[2]; /* the filter gradient's per-half sums, 9·cin·cout floats each */
+} conv3x3_task;
+
+/* Copies image [h, w, c] into [h + 2, w + 2, c] with a border of zeros. */
+static void pad_image(const float *x, float *xp, int32_t h, int32_t w, int32_t c) {
+  const int64_t prow = (int64_t)(w + 2) * c;
+  memset(xp, 0, (size_t)prow * sizeof(float));
+  memset(xp + (int64_t)(h + 1) * prow, 0, (size_t)prow * sizeof(float));
+  for (int32_t r = 0; r < h; r++) {
+    float *to = xp + (int64_t)(r + 1) * prow;
+    memset(to, 0, (size_t)c * sizeof(float));
+    memcpy(to + c, x + (int64_t)r * w * c, (size_t)w * c * sizeof(float));
+    memset(to + (int64_t)(w + 1) * c, 0, (size_t)c * sizeof(float));
+  }
+}
+
+/* P output pixels from column x of row r: V = cout/8 vectors each; P·V ≤ 12 accumulators
+ * (the pixels are independent: P changes no float). */
+static inline __attribute__((always_inline)) void conv_pixels(
+    const conv3x3_task *t, const float *xp, float *y, int32_t r, int32_t x, const int P,
+    const int V) {
+  const int32_t w = t->w, cin = t->cin, cout = 8 * V;
+  const int64_t prow = (int64_t)(w + 2) * cin;
+  v8f acc[6][8];
+  for (int p = 0; p < P; p++) {
+    for (int v = 0; v < V; v++) acc[p][v] = splat8(0.0f);
+  }
+  for (int32_t tap = 0; tap < 9; tap++) {
+    const float *in = xp + (r + tap / 3) * prow + (int64_t)(x + tap % 3) * cin;
+    const float *wk = t->filter + (int64_t)tap * cin * cout;
+    for (int32_t ci = 0; ci < cin; ci++) {
+      v8f wv[8];
+      for (int v = 0; v < V; v++) wv[v] = load8(wk + (int64_t)ci * cout + 8 * v);
+      for (int p = 0; p < P; p++) {
+        const v8f s = splat8(in[(int64_t)p * cin + ci]);
+        for (int v = 0; v < V; v++) acc[p][v] = madd8(acc[p][v], s, wv[v]);
+      }
+    }
+  }
+  for (int p = 0; p < P; p++) {
+    float *out = y + ((int64_t)r * w + x + p) * cout;
+    for (int v = 0; v < V; v++) {
+      store8(out + 8 * v, t->accumulate ? load8(out + 8 * v) + acc[p][v] : acc[p][v]);
+    }
+  }
+}
+
+/* The images [b0, b1) of the forward convolution; V = cout/8, P pixels at a time. */
+static inline __attribute__((always_inline)) void conv_images(const conv3x3_task *t,
+                                                              int32_t b0, int32_t b1,
+                                                              const int P, const int V) {
+  const int32_t h = t->h, w = t->w, cin = t->cin;
+  float *xp = malloc((size_t)(h + 2) * (w + 2) * cin * sizeof(float));
+  if (xp == NULL) abort();
+  for (int32_t b = b0; b < b1; b++) {
+    pad_image(t->x + (int64_t)b * h * w * cin, xp, h, w, cin);
+    float *y = t->y + (int64_t)b * h * w * t->cout;
+    for (int32_t r = 0; r < h; r++) {
+      int32_t x = 0;
+      for (; x + P <= w; x += P) conv_pixels(t, xp, y, r, x, P, V);
+      if (P > 4) {
+        for (; x + 4 <= w; x += 4) conv_pixels(t, xp, y, r, x, 4, V);
+      }
+      for (; x < w; x++) conv_pixels(t, xp, y, r, x, 1, V);
+    }
+  }
+  free(xp);
+}
+
+/* [0, batch/2) or [batch/2, batch) for part 0 or 1 (one image: all of it in part 0). */
+static void half_of(int32_t batch, int part, int32_t *b0, int32_t *b1) {
+  const int32_t mid = batch >= 2 ? batch / 2 : batch;
+  *b0 = part == 0 ? 0 : mid;
+  *b1 = part == 0 ? mid : batch;
+}
+
+static void conv_part(void *context, int part) {
+  const conv3x3_task *t = context;
+  int32_t b0, b1;
+  half_of(t->batch, part, &b0, &b1);
+  if (t->cout == 16) {
+    conv_images(t, b0, b1, 6, 2);
+  } else {
+    conv_images(t, b0, b1, 2, 4);
+  }
+}
+
+/*
+ * y [batch, h, w, cout] = x [batch, h, w, cin] convolved with the filter at filter_off
+ * ([3, 3, cin, cout]; flip = 1: the filter [3, 3, cout, cin] of a convolution from cout to
+ * cin channels, whose input gradient this then is), stride 1, one pixel of zero padding;
+ * accumulate = 1 adds the sums to y's values (a bias already there). cout is 16 or 32;
+ * `threads` 1 or 2.
+ */
+void bnlab_conv3x3(float *heap, int32_t x_off, int32_t filter_off, int32_t y_off,
+                   int32_t batch, int32_t h, int32_t w, int32_t cin, int32_t cout, int32_t flip,
+                   int32_t accumulate, int32_t threads) {
+  if (cout != 16 && cout != 32) abort();
+  float *filter = malloc((size_t)9 * cin * cout * sizeof(float));
+  if (filter == NULL) abort();
+  const float *given = heap + filter_off;
+  if (flip) {
+    /* filter'[i][j][ci][co] = filter[2 − i][2 − j][co][ci] */
+    for (int32_t tap = 0; tap < 9; tap++) {
+      const float *from = given + (int64_t)(8 - tap) * cout * cin;
+      float *to = filter + (int64_t)tap * cin * cout;
+      for (int32_t ci = 0; ci < cin; ci++) {
+        for (int32_t co = 0; co < cout; co++) to[ci * cout + co] = from[co * cin + ci];
+      }
+    }
+  } else {
+    memcpy(filter, given, (size_t)9 * cin * cout * sizeof(float));
+  }
+  conv3x3_task t = {heap + x_off, filter, NULL, heap + y_off, batch, h, w, cin, cout,
+                    accumulate, {NULL, NULL}};
+  bnlab_pool_run(conv_part, &t, batch >= 2 ? 2 : 1, threads);
+  free(filter);
+}
+
+/* C input channels (from ci) of one tap over an image's pixels into out [cin, cout]; C·V ≤ 12
+ * accumulators (each channel's sum runs over the pixels in order: C changes no float). */
+static inline __attribute__((always_inline)) void filter_channels(
+    const conv3x3_task *t, const float *xp, const float *dy, float *out, int32_t tap,
+    int32_t ci, const int C, const int V) {
+  const int32_t h = t->h, w = t->w, cin = t->cin, cout = 8 * V;
+  const int64_t prow = (int64_t)(w + 2) * cin;
+  v8f acc[6][8];
+  for (int c = 0; c < C; c++) {
+    for (int v = 0; v < V; v++) acc[c][v] = splat8(0.0f);
+  }
+  for (int32_t r = 0; r < h; r++) {
+    const float *in = xp + (r + tap / 3) * prow + (int64_t)(tap % 3) * cin + ci;
+    const float *g = dy + (int64_t)r * w * cout;
+    for (int32_t x = 0; x < w; x++) {
+      v8f gv[8];
+      for (int v = 0; v < V; v++) gv[v] = load8(g + (int64_t)x * cout + 8 * v);
+      for (int c = 0; c < C; c++) {
+        const v8f s = splat8(in[(int64_t)x * cin + c]);
+        for (int v = 0; v < V; v++) acc[c][v] = madd8(acc[c][v], s, gv[v]);
+      }
+    }
+  }
+  for (int c = 0; c < C; c++) {
+    float *o = out + ((int64_t)tap * cin + ci + c) * cout;
+    for (int v = 0; v < V; v++) store8(o + 8 * v, load8(o + 8 * v) + acc[c][v]);
+  }
+}
+
+/* The filter gradient's sums over images [b0, b1) into out [9, cin, cout] (overwritten). */
+static inline __attribute__((always_inline)) void filter_images(
+    const conv3x3_task *t, int32_t b0, int32_t b1, float *out, const int C, const int V) {
+  const int32_t h = t->h, w = t->w, cin = t->cin, cout = 8 * V;
+  float *xp = malloc((size_t)(h + 2) * (w + 2) * cin * sizeof(float));
+  if (xp == NULL) abort();
+  memset(out, 0, (size_t)9 * cin * cout * sizeof(float));
+  for (int32_t b = b0; b < b1; b++) {
+    pad_image(t->x + (int64_t)b * h * w * cin, xp, h, w, cin);
+    const float *dy = t->dy + (int64_t)b * h * w * cout;
+    for (int32_t tap = 0; tap < 9; tap++) {
+      int32_t ci = 0;
+      for (; ci + C <= cin; ci += C) filter_channels(t, xp, dy, out, tap, ci, C, V);
+      if (C > 4) {
+        for (; ci + 4 <= cin; ci += 4) filter_channels(t, xp, dy, out, tap, ci, 4, V);
+      }
+      for (; ci < cin; ci++) filter_channels(t, xp, dy, out, tap, ci, 1, V);
+    }
+  }
+  free(xp);
+}
+
+static void filter_part(void *context, int part) {
+  const conv3x3_task *t = context;
+  int32_t b0, b1;
+  half_of(t->batch, part, &b0, &b1);
+  if (t->cout == 16) {
+    filter_images(t, b0, b1, t->partial[part], 6, 2);
+  } else {
+    filter_images(t, b0, b1, t->partial[part], 2, 4);
+  }
+}
+
+/*
+ * The filter gradient of bnlab_conv3x3's forward convolution: dw [3, 3, cin, cout] = Σ over
+ * images and pixels of x's padded values under each tap times dy [batch, h, w, cout]: per
+ * image, sums over its pixels; per half of the images, the sum of those; then the two
+ * halves' sum (whatever the threads). cout is 16 or 32.
+ */
+void bnlab_conv3x3_filter(float *heap, int32_t x_off, int32_t dy_off, int32_t dw_off,
+                          int32_t batch, int32_t h, int32_t w, int32_t cin, int32_t cout,
+                          int32_t threads) {
+  if (cout != 16 && cout != 32) abort();
+  const size_t size = (size_t)9 * cin * cout;
+  float *partial = malloc(size * 2 * sizeof(float));
+  if (partial == NULL) abort();
+  conv3x3_task t = {heap + x_off, NULL, heap + dy_off, NULL, batch, h, w, cin, cout, 0,
+                    {partial, partial + size}};
+  const int parts = batch >= 2 ? 2 : 1;
+  bnlab_pool_run(filter_part, &t, parts, threads);
+  float *dw = heap + dw_off;
+  for (size_t i = 0; i < size; i++) dw[i] = parts == 2 ? partial[i] + partial[size + i] : partial[i];
+  free(partial);
+}
+
+/* ---- Group normalization (layer normalization: one group) -----------------------------
+ *
+ * x is read as [n, s, c]: n samples, s positions, c channels (the last axis), the channels
+ * split into g groups of c/g consecutive ones. lib/kernels/group_norm_native.ts registers
+ * these; lib/norms/group_norm_ops.ts' analytic op is the reference they compute.
+ */
+
+/* Per channel of one sample, Σ a and Σ a·b over its s positions, in double (b NULL: Σ a²). */
+static void gn_channel_sums(const float *a, const float *b, int32_t s, int32_t c, double *sum,
+                            double *products) {
+  for (int32_t ch = 0; ch < c; ch++) sum[ch] = products[ch] = 0;
+  for (int32_t p = 0; p < s; p++) {
+    const float *ra = a + (int64_t)p * c, *rb = (b != NULL ? b : a) + (int64_t)p * c;
+    for (int32_t ch = 0; ch < c; ch++) {
+      const double v = ra[ch];
+      sum[ch] += v;
+      products[ch] += v * rb[ch];
+    }
+  }
+}
+
+/* A group normalization call's arguments, shared by the halves of its samples. */
+typedef struct {
+  float *heap;
+  int32_t x_off, dy_off, gamma_off, beta_off, out_off, mean_off, inv_off;
+  int32_t n, s, c, g;
+  double epsilon;
+  double *sums[2]; /* backward: per half, Σ dy and Σ dy·x̂ per channel (2·c doubles) */
+} gn_task;
+
+/* Halves of the samples for calls of at least this many values (by shape alone). */
+#define GN_SPLIT_MIN 16384
+
+static int gn_parts(int32_t n, int32_t s, int32_t c) {
+  return n >= 2 && (int64_t)n * s * c >= GN_SPLIT_MIN ? 2 : 1;
+}
+
+/* [0, n/2) or [n/2, n) for part 0 or 1 of `parts`. */
+static void gn_half(int32_t n, int parts, int part, int32_t *b0, int32_t *b1) {
+  const int32_t mid = parts == 2 ? n / 2 : n;
+  *b0 = part == 0 ? 0 : mid;
+  *b1 = part == 0 ? mid : n;
+}
+
+static void gn_forward_part(void *context, int part) {
+  const gn_task *t = context;
+  float *heap = t->heap;
+  const int32_t s = t->s, c = t->c, g = t->g, per = c / g;
+  int32_t b0, b1;
+  gn_half(t->n, gn_parts(t->n, s, c), part, &b0, &b1);
+  const float *x = heap + t->x_off;
+  float *y = heap + t->out_off, *mean = heap + t->mean_off, *inv = heap + t->inv_off;
+  double *sums = malloc((size_t)c * 2 * sizeof(double));
+  float *cf = malloc((size_t)c * 4 * sizeof(float));
+  if (sums == NULL || cf == NULL) abort();
+  double *squares = sums + c;
+  float *chan_mean = cf, *chan_inv = cf + c, *gamma = cf + 2 * c, *beta = cf + 3 * c;
+  for (int32_t ch = 0; ch < c; ch++) {
+    gamma[ch] = t->gamma_off >= 0 ? heap[t->gamma_off + ch] : 1.0f;
+    beta[ch] = t->beta_off >= 0 ? heap[t->beta_off + ch] : 0.0f;
+  }
+  const double m = (double)s * per;
+  for (int32_t b = b0; b < b1; b++) {
+    const float *xb = x + (int64_t)b * s * c;
+    float *yb = y + (int64_t)b * s * c;
+    gn_channel_sums(xb, NULL, s, c, sums, squares);
+    for (int32_t k = 0; k < g; k++) {
+      double a = 0, q = 0;
+      for (int32_t j = 0; j < per; j++) {
+        a += sums[k * per + j];
+        q += squares[k * per + j];
+      }
+      const double mu = a / m;
+      double variance = q / m - mu * mu;
+      if (variance < 0) variance = 0;
+      const float mf = (float)mu, vf = (float)(1.0 / sqrt(variance + t->epsilon));
+      mean[(int64_t)b * g + k] = mf;
+      inv[(int64_t)b * g + k] = vf;
+      for (int32_t j = 0; j < per; j++) {
+        chan_mean[k * per + j] = mf;
+        chan_inv[k * per + j] = vf;
+      }
+    }
+    /* Without γ the product by 1 is exact; without β nothing is added. */
+    for (int32_t p = 0; p < s; p++) {
+      const float *in = xb + (int64_t)p * c;
+      float *out = yb + (int64_t)p * c;
+      if (t->beta_off >= 0) {
+        for (int32_t ch = 0; ch < c; ch++) {
+          out[ch] = (in[ch] - chan_mean[ch]) * chan_inv[ch] * gamma[ch] + beta[ch];
+        }
+      } else {
+        for (int32_t ch = 0; ch < c; ch++) {
+          out[ch] = (in[ch] - chan_mean[ch]) * chan_inv[ch] * gamma[ch];
+        }
+      }
+    }
+  }
+  free(sums);
+  free(cf);
+}
+
+/*
+ * Per sample and group, over its m = s·(c/g) values: μ and σ² from one pass of sums of x and
+ * x² in double (σ² = Σx²/m − μ², at least 0), stored as mean = (float)μ and
+ * inv_std = (float)(1/√(σ² + ε)); then x̂ = (x − mean)·inv_std, y = x̂·γ + β in float (γ, β
+ * per channel; absent when their offset is negative). mean and inv_std get n·g floats each.
+ * Calls of 16384 values or more split the samples into two halves, run on up to `threads`
+ * threads of the pool (each sample's floats do not depend on it).
+ */
+void bnlab_gn_forward(float *heap, int32_t x_off, int32_t gamma_off, int32_t beta_off,
+                      int32_t y_off, int32_t mean_off, int32_t inv_off, int32_t n, int32_t s,
+                      int32_t c, int32_t g, double epsilon, int32_t threads) {
+  gn_task t = {heap, x_off, -1, gamma_off, beta_off, y_off, mean_off, inv_off, n, s, c, g,
+               epsilon, {NULL, NULL}};
+  bnlab_pool_run(gn_forward_part, &t, gn_parts(n, s, c), threads);
+}
+
+static void gn_backward_part(void *context, int part) {
+  const gn_task *t = context;
+  float *heap = t->heap;
+  const int32_t s = t->s, c = t->c, g = t->g, per = c / g;
+  int32_t b0, b1;
+  gn_half(t->n, gn_parts(t->n, s, c), part, &b0, &b1);
+  const float *dy = heap + t->dy_off, *x = heap + t->x_off;
+  const float *mean = heap + t->mean_off, *inv = heap + t->inv_off;
+  float *dx = heap + t->out_off;
+  double *sum_dy = t->sums[part], *sum_dy_xhat = t->sums[part] + c;
+  double *acc = malloc((size_t)c * 2 * sizeof(double));
+  float *cf = malloc((size_t)c * 6 * sizeof(float));
+  float *xhat = malloc((size_t)s * c * sizeof(float));
+  if (acc == NULL || cf == NULL || xhat == NULL) abort();
+  double *chan_dy = acc, *chan_dy_xhat = acc + c;
+  float *gamma = cf, *chan_mean = cf + c, *chan_inv = cf + 2 * c, *chan_gy = cf + 3 * c;
+  float *chan_gy_xhat = cf + 4 * c;
+  for (int32_t ch = 0; ch < c; ch++) {
+    gamma[ch] = t->gamma_off >= 0 ? heap[t->gamma_off + ch] : 1.0f;
+    sum_dy[ch] = sum_dy_xhat[ch] = 0;
+  }
+  const double m = (double)s * per;
+  for (int32_t b = b0; b < b1; b++) {
+    const float *xb = x + (int64_t)b * s * c, *db = dy + (int64_t)b * s * c;
+    float *out = dx + (int64_t)b * s * c;
+    for (int32_t k = 0; k < g; k++) {
+      for (int32_t j = 0; j < per; j++) {
+        chan_mean[k * per + j] = mean[(int64_t)b * g + k];
+        chan_inv[k * per + j] = inv[(int64_t)b * g + k];
+      }
+    }
+    for (int64_t p = 0; p < s; p++) {
+      const float *in = xb + p * c;
+      float *h = xhat + p * c;
+      for (int32_t ch = 0; ch < c; ch++) h[ch] = (in[ch] - chan_mean[ch]) * chan_inv[ch];
+    }
+    gn_channel_sums(db, xhat, s, c, chan_dy, chan_dy_xhat);
+    for (int32_t k = 0; k < g; k++) {
+      double a = 0, q = 0;
+      for (int32_t j = 0; j < per; j++) {
+        const int32_t ch = k * per + j;
+        sum_dy[ch] += chan_dy[ch];
+        sum_dy_xhat[ch] += chan_dy_xhat[ch];
+        a += gamma[ch] * chan_dy[ch];
+        q += gamma[ch] * chan_dy_xhat[ch];
+      }
+      for (int32_t j = 0; j < per; j++) {
+        chan_gy[k * per + j] = (float)(a / m);
+        chan_gy_xhat[k * per + j] = (float)(q / m);
+      }
+    }
+    for (int64_t p = 0; p < s; p++) {
+      const float *d = db + p * c, *h = xhat + p * c;
+      float *o = out + p * c;
+      for (int32_t ch = 0; ch < c; ch++) {
+        o[ch] = (d[ch] * gamma[ch] - chan_gy[ch] - h[ch] * chan_gy_xhat[ch]) * chan_inv[ch];
+      }
+    }
+  }
+  free(acc);
+  free(cf);
+  free(xhat);
+}
+
+/*
+ * The analytic backward pass, with x̂ = (x − mean)·inv_std and gy = γ·dy (γ = 1 when its
+ * offset is negative): dx = inv_std·(gy − mean(gy) − x̂·mean(gy·x̂)), the means over each
+ * sample's group from per-channel sums of dy and dy·x̂ in double (times γ); dγ = Σ dy·x̂ and
+ * dβ = Σ dy per channel over every sample and position (in double: per half of the samples,
+ * as bnlab_gn_forward splits them, then the halves' sum). dgamma and dbeta get c floats each
+ * (not written when their offset is negative).
+ */
+void bnlab_gn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_off,
+                       int32_t inv_off, int32_t gamma_off, int32_t dx_off, int32_t dgamma_off,
+                       int32_t dbeta_off, int32_t n, int32_t s, int32_t c, int32_t g,
+                       int32_t threads) {
+  double *sums = malloc((size_t)c * 4 * sizeof(double));
+  if (sums == NULL) abort();
+  gn_task t = {heap, x_off, dy_off, gamma_off, -1, dx_off, mean_off, inv_off, n, s, c, g, 0,
+               {sums, sums + 2 * c}};
+  const int parts = gn_parts(n, s, c);
+  bnlab_pool_run(gn_backward_part, &t, parts, threads);
+  for (int32_t ch = 0; ch < c; ch++) {
+    double dbeta = sums[ch], dgamma = sums[c + ch];
+    if (parts == 2) {
+      dbeta += sums[2 * c + ch];
+      dgamma += sums[3 * c + ch];
+    }
+    if (dgamma_off >= 0) heap[dgamma_off + ch] = (float)dgamma;
+    if (dbeta_off >= 0) heap[dbeta_off + ch] = (float)dbeta;
+  }
+  free(sums);
 }
 
 /* ---- Element-wise arithmetic, per-channel sums, tfjs's FusedBatchNorm ------------------

@@ -55,6 +55,10 @@ typedef struct {
   float alpha, beta;
   const float *a, *b;
   float *c;
+  /* A task other than a product (bnlab_pool_run): task(context, index) when set. */
+  void (*task)(void *, int);
+  void *context;
+  int index;
 } product;
 
 static sgemm_fn blas_sgemm = NULL;
@@ -71,7 +75,9 @@ static float *scratch = NULL; /* K-split partial products, (slices - 1) · M · 
 static size_t scratch_size = 0;
 
 static void run_slice(const product *p) {
-  if (p->m > 0 && p->n > 0) {
+  if (p->task != NULL) {
+    p->task(p->context, p->index);
+  } else if (p->m > 0 && p->n > 0) {
     blas_sgemm(ROW_MAJOR, p->trans_a ? TRANS : NO_TRANS, p->trans_b ? TRANS : NO_TRANS, p->m,
                p->n, p->k, p->alpha, p->a, p->lda, p->b, p->ldb, p->beta, p->c, p->ldc);
   }
@@ -196,7 +202,8 @@ int32_t bnlab_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int3
                     float alpha, const float *a, int32_t lda, const float *b, int32_t ldb,
                     float beta, float *c, int32_t ldc, int32_t threads) {
   if (blas_sgemm == NULL) return -1;
-  const product whole = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
+  const product whole = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c,
+                         NULL, NULL, 0};
   /* Each slice gets at least 32 rows, 32 columns or 128 terms, or the product stays whole. */
   int parts = SLICES, axis = 0;
   if (m >= 32 * parts) {
@@ -263,4 +270,26 @@ int32_t bnlab_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int3
     }
   }
   return 0;
+}
+
+/*
+ * Runs task(context, i) for i in [0, parts) (parts at most SLICES) on up to `threads`
+ * threads of the pool (1, or no pool: one after another on the calling thread), and returns
+ * when all are done. The tasks must not depend on which thread runs them.
+ */
+void bnlab_pool_run(void (*task)(void *, int), void *context, int parts, int threads) {
+  if (parts > SLICES) parts = SLICES;
+  if (threads > 1 && pool_size > 1 && parts > 1) {
+    for (int i = 0; i < parts; i++) {
+      slices[i] = (product){0};
+      slices[i].task = task;
+      slices[i].context = context;
+      slices[i].index = i;
+    }
+    publish((unsigned)parts);
+    claim_slices();
+    while (atomic_load_explicit(&slices_done, memory_order_acquire) < parts) CPU_RELAX();
+  } else {
+    for (int i = 0; i < parts; i++) task(context, i);
+  }
 }
