@@ -87,20 +87,45 @@ export function smallBatchChart(rows: readonly SweepCsvRow[]): string {
  * ```
  */
 export function learningRateChart(rows: readonly SweepCsvRow[]): string {
+  return _runningAccuracyChart(rows, {
+    x: "lr",
+    series: (row) => `${row.variant}, ${row.activation}`,
+    title: "Test accuracy vs learning rate (LeNet/MNIST), mean ± std over seeds",
+    xLabel: "learning rate",
+  });
+}
+
+/** Where {@linkcode _runningAccuracyChart} reads its x and series and what it labels. */
+interface _RunningAccuracyChartOptions {
+  /** The sweep.csv column drawn on the log x axis. */
+  x: string;
+  /** The line a row belongs to. */
+  series: (row: SweepCsvRow) => string;
+  /** The chart's title. */
+  title: string;
+  /** The x axis label. */
+  xLabel: string;
+}
+
+/** Test accuracy (running statistics) against a log x column, one line per series. */
+function _runningAccuracyChart(
+  rows: readonly SweepCsvRow[],
+  options: _RunningAccuracyChartOptions,
+): string {
   const points = rows.map((row) => ({
-    lr: row.lr,
+    [options.x]: row[options.x],
     accuracy: _number(row.test_accuracy),
-    series: `${row.variant}, ${row.activation}`,
+    series: options.series(row),
     diverged: row.status === "diverged",
   }));
   return sweepChart(points, {
-    x: "lr",
+    x: options.x,
     y: "accuracy",
     series: "series",
     logX: true,
     diverged: "diverged",
-    title: "Test accuracy vs learning rate (LeNet/MNIST), mean ± std over seeds",
-    xLabel: "learning rate",
+    title: options.title,
+    xLabel: options.xLabel,
     yLabel: "test accuracy (running statistics)",
     width: 720,
     height: 440,
@@ -123,23 +148,11 @@ export function learningRateChart(rows: readonly SweepCsvRow[]): string {
  * ```
  */
 export function unbiasedVarianceChart(rows: readonly SweepCsvRow[]): string {
-  const points = rows.map((row) => ({
-    batch: row.batch_size,
-    accuracy: _number(row.test_accuracy),
-    series: `bnlab, ${row.running_variance} running variance`,
-    diverged: row.status === "diverged",
-  }));
-  return sweepChart(points, {
-    x: "batch",
-    y: "accuracy",
-    series: "series",
-    logX: true,
-    diverged: "diverged",
+  return _runningAccuracyChart(rows, {
+    x: "batch_size",
+    series: (row) => `bnlab, ${row.running_variance} running variance`,
     title: "bnlab: test accuracy (running statistics) vs batch, biased vs unbiased variance",
     xLabel: "batch size",
-    yLabel: "test accuracy (running statistics)",
-    width: 720,
-    height: 440,
   });
 }
 
