@@ -287,58 +287,17 @@ export class BatchNorm extends LayerBase {
     if (this.center) {
       this.beta = this.addWeight("beta", [channels], "float32", init(this.betaInitializer));
     }
-    this.movingMean = this.addWeight(
-      "moving_mean",
-      [channels],
-      "float32",
-      tf.initializers.zeros(),
-      undefined,
-      false,
-    );
-    this.movingVariance = this.addWeight(
-      "moving_variance",
-      [channels],
-      "float32",
-      tf.initializers.ones(),
-      undefined,
-      false,
-    );
-    if (this.momentum === null) {
-      this.batchesSeen = this.addWeight(
-        "batches_seen",
-        [],
-        "float32",
-        tf.initializers.zeros(),
-        undefined,
-        false,
-      );
-    }
+    // Non-trainable state: float32, no regularizer.
+    const state = (name: string, shape: number[], initial: "ones" | "zeros") =>
+      this.addWeight(name, shape, "float32", init(initial), undefined, false);
+    this.movingMean = state("moving_mean", [channels], "zeros");
+    this.movingVariance = state("moving_variance", [channels], "ones");
+    if (this.momentum === null) this.batchesSeen = state("batches_seen", [], "zeros");
     if (this.renorm) {
-      this.renormMean = this.addWeight(
-        "renorm_mean",
-        [channels],
-        "float32",
-        tf.initializers.zeros(),
-        undefined,
-        false,
-      );
-      this.renormStddev = this.addWeight(
-        "renorm_stddev",
-        [channels],
-        "float32",
-        tf.initializers.ones(),
-        undefined,
-        false,
-      );
+      this.renormMean = state("renorm_mean", [channels], "zeros");
+      this.renormStddev = state("renorm_stddev", [channels], "ones");
       if (this.renormClipping.warmupSteps > 0) {
-        this.renormSteps = this.addWeight(
-          "renorm_steps",
-          [],
-          "float32",
-          tf.initializers.zeros(),
-          undefined,
-          false,
-        );
+        this.renormSteps = state("renorm_steps", [], "zeros");
       }
     }
     this.built = true;
