@@ -110,3 +110,57 @@ export function acceptsKernel(
   if (config === undefined) return false;
   return config.accepts?.(options.inputs, options.attrs ?? {}) ?? true;
 }
+
+/** Options of {@linkcode runNormBackward}. */
+export interface RunNormBackwardOptions {
+  /** The gradient of the normalized output, shaped like x. */
+  dy: tf.Tensor;
+  /**
+   * What the forward pass saved: [x, mean, statistic, scale?], scale only when the
+   * normalization has one.
+   */
+  saved: tf.Tensor[];
+  /** The backward kernel's input name of `saved[2]`: `variance` or `invStd`. */
+  statistic: "variance" | "invStd";
+  /** The backward kernel's attributes. */
+  attrs: tf.NamedAttrMap;
+}
+
+/**
+ * Runs a normalization's backward kernel ({@linkcode BATCH_NORM_BACKWARD},
+ * {@linkcode GROUP_NORM_BACKWARD}) by name on what its forward pass saved: inputs
+ * { dy, x: saved[0], mean: saved[1], [statistic]: saved[2], scale: saved[3] if present }.
+ *
+ * @param kernelName The registered backward kernel.
+ * @param options The gradient, the saved tensors, the statistic's name and the attributes.
+ * @returns [dx, dScale, dOffset], new tensors owned by the caller.
+ *
+ * @example The gradient of a zero dy is zero
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { initBackend } from "./backend.ts";
+ * import { GROUP_NORM_BACKWARD, runNormBackward } from "./named_kernels.ts";
+ *
+ * await initBackend("wasm");
+ * const x = tf.tensor2d([[1, 3], [2, 6]]);
+ * const mean = tf.tensor2d([[2], [4]]);
+ * const invStd = tf.tensor2d([[1], [0.5]]);
+ * const grads = runNormBackward(GROUP_NORM_BACKWARD, {
+ *   dy: tf.zerosLike(x),
+ *   saved: [x, mean, invStd],
+ *   statistic: "invStd",
+ *   attrs: { groups: 1, epsilon: 0 },
+ * });
+ * assert.deepEqual(grads.map((g) => g.shape), [[2, 2], [2], [2]]);
+ * assert.deepEqual([...await grads[1].data()], [0, 0]);
+ * tf.dispose([x, mean, invStd, ...grads]);
+ * ```
+ */
+export function runNormBackward(kernelName: string, options: RunNormBackwardOptions): tf.Tensor[] {
+  const { dy, saved, statistic, attrs } = options;
+  const [x, mean, value, scale] = saved;
+  const inputs: tf.NamedTensorMap = { dy, x, mean, [statistic]: value };
+  if (scale) inputs.scale = scale;
+  return tf.engine().runKernel(kernelName, inputs, attrs) as tf.Tensor[];
+}

@@ -14,6 +14,7 @@ import {
   BATCH_NORM_MOMENTS,
   RUNNING_AVERAGE,
   type RunningAverageAttrs,
+  runNormBackward,
 } from "../named_kernels.ts";
 
 /** Options of {@linkcode namedBatchNormTraining}. */
@@ -82,19 +83,13 @@ export function namedBatchNormTraining(
     return {
       value: value as tf.Tensor,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [savedX, savedMean, savedVariance, savedGamma] = saved;
-        const backwardInputs: tf.NamedTensorMap = {
+        const savedGamma = saved[3];
+        const [dx, dScale, dOffset] = runNormBackward(BATCH_NORM_BACKWARD, {
           dy,
-          x: savedX,
-          mean: savedMean,
-          variance: savedVariance,
-        };
-        if (savedGamma) backwardInputs.scale = savedGamma;
-        const [dx, dScale, dOffset] = tf.engine().runKernel(
-          BATCH_NORM_BACKWARD,
-          backwardInputs,
-          { epsilon },
-        ) as tf.Tensor[];
+          saved,
+          statistic: "variance",
+          attrs: { epsilon },
+        });
         const grads: tf.Tensor[] = [dx];
         // dγ and dβ are [C]: reshaped to γ's and β's shapes.
         const shaped = (grad: tf.Tensor, like: tf.Tensor) =>

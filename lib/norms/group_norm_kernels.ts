@@ -12,6 +12,7 @@ import {
   GROUP_NORM_BACKWARD,
   GROUP_NORM_FORWARD,
   type GroupNormAttrs,
+  runNormBackward,
 } from "../named_kernels.ts";
 
 /** Options of {@linkcode namedGroupNormalize}. */
@@ -78,19 +79,13 @@ export function namedGroupNormalize(
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [savedX, savedMean, savedInvStd, savedScale] = saved;
-        const backwardInputs: tf.NamedTensorMap = {
+        const savedScale = saved[3];
+        const [dx, dScale, dOffset] = runNormBackward(GROUP_NORM_BACKWARD, {
           dy,
-          x: savedX,
-          mean: savedMean,
-          invStd: savedInvStd,
-        };
-        if (savedScale) backwardInputs.scale = savedScale;
-        const [dx, dScale, dOffset] = tf.engine().runKernel(
-          GROUP_NORM_BACKWARD,
-          backwardInputs,
-          { ...attrs },
-        ) as tf.Tensor[];
+          saved,
+          statistic: "invStd",
+          attrs: { ...attrs },
+        });
         const grads: tf.Tensor[] = [dx];
         if (savedScale) grads.push(dScale);
         else dScale.dispose();
