@@ -25,7 +25,13 @@ import {
   BATCH_NORM_MOMENTS,
   type NamedKernelConfig,
 } from "../named_kernels.ts";
-import { floatOffset, heapFloats, type WasmBackend } from "./wasm_kernel.ts";
+import {
+  floatOffset,
+  floatOffsets,
+  heapFloats,
+  normGradOutputs,
+  type WasmBackend,
+} from "./wasm_kernel.ts";
 
 export { BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD, BATCH_NORM_MOMENTS };
 /**
@@ -53,9 +59,7 @@ function _moments(args: _KernelArgs): tf.TensorInfo[] {
   const heap = heapFloats(backend);
   native.bnlab_bn_moments(
     heap,
-    floatOffset(backend, x),
-    floatOffset(backend, mean),
-    floatOffset(backend, variance),
+    ...floatOffsets(backend, [x, mean, variance]),
     rows,
     channels,
     blasSliceThreads(),
@@ -73,12 +77,7 @@ function _forward(args: _KernelArgs): tf.TensorInfo {
   const heap = heapFloats(backend);
   native.bnlab_bn_forward(
     heap,
-    floatOffset(backend, x),
-    floatOffset(backend, mean),
-    floatOffset(backend, variance),
-    floatOffset(backend, scale),
-    floatOffset(backend, offset),
-    floatOffset(backend, y),
+    ...floatOffsets(backend, [x, mean, variance, scale, offset, y]),
     rows,
     channels,
     epsilon,
@@ -93,20 +92,11 @@ function _backward(args: _KernelArgs): tf.TensorInfo[] {
   const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
   const { epsilon } = args.attrs as unknown as { epsilon: number };
   const [rows, channels] = _rowsAndChannels(x.shape);
-  const dx = backend.makeOutput(x.shape, "float32");
-  const dScale = backend.makeOutput([channels], "float32");
-  const dOffset = backend.makeOutput([channels], "float32");
+  const [dx, dScale, dOffset] = normGradOutputs(backend, x);
   const heap = heapFloats(backend);
   native.bnlab_bn_backward(
     heap,
-    floatOffset(backend, dy),
-    floatOffset(backend, x),
-    floatOffset(backend, mean),
-    floatOffset(backend, variance),
-    floatOffset(backend, scale),
-    floatOffset(backend, dx),
-    floatOffset(backend, dScale),
-    floatOffset(backend, dOffset),
+    ...floatOffsets(backend, [dy, x, mean, variance, scale, dx, dScale, dOffset]),
     rows,
     channels,
     epsilon,

@@ -24,7 +24,7 @@ import {
   type GroupNormAttrs,
   type NamedKernelConfig,
 } from "../named_kernels.ts";
-import { floatOffset, heapFloats, type WasmBackend } from "./wasm_kernel.ts";
+import { floatOffsets, heapFloats, normGradOutputs, type WasmBackend } from "./wasm_kernel.ts";
 
 export { GROUP_NORM_BACKWARD, GROUP_NORM_FORWARD };
 
@@ -49,12 +49,7 @@ function _forward(args: _KernelArgs): tf.TensorInfo[] {
   const heap = heapFloats(backend);
   native.bnlab_gn_forward(
     heap,
-    floatOffset(backend, x),
-    floatOffset(backend, scale),
-    floatOffset(backend, offset),
-    floatOffset(backend, y),
-    floatOffset(backend, mean),
-    floatOffset(backend, invStd),
+    ...floatOffsets(backend, [x, scale, offset, y, mean, invStd]),
     samples,
     positions,
     channels,
@@ -71,20 +66,11 @@ function _backward(args: _KernelArgs): tf.TensorInfo[] {
   const { dy, x, mean, invStd, scale } = args.inputs as Record<string, tf.TensorInfo>;
   const { groups } = args.attrs as unknown as { groups: number };
   const [samples, positions, channels] = _dims(x.shape);
-  const dx = backend.makeOutput(x.shape, "float32");
-  const dScale = backend.makeOutput([channels], "float32");
-  const dOffset = backend.makeOutput([channels], "float32");
+  const [dx, dScale, dOffset] = normGradOutputs(backend, x);
   const heap = heapFloats(backend);
   native.bnlab_gn_backward(
     heap,
-    floatOffset(backend, dy),
-    floatOffset(backend, x),
-    floatOffset(backend, mean),
-    floatOffset(backend, invStd),
-    floatOffset(backend, scale),
-    floatOffset(backend, dx),
-    floatOffset(backend, dScale),
-    floatOffset(backend, dOffset),
+    ...floatOffsets(backend, [dy, x, mean, invStd, scale, dx, dScale, dOffset]),
     samples,
     positions,
     channels,
