@@ -81,6 +81,16 @@ export function percentCell(s: Stats, digits = 2): string {
 const _NOT_RUN = (dir: string, command: string) =>
   `*Not yet run*: \`results/${dir}/\` is absent. Run \`${command}\`.\n`;
 
+/** A section's heading and its claim, each followed by a blank line. */
+function _head(study: keyof typeof STUDY_TITLES, claim: string): string[] {
+  return [`## ${STUDY_TITLES[study]}`, "", claim, ""];
+}
+
+/** A section whose results directory `results/<study>/` is absent: its head and how to run it. */
+function _notRun(head: readonly string[], study: string, command: string): string {
+  return [...head, _NOT_RUN(study, command)].join("\n");
+}
+
 async function _rows(path: string): Promise<Row[] | undefined> {
   try {
     return await readCsv(path) as Row[];
@@ -138,23 +148,20 @@ export async function smallBatchSection(
   options: SectionOptions = {},
 ): Promise<string> {
   const dir = options.dir ?? `${root}/results/small-batch`;
-  const head = [
-    `## ${STUDY_TITLES["small-batch"]}`,
-    "",
+  const head = _head(
+    "small-batch",
     "**Claim** (document 001): “batch normalization依赖于batch的大小,当batch值很小时,计算的均值和方差不稳定。" +
-    "研究表明对于ResNet类模型在ImageNet数据集上,batch从16降低到8时开始有非常明显的性能下降” — *batch " +
-    "normalization depends on the batch size: when the batch is very small, the mean and variance it " +
-    "computes are unstable; research shows that for ResNet-type models on ImageNet performance starts " +
-    "to drop very markedly when the batch goes from 16 down to 8.* And: “BN层在使用过程中的training参数非常重要” " +
-    "— *the BN layer's training flag matters a great deal in use.* Anchor: Wu & He (2018, Group " +
-    "Normalization, Fig. 1): BN's error grows sharply below batch 8 while GN's stays flat.",
-    "",
-  ];
+      "研究表明对于ResNet类模型在ImageNet数据集上,batch从16降低到8时开始有非常明显的性能下降” — *batch " +
+      "normalization depends on the batch size: when the batch is very small, the mean and variance it " +
+      "computes are unstable; research shows that for ResNet-type models on ImageNet performance starts " +
+      "to drop very markedly when the batch goes from 16 down to 8.* And: “BN层在使用过程中的training参数非常重要” " +
+      "— *the BN layer's training flag matters a great deal in use.* Anchor: Wu & He (2018, Group " +
+      "Normalization, Fig. 1): BN's error grows sharply below batch 8 while GN's stays flat.",
+  );
   const rows = await _rows(`${dir}/sweep.csv`);
   const config = await _config(dir);
   if (!rows || !config) {
-    return [...head, _NOT_RUN("small-batch", "deno task sweep small-batch --preset small-batch")]
-      .join("\n");
+    return _notRun(head, "small-batch", "deno task sweep small-batch --preset small-batch");
   }
   const batches = _unique(rows.map((r) => _num(r.batch_size))).sort((a, b) => a - b);
   const variants = _unique(rows.map((r) => String(r.variant)));
@@ -250,23 +257,17 @@ export async function learningRateSection(
   options: SectionOptions = {},
 ): Promise<string> {
   const dir = options.dir ?? `${root}/results/learning-rate`;
-  const head = [
-    `## ${STUDY_TITLES["learning-rate"]}`,
-    "",
+  const head = _head(
+    "learning-rate",
     "**Claim** (document 001): “训练更快,可以使用更高的学习率” — *trains faster, and can use a higher " +
-    "learning rate*; and “可以使用更大的学习率,文[2]指出BN有效是因为用上BN层之后可以使用更大的学习率,从而跳出不好的局部极值” — " +
-    "*a larger learning rate can be used; [2] argues BN works because with BN layers a larger " +
-    "learning rate can be used, escaping poor local minima.*",
-    "",
-  ];
+      "learning rate*; and “可以使用更大的学习率,文[2]指出BN有效是因为用上BN层之后可以使用更大的学习率,从而跳出不好的局部极值” — " +
+      "*a larger learning rate can be used; [2] argues BN works because with BN layers a larger " +
+      "learning rate can be used, escaping poor local minima.*",
+  );
   const rows = await _rows(`${dir}/sweep.csv`);
   const config = await _config(dir);
   if (!rows || !config) {
-    return [
-      ...head,
-      _NOT_RUN("learning-rate", "deno task sweep learning-rate --preset learning-rate"),
-    ]
-      .join("\n");
+    return _notRun(head, "learning-rate", "deno task sweep learning-rate --preset learning-rate");
   }
   const lrs = _unique(rows.map((r) => _num(r.lr))).sort((a, b) => a - b);
   const activations = _unique(rows.map((r) => String(r.activation)));
@@ -362,24 +363,23 @@ export async function unbiasedVarianceSection(
   options: SectionOptions = {},
 ): Promise<string> {
   const dir = options.dir ?? `${root}/results/unbiased-variance`;
-  const head = [
-    `## ${STUDY_TITLES["unbiased-variance"]}`,
-    "",
+  const head = _head(
+    "unbiased-variance",
     "**Claim** (document 002): “值得注意的是在做test的时候为了对一个sample也可以用BN，此时的 u, var 往往采用做training" +
-    "时候的一个统计平均，同时方差采样的是无差的平均统计，即做test时有：” var_test = m/(m−1)·E[var] — *note that " +
-    "at test time, so that BN works on a single sample, μ and var are usually averages collected " +
-    "during training, the variance being the unbiased average; that is, at test time* " +
-    "var_test = m/(m−1)·E[var]. " +
-    "Document 001 gives the same rule, σ²_test = m/(m−1)·E(σ²_batch).",
-    "",
-  ];
+      "时候的一个统计平均，同时方差采样的是无差的平均统计，即做test时有：” var_test = m/(m−1)·E[var] — *note that " +
+      "at test time, so that BN works on a single sample, μ and var are usually averages collected " +
+      "during training, the variance being the unbiased average; that is, at test time* " +
+      "var_test = m/(m−1)·E[var]. " +
+      "Document 001 gives the same rule, σ²_test = m/(m−1)·E(σ²_batch).",
+  );
   const rows = await _rows(`${dir}/sweep.csv`);
   const config = await _config(dir);
   if (!rows || !config) {
-    return [
-      ...head,
-      _NOT_RUN("unbiased-variance", "deno task sweep unbiased-variance --preset unbiased-variance"),
-    ].join("\n");
+    return _notRun(
+      head,
+      "unbiased-variance",
+      "deno task sweep unbiased-variance --preset unbiased-variance",
+    );
   }
   const batches = _unique(rows.map((r) => _num(r.batch_size))).sort((a, b) => a - b);
   const acc = (b: number, kind: string) =>
@@ -456,21 +456,19 @@ export async function figure1Section(
   options: SectionOptions = {},
 ): Promise<string> {
   const dir = options.dir ?? `${root}/results/figure1`;
-  const head = [
-    `## ${STUDY_TITLES.figure1}`,
-    "",
+  const head = _head(
+    "figure1",
     "**Claim** (Ioffe & Szegedy 2015, Figure 1): “(a) The test accuracy of the MNIST network trained " +
-    "with and without Batch Normalization, vs. the number of training steps. Batch Normalization " +
-    "helps the network train faster and achieve higher accuracy. (b, c) The evolution of input " +
-    "distributions to a typical sigmoid, over the course of training, shown as {15, 50, 85}th " +
-    "percentiles. Batch Normalization makes the distribution more stable and reduces the internal " +
-    "covariate shift.”",
-    "",
-  ];
+      "with and without Batch Normalization, vs. the number of training steps. Batch Normalization " +
+      "helps the network train faster and achieve higher accuracy. (b, c) The evolution of input " +
+      "distributions to a typical sigmoid, over the course of training, shown as {15, 50, 85}th " +
+      "percentiles. Batch Normalization makes the distribution more stable and reduces the internal " +
+      "covariate shift.”",
+  );
   const rows = await _rows(`${dir}/figure1.csv`);
   const config = await _config(dir);
   if (!rows || !config) {
-    return [...head, _NOT_RUN("figure1", "deno task train --preset figure1")].join("\n");
+    return _notRun(head, "figure1", "deno task train --preset figure1");
   }
   const variants = _unique(rows.map((r) => String(r.variant)));
   const summary = await _rows(`${dir}/summary.csv`) ?? [];
@@ -560,23 +558,21 @@ export async function resnetSection(
   options: SectionOptions = {},
 ): Promise<string> {
   const dir = options.dir ?? `${root}/results/resnet`;
-  const head = [
-    `## ${STUDY_TITLES.resnet}`,
-    "",
+  const head = _head(
+    "resnet",
     "**Claim** (document 004, read critically): “在第一步，我们将训练一个ResNet-20模型，并使用三个数据集（cifar10、" +
-    "cifar100和imagenet）进行评估。通过实验，我们可以看出，使用批归一化能够显著提升模型性能” " +
-    "— *first we train a " +
-    "ResNet-20 model and evaluate it on three datasets (cifar10, cifar100 and imagenet); the " +
-    "experiments show that batch normalization improves the model's performance significantly.* " +
-    "CIFAR-10 is not available on this machine; Fashion-MNIST (28×28 grey images, 10 classes) " +
-    "stands in.",
-    "",
-  ];
+      "cifar100和imagenet）进行评估。通过实验，我们可以看出，使用批归一化能够显著提升模型性能” " +
+      "— *first we train a " +
+      "ResNet-20 model and evaluate it on three datasets (cifar10, cifar100 and imagenet); the " +
+      "experiments show that batch normalization improves the model's performance significantly.* " +
+      "CIFAR-10 is not available on this machine; Fashion-MNIST (28×28 grey images, 10 classes) " +
+      "stands in.",
+  );
   const summary = await _rows(`${dir}/summary.csv`);
   const history = await _rows(`${dir}/history.csv`);
   const config = await _config(dir);
   if (!summary || !history || !config) {
-    return [...head, _NOT_RUN("resnet", "deno task train --preset resnet")].join("\n");
+    return _notRun(head, "resnet", "deno task train --preset resnet");
   }
   const variants = _unique(summary.map((r) => String(r.variant)));
   const epochs = _unique(
