@@ -271,13 +271,10 @@ export function fusedConv2dBlas(args: _KernelArgs): tf.TensorInfo | null {
  * ```
  */
 export function conv2dBackpropFilterBlas(args: _KernelArgs): tf.TensorInfo | null {
-  if (!blasEnabled()) return null;
-  const { x, dy } = args.inputs;
+  const conv = _backprop(args, "x");
+  if (conv === null) return null;
+  const { dy, input: x, info, backend } = conv;
   const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
-  if (x == null || dy == null || !_float32(x, dy)) return null;
-  const info = _convInfo(x.shape, attrs.filterShape, attrs, 1);
-  if (info === null || !tf.util.arraysEqual(dy.shape, info.outShape)) return null;
-  const backend = args.backend as unknown as WasmBackend;
   if (conv3x3Usable(info, "forward")) {
     const out = backend.makeOutput(attrs.filterShape, "float32");
     conv3x3Filter(backend, { x, dy, out, info });
@@ -334,13 +331,10 @@ export function conv2dBackpropFilterBlas(args: _KernelArgs): tf.TensorInfo | nul
  * ```
  */
 export function conv2dBackpropInputBlas(args: _KernelArgs): tf.TensorInfo | null {
-  if (!blasEnabled()) return null;
-  const { dy, filter } = args.inputs;
+  const conv = _backprop(args, "filter");
+  if (conv === null) return null;
+  const { dy, input: filter, info, backend } = conv;
   const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
-  if (dy == null || filter == null || !_float32(dy, filter)) return null;
-  const info = _convInfo(attrs.inputShape, filter.shape, attrs, 1);
-  if (info === null || !tf.util.arraysEqual(dy.shape, info.outShape)) return null;
-  const backend = args.backend as unknown as WasmBackend;
   if (conv3x3Usable(info, "input")) {
     const out = backend.makeOutput(attrs.inputShape, "float32");
     conv3x3Input(backend, { dy, filter, out, info });
@@ -641,6 +635,35 @@ function _convInfo(
     tf.util.sizeFromShape(s) === 0
   );
   return empty ? null : info;
+}
+
+/** What {@linkcode _backprop} hands a convolution's gradient kernel. */
+interface _Backprop {
+  dy: tf.TensorInfo;
+  /** x (for the filter's gradient) or the filter (for the input's). */
+  input: tf.TensorInfo;
+  info: tf.backend_util.Conv2DInfo;
+  backend: WasmBackend;
+}
+
+/**
+ * The convolution (dilation 1) whose gradient a backprop kernel computes from dy and x (the
+ * filter's gradient, shaped `filterShape`) or dy and the filter (the input's, shaped
+ * `inputShape`); null when BLAS is off, an input is absent or not float32, the geometry is not
+ * handled, or dy is not the convolution's output shape.
+ */
+function _backprop(args: _KernelArgs, given: "x" | "filter"): _Backprop | null {
+  if (!blasEnabled()) return null;
+  const { dy, [given]: input } = args.inputs;
+  if (dy == null || input == null || !_float32(dy, input)) return null;
+  const attrs = args.attrs as unknown as
+    & tf.Conv2DBackpropFilterAttrs
+    & tf.Conv2DBackpropInputAttrs;
+  const info = given === "x"
+    ? _convInfo(input.shape, attrs.filterShape, attrs, 1)
+    : _convInfo(attrs.inputShape, input.shape, attrs, 1);
+  if (info === null || !tf.util.arraysEqual(dy.shape, info.outShape)) return null;
+  return { dy, input, info, backend: args.backend as unknown as WasmBackend };
 }
 
 /** How a convolution is split: cols rows per slice, images per slice, and taps K. */
