@@ -33,7 +33,10 @@ for arg in "$@"; do
 done
 
 # --- Deno -------------------------------------------------------------------------------------
-if command -v deno >/dev/null 2>&1 && deno --version | head -n 1 | grep -q "^deno ${DENO_VERSION%.*}\."; then
+# Outputs are read whole before matching: `cmd | grep -q` under pipefail fails when grep exits
+# first and cmd dies writing to the closed pipe.
+has_line() { grep -Eq "$1" <<<"$2"; }
+if command -v deno >/dev/null 2>&1 && has_line "^deno ${DENO_VERSION%.*}\." "$(deno --version 2>/dev/null || true)"; then
   say "deno: $(deno --version | head -n 1) already installed"
 else
   command -v npm >/dev/null 2>&1 || fail "npm is needed to install Deno ${DENO_VERSION}, but it is not on PATH"
@@ -47,7 +50,7 @@ fi
 # --- Debian packages ----------------------------------------------------------------------------
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  has_line "install ok installed" "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)" || missing+=("$package")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   say "apt: all packages present (${APT_PACKAGES[*]})"
@@ -80,11 +83,12 @@ say "native: building lib/kernels/native/bnlab_kernels.c (deno task build-native
 deno task --quiet build-native >&2 || fail "could not build the native kernels (deno task build-native)"
 
 # --- Jupyter kernel -------------------------------------------------------------------------------
-if [ -x "$JUPYTER" ] && "$JUPYTER" kernelspec list 2>/dev/null | grep -Eq '^\s*deno\s'; then
+kernelspecs() { "$JUPYTER" kernelspec list 2>/dev/null || true; }
+if [ -x "$JUPYTER" ] && has_line '^\s*deno\s' "$(kernelspecs)"; then
   say "jupyter: the deno kernel is registered"
 else
   say "jupyter: registering the deno kernel (deno jupyter --install)"
-  deno jupyter --install >&2 || fail "deno jupyter --install failed"
-  "$JUPYTER" kernelspec list 2>/dev/null | grep -Eq '^\s*deno\s' || fail "the deno kernel is not listed by jupyter kernelspec list"
+  deno jupyter --install --force >&2 || fail "deno jupyter --install failed"
+  has_line '^\s*deno\s' "$(kernelspecs)" || fail "the deno kernel is not listed by jupyter kernelspec list"
 fi
 say "done"
