@@ -322,6 +322,18 @@ export async function leNetGradients(
   const random = createRng(11);
   const images = tf.tensor4d(uniform(8 * 28 * 28, random).map((v) => (v + 1) / 2), [8, 28, 28, 1]);
   const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], "int32"), 10);
+  return await crossEntropyGradients(model, images, labels);
+}
+
+/**
+ * The gradient of the mean softmax cross-entropy of `model` (training mode) on `images` and
+ * one-hot `labels`, with the weights it was taken at; disposes the model and the inputs.
+ */
+export async function crossEntropyGradients(
+  model: tf.LayersModel,
+  images: tf.Tensor,
+  labels: tf.Tensor,
+): Promise<{ names: string[]; weights: Float32Array[]; grads: Float32Array[] }> {
   const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const { value, grads } = tf.variableGrads(() => {
     const logits = model.apply(images, { training: true }) as tf.Tensor;

@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import { type BackendName, initBackend } from "../lib/backend.ts";
 import { loadMnist } from "../lib/data/mnist.ts";
 import { createRng } from "../lib/data/random.ts";
+import { crossEntropyGradients } from "./_kernel_test_utils.ts";
 
 /**
  * Trains `build()`'s model on wasm with plain SGD for `steps` steps of `batchSize` images
@@ -68,20 +69,7 @@ async function gradients(
     tf.tensor1d(Array.from({ length: inputShape[0] }, (_, i) => i % 10), "int32"),
     10,
   );
-  const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const { value, grads } = tf.variableGrads(() => {
-    const logits = model.apply(images, { training: true }) as tf.Tensor;
-    return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
-  }, trainable);
-  const names = trainable.map((v) => v.name);
-  const result = {
-    names,
-    weights: await Promise.all(model.getWeights().map((w) => w.data() as Promise<Float32Array>)),
-    grads: await Promise.all(names.map((n) => grads[n].data() as Promise<Float32Array>)),
-  };
-  tf.dispose([value, images, labels, ...Object.values(grads)]);
-  model.dispose();
-  return result;
+  return await crossEntropyGradients(model, images, labels);
 }
 
 /**
