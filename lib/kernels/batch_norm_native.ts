@@ -17,21 +17,15 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { blasSliceThreads } from "./blas.ts";
 import { nativeKernels, requireNativeKernels } from "./native_library.ts";
+import { runNativeNorm } from "./native_norm.ts";
 import {
   BATCH_NORM_BACKWARD,
   BATCH_NORM_FORWARD,
   BATCH_NORM_MOMENTS,
   type NamedKernelConfig,
 } from "../named_kernels.ts";
-import {
-  floatOffset,
-  floatOffsets,
-  heapFloats,
-  normGradOutputs,
-  type WasmBackend,
-} from "./wasm_kernel.ts";
+import { floatOffset, heapFloats, type KernelArgs, type WasmBackend } from "./wasm_kernel.ts";
 
 export { BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD, BATCH_NORM_MOMENTS };
 /**
@@ -41,71 +35,49 @@ export { BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD, BATCH_NORM_MOMENTS };
  */
 export const FUSED_BATCH_NORM_GRAD = "BnlabFusedBatchNormGrad";
 
-type _KernelArgs = Parameters<tf.KernelFunc>[0];
-
 function _rowsAndChannels(shape: number[]): [number, number] {
   const channels = shape[shape.length - 1];
   return [tf.util.sizeFromShape(shape) / channels, channels];
 }
 
-function _moments(args: _KernelArgs): tf.TensorInfo[] {
-  const native = requireNativeKernels(BATCH_NORM_MOMENTS);
-  const backend = args.backend as unknown as WasmBackend;
+function _moments(args: KernelArgs): tf.TensorInfo[] {
   const { x } = args.inputs as { x: tf.TensorInfo };
   const [rows, channels] = _rowsAndChannels(x.shape);
   const statShape = [...x.shape.slice(0, -1).map(() => 1), channels];
-  const mean = backend.makeOutput(statShape, "float32");
-  const variance = backend.makeOutput(statShape, "float32");
-  const heap = heapFloats(backend);
-  native.bnlab_bn_moments(
-    heap,
-    ...floatOffsets(backend, [x, mean, variance]),
-    rows,
-    channels,
-    blasSliceThreads(),
-  );
-  return [mean, variance];
+  return runNativeNorm(BATCH_NORM_MOMENTS, args, {
+    run: "bnlab_bn_moments",
+    inputs: [x],
+    outputs: [statShape, statShape], // mean, variance
+    numbers: [rows, channels],
+  });
 }
 
-function _forward(args: _KernelArgs): tf.TensorInfo {
-  const native = requireNativeKernels(BATCH_NORM_FORWARD);
-  const backend = args.backend as unknown as WasmBackend;
+function _forward(args: KernelArgs): tf.TensorInfo {
   const { x, mean, variance, scale, offset } = args.inputs as Record<string, tf.TensorInfo>;
   const { epsilon } = args.attrs as unknown as { epsilon: number };
   const [rows, channels] = _rowsAndChannels(x.shape);
-  const y = backend.makeOutput(x.shape, "float32");
-  const heap = heapFloats(backend);
-  native.bnlab_bn_forward(
-    heap,
-    ...floatOffsets(backend, [x, mean, variance, scale, offset, y]),
-    rows,
-    channels,
-    epsilon,
-    blasSliceThreads(),
-  );
+  const [y] = runNativeNorm(BATCH_NORM_FORWARD, args, {
+    run: "bnlab_bn_forward",
+    inputs: [x, mean, variance, scale, offset],
+    outputs: [x.shape],
+    numbers: [rows, channels, epsilon],
+  });
   return y;
 }
 
-function _backward(args: _KernelArgs): tf.TensorInfo[] {
-  const native = requireNativeKernels(BATCH_NORM_BACKWARD);
-  const backend = args.backend as unknown as WasmBackend;
+function _backward(args: KernelArgs): tf.TensorInfo[] {
   const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
   const { epsilon } = args.attrs as unknown as { epsilon: number };
   const [rows, channels] = _rowsAndChannels(x.shape);
-  const [dx, dScale, dOffset] = normGradOutputs(backend, x);
-  const heap = heapFloats(backend);
-  native.bnlab_bn_backward(
-    heap,
-    ...floatOffsets(backend, [dy, x, mean, variance, scale, dx, dScale, dOffset]),
-    rows,
-    channels,
-    epsilon,
-    blasSliceThreads(),
-  );
-  return [dx, dScale, dOffset];
+  return runNativeNorm(BATCH_NORM_BACKWARD, args, {
+    run: "bnlab_bn_backward",
+    inputs: [dy, x, mean, variance, scale],
+    outputs: [x.shape, [channels], [channels]], // dx, dScale, dOffset
+    numbers: [rows, channels, epsilon],
+  });
 }
 
-function _fusedBatchNormGrad(args: _KernelArgs): tf.TensorInfo[] {
+function _fusedBatchNormGrad(args: KernelArgs): tf.TensorInfo[] {
   const native = requireNativeKernels(FUSED_BATCH_NORM_GRAD);
   const backend = args.backend as unknown as WasmBackend;
   const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;

@@ -16,19 +16,17 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { blasSliceThreads } from "./blas.ts";
-import { nativeKernels, requireNativeKernels } from "./native_library.ts";
+import { nativeKernels } from "./native_library.ts";
+import { runNativeNorm } from "./native_norm.ts";
 import {
   GROUP_NORM_BACKWARD,
   GROUP_NORM_FORWARD,
   type GroupNormAttrs,
   type NamedKernelConfig,
 } from "../named_kernels.ts";
-import { floatOffsets, heapFloats, normGradOutputs, type WasmBackend } from "./wasm_kernel.ts";
+import type { KernelArgs } from "./wasm_kernel.ts";
 
 export { GROUP_NORM_BACKWARD, GROUP_NORM_FORWARD };
-
-type _KernelArgs = Parameters<tf.KernelFunc>[0];
 
 /** [samples, positions, channels] of a channels-last shape. */
 function _dims(shape: number[]): [number, number, number] {
@@ -37,47 +35,28 @@ function _dims(shape: number[]): [number, number, number] {
   return [samples, tf.util.sizeFromShape(shape) / (samples * channels), channels];
 }
 
-function _forward(args: _KernelArgs): tf.TensorInfo[] {
-  const native = requireNativeKernels(GROUP_NORM_FORWARD);
-  const backend = args.backend as unknown as WasmBackend;
+function _forward(args: KernelArgs): tf.TensorInfo[] {
   const { x, scale, offset } = args.inputs as Record<string, tf.TensorInfo>;
   const { groups, epsilon } = args.attrs as unknown as GroupNormAttrs;
   const [samples, positions, channels] = _dims(x.shape);
-  const y = backend.makeOutput(x.shape, "float32");
-  const mean = backend.makeOutput([samples, groups], "float32");
-  const invStd = backend.makeOutput([samples, groups], "float32");
-  const heap = heapFloats(backend);
-  native.bnlab_gn_forward(
-    heap,
-    ...floatOffsets(backend, [x, scale, offset, y, mean, invStd]),
-    samples,
-    positions,
-    channels,
-    groups,
-    epsilon,
-    blasSliceThreads(),
-  );
-  return [y, mean, invStd];
+  return runNativeNorm(GROUP_NORM_FORWARD, args, {
+    run: "bnlab_gn_forward",
+    inputs: [x, scale, offset],
+    outputs: [x.shape, [samples, groups], [samples, groups]], // y, mean, invStd
+    numbers: [samples, positions, channels, groups, epsilon],
+  });
 }
 
-function _backward(args: _KernelArgs): tf.TensorInfo[] {
-  const native = requireNativeKernels(GROUP_NORM_BACKWARD);
-  const backend = args.backend as unknown as WasmBackend;
+function _backward(args: KernelArgs): tf.TensorInfo[] {
   const { dy, x, mean, invStd, scale } = args.inputs as Record<string, tf.TensorInfo>;
   const { groups } = args.attrs as unknown as { groups: number };
   const [samples, positions, channels] = _dims(x.shape);
-  const [dx, dScale, dOffset] = normGradOutputs(backend, x);
-  const heap = heapFloats(backend);
-  native.bnlab_gn_backward(
-    heap,
-    ...floatOffsets(backend, [dy, x, mean, invStd, scale, dx, dScale, dOffset]),
-    samples,
-    positions,
-    channels,
-    groups,
-    blasSliceThreads(),
-  );
-  return [dx, dScale, dOffset];
+  return runNativeNorm(GROUP_NORM_BACKWARD, args, {
+    run: "bnlab_gn_backward",
+    inputs: [dy, x, mean, invStd, scale],
+    outputs: [x.shape, [channels], [channels]], // dx, dScale, dOffset
+    numbers: [samples, positions, channels, groups],
+  });
 }
 
 /**

@@ -143,42 +143,6 @@ export function floatOffsets<T extends readonly (tf.TensorInfo | undefined)[]>(
 }
 
 /**
- * A normalization backward kernel's outputs over channels-last x: dx shaped like x, and
- * dScale and dOffset of shape [C], C the last axis of x; float32, owned by the caller.
- *
- * @param backend The wasm backend, as a kernel received it.
- * @param x The normalized input.
- * @returns [dx, dScale, dOffset].
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import * as tf from "@tensorflow/tfjs";
- * import { initBackend } from "../backend.ts";
- * import { normGradOutputs, type WasmBackend } from "./wasm_kernel.ts";
- *
- * await initBackend("wasm");
- * const backend = tf.backend() as unknown as WasmBackend;
- * const x = tf.ones([2, 3]);
- * const outputs = normGradOutputs(backend, x);
- * assert.deepEqual(outputs.map((info) => info.shape), [[2, 3], [3], [3]]);
- * outputs.forEach((info) => backend.disposeData(info.dataId));
- * x.dispose();
- * ```
- */
-export function normGradOutputs(
-  backend: WasmBackend,
-  x: tf.TensorInfo,
-): [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo] {
-  const channels = x.shape[x.shape.length - 1];
-  return [
-    backend.makeOutput(x.shape, "float32"),
-    backend.makeOutput([channels], "float32"),
-    backend.makeOutput([channels], "float32"),
-  ];
-}
-
-/**
  * Runs another registered wasm kernel on `TensorInfo`s, for kernels composed of others; the
  * caller owns (and disposes) its output.
  *
