@@ -10,15 +10,11 @@ import { buildPlan, trainTrials, writePlan } from "../lib/experiments/plan.ts";
 import { SWEEPS, sweepTrials } from "../lib/experiments/sweeps.ts";
 import { writeCsv } from "../lib/output/csv.ts";
 import {
-  figure1Section,
-  learningRateSection,
   percentCell,
-  resnetSection,
-  smallBatchSection,
   stats,
   STUDY_FINDINGS_SECTIONS,
   STUDY_SECTIONS,
-  unbiasedVarianceSection,
+  studyFindings,
 } from "../lib/experiments/findings_studies.ts";
 import { writeStudyChart } from "../lib/experiments/study_charts.ts";
 
@@ -34,7 +30,10 @@ Deno.test("every section says 'not yet run' with the command when its results ar
     assert.match(text, /not yet run/i, name);
     assert.match(text, /\*\*Claim\*\*/, name);
   }
-  assert.match(await smallBatchSection(root), /deno task sweep small-batch --preset small-batch/);
+  assert.match(
+    await studyFindings("small-batch", { root }),
+    /deno task sweep small-batch --preset small-batch/,
+  );
   await Deno.remove(root, { recursive: true });
 });
 
@@ -103,7 +102,7 @@ Deno.test("small-batch: the verdict is computed from the numbers (BN's rise vs G
     }
   }
   const root = await sweepDir("small-batch", rows);
-  const text = await smallBatchSection(root);
+  const text = await studyFindings("small-batch", { root });
   assert.match(text, /BN's \(bnlab\) error with running statistics rises 14\.0 points/);
   assert.match(text, /GroupNorm's rises 1\.0 points \(largest seed spread at these points 2\.0/);
   assert.match(text, /Wu & He's pattern is seen/);
@@ -115,7 +114,10 @@ Deno.test("small-batch: the verdict is computed from the numbers (BN's rise vs G
     row.test_accuracy = (row.test_accuracy as number) - 0.13;
   }
   await writeCsv(`${root}/results/small-batch/sweep.csv`, rows);
-  assert.match(await smallBatchSection(root), /Wu & He's pattern is not seen at this scale/);
+  assert.match(
+    await studyFindings("small-batch", { root }),
+    /Wu & He's pattern is not seen at this scale/,
+  );
   await Deno.remove(root, { recursive: true });
 });
 
@@ -138,7 +140,7 @@ Deno.test("learning-rate: diverged trials are counted, and the usable range deci
     }
   }
   const root = await sweepDir("learning-rate", rows);
-  const text = await learningRateSection(root);
+  const text = await studyFindings("learning-rate", { root });
   assert.match(text, /\| 1 \| – \(3\/3 diverged\) \| 91\.00 ± 1\.00 \|/);
   assert.match(
     text,
@@ -168,7 +170,7 @@ Deno.test("unbiased-variance: differences are paired by seed", async () => {
     }
   }
   const root = await sweepDir("unbiased-variance", rows);
-  const text = await unbiasedVarianceSection(root);
+  const text = await studyFindings("unbiased-variance", { root });
   assert.match(text, /batch 2: 3\.00 points ± 0\.00 \(measurable\)/);
   assert.match(text, /2 of 3 pairs end with the same training loss/);
   await Deno.remove(root, { recursive: true });
@@ -260,7 +262,7 @@ Deno.test("resnet: per-epoch table and the verdict against the seed spread", asy
     }
   }
   const root = await trainDir("resnet", { "summary.csv": summary, "history.csv": history });
-  const text = await resnetSection(root);
+  const text = await studyFindings("resnet", { root });
   assert.match(text, /\| none \| 71\.00 ± 1\.41 \| 81\.00 ± 1\.41 \| – \|/);
   assert.match(text, /bnlab 89\.00 ± 1\.41 \(8\.0 points vs none\)/);
   assert.match(text, /BN improves ResNet-20 here by more than twice the seed spread/);
@@ -293,7 +295,7 @@ Deno.test("figure1: the verdict compares the drift of the median and the early a
     });
   }
   const root = await trainDir("figure1", { "figure1.csv": rows, "summary.csv": [] });
-  const text = await figure1Section(root);
+  const text = await studyFindings("figure1", { root });
   // From step 100 (the first tenth) on, none's median goes from −0.2 to −2: a range of 1.8.
   assert.match(text, /range of 1\.800 without BN and 0\.000 with BN/);
   assert.match(text, /BN's input distribution is the more stable/);

@@ -5,8 +5,10 @@
  * deviation over seeds, the study's figure, and a verdict computed from the numbers. A study
  * whose results directory is absent reads "not yet run".
  *
- * Each section is a function `(root) => Promise<string>` of the repository root; figures are
- * linked relative to `docs/`.
+ * {@linkcode studyFindings} writes a study's section from one table of the studies (claim,
+ * command, files read, and the function that writes the rest); {@linkcode STUDY_SECTIONS}
+ * holds every section, the report's included, as a function `(root) => Promise<string>` of
+ * the repository root. Figures are linked relative to `docs/`.
  *
  * @module
  */
@@ -18,12 +20,6 @@ import { markdownTable } from "../output/table.ts";
 
 /** A CSV row as read. */
 type Row = Record<string, string | number | boolean | null>;
-
-/** Options of a study's section. */
-export interface SectionOptions {
-  /** The study's results directory. @default {`<root>/results/<study>`} */
-  dir?: string;
-}
 
 /** A section generator: the repository root in, Markdown out. */
 export type FindingsSection = (root: string) => Promise<string>;
@@ -78,17 +74,9 @@ export function percentCell(s: Stats, digits = 2): string {
   return s.n > 1 ? `${mean} ± ${(s.std * 100).toFixed(digits)}` : `${mean} (n = 1)`;
 }
 
-const _NOT_RUN = (dir: string, command: string) =>
-  `*Not yet run*: \`results/${dir}/\` is absent. Run \`${command}\`.\n`;
-
 /** A section's heading and its claim, each followed by a blank line. */
 function _head(study: keyof typeof STUDY_TITLES, claim: string): string[] {
   return [`## ${STUDY_TITLES[study]}`, "", claim, ""];
-}
-
-/** A section whose results directory `results/<study>/` is absent: its head and how to run it. */
-function _notRun(head: readonly string[], study: string, command: string): string {
-  return [...head, _NOT_RUN(study, command)].join("\n");
 }
 
 async function _rows(path: string): Promise<Row[] | undefined> {
@@ -129,40 +117,151 @@ function _scale(config: ExperimentConfig, trials: number, varied: string[] = [])
     `; ${trials} trials`;
 }
 
+/** The studies {@linkcode studyFindings} writes, by the name of their results directory. */
+export type StudyName =
+  | "small-batch"
+  | "learning-rate"
+  | "figure1"
+  | "resnet"
+  | "unbiased-variance";
+
+/** Options of {@linkcode studyFindings}. */
+export interface StudyFindingsOptions {
+  /** The repository root. */
+  root: string;
+  /** The study's results directory. @default {`<root>/results/<study>`} */
+  dir?: string;
+}
+
 /**
- * The small-batch study: BN's test accuracy (running and batch statistics) against GroupNorm,
- * Batch Renormalization, ghost batches and no normalization at batch sizes 2–128.
+ * A study's section: its heading and claim, then, from the committed results, its setting,
+ * tables, figure and verdict; "not yet run" with the command to run when its results are
+ * absent.
  *
- * @param root The repository root.
- * @param options `dir`: the results directory, when not `results/<study>/` under the root.
+ * @param study The study.
+ * @param options The repository root, and the results directory when not `results/<study>/`
+ *   under it.
  * @returns The Markdown section.
  *
  * @example
  * ```ts
- * import { smallBatchSection } from "./findings_studies.ts";
- * console.log((await smallBatchSection("/nonexistent")).includes("Not yet run")); // true
+ * import { studyFindings } from "./findings_studies.ts";
+ * const section = await studyFindings("small-batch", { root: "/nonexistent" });
+ * console.log(section.includes("Not yet run")); // true
  * ```
  */
-export async function smallBatchSection(
-  root: string,
-  options: SectionOptions = {},
+export async function studyFindings(
+  study: StudyName,
+  options: StudyFindingsOptions,
 ): Promise<string> {
-  const dir = options.dir ?? `${root}/results/small-batch`;
-  const head = _head(
-    "small-batch",
-    "**Claim** (document 001): “batch normalization依赖于batch的大小,当batch值很小时,计算的均值和方差不稳定。" +
+  const { claim, command, files, body } = _STUDIES[study];
+  const dir = options.dir ?? `${options.root}/${_SOURCES[study]}`;
+  const head = _head(study, claim);
+  const csv: Row[][] = [];
+  for (const file of files) {
+    const rows = await _rows(`${dir}/${file}`);
+    if (rows) csv.push(rows);
+  }
+  const config = await _config(dir);
+  if (csv.length < files.length || !config) {
+    return [...head, `*Not yet run*: \`results/${study}/\` is absent. Run \`${command}\`.\n`]
+      .join("\n");
+  }
+  return [...head, ...await body({ dir, config, csv })].join("\n");
+}
+
+/** What a study's section reads and how it is written. */
+interface _Study {
+  /** The claim, in the source's words with an English translation. */
+  readonly claim: string;
+  /** The command that writes the study's results. */
+  readonly command: string;
+  /** The CSV files of the results directory the section needs (with the plan's config). */
+  readonly files: readonly string[];
+  /** The section below its claim, one entry a line, the last one empty. */
+  body(results: _Results): string[] | Promise<string[]>;
+}
+
+/** A study's results as its section reads them. */
+interface _Results {
+  /** The results directory. */
+  readonly dir: string;
+  /** The first trial's resolved config, from the plan. */
+  readonly config: ExperimentConfig;
+  /** The rows of each of the study's `files`, in order. */
+  readonly csv: readonly Row[][];
+}
+
+/** Each study of {@linkcode studyFindings}: its claim, how to run it, and how its results read. */
+const _STUDIES: Readonly<Record<StudyName, _Study>> = {
+  "small-batch": {
+    claim:
+      "**Claim** (document 001): “batch normalization依赖于batch的大小,当batch值很小时,计算的均值和方差不稳定。" +
       "研究表明对于ResNet类模型在ImageNet数据集上,batch从16降低到8时开始有非常明显的性能下降” — *batch " +
       "normalization depends on the batch size: when the batch is very small, the mean and variance it " +
       "computes are unstable; research shows that for ResNet-type models on ImageNet performance starts " +
       "to drop very markedly when the batch goes from 16 down to 8.* And: “BN层在使用过程中的training参数非常重要” " +
       "— *the BN layer's training flag matters a great deal in use.* Anchor: Wu & He (2018, Group " +
       "Normalization, Fig. 1): BN's error grows sharply below batch 8 while GN's stays flat.",
-  );
-  const rows = await _rows(`${dir}/sweep.csv`);
-  const config = await _config(dir);
-  if (!rows || !config) {
-    return _notRun(head, "small-batch", "deno task sweep small-batch --preset small-batch");
-  }
+    command: "deno task sweep small-batch --preset small-batch",
+    files: ["sweep.csv"],
+    body: _smallBatch,
+  },
+  "learning-rate": {
+    claim:
+      "**Claim** (document 001): “训练更快,可以使用更高的学习率” — *trains faster, and can use a higher " +
+      "learning rate*; and “可以使用更大的学习率,文[2]指出BN有效是因为用上BN层之后可以使用更大的学习率,从而跳出不好的局部极值” — " +
+      "*a larger learning rate can be used; [2] argues BN works because with BN layers a larger " +
+      "learning rate can be used, escaping poor local minima.*",
+    command: "deno task sweep learning-rate --preset learning-rate",
+    files: ["sweep.csv"],
+    body: _learningRate,
+  },
+  figure1: {
+    claim:
+      "**Claim** (Ioffe & Szegedy 2015, Figure 1): “(a) The test accuracy of the MNIST network trained " +
+      "with and without Batch Normalization, vs. the number of training steps. Batch Normalization " +
+      "helps the network train faster and achieve higher accuracy. (b, c) The evolution of input " +
+      "distributions to a typical sigmoid, over the course of training, shown as {15, 50, 85}th " +
+      "percentiles. Batch Normalization makes the distribution more stable and reduces the internal " +
+      "covariate shift.”",
+    command: "deno task train --preset figure1",
+    files: ["figure1.csv"],
+    body: _figure1,
+  },
+  resnet: {
+    claim:
+      "**Claim** (document 004, read critically): “在第一步，我们将训练一个ResNet-20模型，并使用三个数据集（cifar10、" +
+      "cifar100和imagenet）进行评估。通过实验，我们可以看出，使用批归一化能够显著提升模型性能” " +
+      "— *first we train a " +
+      "ResNet-20 model and evaluate it on three datasets (cifar10, cifar100 and imagenet); the " +
+      "experiments show that batch normalization improves the model's performance significantly.* " +
+      "CIFAR-10 is not available on this machine; Fashion-MNIST (28×28 grey images, 10 classes) " +
+      "stands in.",
+    command: "deno task train --preset resnet",
+    files: ["summary.csv", "history.csv"],
+    body: _resnet,
+  },
+  "unbiased-variance": {
+    claim:
+      "**Claim** (document 002): “值得注意的是在做test的时候为了对一个sample也可以用BN，此时的 u, var 往往采用做training" +
+      "时候的一个统计平均，同时方差采样的是无差的平均统计，即做test时有：” var_test = m/(m−1)·E[var] — *note that " +
+      "at test time, so that BN works on a single sample, μ and var are usually averages collected " +
+      "during training, the variance being the unbiased average; that is, at test time* " +
+      "var_test = m/(m−1)·E[var]. " +
+      "Document 001 gives the same rule, σ²_test = m/(m−1)·E(σ²_batch).",
+    command: "deno task sweep unbiased-variance --preset unbiased-variance",
+    files: ["sweep.csv"],
+    body: _unbiasedVariance,
+  },
+};
+
+/**
+ * The small-batch study: BN's test accuracy (running and batch statistics) against GroupNorm,
+ * Batch Renormalization, ghost batches and no normalization at batch sizes 2–128.
+ */
+function _smallBatch({ config, csv }: _Results): string[] {
+  const [rows] = csv;
   const batches = _unique(rows.map((r) => _num(r.batch_size))).sort((a, b) => a - b);
   const variants = _unique(rows.map((r) => String(r.variant)));
   const cell = (b: number, v: string, column: string) =>
@@ -179,7 +278,6 @@ export async function smallBatchSection(
     })));
   const seeds = _unique(rows.map((r) => r.seed)).length;
   const lines = [
-    ...head,
     `**Setting**: ${_scale(config, rows.length)}; batch sizes ${batches.join(", ")}; lr = ` +
     `base·B/32 (the lr column); ${seeds} seed(s); GroupNorm with ${config.groups} groups; ghost ` +
     `batches of ${
@@ -235,40 +333,15 @@ export async function smallBatchSection(
         `batch size — ${flag.join("; ")}.`,
     );
   }
-  return [...lines, ...verdict, ""].join("\n");
+  return [...lines, ...verdict, ""];
 }
 
 /**
  * The learning-rate study: none vs bnlab, relu and sigmoid, lr 0.001–1, diverged trials
  * counted.
- *
- * @param root The repository root.
- * @param options `dir`: the results directory, when not `results/<study>/` under the root.
- * @returns The Markdown section.
- *
- * @example
- * ```ts
- * import { learningRateSection } from "./findings_studies.ts";
- * console.log((await learningRateSection("/nonexistent")).includes("Not yet run")); // true
- * ```
  */
-export async function learningRateSection(
-  root: string,
-  options: SectionOptions = {},
-): Promise<string> {
-  const dir = options.dir ?? `${root}/results/learning-rate`;
-  const head = _head(
-    "learning-rate",
-    "**Claim** (document 001): “训练更快,可以使用更高的学习率” — *trains faster, and can use a higher " +
-      "learning rate*; and “可以使用更大的学习率,文[2]指出BN有效是因为用上BN层之后可以使用更大的学习率,从而跳出不好的局部极值” — " +
-      "*a larger learning rate can be used; [2] argues BN works because with BN layers a larger " +
-      "learning rate can be used, escaping poor local minima.*",
-  );
-  const rows = await _rows(`${dir}/sweep.csv`);
-  const config = await _config(dir);
-  if (!rows || !config) {
-    return _notRun(head, "learning-rate", "deno task sweep learning-rate --preset learning-rate");
-  }
+function _learningRate({ config, csv }: _Results): string[] {
+  const [rows] = csv;
   const lrs = _unique(rows.map((r) => _num(r.lr))).sort((a, b) => a - b);
   const activations = _unique(rows.map((r) => String(r.activation)));
   const variants = _unique(rows.map((r) => String(r.variant)));
@@ -328,7 +401,6 @@ export async function learningRateSection(
     return `${a}: ${parts.join("; ")}; ${diverged} trial(s) diverged.${judgement}`;
   });
   return [
-    ...head,
     `**Setting**: ${_scale(config, rows.length, ["activation"])}; batch ${config.batchSize}; ` +
     `${_unique(rows.map((r) => r.seed)).length} seed(s). Test accuracy in percent (running ` +
     `statistics), mean ± std over the seeds that did not diverge; a trial whose loss turned NaN is ` +
@@ -341,135 +413,15 @@ export async function learningRateSection(
     `**Verdict** (a learning rate works when no seed diverged and the mean accuracy is at least ` +
     `90% of the best mean with that activation): ${verdict.join(" ")}`,
     "",
-  ].join("\n");
-}
-
-/**
- * The unbiased-variance study: bnlab's running variance stored biased (÷m) or unbiased
- * (÷(m−1)) at batch 2, 4, 8, paired by seed.
- *
- * @param root The repository root.
- * @param options `dir`: the results directory, when not `results/<study>/` under the root.
- * @returns The Markdown section.
- *
- * @example
- * ```ts
- * import { unbiasedVarianceSection } from "./findings_studies.ts";
- * console.log((await unbiasedVarianceSection("/nonexistent")).includes("Not yet run")); // true
- * ```
- */
-export async function unbiasedVarianceSection(
-  root: string,
-  options: SectionOptions = {},
-): Promise<string> {
-  const dir = options.dir ?? `${root}/results/unbiased-variance`;
-  const head = _head(
-    "unbiased-variance",
-    "**Claim** (document 002): “值得注意的是在做test的时候为了对一个sample也可以用BN，此时的 u, var 往往采用做training" +
-      "时候的一个统计平均，同时方差采样的是无差的平均统计，即做test时有：” var_test = m/(m−1)·E[var] — *note that " +
-      "at test time, so that BN works on a single sample, μ and var are usually averages collected " +
-      "during training, the variance being the unbiased average; that is, at test time* " +
-      "var_test = m/(m−1)·E[var]. " +
-      "Document 001 gives the same rule, σ²_test = m/(m−1)·E(σ²_batch).",
-  );
-  const rows = await _rows(`${dir}/sweep.csv`);
-  const config = await _config(dir);
-  if (!rows || !config) {
-    return _notRun(
-      head,
-      "unbiased-variance",
-      "deno task sweep unbiased-variance --preset unbiased-variance",
-    );
-  }
-  const batches = _unique(rows.map((r) => _num(r.batch_size))).sort((a, b) => a - b);
-  const acc = (b: number, kind: string) =>
-    rows.filter((r) => r.batch_size === b && r.running_variance === kind);
-  const tableRows = batches.map((b) => {
-    const biased = acc(b, "biased");
-    const unbiased = acc(b, "unbiased");
-    const diffs = unbiased.map((u) => {
-      const twin = biased.find((r) => r.seed === u.seed);
-      return twin ? _num(u.test_accuracy) - _num(twin.test_accuracy) : NaN;
-    });
-    const d = stats(diffs);
-    return {
-      batch: b,
-      biased: percentCell(stats(biased.map((r) => _num(r.test_accuracy)))),
-      unbiased: percentCell(stats(unbiased.map((r) => _num(r.test_accuracy)))),
-      "unbiased − biased (paired)": percentCell(d),
-      "batch statistics": percentCell(stats(biased.map((r) => _num(r.test_accuracy_batch_stats)))),
-      _d: d,
-    };
-  });
-  const verdicts = tableRows.map((r) => {
-    const d = r._d;
-    const measurable = d.n > 1 && Math.abs(d.mean) > 2 * d.std / Math.sqrt(d.n);
-    return `batch ${r.batch}: ${(d.mean * 100).toFixed(2)} points` +
-      (d.n > 1
-        ? ` ± ${(d.std * 100).toFixed(2)} (${measurable ? "measurable" : "within noise"})`
-        : "");
-  });
-  // The running variance is not used in training: paired runs must end with the same loss.
-  const pairs = rows.filter((r) => r.running_variance === "unbiased").flatMap((u) => {
-    const b = rows.find((r) =>
-      r.running_variance === "biased" && r.seed === u.seed && r.batch_size === u.batch_size
-    );
-    return b ? [{ u, b }] : [];
-  });
-  const identical = pairs.filter(({ u, b }) => u.train_loss === b.train_loss).length;
-  return [
-    ...head,
-    `**Setting**: bnlab, ${_scale(config, rows.length)}; lr = base·B/32; seeds paired (the same ` +
-    `seed gives the same initial weights and batches in both arms; the running variance is not ` +
-    `used in training, and ${identical} of ${pairs.length} pairs end with the same training loss ` +
-    `to the last digit). In a convolutional BN layer m counts every position of the batch ` +
-    `(B·H·W values per channel), so m/(m−1) is far from 1 only in the BN of a dense layer, where ` +
-    `m = B. Test accuracy in percent, mean ± std over seeds; the paired column is the mean ± std ` +
-    `of the per-seed differences.`,
-    "",
-    markdownTable(tableRows.map(({ _d, ...rest }) => rest)),
-    "",
-    "![Biased vs unbiased running variance](../results/unbiased-variance/unbiased_variance.svg)",
-    "",
-    `**Verdict**: inference accuracy with the unbiased minus the biased running variance — ` +
-    `${verdicts.join("; ")} (measurable: the mean difference exceeds twice its standard error).`,
-    "",
-  ].join("\n");
+  ];
 }
 
 /**
  * Ioffe & Szegedy (2015)'s Figure 1: test accuracy over training and the 15th/50th/85th
  * percentiles of a last-hidden-layer sigmoid input, with and without BN.
- *
- * @param root The repository root.
- * @param options `dir`: the results directory, when not `results/<study>/` under the root.
- * @returns The Markdown section.
- *
- * @example
- * ```ts
- * import { figure1Section } from "./findings_studies.ts";
- * console.log((await figure1Section("/nonexistent")).includes("Not yet run")); // true
- * ```
  */
-export async function figure1Section(
-  root: string,
-  options: SectionOptions = {},
-): Promise<string> {
-  const dir = options.dir ?? `${root}/results/figure1`;
-  const head = _head(
-    "figure1",
-    "**Claim** (Ioffe & Szegedy 2015, Figure 1): “(a) The test accuracy of the MNIST network trained " +
-      "with and without Batch Normalization, vs. the number of training steps. Batch Normalization " +
-      "helps the network train faster and achieve higher accuracy. (b, c) The evolution of input " +
-      "distributions to a typical sigmoid, over the course of training, shown as {15, 50, 85}th " +
-      "percentiles. Batch Normalization makes the distribution more stable and reduces the internal " +
-      "covariate shift.”",
-  );
-  const rows = await _rows(`${dir}/figure1.csv`);
-  const config = await _config(dir);
-  if (!rows || !config) {
-    return _notRun(head, "figure1", "deno task train --preset figure1");
-  }
+async function _figure1({ dir, config, csv }: _Results): Promise<string[]> {
+  const [rows] = csv;
   const variants = _unique(rows.map((r) => String(r.variant)));
   const summary = await _rows(`${dir}/summary.csv`) ?? [];
   const steps = _unique(rows.map((r) => _num(r.step))).sort((a, b) => a - b);
@@ -521,7 +473,6 @@ export async function figure1Section(
         : " — BN does not train faster here.")
     : "both variants are needed for a verdict.";
   return [
-    ...head,
     `**Setting**: hidden layers ${config.hidden.join("×")}, ` +
     `${_scale(config, summary.length)}; batch ${config.batchSize}, lr ${config.lr}; ` +
     `${
@@ -536,44 +487,15 @@ export async function figure1Section(
     "",
     `**Verdict**: ${verdict}`,
     "",
-  ].join("\n");
+  ];
 }
 
 /**
  * ResNet-20 with and without BN on Fashion-MNIST: per-epoch test accuracy, and inference with
  * batch vs running statistics.
- *
- * @param root The repository root.
- * @param options `dir`: the results directory, when not `results/<study>/` under the root.
- * @returns The Markdown section.
- *
- * @example
- * ```ts
- * import { resnetSection } from "./findings_studies.ts";
- * console.log((await resnetSection("/nonexistent")).includes("Not yet run")); // true
- * ```
  */
-export async function resnetSection(
-  root: string,
-  options: SectionOptions = {},
-): Promise<string> {
-  const dir = options.dir ?? `${root}/results/resnet`;
-  const head = _head(
-    "resnet",
-    "**Claim** (document 004, read critically): “在第一步，我们将训练一个ResNet-20模型，并使用三个数据集（cifar10、" +
-      "cifar100和imagenet）进行评估。通过实验，我们可以看出，使用批归一化能够显著提升模型性能” " +
-      "— *first we train a " +
-      "ResNet-20 model and evaluate it on three datasets (cifar10, cifar100 and imagenet); the " +
-      "experiments show that batch normalization improves the model's performance significantly.* " +
-      "CIFAR-10 is not available on this machine; Fashion-MNIST (28×28 grey images, 10 classes) " +
-      "stands in.",
-  );
-  const summary = await _rows(`${dir}/summary.csv`);
-  const history = await _rows(`${dir}/history.csv`);
-  const config = await _config(dir);
-  if (!summary || !history || !config) {
-    return _notRun(head, "resnet", "deno task train --preset resnet");
-  }
+function _resnet({ config, csv }: _Results): string[] {
+  const [summary, history] = csv;
   const variants = _unique(summary.map((r) => String(r.variant)));
   const epochs = _unique(
     history.filter((r) => typeof r.test_accuracy === "number").map((r) => _num(r.epoch)),
@@ -607,7 +529,6 @@ export async function resnetSection(
   );
   const bn = final("bnlab", "test_accuracy");
   return [
-    ...head,
     `**Setting**: ${_scale(config, summary.length)}; batch ${config.batchSize}, lr ${config.lr}; ` +
     `GroupNorm with ${config.groups} groups; the same epochs for every variant. Test accuracy in ` +
     `percent (running statistics), mean ± std over seeds, at the end of each epoch.`,
@@ -622,7 +543,68 @@ export async function resnetSection(
       ? "BN improves ResNet-20 here by more than twice the seed spread."
       : "BN's advantage is not larger than twice the seed spread at this scale."),
     "",
-  ].join("\n");
+  ];
+}
+
+/**
+ * The unbiased-variance study: bnlab's running variance stored biased (÷m) or unbiased
+ * (÷(m−1)) at batch 2, 4, 8, paired by seed.
+ */
+function _unbiasedVariance({ config, csv }: _Results): string[] {
+  const [rows] = csv;
+  const batches = _unique(rows.map((r) => _num(r.batch_size))).sort((a, b) => a - b);
+  const acc = (b: number, kind: string) =>
+    rows.filter((r) => r.batch_size === b && r.running_variance === kind);
+  const tableRows = batches.map((b) => {
+    const biased = acc(b, "biased");
+    const unbiased = acc(b, "unbiased");
+    const diffs = unbiased.map((u) => {
+      const twin = biased.find((r) => r.seed === u.seed);
+      return twin ? _num(u.test_accuracy) - _num(twin.test_accuracy) : NaN;
+    });
+    const d = stats(diffs);
+    return {
+      batch: b,
+      biased: percentCell(stats(biased.map((r) => _num(r.test_accuracy)))),
+      unbiased: percentCell(stats(unbiased.map((r) => _num(r.test_accuracy)))),
+      "unbiased − biased (paired)": percentCell(d),
+      "batch statistics": percentCell(stats(biased.map((r) => _num(r.test_accuracy_batch_stats)))),
+      _d: d,
+    };
+  });
+  const verdicts = tableRows.map((r) => {
+    const d = r._d;
+    const measurable = d.n > 1 && Math.abs(d.mean) > 2 * d.std / Math.sqrt(d.n);
+    return `batch ${r.batch}: ${(d.mean * 100).toFixed(2)} points` +
+      (d.n > 1
+        ? ` ± ${(d.std * 100).toFixed(2)} (${measurable ? "measurable" : "within noise"})`
+        : "");
+  });
+  // The running variance is not used in training: paired runs must end with the same loss.
+  const pairs = rows.filter((r) => r.running_variance === "unbiased").flatMap((u) => {
+    const b = rows.find((r) =>
+      r.running_variance === "biased" && r.seed === u.seed && r.batch_size === u.batch_size
+    );
+    return b ? [{ u, b }] : [];
+  });
+  const identical = pairs.filter(({ u, b }) => u.train_loss === b.train_loss).length;
+  return [
+    `**Setting**: bnlab, ${_scale(config, rows.length)}; lr = base·B/32; seeds paired (the same ` +
+    `seed gives the same initial weights and batches in both arms; the running variance is not ` +
+    `used in training, and ${identical} of ${pairs.length} pairs end with the same training loss ` +
+    `to the last digit). In a convolutional BN layer m counts every position of the batch ` +
+    `(B·H·W values per channel), so m/(m−1) is far from 1 only in the BN of a dense layer, where ` +
+    `m = B. Test accuracy in percent, mean ± std over seeds; the paired column is the mean ± std ` +
+    `of the per-seed differences.`,
+    "",
+    markdownTable(tableRows.map(({ _d, ...rest }) => rest)),
+    "",
+    "![Biased vs unbiased running variance](../results/unbiased-variance/unbiased_variance.svg)",
+    "",
+    `**Verdict**: inference accuracy with the unbiased minus the biased running variance — ` +
+    `${verdicts.join("; ")} (measurable: the mean difference exceeds twice its standard error).`,
+    "",
+  ];
 }
 
 /** The report's settings the report section reads, by results directory. */
@@ -652,12 +634,10 @@ export async function reportSeedsSection(root: string): Promise<string> {
       (REPORT_RESULTS[v].testCorrect / REPORT_TEST_IMAGES * 100).toFixed(2)
     }%`
   );
-  const lines = [
-    `## ${STUDY_TITLES["report-seeds"]}`,
-    "",
+  const lines = _head(
+    "report-seeds",
     `**Claim** (document 000, the report): after 20 epochs, test accuracy ${report.join(", ")}.`,
-    "",
-  ];
+  );
   for (const { dir, what } of REPORT_SETTINGS) {
     const summary = await _rows(`${root}/results/${dir}/summary.csv`);
     if (!summary) {
@@ -713,11 +693,12 @@ function _lossCell(s: Stats): string {
 /** Every study's section, in the order of the findings document. */
 export const STUDY_SECTIONS: Readonly<Record<string, FindingsSection>> = Object.freeze({
   "report-seeds": reportSeedsSection,
-  "small-batch": smallBatchSection,
-  "learning-rate": learningRateSection,
-  figure1: figure1Section,
-  resnet: resnetSection,
-  "unbiased-variance": unbiasedVarianceSection,
+  ...Object.fromEntries(
+    (Object.keys(_STUDIES) as StudyName[]).map((study) => [
+      study,
+      (root: string) => studyFindings(study, { root }),
+    ]),
+  ),
 });
 
 /**
