@@ -94,7 +94,9 @@ async function main(argv: string[]): Promise<number> {
   const { config } = flags;
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
   const out = resume ?? flags.out ?? `results/${sweep.name}-${config.preset}-${stamp}`;
-  const plan = await prepareSweep(sweep, config, out, { grids });
+  // A local dry run writes nothing; Slurm's batch scripts read plan.json, so its dry run needs it.
+  const write = !flags.dryRun || flags.executor === "slurm";
+  const plan = await prepareSweep(sweep, config, out, { grids, write });
   const workers = flags.workers ?? navigator.hardwareConcurrency;
   console.error(
     `bnlab sweep ${sweep.name}: ${plan.trials.length} trials, preset ${config.preset}, ` +
@@ -103,11 +105,12 @@ async function main(argv: string[]): Promise<number> {
   await executePlan(out, plan, {
     executor: flags.executor,
     slurm: { ...flags.slurm },
+    dryRun: flags.dryRun,
     workers,
     onEvent: experimentProgress(new ProgressBar(), config.epochs, { quiet: true }),
     onLine: (worker, line) => console.error(`[worker ${worker}] ${line}`),
   });
-  if (flags.executor === "slurm") return 0;
+  if (flags.executor === "slurm" || flags.dryRun) return 0;
   const { rows } = await writeSweepOutputs(out, plan);
   console.log(formatTable(rows, { digits: 4 }));
   console.log(

@@ -48,7 +48,9 @@ async function main(args: string[]): Promise<number> {
   const { config } = flags;
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
   const out = resume ?? flags.out ?? `results/${config.preset}-${stamp}`;
-  const plan = await prepareTrain(config, out);
+  // A local dry run writes nothing; Slurm's batch scripts read plan.json, so its dry run needs it.
+  const write = !flags.dryRun || flags.executor === "slurm";
+  const plan = await prepareTrain(config, out, { write });
   console.error(
     `bnlab train: preset ${config.preset}, ${config.model}, variants ${
       config.variants.join(",")
@@ -60,12 +62,13 @@ async function main(args: string[]): Promise<number> {
   await executePlan(out, plan, {
     executor: flags.executor,
     slurm: { ...flags.slurm },
+    dryRun: flags.dryRun,
     workers: flags.workers ?? 1,
     only: new Set((await trainTrials(config, out)).map((t) => t.id)),
     onEvent,
     onLine: (worker, line) => console.error(`[worker ${worker}] ${line}`),
   });
-  if (flags.executor === "slurm") return 0;
+  if (flags.executor === "slurm" || flags.dryRun) return 0;
   const outputs = await writeExperimentOutputs(out, plan);
   console.log(
     formatTable(

@@ -32,8 +32,14 @@ export interface ParsedFlags {
   executor: "local" | "slurm";
   /** `--grid FIELD=v1,v2,…` specs, in order (sweeps). */
   grids: string[];
-  /** Options passed through to the Slurm executor (`--slurm-*`, `--dry-run`). */
+  /** Options passed through to the Slurm executor (`--slurm-*`). */
   slurm: SlurmFlags;
+  /**
+   * `--dry-run`: start nothing. The local executor prints the plan (the trials it would train,
+   * resume or skip, and the directory) and writes nothing; the Slurm executor prints its batch
+   * scripts instead of submitting them.
+   */
+  dryRun: boolean;
   /** The config fields the flags set explicitly (not from a preset or a saved config). */
   given: (keyof ExperimentConfig)[];
 }
@@ -50,8 +56,6 @@ export interface SlurmFlags {
   arrayLimit?: number;
   /** `--slurm-extra "…"`: further sbatch options. */
   extra?: string;
-  /** `--dry-run`: print the batch script instead of submitting it. */
-  dryRun: boolean;
 }
 
 /** Fields whose flag takes no value (`--nesterov`). */
@@ -160,8 +164,8 @@ export function parseFlags(args: string[], savedConfig?: ExperimentConfig): Pars
         ? undefined
         : _flagInteger("slurm-array-limit", arrayLimit, 1, 1_000_000),
       extra: slurmValue("extra"),
-      dryRun: Boolean(values["dry-run"]),
     },
+    dryRun: Boolean(values["dry-run"]),
     given,
   };
 }
@@ -287,7 +291,12 @@ export function helpText(command: string, extra: string[] = []): string {
     "                           left and by free memory)",
     "  --executor local|slurm   local worker processes [local], or one Slurm job array",
     "  --slurm-partition P, --slurm-time T, --slurm-cpus N, --slurm-array-limit N,",
-    '  --slurm-extra "…", --dry-run   passed to the Slurm executor',
+    '  --slurm-extra "…"        passed to the Slurm executor',
+    "  --dry-run                start nothing: print which trials would train, resume (after",
+    "                           which epoch) or be skipped as finished, and the results",
+    "                           directory, writing nothing; with --executor slurm, write",
+    "                           config.json and plan.json (the scripts read them) and print",
+    "                           the batch scripts instead of submitting them",
     "  --quiet                  no progress bar",
     "  --help, -h               this text",
     ...extra,

@@ -4,7 +4,7 @@
  *
  * - {@linkcode prepareTrain} / {@linkcode prepareSweep}: check everything (config, resume
  *   compatibility, dataset), then write `config.json`/`sweep.json` and `plan.json`; nothing is
- *   written when a check fails.
+ *   written when a check fails, or with `write: false` (a dry run).
  * - {@linkcode runLocal}: the local executor, trials in this process or in N worker processes
  *   (`deno task trial DIR --index …`), each loading the data only when it has a trial to train.
  * - {@linkcode runExperiment} / {@linkcode runSweep}: all three for the API, with a user's
@@ -27,6 +27,7 @@ import {
 } from "./config.ts";
 import type { SlurmFlags } from "./flags.ts";
 import { buildPlan, type Plan, readPlan, trainTrials, writePlan } from "./plan.ts";
+import { formatPlanPreview, previewPlan } from "./plan_preview.ts";
 import { provenance } from "./provenance.ts";
 import {
   type ExperimentRecord,
@@ -191,6 +192,11 @@ export interface PrepareOptions {
   checkData?: boolean;
   /** Build each distinct built-in model once (and dispose it) before writing anything. @default {checkData} */
   checkModel?: boolean;
+  /**
+   * Write `config.json`/`sweep.json` and `plan.json`; false runs every check and returns the
+   * plan, writing nothing (a dry run). @default {true}
+   */
+  write?: boolean;
 }
 
 /**
@@ -201,8 +207,8 @@ export interface PrepareOptions {
  *
  * @param config A resolved config.
  * @param out The experiment directory.
- * @param options Whether to check the dataset.
- * @returns The plan written.
+ * @param options Whether to check the dataset, and whether to write.
+ * @returns The plan (written unless `write` is false).
  *
  * @example
  * ```ts
@@ -235,6 +241,7 @@ export async function prepareTrain(
   }
   const plan = buildPlan("train", await trainTrials(config, out), await readPlan(out));
   if (options.checkData ?? true) await _checkPlanData(plan, options.checkModel ?? true);
+  if (options.write === false) return plan;
   let pending = false;
   for (const trial of plan.trials) {
     if (!(await readRunResult(`${out}/${trial.dir}`))) pending = true;
@@ -294,8 +301,9 @@ export interface SweepRecord {
  * @param sweep The sweep.
  * @param base The base config.
  * @param out The sweep directory.
- * @param options Whether to check the dataset; the `--grid` specs to record.
- * @returns The plan written.
+ * @param options Whether to check the dataset and whether to write; the `--grid` specs to
+ *   record.
+ * @returns The plan (written unless `write` is false).
  *
  * @example
  * ```ts
@@ -343,6 +351,7 @@ export async function prepareSweep(
     sweep.name === "grid" ? undefined : sweep.name,
   );
   if (options.checkData ?? true) await _checkPlanData(plan, options.checkModel ?? true);
+  if (options.write === false) return plan;
   const start: ExperimentStart = { at: new Date().toISOString(), provenance: provenance() };
   const record: SweepRecord = {
     sweep: sweep.name,
@@ -541,14 +550,28 @@ export async function runLocal(
   }
 }
 
+/** Options of {@linkcode executePlan}. */
+export interface ExecutePlanOptions extends RunLocalOptions {
+  /** Where the trials run. @default {"local"} */
+  executor?: "local" | "slurm";
+  /** The Slurm executor's options. */
+  slurm?: SlurmFlags;
+  /**
+   * Start nothing: the local executor prints what it would do ({@linkcode previewPlan}) and
+   * writes nothing (prepare the plan with `write: false` to keep the directory untouched);
+   * the Slurm executor prints its batch scripts instead of submitting them. @default {false}
+   */
+  dryRun?: boolean;
+}
+
 /**
  * Hands a plan to an executor: `local` ({@linkcode runLocal}) or `slurm` (one job array
  * of the plan's unfinished trials and a collect job, through `lib/experiments/slurm.ts`'s
- * `runSlurmExecutor`; `slurm.dryRun` prints the batch scripts instead).
+ * `runSlurmExecutor`). With `dryRun`, each prints what it would do instead.
  *
  * @param expDir The experiment directory.
  * @param plan Its plan.
- * @param options The executor, its options, and the local executor's options.
+ * @param options The executor, its options, `dryRun`, and the local executor's options.
  *
  * @example
  * ```ts
@@ -565,9 +588,15 @@ export async function runLocal(
 export async function executePlan(
   expDir: string,
   plan: Plan,
-  options: RunLocalOptions & { executor?: "local" | "slurm"; slurm?: SlurmFlags },
+  options: ExecutePlanOptions,
 ): Promise<void> {
-  if ((options.executor ?? "local") === "local") return await runLocal(expDir, plan, options);
-  const { cpus, ...slurm } = options.slurm ?? {};
-  await runSlurmExecutor(expDir, { ...slurm, cpusPerTask: cpus, only: options.only });
+  const { executor = "local", dryRun = false, only } = options;
+  if (executor === "local" && dryRun) {
+    console.log(formatPlanPreview(expDir, await previewPlan(expDir, plan, only)));
+  } else if (executor === "local") {
+    await runLocal(expDir, plan, options);
+  } else {
+    const { cpus, ...slurm } = options.slurm ?? {};
+    await runSlurmExecutor(expDir, { ...slurm, cpusPerTask: cpus, dryRun, only });
+  }
 }
