@@ -5,7 +5,7 @@
  * along, and the uncut product's within float rounding; the loader's switches and errors.
  *
  * scripts/setup.sh builds the library; where it is built for the current source, it must
- * load. Without it the comparisons compare the JavaScript path with itself and still pass.
+ * load, and where it is not, the loader says so once on stderr. Without it the comparisons compare the JavaScript path with itself and still pass.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
@@ -16,6 +16,7 @@ import {
   nativeInfo,
   nativeKernels,
   nativeLibraryPath,
+  notBuiltWarning,
   setNativeEnabled,
 } from "../lib/kernels/native_library.ts";
 import { createRng } from "../lib/data/random.ts";
@@ -300,4 +301,72 @@ Deno.test("buildNativeKernels names the compiler it could not run", async () => 
     () => buildNativeKernels({ compiler: "/nonexistent/cc", force: true }),
     /expected a C compiler at "\/nonexistent\/cc" \(set CC to another\), received: /,
   );
+});
+
+/**
+ * Runs `code` in a child Deno, in a copy of the loader (native_library.ts, env.ts and the C
+ * sources, as in lib/) that has no build folder; returns the child's stdout and stderr.
+ */
+async function _unbuiltChild(env: Record<string, string>, code: string) {
+  const root = await Deno.makeTempDir({ prefix: "bnlab-unbuilt-" });
+  const lib = new URL("../lib/", import.meta.url);
+  await Deno.mkdir(`${root}/lib/kernels/native`, { recursive: true });
+  const copied = [
+    "env.ts",
+    "kernels/native_library.ts",
+    "kernels/native/bnlab_kernels.c",
+    "kernels/native/thread_pool.c",
+  ];
+  for (const path of copied) {
+    await Deno.copyFile(new URL(path, lib), `${root}/lib/${path}`);
+  }
+  const loader = `${root}/lib/kernels/native_library.ts`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--no-config", "-"],
+    env,
+    cwd: root,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(code.replaceAll("LOADER", loader)));
+  await writer.close();
+  const result = await child.output();
+  await Deno.remove(root, { recursive: true });
+  return {
+    code: result.code,
+    stdout: new TextDecoder().decode(result.stdout).trim(),
+    stderr: new TextDecoder().decode(result.stderr),
+    expected: `${root}/lib/kernels/native/build/${nativeLibraryPath().split("/").at(-1)}`,
+  };
+}
+
+const _TWICE = `
+  import { nativeInfo, nativeKernels } from "LOADER";
+  nativeKernels();
+  console.log(JSON.stringify(nativeInfo()));
+`;
+
+Deno.test("without the built library the loader warns once on stderr, unless BNLAB_NATIVE=off", async () => {
+  const unbuilt = await _unbuiltChild({}, _TWICE);
+  assert.equal(unbuilt.code, 0, unbuilt.stderr);
+  assert.equal(unbuilt.stderr, `${notBuiltWarning(unbuilt.expected)}\n`);
+  assert.match(unbuilt.stderr, /native kernels are not built .* `deno task build-native`/);
+  assert.equal(JSON.parse(unbuilt.stdout).enabled, false);
+  const off = await _unbuiltChild({ BNLAB_NATIVE: "off" }, _TWICE);
+  assert.equal(off.code, 0, off.stderr);
+  assert.equal(off.stderr, "");
+  assert.equal(JSON.parse(off.stdout).reason, "switched off by BNLAB_NATIVE=off");
+});
+
+Deno.test("the warning is one line naming the missing file and the build command", () => {
+  const line = notBuiltWarning("/x/libbnlab_kernels-0123abcd.so");
+  assert.doesNotMatch(line, /\n/);
+  assert.match(
+    line,
+    /^bnlab: warning: native kernels are not built for this source \(no \/x\/libbnlab_kernels-0123abcd\.so\)/,
+  );
+  assert.match(line, /deno task build-native/);
+  assert.match(line, /BNLAB_NATIVE=off/);
 });

@@ -15,7 +15,9 @@
  * It is loaded on first use: `BNLAB_NATIVE` set to `off` (or `0`, `false`, `none`, `no`;
  * read in `lib/env.ts`) disables it. Without the built library, or without the
  * `--allow-ffi` permission, nothing fails: {@linkcode nativeInfo} says why it is off, and
- * the kernels run their JavaScript loops.
+ * the kernels run their JavaScript loops. A missing library is also said once per process on
+ * stderr ({@linkcode notBuiltWarning}), since those loops round some floats differently; a
+ * process that switched the kernels off with `BNLAB_NATIVE` is not warned.
  *
  * @module
  */
@@ -482,6 +484,30 @@ export function requireNativeKernels(kernel: string): NativeKernels {
 }
 
 /**
+ * The warning line printed on stderr, once per process, when the library for the current
+ * sources is not built (and `BNLAB_NATIVE` does not switch the native kernels off): which
+ * file is missing, what runs instead, and how to build it.
+ *
+ * @param path The library file looked for ({@linkcode nativeLibraryPath}).
+ * @returns One line, without a line break.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { notBuiltWarning } from "./native_library.ts";
+ *
+ * const line = notBuiltWarning("/repo/lib/kernels/native/build/libbnlab_kernels-0123abcd.so");
+ * assert.match(line, /deno task build-native/);
+ * assert.doesNotMatch(line, /\n/);
+ * ```
+ */
+export function notBuiltWarning(path: string): string {
+  return `bnlab: warning: native kernels are not built for this source (no ${path}); the ` +
+    "fallback kernels run, and some floats differ slightly. Build them with " +
+    "`deno task build-native`, or set BNLAB_NATIVE=off to run the fallbacks without this warning.";
+}
+
+/**
  * Switches the native kernels off (the JavaScript loops run) or back on, in this process;
  * for comparisons of both paths in one run. Switching on has no effect when no library is
  * loaded.
@@ -529,6 +555,7 @@ function _load(): _State {
     return _state = off(`cannot read the C sources ${paths}: ${message}`);
   }
   if (!_exists(path)) {
+    console.error(notBuiltWarning(path));
     return _state = off(
       `not built for this source (expected ${path}): run \`deno task build-native\``,
     );
