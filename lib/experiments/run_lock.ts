@@ -3,9 +3,7 @@
  * trains it (pid, host, a random token) and carries a heartbeat the owner refreshes. Another
  * process that wants the run finds the lock and is refused, unless the owner is gone: its pid
  * is dead on this host, or its heartbeat is older than `staleMs` (a process on another host, or
- * one that hangs). The lock is released when the owner finishes, on a normal exit, and when
- * the process is ended by SIGTERM (it then exits with status 143), so that a run cancelled on
- * one node of a cluster can be resumed on another at once.
+ * one that hangs). The lock is released when the owner finishes, and on a normal exit.
  *
  * Taking, refreshing and releasing the lock happen under `withFileLock` of the lock file, so two
  * processes that find the same stale owner cannot both take it over.
@@ -30,14 +28,6 @@ export interface RunLockOwner {
   /** When the owner last confirmed it is alive (ISO 8601). */
   heartbeat: string;
 }
-
-/**
- * Signals whose default action ends a run's process without an unload event, with the exit
- * status a shell reports for each (128 + n). SIGINT is left to its default (and to Jupyter's
- * interrupt): a process it ends leaves a lock that the dead pid check frees on this host.
- */
-const _TERMINATING_SIGNALS: readonly (readonly [Deno.Signal, number])[] =
-  Deno.build.os === "windows" ? [] : [["SIGTERM", 143]];
 
 /** Options of {@linkcode acquireRunLock}. */
 export interface RunLockOptions {
@@ -144,16 +134,6 @@ export async function acquireRunLock(dir: string, options: RunLockOptions = {}):
     }
   };
   globalThis.addEventListener("unload", onUnload);
-  // SIGTERM (Slurm's scancel or time limit, on any node) ends a process without an unload
-  // event: release the lock, then exit with the signal's conventional status.
-  const signals = _TERMINATING_SIGNALS.map(([signal, status]) => {
-    const handler = () => {
-      onUnload();
-      Deno.exit(status);
-    };
-    Deno.addSignalListener(signal, handler);
-    return [signal, handler] as const;
-  });
   return {
     path,
     owner,
@@ -162,7 +142,6 @@ export async function acquireRunLock(dir: string, options: RunLockOptions = {}):
       released = true;
       clearInterval(timer);
       globalThis.removeEventListener("unload", onUnload);
-      for (const [signal, handler] of signals) Deno.removeSignalListener(signal, handler);
       await withFileLock(path, async () => {
         const current = await _readOwner(path);
         if (current?.token === owner.token) await Deno.remove(path).catch(() => {});
