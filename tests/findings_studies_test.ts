@@ -305,3 +305,43 @@ Deno.test("figure1: the verdict compares the drift of the median and the early a
   );
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("the report section says which of the report's numbers each setting reproduces", async () => {
+  const root = await Deno.makeTempDir();
+  const dir = `${root}/results/report-5seeds`;
+  await Deno.mkdir(dir, { recursive: true });
+  // Seeds 0 and 1: none at the report's 11.35%, bnlab 92.10 ± 1.41 (reproduces 92.10),
+  // tfjs 98.00 ± 0.00 (5.65 points from the report's 95.65 → not reproduced).
+  const row = (variant: string, seed: number, accuracy: number) => ({
+    variant,
+    seed,
+    test_accuracy: accuracy,
+    test_accuracy_batch_stats: variant === "none" ? null : accuracy,
+    test_loss: 1,
+    train_loss: 1,
+    status: "done",
+  });
+  await writeCsv(`${dir}/summary.csv`, [
+    row("none", 0, 0.1135),
+    row("none", 1, 0.1135),
+    row("custom", 0, 0.9110),
+    row("custom", 1, 0.9310),
+    row("tfjs", 0, 0.98),
+    row("tfjs", 1, 0.98),
+  ]);
+  await Deno.writeTextFile(
+    `${dir}/config.json`,
+    JSON.stringify({ config: { variants: ["none", "custom", "tfjs"], seeds: 3 } }),
+  );
+  const text = await STUDY_SECTIONS["report-seeds"](root);
+  assert.match(text, /none 11\.35 ± 0\.00 against 11\.35: reproduced/);
+  assert.match(text, /bnlab 92\.10 ± 1\.41 against 92\.10: reproduced/);
+  assert.match(text, /tfjs 98\.00 ± 0\.00 against 95\.65: 2\.35 points above/);
+  // Paired gaps 6.90 and 4.90 points: mean 5.90 ± 1.41; the report's 3.55 is 1.7 std away.
+  assert.match(text, /paired by seed: 5\.90 ± 1\.41 points over 2 seeds/);
+  assert.match(text, /3\.55 points, 1\.7 standard deviations/);
+  assert.match(text, /5 seeds: gives the report's number for none and bnlab only/);
+  assert.match(text, /in progress, 6 of 9 trials finished/);
+  assert.match(text, /`modern` preset \(relu\)\n\n\*Not yet run\*/);
+  await Deno.remove(root, { recursive: true });
+});

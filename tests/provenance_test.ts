@@ -60,6 +60,26 @@ Deno.test("gitState: the diff hash marks a dirty tree and changes when the diff 
   });
 });
 
+Deno.test("gitState: results/ is data, not code: changes and new files there leave the tree clean", async () => {
+  const { dir, commit } = await repo();
+  await Deno.mkdir(`${dir}/results/run`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/results/run/checkpoint.json`, "{}\n");
+  git(dir, "add", "results");
+  git(dir, "commit", "-q", "-m", "a run's checkpoint");
+  await Deno.writeTextFile(`${dir}/results/run/checkpoint.json`, '{"epoch":2}\n');
+  await Deno.writeTextFile(`${dir}/results/run/weights-2.bin`, "w");
+  assert.deepEqual(gitState(dir), {
+    gitCommit: git(dir, "rev-parse", "HEAD"),
+    gitDirty: false,
+    gitDiffSha256: null,
+    gitUntracked: 0,
+  });
+  assert.notEqual(git(dir, "rev-parse", "HEAD"), commit);
+  // The code beside it still counts, from any directory of the checkout.
+  await Deno.writeTextFile(`${dir}/a.ts`, "export const a = 2;\n");
+  assert.equal(gitState(`${dir}/results`).gitDirty, true);
+});
+
 Deno.test("gitState: untracked paths are counted apart from the dirty flag; ignored ones are not", async () => {
   const { dir } = await repo();
   await Deno.writeTextFile(`${dir}/b.ts`, "new\n");

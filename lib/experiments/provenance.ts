@@ -17,8 +17,9 @@ export interface GitState {
   /** The commit checked out ("unknown" outside a git checkout). */
   gitCommit: string;
   /**
-   * Whether tracked files differ from `gitCommit` (staged or not): `git diff HEAD` is not
-   * empty. `null` when git could not be run (no `--allow-run`, or no git).
+   * Whether tracked files outside `results/` differ from `gitCommit` (staged or not):
+   * `git diff HEAD` is not empty. `null` when git could not be run (no `--allow-run`, or no
+   * git).
    */
   gitDirty: boolean | null;
   /**
@@ -27,7 +28,7 @@ export interface GitState {
    * `null` when the tree is clean or git could not be run.
    */
   gitDiffSha256: string | null;
-  /** Untracked paths that git does not ignore (`null` when git could not be run). */
+  /** Untracked paths outside `results/` that git does not ignore (`null` when git could not be run). */
   gitUntracked: number | null;
 }
 
@@ -132,8 +133,9 @@ export function provenance(options: ProvenanceOptions = {}): Provenance {
 }
 
 /**
- * The git state of a checkout: its commit, whether tracked files differ from it, a SHA-256 of
- * `git diff HEAD --binary` when they do, and the number of untracked, unignored paths. Runs
+ * The git state of a checkout's code: its commit, whether tracked files outside `results/`
+ * differ from it, a SHA-256 of their `git diff HEAD --binary` when they do, and the number of
+ * untracked, unignored paths outside `results/`. Runs
  * `git` (needs `--allow-run`); without it, the commit is read from `.git/` and the other
  * fields are `null`.
  *
@@ -153,8 +155,15 @@ export function gitState(root: string): GitState {
     return { gitCommit: _readHead(root), gitDirty: null, gitDiffSha256: null, gitUntracked: null };
   }
   const gitCommit = new TextDecoder().decode(head).trim();
-  const diff = _git(root, ["diff", "HEAD", "--binary"]);
-  const untracked = _git(root, ["ls-files", "--others", "--exclude-standard", "-z"]);
+  const diff = _git(root, ["diff", "HEAD", "--binary", "--", ..._CODE]);
+  const untracked = _git(root, [
+    "ls-files",
+    "--others",
+    "--exclude-standard",
+    "-z",
+    "--",
+    ..._CODE,
+  ]);
   if (diff === null || untracked === null) {
     return { gitCommit, gitDirty: null, gitDiffSha256: null, gitUntracked: null };
   }
@@ -181,6 +190,12 @@ export function gitState(root: string): GitState {
 export function gitCommit(): string {
   return gitState(_ROOT).gitCommit;
 }
+
+/**
+ * The paths whose state is the code's: everything but `results/`, where runs write (a resumed
+ * run changes its committed checkpoint without changing the code that trains it).
+ */
+const _CODE = [":(top)", ":(top,exclude)results"];
 
 /** `git -C root …`'s stdout, or null when git cannot run or fails. */
 function _git(root: string, args: string[]): Uint8Array | null {
