@@ -8,15 +8,33 @@ import {
 
 const MODULE = new URL("../lib/experiments/run_lock.ts", import.meta.url).href;
 
-/** Starts a process that takes the run lock of `dir`, says so, then holds it for `holdMs`. */
-async function holder(dir: string, holdMs: number) {
+const PACER = new URL("../lib/train/yield.ts", import.meta.url).href;
+
+/**
+ * Starts a process that takes the run lock of each of `dirs`, says so, then holds them for
+ * `holdMs`: idle, or (`busy`) in a synchronous loop that gives the event loop a turn through a
+ * `Pacer`, as the training loop does.
+ */
+async function holder(dir: string | string[], holdMs: number, busy = false) {
   const script = await Deno.makeTempFile({ suffix: ".ts" });
+  const hold = busy
+    ? `const pacer = new Pacer();
+       const started = performance.now();
+       while (performance.now() - started < ${holdMs}) {
+         const step = performance.now();
+         while (performance.now() - step < 20) Math.sqrt(step);
+         await pacer.tick();
+       }`
+    : `await new Promise((resolve) => setTimeout(resolve, ${holdMs}));`;
   await Deno.writeTextFile(
     script,
     `import { acquireRunLock } from ${JSON.stringify(MODULE)};
-     await acquireRunLock(${JSON.stringify(dir)}, { heartbeatMs: 100, staleMs: 5000 });
+     import { Pacer } from ${JSON.stringify(PACER)};
+     for (const dir of ${JSON.stringify([dir].flat())}) {
+       await acquireRunLock(dir, { heartbeatMs: 100, staleMs: 5000 });
+     }
      console.log("locked");
-     await new Promise((resolve) => setTimeout(resolve, ${holdMs}));`,
+     ${hold}`,
   );
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", script],
@@ -67,6 +85,63 @@ Deno.test("a process that exits normally releases its lock", async () => {
   assert.deepEqual([...Deno.readDirSync(dir)], []);
   await (await acquireRunLock(dir)).release();
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a process ended by SIGTERM releases its locks and exits with 143", async () => {
+  const dirs = [await Deno.makeTempDir(), await Deno.makeTempDir()];
+  const child = await holder(dirs, 60000);
+  for (const dir of dirs) assert.equal((await readRunLock(dir))?.pid, child.pid);
+  child.kill("SIGTERM");
+  await child.stdout.cancel().catch(() => {});
+  assert.equal((await child.status).code, 143);
+  for (const dir of dirs) {
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SIGTERM ends a busy owner that paces its work within a step, and its heartbeat runs", async () => {
+  const dir = await Deno.makeTempDir();
+  const child = await holder(dir, 60000, true);
+  const first = (await readRunLock(dir))!.heartbeat;
+  // Heartbeats every 100 ms, though the owner never waits on its own.
+  const deadline = Date.now() + 10000;
+  while ((await readRunLock(dir))?.heartbeat === first && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.notEqual((await readRunLock(dir))?.heartbeat, first);
+  const sent = performance.now();
+  child.kill("SIGTERM");
+  await child.stdout.cancel().catch(() => {});
+  assert.equal((await child.status).code, 143);
+  // Its steps take 20 ms and it yields every 50 ms; allow for a loaded machine.
+  assert.ok(performance.now() - sent < 2000, `exited ${performance.now() - sent} ms after SIGTERM`);
+  assert.deepEqual([...Deno.readDirSync(dir)], []);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("releasing a lock takes its SIGTERM listener away: SIGTERM then ends the process at once", async () => {
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(
+    script,
+    `import { acquireRunLock } from ${JSON.stringify(MODULE)};
+     await (await acquireRunLock(await Deno.makeTempDir())).release();
+     console.log("released");
+     await new Promise((resolve) => setTimeout(resolve, 60000));`,
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", script],
+    stdout: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("released")) text += (await reader.read()).value ?? "";
+  reader.releaseLock();
+  child.kill("SIGTERM");
+  await child.stdout.cancel().catch(() => {});
+  const status = await child.status;
+  assert.equal(status.signal, "SIGTERM");
+  await Deno.remove(script);
 });
 
 Deno.test("a lock of another host is refused while its heartbeat is fresh, taken over once stale", async () => {

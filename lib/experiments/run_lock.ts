@@ -3,7 +3,14 @@
  * trains it (pid, host, a random token) and carries a heartbeat the owner refreshes. Another
  * process that wants the run finds the lock and is refused, unless the owner is gone: its pid
  * is dead on this host, or its heartbeat is older than `staleMs` (a process on another host, or
- * one that hangs). The lock is released when the owner finishes, and on a normal exit.
+ * one that hangs). The lock is released when the owner finishes, on a normal exit, and when
+ * the process is sent SIGTERM (Slurm's `scancel` or time limit, `kill`): the process then
+ * releases every run lock it holds and exits with status 143, so that a run stopped on one
+ * node of a cluster can be resumed on another at once. The training and evaluation loops give
+ * the event loop a turn every few tens of milliseconds (lib/train/yield.ts), so the heartbeat
+ * and the SIGTERM listener run within a step, not at the end of an epoch. SIGINT keeps its
+ * default (and a Jupyter kernel's interrupt): a process it ends leaves a lock that the dead pid
+ * check frees on this host.
  *
  * Taking, refreshing and releasing the lock happen under `withFileLock` of the lock file, so two
  * processes that find the same stale owner cannot both take it over.
@@ -27,6 +34,33 @@ export interface RunLockOwner {
   started: string;
   /** When the owner last confirmed it is alive (ISO 8601). */
   heartbeat: string;
+}
+
+/** Exit status of a process ended by SIGTERM once its locks are released (128 + 15). */
+export const SIGTERM_EXIT_STATUS = 143;
+
+/** Synchronous releases of the run locks this process holds, run by the SIGTERM listener. */
+const _held = new Set<() => void>();
+
+/** Releases every lock this process holds and exits as SIGTERM's default action would. */
+function _onTerminate() {
+  for (const release of [..._held]) release();
+  Deno.exit(SIGTERM_EXIT_STATUS);
+}
+
+/** Tracks a held lock; the SIGTERM listener is installed while at least one is held. */
+function _hold(releaseSync: () => void) {
+  if (_held.size === 0 && Deno.build.os !== "windows") {
+    Deno.addSignalListener("SIGTERM", _onTerminate);
+  }
+  _held.add(releaseSync);
+}
+
+function _unhold(releaseSync: () => void) {
+  if (!_held.delete(releaseSync)) return;
+  if (_held.size === 0 && Deno.build.os !== "windows") {
+    Deno.removeSignalListener("SIGTERM", _onTerminate);
+  }
 }
 
 /** Options of {@linkcode acquireRunLock}. */
@@ -74,7 +108,8 @@ export interface RunLock {
  *
  * @param dir The run's directory.
  * @param options Heartbeat period and staleness limit.
- * @returns The held lock; call `release()` when the run is done (also released on exit).
+ * @returns The held lock; call `release()` when the run is done (also released on exit and on
+ * SIGTERM, which then ends the process with status 143).
  * @throws {RunLockedError} When another live process owns the run.
  *
  * @example
@@ -114,12 +149,20 @@ export async function acquireRunLock(dir: string, options: RunLockOptions = {}):
   }, { timeoutMs: 10000, staleMs: 5000 });
 
   let released = false;
+  // Whether a heartbeat holds the file lock of `path` (its `.lock` companion), which a process
+  // ended by SIGTERM meanwhile removes too.
+  let beating = false;
   const beat = async () => {
     await withFileLock(path, async () => {
-      const current = await _readOwner(path);
-      if (current?.token !== owner.token) return;
-      owner.heartbeat = new Date().toISOString();
-      await writeJsonAtomic(path, owner);
+      beating = true;
+      try {
+        const current = await _readOwner(path);
+        if (current?.token !== owner.token) return;
+        owner.heartbeat = new Date().toISOString();
+        await writeJsonAtomic(path, owner);
+      } finally {
+        beating = false;
+      }
     }, { timeoutMs: 10000, staleMs: 5000 }).catch(() => {});
   };
   const timer = setInterval(() => void beat(), heartbeatMs);
@@ -132,8 +175,16 @@ export async function acquireRunLock(dir: string, options: RunLockOptions = {}):
     } catch {
       // Gone or unreadable: nothing of ours to remove.
     }
+    if (beating) {
+      try {
+        Deno.removeSync(`${path}.lock`);
+      } catch {
+        // Already gone.
+      }
+    }
   };
   globalThis.addEventListener("unload", onUnload);
+  _hold(onUnload);
   return {
     path,
     owner,
@@ -142,6 +193,7 @@ export async function acquireRunLock(dir: string, options: RunLockOptions = {}):
       released = true;
       clearInterval(timer);
       globalThis.removeEventListener("unload", onUnload);
+      _unhold(onUnload);
       await withFileLock(path, async () => {
         const current = await _readOwner(path);
         if (current?.token === owner.token) await Deno.remove(path).catch(() => {});

@@ -8,6 +8,7 @@ import { batches, type LastBatch, numBatches } from "../data/batches.ts";
 import type { Dataset } from "../data/mnist.ts";
 import { checkBatchesNormalizable, checkModelFitsData, validateDataset } from "../data/validate.ts";
 import { computeLoss, type LossName } from "./losses.ts";
+import { Pacer } from "./yield.ts";
 import type { LayersModel, Tensor } from "../tfjs_types.ts";
 
 /** Options of {@linkcode evaluate}. */
@@ -109,6 +110,7 @@ export async function evaluate(
   let count = 0;
   let lossSum = 0;
   const predictedCounts = new Array<number>(data.numClasses).fill(0);
+  const pacer = new Pacer();
   try {
     for (const batch of batches(data, { batchSize, shuffle: false, lastBatch })) {
       const [predicted, batchLoss] = tf.tidy(() => {
@@ -127,6 +129,7 @@ export async function evaluate(
         predictedCounts[labels[i]]++;
         if (labels[i] === batch.labels[i]) correct++;
       }
+      await pacer.tick();
     }
   } finally {
     for (const { w, value } of saved) {

@@ -11,6 +11,7 @@ import { validateTrainingInputs } from "../data/validate.ts";
 import type { Dataset } from "../data/mnist.ts";
 import { evaluate, type Evaluation } from "./evaluate.ts";
 import { computeLoss, type LossName } from "./losses.ts";
+import { Pacer } from "./yield.ts";
 import type { LayersModel, NamedTensorMap, Optimizer, Scalar, Tensor } from "../tfjs_types.ts";
 
 /** Optimizers the loop can build (`momentum` is SGD with momentum 0.9, an older name). */
@@ -254,7 +255,9 @@ export function scheduleFactor(step: number, options: ScheduleOptions = {}): num
  * Each step runs `model.apply(xs, { training: true })` inside `optimizer.minimize`, so BN
  * layers normalize with batch statistics and update their running statistics once per step.
  * The loss is read back only every `logEvery` steps and at epoch ends, so the device is not
- * forced to synchronize on every step.
+ * forced to synchronize on every step. Between steps the loop gives the event loop a turn every
+ * `YIELD_EVERY_MS` of wall time (lib/train/yield.ts), so that timers and signal listeners run
+ * during an epoch.
  *
  * @param model A model mapping NHWC images to logits.
  * @param data Training images and labels.
@@ -322,6 +325,8 @@ export async function train(
   options.onEvent?.({ type: "start", totalSteps, doneSteps: step });
 
   const records: EpochRecord[] = [];
+  // Steps are synchronous: give the event loop a turn (timers, signals) every few of them.
+  const pacer = new Pacer();
   const started = performance.now();
   const firstStep = step;
   for (let epoch = startEpoch; epoch < epochs; epoch++) {
@@ -383,6 +388,7 @@ export async function train(
       }
       batchLoss.dispose();
       await options.observer?.afterStep?.(step, epoch);
+      await pacer.tick();
     }
     const trainLoss = (await lossSum.data())[0] / batchCount;
     const trainAccuracy = (await correctSum.data())[0] / seen;
