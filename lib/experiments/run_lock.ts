@@ -7,8 +7,8 @@
  * the process is sent SIGTERM (Slurm's `scancel` or time limit, `kill`): the process then
  * releases every run lock it holds and exits with status 143, so that a run stopped on one
  * node of a cluster can be resumed on another at once. The training and evaluation loops give
- * the event loop a turn every few tens of milliseconds (lib/train/yield.ts), so the heartbeat
- * and the SIGTERM listener run within a step, not at the end of an epoch. SIGINT keeps its
+ * the event loop a turn twice a second (lib/train/yield.ts), so the heartbeat and the SIGTERM
+ * listener run during an epoch, not at its end. SIGINT keeps its
  * default (and a Jupyter kernel's interrupt): a process it ends leaves a lock that the dead pid
  * check frees on this host.
  *
@@ -35,6 +35,9 @@ export interface RunLockOwner {
   /** When the owner last confirmed it is alive (ISO 8601). */
   heartbeat: string;
 }
+
+/** Age (ms) past which the lock file's `.lock` companion is taken as left by a dead process. */
+const _FILE_LOCK_STALE_MS = 5000;
 
 /** Exit status of a process ended by SIGTERM once its locks are released (128 + 15). */
 export const SIGTERM_EXIT_STATUS = 143;
@@ -69,9 +72,19 @@ export interface RunLockOptions {
   heartbeatMs?: number;
   /**
    * A lock whose heartbeat is older than this (ms) belongs to a dead or hung owner and is taken
-   * over; keep it well above `heartbeatMs` and above the longest stretch a training step keeps
-   * the event loop busy. An owner on this host whose pid is gone is taken over at once.
-   * @default {300000}
+   * over. An owner on this host whose pid is gone is taken over at once; this limit is what
+   * frees the lock of an owner on another host that died without releasing it (SIGKILL, a
+   * crashed node).
+   *
+   * A live owner refreshes its heartbeat every `heartbeatMs`, late by at most the longest
+   * stretch that keeps its event loop busy. The training and evaluation loops give the event
+   * loop a turn every `YIELD_EVERY_MS` (lib/train/yield.ts), and checkpoints and results are
+   * written with awaited file operations, so that stretch is one training step, one evaluation
+   * batch or one chart of the results: about a second for a ResNet-20 step at batch 128 on a
+   * slow, loaded CPU, a few seconds for its first step. The default, six heartbeat periods, is
+   * tens of times that. Raise it for a run whose single step or evaluation batch can take tens
+   * of seconds (a very large batch on a large model), or its owner would be taken over alive.
+   * @default {60000}
    */
   staleMs?: number;
 }
@@ -125,7 +138,7 @@ export interface RunLock {
  * ```
  */
 export async function acquireRunLock(dir: string, options: RunLockOptions = {}): Promise<RunLock> {
-  const { heartbeatMs = 10000, staleMs = 300000 } = options;
+  const { heartbeatMs = 10000, staleMs = 60000 } = options;
   if (!(heartbeatMs > 0) || !(staleMs > heartbeatMs)) {
     throw new Error(
       `acquireRunLock: expected 0 < heartbeatMs < staleMs, received heartbeatMs ${heartbeatMs}, ` +
@@ -146,26 +159,10 @@ export async function acquireRunLock(dir: string, options: RunLockOptions = {}):
     const current = await _readOwner(path);
     if (current && !(await _isStale(current, staleMs))) throw new RunLockedError(path, current);
     await writeJsonAtomic(path, owner);
-  }, { timeoutMs: 10000, staleMs: 5000 });
+  }, { timeoutMs: 10000, staleMs: _FILE_LOCK_STALE_MS });
 
   let released = false;
-  // Whether a heartbeat holds the file lock of `path` (its `.lock` companion), which a process
-  // ended by SIGTERM meanwhile removes too.
-  let beating = false;
-  const beat = async () => {
-    await withFileLock(path, async () => {
-      beating = true;
-      try {
-        const current = await _readOwner(path);
-        if (current?.token !== owner.token) return;
-        owner.heartbeat = new Date().toISOString();
-        await writeJsonAtomic(path, owner);
-      } finally {
-        beating = false;
-      }
-    }, { timeoutMs: 10000, staleMs: 5000 }).catch(() => {});
-  };
-  const timer = setInterval(() => void beat(), heartbeatMs);
+  const timer = setInterval(() => _beatSync(path, owner), heartbeatMs);
   Deno.unrefTimer(timer);
   const onUnload = () => {
     // Synchronous: the event loop is ending.
@@ -174,13 +171,6 @@ export async function acquireRunLock(dir: string, options: RunLockOptions = {}):
       if (current.token === owner.token) Deno.removeSync(path);
     } catch {
       // Gone or unreadable: nothing of ours to remove.
-    }
-    if (beating) {
-      try {
-        Deno.removeSync(`${path}.lock`);
-      } catch {
-        // Already gone.
-      }
     }
   };
   globalThis.addEventListener("unload", onUnload);
@@ -197,9 +187,57 @@ export async function acquireRunLock(dir: string, options: RunLockOptions = {}):
       await withFileLock(path, async () => {
         const current = await _readOwner(path);
         if (current?.token === owner.token) await Deno.remove(path).catch(() => {});
-      }, { timeoutMs: 10000, staleMs: 5000 });
+      }, { timeoutMs: 10000, staleMs: _FILE_LOCK_STALE_MS });
     },
   };
+}
+
+/**
+ * Refreshes the owner's heartbeat in one synchronous stretch, under the same `.lock` companion
+ * file that `withFileLock` uses: a handful of small file operations that, done synchronously,
+ * neither hold the companion across turns of an event loop that training keeps busy (each
+ * awaited operation would wait for the next turn) nor can be cut in half by the SIGTERM
+ * listener. A companion held by another process
+ * (one that is reading the lock) skips this beat; one older than {@linkcode _FILE_LOCK_STALE_MS}
+ * was left by a dead process and is removed.
+ */
+function _beatSync(path: string, owner: RunLockOwner) {
+  const companion = `${path}.lock`;
+  try {
+    Deno.openSync(companion, { createNew: true, write: true }).close();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) return;
+    try {
+      const mtime = Deno.statSync(companion).mtime;
+      if (mtime && Date.now() - mtime.getTime() > _FILE_LOCK_STALE_MS) Deno.removeSync(companion);
+    } catch {
+      // Gone meanwhile.
+    }
+    return;
+  }
+  try {
+    const current = JSON.parse(Deno.readTextFileSync(path)) as RunLockOwner;
+    if (current.token !== owner.token) return;
+    owner.heartbeat = new Date().toISOString();
+    // Named as writeJsonAtomic names its temporary files; no fsync: a heartbeat lost in a
+    // crash costs nothing.
+    const temp = path.replace(/[^/]+$/, (name) => `.${name}.${owner.token.slice(0, 8)}.tmp`);
+    try {
+      Deno.writeTextFileSync(temp, JSON.stringify(owner, null, 2) + "\n");
+      Deno.renameSync(temp, path);
+    } catch (error) {
+      Deno.removeSync(temp);
+      throw error;
+    }
+  } catch {
+    // Gone or unreadable (taken over, or removed by `slurm`'s restart check): nothing to refresh.
+  } finally {
+    try {
+      Deno.removeSync(companion);
+    } catch {
+      // Already gone.
+    }
+  }
 }
 
 /**

@@ -10,15 +10,21 @@
  * @module
  */
 
-/** Wall time (ms) between two turns of the event loop that the training and evaluation loops
- * give. @default {50} */
-export const YIELD_EVERY_MS = 50;
+/**
+ * Wall time (ms) between two turns of the event loop that the training and evaluation loops
+ * give: a turn costs a few milliseconds (the shortest timer the runtime has, and the time the
+ * operating system takes to run the thread again), so it is taken only this often.
+ */
+export const YIELD_EVERY_MS = 500;
 
 /**
- * Lets the event loop run one turn (timers, signals, finished I/O) and resumes after it.
+ * Lets the event loop run one full turn and resumes after it: due timers fire, signal
+ * listeners run, finished I/O is delivered.
  *
- * A `MessageChannel` message is a macrotask that the runtime delivers without the minimum
- * delay that `setTimeout(…, 0)` has (1 ms and more), so a turn costs tens of microseconds.
+ * A zero-delay timer is the turn that does all of this. A microtask (a resolved promise, or
+ * reading a wasm tensor's data) is no turn at all; a `MessageChannel` message delivers only
+ * what is ready without waiting on the operating system, so signals and timers can stay
+ * pending behind it.
  *
  * @returns A promise resolved on the next turn of the event loop.
  *
@@ -32,20 +38,11 @@ export const YIELD_EVERY_MS = 50;
  *   // Synchronous work: the timer cannot fire during it.
  * }
  * await yieldToEventLoop();
- * await yieldToEventLoop();
  * console.log(fired); // true
  * ```
  */
 export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => {
-    const { port1, port2 } = new MessageChannel();
-    port1.onmessage = () => {
-      port1.close();
-      resolve();
-    };
-    port2.postMessage(null);
-    port2.close();
-  });
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /**
@@ -71,8 +68,8 @@ export class Pacer {
   private _last = performance.now();
 
   /**
-   * @param everyMs Wall time (ms) between two turns; 0 yields on every call.
-   * @default {YIELD_EVERY_MS}
+   * @param everyMs Wall time (ms) between two turns (default {@linkcode YIELD_EVERY_MS}); 0
+   * yields on every call.
    */
   constructor(everyMs: number = YIELD_EVERY_MS) {
     if (!(everyMs >= 0) || !Number.isFinite(everyMs)) {
