@@ -8,12 +8,13 @@
  * releases every run lock it holds and exits with status 143, so that a run stopped on one
  * node of a cluster can be resumed on another at once. The training and evaluation loops give
  * the event loop a turn twice a second (lib/train/yield.ts), so the heartbeat and the SIGTERM
- * listener run during an epoch, not at its end. SIGINT keeps its
- * default (and a Jupyter kernel's interrupt): a process it ends leaves a lock that the dead pid
- * check frees on this host.
+ * listener run during an epoch, not at its end. SIGINT keeps its default (and a Jupyter
+ * kernel's interrupt): a process it ends leaves a lock that the dead pid check frees on this
+ * host, and that a process on another host takes over once its heartbeat is stale.
  *
- * Taking, refreshing and releasing the lock happen under `withFileLock` of the lock file, so two
- * processes that find the same stale owner cannot both take it over.
+ * Taking, refreshing and releasing the lock happen under the lock file's `.lock` companion
+ * (`withFileLock`; the heartbeat takes it synchronously), so two processes that find the same
+ * stale owner cannot both take it over.
  *
  * @module
  */

@@ -13,9 +13,10 @@
  *
  * A task is safe to run twice: the trial command exits at once when its trial already finished,
  * and resumes from the trial's last checkpoint otherwise; `--requeue` lets Slurm restart a task
- * after preemption or node failure (`$SLURM_RESTART_COUNT` is logged at every start). A trial's
- * `run.lock` that a stopped task left on another node is removed when Slurm restarts the task
- * ({@linkcode releaseRequeuedLock}) or when the trial is resubmitted
+ * after preemption or node failure (`$SLURM_RESTART_COUNT` is logged at every start). A task
+ * that Slurm ends with SIGTERM (`scancel`, its time limit) removes its trial's `run.lock` itself
+ * before exiting. A `run.lock` that a task killed otherwise left on another node is removed when
+ * Slurm restarts the task ({@linkcode releaseRequeuedLock}) or when the trial is resubmitted
  * ({@linkcode runSlurmExecutor}); Slurm runs one instance of an array task at a time.
  *
  * The local one-node cluster of `scripts/slurm_local.sh` runs all of this on one machine.
