@@ -6,6 +6,7 @@
  * @module
  */
 import { MAX_BLAS_THREADS, readEnv } from "../env.ts";
+import { SIGTERM_EXIT_STATUS } from "./run_lock.ts";
 
 /** Options of {@linkcode runWorkers}. */
 export interface RunWorkersOptions {
@@ -93,6 +94,10 @@ export function assignParts(costs: readonly number[], of: number): number[] {
 /**
  * Starts `workers` processes of a script and waits for all of them.
  *
+ * SIGTERM sent to this process while they run is passed on to each of them (each releases its
+ * trial's run lock and exits), and once they have all ended this process exits with SIGTERM's
+ * status (143) too, instead of leaving them to train on with no parent.
+ *
  * @param options Script, arguments, process count and a line sink.
  * @returns Resolves when every worker exited with status 0; rejects naming the failed ones.
  *
@@ -104,6 +109,7 @@ export function assignParts(costs: readonly number[], of: number): number[] {
  */
 export async function runWorkers(options: RunWorkersOptions): Promise<void> {
   const script = options.script instanceof URL ? options.script.pathname : options.script;
+  const spawned: Deno.ChildProcess[] = [];
   const children = Array.from({ length: options.workers }, (_, i) => {
     const command = new Deno.Command(Deno.execPath(), {
       args: [
@@ -118,10 +124,30 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
       stderr: "piped",
     });
     const child = command.spawn();
+    spawned.push(child);
     const lines = _forwardLines(child.stderr, (line) => options.onLine?.(i, line));
     return Promise.all([child.status, lines]).then(([status]) => ({ i, status }));
   });
-  const statuses = await Promise.all(children);
+  let terminated = false;
+  const passOn = () => {
+    terminated = true;
+    for (const child of spawned) {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // Already exited.
+      }
+    }
+  };
+  const listens = Deno.build.os !== "windows";
+  if (listens) Deno.addSignalListener("SIGTERM", passOn);
+  let statuses: { i: number; status: Deno.CommandStatus }[];
+  try {
+    statuses = await Promise.all(children);
+  } finally {
+    if (listens) Deno.removeSignalListener("SIGTERM", passOn);
+  }
+  if (terminated) Deno.exit(SIGTERM_EXIT_STATUS);
   const failed = statuses.filter((s) => !s.status.success);
   if (failed.length) {
     throw new Error(
