@@ -35,8 +35,8 @@ const MOD = new URL("../mod.ts", import.meta.url).href;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 /**
- * A child process running one bnlab trial on LeNet (6,000 images in batches of 20: 300 steps an
- * epoch, 2 epochs) into `out`; it prints `step <n>` after each logged step.
+ * A child process running one bnlab trial on LeNet (12,000 images in batches of 20: 600 steps
+ * an epoch, 2 epochs) into `out`; it prints `step <n>` after each logged step.
  */
 async function trainer(out: string) {
   const script = await Deno.makeTempFile({ suffix: ".ts" });
@@ -44,7 +44,7 @@ async function trainer(out: string) {
     script,
     `import { resolveConfig, runExperiment } from ${JSON.stringify(MOD)};
      const config = resolveConfig("smoke", {
-       variants: ["bnlab"], limit: 6000, testLimit: 100, epochs: 2, logEvery: 4,
+       variants: ["bnlab"], limit: 12000, testLimit: 100, epochs: 2, logEvery: 4,
      });
      await runExperiment(config, {
        out: ${JSON.stringify(out)},
@@ -70,10 +70,10 @@ Deno.test("SIGTERM mid-epoch ends a trial within a step, releases its lock, and 
   const out = await Deno.makeTempDir({ prefix: "bnlab-sigterm-" });
   const dir = `${out}/runs/bnlab-seed0`;
   const stopped = await trainer(out);
-  // Wait for the first logged step of the second epoch (steps 301 to 600).
+  // Wait for the first logged step of the second epoch (steps 601 to 1200).
   const reader = stopped.child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
-  while (!/^step (30[4-9]|3[1-9]\d)$/m.test(text)) {
+  while (!/^step (60[4-9]|6[1-9]\d)$/m.test(text)) {
     const { value, done } = await reader.read();
     if (done) throw new Error(`the trainer ended before its second epoch: ${text}`);
     text += value;
@@ -82,14 +82,17 @@ Deno.test("SIGTERM mid-epoch ends a trial within a step, releases its lock, and 
   stopped.child.kill("SIGTERM");
   const status = await stopped.child.status;
   const waited = performance.now() - sent;
-  await reader.cancel();
+  for (let read = await reader.read(); !read.done; read = await reader.read()) text += read.value;
+  const lastStep = Number(text.trim().split("\n").at(-1)!.split(" ")[1]);
   await stopped.child.stderr.cancel();
   // Exited with 143 itself, after releasing its lock (a process the signal kills has no code).
   assert.equal(status.signal, null);
   assert.equal(status.code, 143);
-  // A step takes milliseconds and the loop yields every 500 ms, while the rest of the epoch
-  // takes seconds; the bound leaves room for a loaded machine.
-  assert.ok(waited < 2500, `exited ${Math.round(waited)} ms after SIGTERM`);
+  // It stopped within the epoch: a signal the loop did not let through would wait for the
+  // epoch's last step (1200), while the loop gives it a turn every 500 ms, hundreds of steps
+  // before that even on a fast machine. The time bound leaves room for a loaded one.
+  assert.ok(lastStep < 1200, `ran on to step ${lastStep} after SIGTERM`);
+  assert.ok(waited < 5000, `exited ${Math.round(waited)} ms after SIGTERM`);
   const left = [...Deno.readDirSync(dir)].map((e) => e.name);
   assert.ok(!left.some((name) => name.startsWith("run.lock")), `left ${left}`);
   assert.ok(!left.includes("result.json"));
@@ -100,8 +103,8 @@ Deno.test("SIGTERM mid-epoch ends a trial within a step, releases its lock, and 
   const resumedOutput = await resumed.child.output();
   assert.equal(resumedOutput.code, 0, new TextDecoder().decode(resumedOutput.stderr));
   // The resume trains the second epoch only.
-  assert.match(new TextDecoder().decode(resumedOutput.stdout), /^step 304$/m);
-  assert.doesNotMatch(new TextDecoder().decode(resumedOutput.stdout), /^step 300$/m);
+  assert.match(new TextDecoder().decode(resumedOutput.stdout), /^step 604$/m);
+  assert.doesNotMatch(new TextDecoder().decode(resumedOutput.stdout), /^step 600$/m);
   assert.equal(
     await Deno.readTextFile(`${out}/history.csv`),
     await Deno.readTextFile(`${reference}/history.csv`),
