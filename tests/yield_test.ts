@@ -61,7 +61,7 @@ async function trainer(out: string) {
   return { child, script };
 }
 
-Deno.test("SIGTERM mid-epoch ends a trial within a step, releases its lock, and a resume finishes it exactly", async () => {
+Deno.test("SIGTERM mid-epoch ends a trial within its epoch, releases its lock, and a resume finishes it exactly", async () => {
   const reference = await Deno.makeTempDir({ prefix: "bnlab-sigterm-ref-" });
   const whole = await trainer(reference);
   const wholeOutput = await whole.child.output();

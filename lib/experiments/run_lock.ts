@@ -60,6 +60,7 @@ function _hold(releaseSync: () => void) {
   _held.add(releaseSync);
 }
 
+/** Forgets a released lock; the SIGTERM listener goes with the last one. */
 function _unhold(releaseSync: () => void) {
   if (!_held.delete(releaseSync)) return;
   if (_held.size === 0 && Deno.build.os !== "windows") {
@@ -198,9 +199,9 @@ export async function acquireRunLock(dir: string, options: RunLockOptions = {}):
  * file that `withFileLock` uses: a handful of small file operations that, done synchronously,
  * neither hold the companion across turns of an event loop that training keeps busy (each
  * awaited operation would wait for the next turn) nor can be cut in half by the SIGTERM
- * listener. A companion held by another process
- * (one that is reading the lock) skips this beat; one older than {@linkcode _FILE_LOCK_STALE_MS}
- * was left by a dead process and is removed.
+ * listener. A companion held by another process (one that is reading the lock) skips this
+ * beat; one older than {@linkcode _FILE_LOCK_STALE_MS} was left by a dead process and is
+ * removed.
  */
 function _beatSync(path: string, owner: RunLockOwner) {
   const companion = `${path}.lock`;

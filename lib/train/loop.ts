@@ -325,7 +325,8 @@ export async function train(
   options.onEvent?.({ type: "start", totalSteps, doneSteps: step });
 
   const records: EpochRecord[] = [];
-  // Steps are synchronous: give the event loop a turn (timers, signals) every few of them.
+  // Steps are synchronous: give the event loop a turn (timers, signals) between two of them,
+  // at most every YIELD_EVERY_MS.
   const pacer = new Pacer();
   const started = performance.now();
   const firstStep = step;
