@@ -100,7 +100,7 @@ Deno.test("a process ended by SIGTERM releases its locks and exits with 143", as
   }
 });
 
-Deno.test("SIGTERM ends a busy owner that paces its work within a step, and its heartbeat runs", async () => {
+Deno.test("SIGTERM ends a busy owner that paces its work at once, and its heartbeat runs meanwhile", async () => {
   const dir = await Deno.makeTempDir();
   const child = await holder(dir, 60000, true);
   const first = (await readRunLock(dir))!.heartbeat;
