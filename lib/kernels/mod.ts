@@ -29,6 +29,7 @@ import {
   fusedBatchNormWasmConfig,
   reluGradWasmConfig,
   reluWasmConfig,
+  sigmoidGradWasmConfig,
 } from "./elementwise.ts";
 import { setUnfusedConvTraining } from "./fused_conv_training.ts";
 import { GRADIENT_REPLACEMENTS, type GradientReplacement } from "./gradients.ts";
@@ -96,6 +97,7 @@ export const KERNEL_TABLE: readonly KernelEntry[] = [
   // Kernels tfjs's wasm backend lacks.
   { kind: "kernel", config: conv2dBackpropFilterWasmConfig },
   { kind: "kernel", config: reluGradWasmConfig },
+  { kind: "kernel", config: sigmoidGradWasmConfig },
   // Replacements of tfjs's slow wasm kernels, which they keep as fallbacks. A kernel has one
   // entry: a BLAS kernel wraps the wasm replacement inside the same entry.
   _replacement(

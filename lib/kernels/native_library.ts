@@ -270,6 +270,7 @@ const _SYMBOLS = {
   },
   bnlab_relu: { parameters: ["buffer", "i32", "i32", "i32"], result: "void" },
   bnlab_relu_grad: { parameters: ["buffer", "i32", "i32", "i32", "i32"], result: "void" },
+  bnlab_sigmoid_grad: { parameters: ["buffer", "i32", "i32", "i32", "i32"], result: "void" },
 } as const;
 
 type _Library = Deno.DynamicLibrary<typeof _SYMBOLS>;
