@@ -1,7 +1,7 @@
 /**
  * The gradients of lib/kernels/gradients.ts against the tfjs gradients they replace: `Sum`
  * and `Mean` (a broadcast instead of a product with `ones`) on cpu and wasm, and
- * `FusedBatchNorm` and `Relu` (one native kernel each on wasm) — the same floats, compared by
+ * `FusedBatchNorm`, `Relu` and `Sigmoid` (one native kernel each on wasm) — the same floats, compared by
  * `Object.is`, and through a whole LeNet with tfjs's BatchNormalization.
  */
 import assert from "node:assert/strict";

@@ -40,6 +40,7 @@ import { maxPoolGradWasmConfig } from "./max_pool_grad.ts";
 import { type NativeInfo, nativeInfo } from "./native_library.ts";
 import { reduceLeadingWasmConfig } from "./reduce_leading.ts";
 import { RUNNING_AVERAGE_CONFIGS } from "./running_average.ts";
+import { sgdUpdateWasmConfig } from "./sgd_update.ts";
 import { tileWasmConfig } from "./tile.ts";
 import type { WasmKernelReplacement } from "./wasm_kernel.ts";
 
@@ -94,6 +95,8 @@ export const KERNEL_TABLE: readonly KernelEntry[] = [
   })),
   // Batch norm's running-average update as one kernel, cpu and wasm (running_average.ts).
   ...RUNNING_AVERAGE_CONFIGS.map((config): KernelEntry => ({ kind: "kernel", config })),
+  // Plain SGD's update of a variable in one native pass (sgd_update.ts).
+  { kind: "kernel", config: sgdUpdateWasmConfig },
   // Kernels tfjs's wasm backend lacks.
   { kind: "kernel", config: conv2dBackpropFilterWasmConfig },
   { kind: "kernel", config: reluGradWasmConfig },

@@ -19,7 +19,7 @@
 #include <time.h>
 
 /* The ABI version: lib/kernels/native_library.ts refuses a library that reports another. */
-int32_t bnlab_native_version(void) { return 9; }
+int32_t bnlab_native_version(void) { return 10; }
 
 /*
  * im2col for an NHWC convolution, images [b0, b0 + images): per output pixel, the
@@ -1121,5 +1121,19 @@ void bnlab_sigmoid_grad(float *heap, int32_t dy_off, int32_t y_off, int32_t dx_o
     const float v = y[i];
     const float slope = v * (1.0f - v);
     dx[i] = dy[i] * slope;
+  }
+}
+
+/*
+ * Plain SGD's update of one variable as tfjs's SGDOptimizer writes it, add(mul(c, g), v) with
+ * c = −lr as a float32: out = c·g + v, the product and the sum each rounded to float32.
+ */
+void bnlab_sgd_update(float *heap, int32_t v_off, int32_t g_off, int32_t out_off, int32_t size,
+                      float c) {
+  const float *v = heap + v_off, *g = heap + g_off;
+  float *out = heap + out_off;
+  for (int32_t i = 0; i < size; i++) {
+    const float step = c * g[i];
+    out[i] = step + v[i];
   }
 }
