@@ -11,6 +11,7 @@ import { validateTrainingInputs } from "../data/validate.ts";
 import type { Dataset } from "../data/mnist.ts";
 import { evaluate, type Evaluation } from "./evaluate.ts";
 import { computeLoss, type LossName } from "./losses.ts";
+import { SgdOptimizer } from "./sgd.ts";
 import type { LayersModel, NamedTensorMap, Optimizer, Scalar, Tensor } from "../tfjs_types.ts";
 
 /** Optimizers the loop can build (`momentum` is SGD with momentum 0.9, an older name). */
@@ -179,7 +180,8 @@ export class NonFiniteLossError extends Error {
 /**
  * Builds an optimizer by name.
  *
- * @param name `sgd` (with `sgdMomentum`, `nesterov`), `momentum` (SGD, 0.9) or `adam`.
+ * @param name `sgd` (with `sgdMomentum`, `nesterov`; plain SGD is {@linkcode SgdOptimizer}),
+ *   `momentum` (SGD, 0.9) or `adam`.
  * @param lr Learning rate.
  * @param options SGD's momentum and Nesterov flag.
  * @returns A tfjs optimizer.
@@ -205,7 +207,7 @@ export function createOptimizer(
   }
   switch (name) {
     case "sgd":
-      return sgdMomentum > 0 ? tf.train.momentum(lr, sgdMomentum, nesterov) : tf.train.sgd(lr);
+      return sgdMomentum > 0 ? tf.train.momentum(lr, sgdMomentum, nesterov) : new SgdOptimizer(lr);
     case "momentum":
       return tf.train.momentum(lr, 0.9);
     case "adam":
@@ -338,11 +340,13 @@ export async function train(
       if (scheduled) _setLearningRate(optimizer, lr * scheduleFactor(step, options.schedule));
       options.onStep?.(step);
       let correct: Scalar | undefined;
+      // The batch's classes, argMax of its one-hot labels.
+      const classes = tf.tensor1d(batch.labels, "int32");
       const objective = () => {
         const logits = model.apply(batch.xs, { training: true }) as Tensor;
         correct = tf.keep(
           tf.tidy(() =>
-            tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), tf.argMax(batch.ys, -1)), "float32"))
+            tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), classes), "float32"))
           ) as Scalar,
         );
         return computeLoss(loss, logits, batch.ys);
@@ -353,6 +357,7 @@ export async function train(
       const batchLoss = weightDecay > 0 || observer
         ? _minimizeWithDecay(optimizer, objective, variables, weightDecay, observer, step)
         : optimizer.minimize(objective, true, variables) as Scalar;
+      classes.dispose();
       const nextSum = tf.add(lossSum, batchLoss) as Scalar;
       lossSum.dispose();
       lossSum = nextSum;
