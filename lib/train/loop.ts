@@ -330,7 +330,9 @@ export async function train(
     const epochStarted = performance.now();
     const steps: StepRecord[] = [];
     let lossSum: Scalar = tf.scalar(0);
-    let correctSum: Scalar = tf.scalar(0);
+    // The classes predicted at each step since they were last counted, with the batch's labels;
+    // they are read and compared where the loop reads the loss anyway.
+    const predictions = new _Predictions();
     let seen = 0;
     let batchCount = 0;
     for (const batch of batches(data, { batchSize, seed: epochSeed(seed, epoch), lastBatch })) {
@@ -339,40 +341,36 @@ export async function train(
       seen += batch.labels.length;
       if (scheduled) _setLearningRate(optimizer, lr * scheduleFactor(step, options.schedule));
       options.onStep?.(step);
-      let correct: Scalar | undefined;
-      // The batch's classes, argMax of its one-hot labels.
-      const classes = tf.tensor1d(batch.labels, "int32");
+      let logits: Tensor | undefined;
       const objective = () => {
-        const logits = model.apply(batch.xs, { training: true }) as Tensor;
-        correct = tf.keep(
-          tf.tidy(() =>
-            tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), classes), "float32"))
-          ) as Scalar,
-        );
+        // Kept past the step, so that the accuracy's ops stay off the gradient tape.
+        logits = tf.keep(model.apply(batch.xs, { training: true }) as Tensor);
         return computeLoss(loss, logits, batch.ys);
       };
       const observer = options.observer && step % options.observer.gradientsEvery === 0
         ? options.observer
         : undefined;
-      const batchLoss = weightDecay > 0 || observer
-        ? _minimizeWithDecay(optimizer, objective, variables, weightDecay, observer, step)
-        : optimizer.minimize(objective, true, variables) as Scalar;
-      classes.dispose();
+      let batchLoss: Scalar;
+      try {
+        batchLoss = weightDecay > 0 || observer
+          ? _minimizeWithDecay(optimizer, objective, variables, weightDecay, observer, step)
+          : optimizer.minimize(objective, true, variables) as Scalar;
+        predictions.add(tf.argMax(logits!, -1), batch.labels);
+      } finally {
+        logits?.dispose();
+      }
       const nextSum = tf.add(lossSum, batchLoss) as Scalar;
       lossSum.dispose();
       lossSum = nextSum;
-      const nextCorrect = tf.add(correctSum, correct!) as Scalar;
-      correctSum.dispose();
-      correct!.dispose();
-      correctSum = nextCorrect;
       if (step % logEvery === 0) {
         const value = (await batchLoss.data())[0];
         if (!Number.isFinite(value)) {
           batchLoss.dispose();
           lossSum.dispose();
-          correctSum.dispose();
+          predictions.dispose();
           throw new NonFiniteLossError(epoch, step, value);
         }
+        await predictions.count();
         steps.push({ epoch, step, trainLoss: value });
         const seconds = (performance.now() - started) / 1000;
         const samplesPerSecond = ((step - firstStep) * batchSize) / seconds;
@@ -390,9 +388,8 @@ export async function train(
       await options.observer?.afterStep?.(step, epoch);
     }
     const trainLoss = (await lossSum.data())[0] / batchCount;
-    const trainAccuracy = (await correctSum.data())[0] / seen;
+    const trainAccuracy = (await predictions.count()) / seen;
     lossSum.dispose();
-    correctSum.dispose();
     if (!Number.isFinite(trainLoss)) throw new NonFiniteLossError(epoch, step, trainLoss);
     const evalOptions = { batchSize: evalBatchSize, loss, lastBatch };
     const test = options.test ? await evaluate(model, options.test, evalOptions) : undefined;
@@ -448,6 +445,49 @@ export function epochSeed(seed: number, epoch: number): number {
  */
 export function epochSteps(count: number, batchSize: number, lastBatch: LastBatch): number {
   return numBatches(count, { batchSize, lastBatch });
+}
+
+/**
+ * The classes a training step predicted (argMax of its logits), kept as tensors until
+ * {@linkcode _Predictions.count} reads them all in one transfer and compares them with the
+ * labels in JavaScript: one kernel per step instead of a comparison, a cast, a sum and a
+ * running add.
+ */
+class _Predictions {
+  #pending: Tensor[] = [];
+  #labels: Uint8Array[] = [];
+  #correct = 0;
+
+  /** Keeps a step's predicted classes (owned from now on) and its batch's labels. */
+  add(predicted: Tensor, labels: Uint8Array): void {
+    this.#pending.push(predicted);
+    this.#labels.push(labels);
+  }
+
+  /** Reads the kept predictions; returns how many of every step's were correct. */
+  async count(): Promise<number> {
+    if (this.#pending.length === 0) return this.#correct;
+    const all = this.#pending.length === 1 ? this.#pending[0] : tf.concat(this.#pending);
+    let values: ArrayLike<number>;
+    try {
+      values = await all.data();
+    } finally {
+      if (all !== this.#pending[0]) all.dispose();
+      this.dispose();
+    }
+    let i = 0;
+    for (const labels of this.#labels) {
+      for (const label of labels) if (values[i++] === label) this.#correct++;
+    }
+    this.#labels = [];
+    return this.#correct;
+  }
+
+  /** Disposes the predictions not yet read. */
+  dispose(): void {
+    tf.dispose(this.#pending);
+    this.#pending = [];
+  }
 }
 
 function _setLearningRate(optimizer: Optimizer, lr: number) {
