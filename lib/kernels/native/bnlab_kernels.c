@@ -154,6 +154,16 @@ static inline v8f load8(const float *p) {
 static inline void store8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
 /* Where mask is all ones, a; elsewhere b. */
 static inline v8f select8(v8i mask, v8f a, v8f b) { return (v8f)(((v8i)a & mask) | ((v8i)b & ~mask)); }
+/* The same on four floats. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+static inline v4f load4(const float *p) {
+  v4f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+static inline v4f select4(v4i mask, v4f a, v4f b) { return (v4f)(((v4i)a & mask) | ((v4i)b & ~mask)); }
 
 /*
  * The 2×2, stride-2 pools that tile the input exactly (LeNet's): every input value lies in
@@ -192,18 +202,43 @@ static void max_pool_grad_2x2(const float *x, const float *dy, float *dx, int32_
           store8(d1 + c, (v8f)(v & t1 & ~t2 & ~t3));
           store8(d0 + c, (v8f)(v & t0 & ~t1 & ~t2 & ~t3));
         }
+        /* Four channels, the same way. */
+        for (; c + 4 <= channels; c += 4) {
+          const v4f a0 = load4(x0 + c), a1 = load4(x1 + c), a2 = load4(x2 + c), a3 = load4(x3 + c);
+          v4f best = {-__builtin_inff(), -__builtin_inff(), -__builtin_inff(), -__builtin_inff()};
+          const v4i t0 = a0 > best;
+          best = select4(t0, a0, best);
+          const v4i t1 = a1 > best;
+          best = select4(t1, a1, best);
+          const v4i t2 = a2 > best;
+          best = select4(t2, a2, best);
+          const v4i t3 = a3 > best;
+          const v4i v = (v4i)(load4(g + c) + 0.0f);
+          store4(d3 + c, (v4f)(v & t3));
+          store4(d2 + c, (v4f)(v & t2 & ~t3));
+          store4(d1 + c, (v4f)(v & t1 & ~t2 & ~t3));
+          store4(d0 + c, (v4f)(v & t0 & ~t1 & ~t2 & ~t3));
+        }
+        /* The channels left, one at a time with the same masks (no branches: on real
+         * activations the argmax is as unpredictable as in the vector loop). */
         for (; c < channels; c++) {
           float best = -__builtin_inff();
-          int32_t k = -1;
-          if (x0[c] > best) { best = x0[c]; k = 0; }
-          if (x1[c] > best) { best = x1[c]; k = 1; }
-          if (x2[c] > best) { best = x2[c]; k = 2; }
-          if (x3[c] > best) { k = 3; }
-          const float v = 0.0f + g[c];
-          d0[c] = k == 0 ? v : 0.0f;
-          d1[c] = k == 1 ? v : 0.0f;
-          d2[c] = k == 2 ? v : 0.0f;
-          d3[c] = k == 3 ? v : 0.0f;
+          const uint32_t t0 = -(uint32_t)(x0[c] > best);
+          best = t0 ? x0[c] : best;
+          const uint32_t t1 = -(uint32_t)(x1[c] > best);
+          best = t1 ? x1[c] : best;
+          const uint32_t t2 = -(uint32_t)(x2[c] > best);
+          best = t2 ? x2[c] : best;
+          const uint32_t t3 = -(uint32_t)(x3[c] > best);
+          uint32_t v;
+          const float value = 0.0f + g[c];
+          memcpy(&v, &value, sizeof v);
+          const uint32_t bits[4] = {v & t0 & ~t1 & ~t2 & ~t3, v & t1 & ~t2 & ~t3, v & t2 & ~t3,
+                                    v & t3};
+          memcpy(d0 + c, bits, sizeof(float));
+          memcpy(d1 + c, bits + 1, sizeof(float));
+          memcpy(d2 + c, bits + 2, sizeof(float));
+          memcpy(d3 + c, bits + 3, sizeof(float));
         }
       }
     }
