@@ -30,6 +30,7 @@ import {
   reluGradWasmConfig,
   reluWasmConfig,
   sigmoidGradWasmConfig,
+  sigmoidWasmConfig,
 } from "./elementwise.ts";
 import { setUnfusedConvTraining } from "./fused_conv_training.ts";
 import { GRADIENT_REPLACEMENTS, type GradientReplacement } from "./gradients.ts";
@@ -130,8 +131,9 @@ export const KERNEL_TABLE: readonly KernelEntry[] = [
   _replacement(tf.FusedBatchNorm, fusedBatchNormWasmConfig),
   // Exact 2×2 pools in C (max_pool.ts).
   _replacement(tf.MaxPool, maxPoolWasmConfig),
-  // ReLU in C (elementwise.ts).
+  // ReLU and the sigmoid in C (elementwise.ts).
   _replacement(tf.Relu, reluWasmConfig),
+  _replacement(tf.Sigmoid, sigmoidWasmConfig),
   // The first conv layer's input gradient is skipped (fused_conv_training.ts).
   {
     kind: "setting",

@@ -270,6 +270,7 @@ const _SYMBOLS = {
   },
   bnlab_relu: { parameters: ["buffer", "i32", "i32", "i32"], result: "void" },
   bnlab_relu_grad: { parameters: ["buffer", "i32", "i32", "i32", "i32"], result: "void" },
+  bnlab_sigmoid: { parameters: ["buffer", "i32", "i32", "i32"], result: "void" },
   bnlab_sigmoid_grad: { parameters: ["buffer", "i32", "i32", "i32", "i32"], result: "void" },
   bnlab_sgd_update: { parameters: ["buffer", "i32", "i32", "i32", "i32", "f32"], result: "void" },
 } as const;

@@ -1146,6 +1146,68 @@ void bnlab_relu_grad(float *heap, int32_t dy_off, int32_t x_off, int32_t dx_off,
 }
 
 /*
+ * The logistic sigmoid as tfjs's wasm `Sigmoid` computes it (XNNPACK's wasm SIMD kernel,
+ * "rr2_p5_div"), operation for operation in float without fused multiply-adds, so every
+ * output has the same bits: with z = −|x|,
+ *
+ *   n = z·log2(e) + M, with M = 1.5·2^23 + 127 (n rounded to an integer, its low bits the
+ *   biased exponent);  s = 2^(n − 127) made from n's bits;  n = n − M;
+ *   t = n·(−ln 2)_hi + z;  t = n·(−ln 2)_lo + t;
+ *   p = (((c5·t + c4)·t + c3)·t + c2)·t + c1;  e = (t·s)·p + s  (≈ e^z);
+ *   f = e/(e + 1), 0 where z < −87.34 (e^z would be subnormal);
+ *   y = f for x with the sign bit set, 1 − f otherwise; NaN stays NaN, its sign cleared.
+ *
+ * The constants are the kernel's, as tfjs's binary sets them up. tests/elementwise_test.ts
+ * compares the bits with tfjs's kernel on a sweep of float32 inputs, and on every one of the
+ * 2^32 with BNLAB_TEST_EVERY_FLOAT=1.
+ */
+static inline float float_of(uint32_t bits) {
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+static inline uint32_t bits_of(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+void bnlab_sigmoid(float *heap, int32_t x_off, int32_t y_off, int32_t size) {
+  const float *x = heap + x_off;
+  float *y = heap + y_off;
+  const float log2e = float_of(0x3FB8AA3B), magic = float_of(0x4B40007F);
+  const float minus_ln2_hi = float_of(0xBF317200), minus_ln2_lo = float_of(0xB5BFBE8E);
+  const float c5 = float_of(0x3C07CFCE), c4 = float_of(0x3D2B9D0D), c3 = float_of(0x3E2AAD40);
+  const float c2 = float_of(0x3EFFFEE3), c1 = float_of(0x3F7FFFFB);
+  const float cutoff = float_of(0xC2AEAC4F);
+  for (int32_t i = 0; i < size; i++) {
+    const uint32_t xb = bits_of(x[i]);
+    const float z = float_of(xb | 0x80000000u);
+    float n = z * log2e + magic;
+    const float s = float_of(bits_of(n) << 23);
+    n = n - magic;
+    float t = n * minus_ln2_hi + z;
+    t = n * minus_ln2_lo + t;
+    float p = t * c5 + c4;
+    p = p * t + c3;
+    p = p * t + c2;
+    p = p * t + c1;
+    t = t * s;
+    const float e = t * p + s;
+    const float d = e + 1.0f;
+    float f = e / d;
+    f = float_of(bits_of(f) & (z < cutoff ? 0u : ~0u));
+    const float cf = 1.0f - f;
+    const uint32_t negative = (uint32_t)((int32_t)xb >> 31);
+    const uint32_t out = (bits_of(f) & negative) | (bits_of(cf) & ~negative);
+    /* NaN in: tfjs's kernel gives x's payload, quieted, with the sign cleared. */
+    const uint32_t nan = -(uint32_t)(z != z);
+    y[i] = float_of((out & ~nan) | ((xb | 0x00400000u) & 0x7fffffffu & nan));
+  }
+}
+
+/*
  * The sigmoid's gradient from its output y as tfjs writes it, dy·(y·(1 − y)): three IEEE
  * single-precision operations per element in that order (tfjs's Sub, Multiply and Multiply).
  */
