@@ -52,6 +52,29 @@ const _PYTORCH_CPU_SAMPLES_PER_S: Readonly<Record<string, number>> = {
 const _REPORT = { images: 60000, epochs: 20, variants: ["none", "custom_analytic", "tfjs"] };
 
 /**
+ * The best large square product rate of a backend among `rows`: XNNPACK's
+ * (`machine_limit`/`matmul_best`), or OpenBLAS's (`blas_kernels`/`matmul_*`, `gflops_blas`)
+ * when it ran; the training rows use BLAS whenever it is loaded.
+ *
+ * @param rows Bench rows.
+ * @param backend The backend.
+ * @returns The fastest such row, or undefined when there is none.
+ *
+ * @example
+ * ```ts
+ * import { matmulLimit } from "./derived.ts";
+ * console.log(matmulLimit([], "wasm")); // undefined
+ * ```
+ */
+export function matmulLimit(rows: readonly BenchRow[], backend: string): BenchRow | undefined {
+  return rows.filter((r) =>
+    r.backend === backend &&
+    ((r.group === "machine_limit" && r.name === "matmul_best") ||
+      (r.group === "blas_kernels" && r.name.startsWith("matmul_") && r.metric === "gflops_blas"))
+  ).sort((a, b) => b.median - a.median)[0];
+}
+
+/**
  * Rows computed from the measured ones: achieved GFLOP/s of training, its share of the best
  * matrix-product GFLOP/s of the same backend, custom/tfjs samples/s ratios, and the projected
  * wall time of the `report` preset (three variants, 20 epochs of 60,000 images at batch 20,
@@ -69,14 +92,7 @@ const _REPORT = { images: 60000, epochs: 20, variants: ["none", "custom_analytic
 export function derivedRows(rows: readonly BenchRow[]): BenchRow[] {
   const out: BenchRow[] = [];
   const flops = lenetTrainingFlopsPerSample();
-  // The best large square product of the backend: XNNPACK's, or OpenBLAS's when it ran (the
-  // training rows use BLAS whenever it is loaded).
-  const limit = (backend: string) =>
-    rows.filter((r) =>
-      r.backend === backend &&
-      ((r.group === "machine_limit" && r.name === "matmul_best") ||
-        (r.group === "blas_kernels" && r.name.startsWith("matmul_") && r.metric === "gflops_blas"))
-    ).sort((a, b) => b.median - a.median)[0];
+  const limit = (backend: string) => matmulLimit(rows, backend);
   const training = rows.filter((r) => r.group === "training" && r.metric === "samples_per_s");
   for (const row of training) {
     const gflops = (row.median * flops) / 1e9;

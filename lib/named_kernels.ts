@@ -55,6 +55,13 @@ export interface GroupNormAttrs {
 }
 
 /**
+ * Plain SGD's update of one variable: { value, gradient, rate } with rate a float32 scalar
+ * (−lr) → rate·gradient + value, each product and sum rounded to float32 (tfjs's
+ * `SGDOptimizer`: `add(mul(c, gradient), value)`).
+ */
+export const SGD_UPDATE = "BnlabSgdUpdate";
+
+/**
  * running·keep + (value·factor)·(1 − keep): { running, value }, attrs
  * {@linkcode RunningAverageAttrs} → running'.
  */

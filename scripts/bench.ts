@@ -5,7 +5,8 @@
  *
  * Flags: `--quick` (fewer repeats, for a smoke check), `--out DIR` (default `bench/`),
  * `--only STAGE` to run one stage alone: `lenet` (the machine limit, kernels, LeNet training
- * and threads), `resnet` (ResNet-20 training beside PyTorch's, and its profile) or `norms`
+ * and threads), `loop` (LeNet/MNIST through the training loop and evaluation as the `report`
+ * preset runs them, and its share of the product rate), `resnet` (ResNet-20 training beside PyTorch's, and its profile) or `norms`
  * (group and layer normalization's cost against BN). With `--only`, the rows of the other
  * stages already in `DIR/results.csv` are kept, and the stage's own replaced.
  *
@@ -23,6 +24,7 @@ import { benchNorms, benchResNet, benchResNetProfile } from "../bench/resnet.ts"
 import { PYTHON, startPyTorch } from "../bench/pytorch.ts";
 import { benchWasmThreads } from "../bench/wasm_threads.ts";
 import { derivedRows } from "../bench/derived.ts";
+import { benchTrainLoop, TRAIN_LOOP_GROUP, trainLoopShareRows } from "../bench/train_loop.ts";
 import type { BenchRow } from "../bench/bench_row.ts";
 import { backendInfo } from "../lib/backend.ts";
 import { blasInfo } from "../lib/kernels/blas.ts";
@@ -35,7 +37,7 @@ import { formatTable } from "../lib/output/table.ts";
 const COLUMNS = ["group", "name", "backend", "batch_size", "metric", "median", "unit", "runs"];
 
 /** The stages `--only` selects. */
-const STAGES = ["lenet", "resnet", "norms"] as const;
+const STAGES = ["lenet", "loop", "resnet", "norms"] as const;
 type Stage = typeof STAGES[number];
 
 /** The row groups each stage writes (for `--only`: which rows of an earlier run it replaces). */
@@ -51,6 +53,7 @@ const STAGE_GROUPS: Readonly<Record<Stage, readonly string[]>> = {
     "wasm_threads",
     "derived",
   ],
+  loop: [TRAIN_LOOP_GROUP],
   resnet: ["resnet20_training", "resnet20_profile"],
   norms: ["norm_cost"],
 };
@@ -127,6 +130,12 @@ async function main(args: string[]): Promise<number> {
     );
     rows.push(...derivedRows(rows));
   }
+  if (runs("loop")) {
+    await stage(
+      "LeNet through the training loop (report preset)",
+      () => benchTrainLoop(quick ? { images: 400, testImages: 200, blocks: 1 } : {}),
+    );
+  }
   if (runs("resnet")) {
     const started = await startPyTorch(2, { model: "resnet20" });
     torchInfo.resnet20 = started;
@@ -171,9 +180,15 @@ async function main(args: string[]): Promise<number> {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
   }
+  // The training loop's share of the product rate, from whichever run each side comes from.
+  const isShare = (r: BenchRow) =>
+    r.group === TRAIN_LOOP_GROUP && r.metric === "fraction_of_matmul_limit";
+  kept = kept.filter((r) => !isShare(r));
+  const measured = rows.filter((r) => !isShare(r));
+  const shares = trainLoopShareRows([...kept, ...measured]);
   const table: BenchRow[] = [
     ...kept,
-    ...rows.map((r) => ({ ...r, median: Number(r.median.toPrecision(5)) })),
+    ...[...measured, ...shares].map((r) => ({ ...r, median: Number(r.median.toPrecision(5)) })),
   ];
   await writeCsv(`${out}/results.csv`, table as never, { columns: COLUMNS });
   const pytorchInfo = (started: Awaited<ReturnType<typeof startPyTorch>>) =>

@@ -1,6 +1,6 @@
 /**
  * The element-wise wasm kernels of lib/kernels/ that run in C: `Add`, `Sub`, `Multiply`,
- * `RealDiv` and `Relu` against tfjs's own wasm kernels, `FusedBatchNorm` and the exact 2×2
+ * `RealDiv`, `Relu` and `Sigmoid` against tfjs's own wasm kernels (`Sigmoid` bit for bit), `FusedBatchNorm` and the exact 2×2
  * `MaxPool` against tfjs's cpu backend, and the data-sharing `Identity` and `Cast`. The arithmetic is
  * the same, so the floats must be equal (by `Object.is`: −0 and NaN count), special values
  * included; cases the C kernels do not handle must give what tfjs's kernels give.
@@ -174,6 +174,53 @@ Deno.test("Relu gives the floats of tfjs's wasm kernel; int32 goes to tfjs's", a
   assertSameValues(ours[0], theirs[0], "float32");
   assert.deepEqual(Array.from(ours[1]), [0, 0, 5]);
   tf.dispose([x, ints]);
+});
+
+/**
+ * Compares the native `Sigmoid` with tfjs's wasm kernel bit for bit on float32 inputs given
+ * by their bit patterns: `count` patterns from `start` in steps of `stride` (modulo 2^32).
+ * Returns how many differ.
+ */
+async function _sigmoidMismatches(start: number, count: number, stride: number): Promise<number> {
+  const bits = Uint32Array.from({ length: count }, (_, i) => (start + i * stride) >>> 0);
+  const x = tf.tensor1d(new Float32Array(bits.buffer));
+  const run = async () => {
+    const y = tf.sigmoid(x);
+    const values = await y.data() as Float32Array;
+    y.dispose();
+    return [new Uint32Array(values.buffer, values.byteOffset, values.length)];
+  };
+  const [ours] = await run();
+  const [theirs] = await _withOriginal("Sigmoid", run);
+  x.dispose();
+  let differ = 0;
+  for (let i = 0; i < count; i++) if (ours[i] !== theirs[i]) differ++;
+  return differ;
+}
+
+Deno.test("Sigmoid gives tfjs's wasm kernel's bits", async () => {
+  await initBackend("wasm");
+  // Every 4093rd float32 bit pattern: every exponent of both signs, NaN and ±∞.
+  assert.equal(await _sigmoidMismatches(0, Math.ceil(2 ** 32 / 4093), 4093), 0);
+  // Every float near where the result rounds to 0.5's neighbours, near ±1, and near the
+  // kernel's cutoff −87.34 (below it tfjs's result is 0).
+  for (const center of [0x33c00000, 0xb3000000, 0x34000000, 0x3f800000, 0xbf800000, 0xc2aeac4f]) {
+    assert.equal(await _sigmoidMismatches(center - (1 << 17), 1 << 18, 1), 0, center.toString(16));
+  }
+});
+
+Deno.test({
+  name: "Sigmoid gives tfjs's wasm kernel's bits on every float32 input (BNLAB_TEST_EVERY_FLOAT=1)",
+  ignore: Deno.env.get("BNLAB_TEST_EVERY_FLOAT") !== "1",
+  fn: async () => {
+    await initBackend("wasm");
+    const chunk = 1 << 22;
+    let differ = 0;
+    for (let start = 0; start < 2 ** 32; start += chunk) {
+      differ += await _sigmoidMismatches(start, chunk, 1);
+    }
+    assert.equal(differ, 0);
+  },
 });
 
 Deno.test("MaxPool on exact 2×2 pools gives the floats of tfjs's cpu kernel", async () => {

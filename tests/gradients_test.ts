@@ -1,7 +1,7 @@
 /**
  * The gradients of lib/kernels/gradients.ts against the tfjs gradients they replace: `Sum`
  * and `Mean` (a broadcast instead of a product with `ones`) on cpu and wasm, and
- * `FusedBatchNorm` and `Relu` (one native kernel each on wasm) — the same floats, compared by
+ * `FusedBatchNorm`, `Relu` and `Sigmoid` (one native kernel each on wasm) — the same floats, compared by
  * `Object.is`, and through a whole LeNet with tfjs's BatchNormalization.
  */
 import assert from "node:assert/strict";
@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { type BackendName, initBackend } from "../lib/backend.ts";
 import { GRADIENT_REPLACEMENTS, replacedGradient } from "../lib/kernels/gradients.ts";
 import { FUSED_BATCH_NORM_GRAD } from "../lib/kernels/batch_norm_native.ts";
-import { RELU_GRAD } from "../lib/kernels/elementwise.ts";
+import { RELU_GRAD, SIGMOID_GRAD } from "../lib/kernels/elementwise.ts";
 import { nativeInfo } from "../lib/kernels/native_library.ts";
 import { createRng } from "../lib/data/random.ts";
 import { assertMemoryFlat, assertSameValues, leNetGradients } from "./_kernel_test_utils.ts";
@@ -228,4 +228,26 @@ Deno.test("Relu's gradient in one native kernel gives tfjs's floats (wasm)", asy
   );
   assertSameValues(ours[0], original[0], "int32");
   tf.dispose([x, dy, ints]);
+});
+
+Deno.test("Sigmoid's gradient in one native kernel gives tfjs's floats (wasm)", async () => {
+  await initBackend("wasm");
+  const shape = [20, 24, 24, 20];
+  // Pre-activations in [−2, 2) with ±0, ±∞ and NaN, and incoming gradients alike.
+  const x = tf.tensor(_values(tf.util.sizeFromShape(shape), 23, true), shape);
+  const dy = tf.tensor(_values(x.size, 24, true), shape);
+  const run = () => _read([tf.grad((t: tf.Tensor) => tf.sigmoid(t))(x, dy)]);
+  const profile = await tf.profile(async () => {
+    const [ours, original] = await _oursAndOriginal(tf.Sigmoid, run);
+    assertSameValues(ours[0], original[0], "sigmoid gradient");
+  });
+  assert.equal(profile.kernels.filter((k) => k.name === SIGMOID_GRAD).length, 1);
+  tf.dispose([x, dy]);
+});
+
+Deno.test("the native Sigmoid gradient keeps memory flat", async () => {
+  await initBackend("wasm");
+  const x = tf.tensor2d(_values(6 * 5, 25), [6, 5]);
+  await assertMemoryFlat(() => [tf.grad((t: tf.Tensor) => tf.sigmoid(t))(x)], 3);
+  x.dispose();
 });

@@ -157,9 +157,7 @@ export function* batches(data: Dataset, options: BatchOptions): Generator<Batch>
       labels[i] = data.labels[source];
     }
     const xs = tf.tensor4d(images, [size, data.height, data.width, channels]);
-    const ys = tf.tidy(() =>
-      tf.oneHot(tf.tensor1d(labels, "int32"), data.numClasses).toFloat() as Tensor2D
-    );
+    const ys = tf.tensor2d(_oneHot(labels, data.numClasses), [size, data.numClasses]);
     try {
       yield { xs, ys, labels, index };
     } finally {
@@ -168,4 +166,13 @@ export function* batches(data: Dataset, options: BatchOptions): Generator<Batch>
     }
     start += size;
   }
+}
+
+/** One-hot rows as `tf.oneHot(labels, classes)` cast to float32 gives them, made in place. */
+function _oneHot(labels: Uint8Array, classes: number): Float32Array {
+  const values = new Float32Array(labels.length * classes);
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i] < classes) values[i * classes + labels[i]] = 1;
+  }
+  return values;
 }

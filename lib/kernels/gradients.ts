@@ -13,7 +13,8 @@
  * On wasm with bnlab's native kernels, two more run as one native pass each, with the floats
  * of tfjs's op sequences (tests/gradients_test.ts compares them by `Object.is`): tfjs's
  * `FusedBatchNorm` gradient (≈15 passes over the activation, tfjs BN 1.11× faster per LeNet
- * step) and ReLU's (`Step` then `Multiply`). Elsewhere, and inside a recorded backward pass
+ * step), ReLU's (`Step` then `Multiply`) and the sigmoid's (`Sub`, `Multiply`, `Multiply`
+ * from its output). Elsewhere, and inside a recorded backward pass
  * (a higher-order gradient, which needs tfjs's differentiable ops), tfjs's gradients run.
  *
  * Each replacement keeps the gradient it replaced (`original`), for comparisons and tests.
@@ -22,7 +23,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { FUSED_BATCH_NORM_GRAD } from "./batch_norm_native.ts";
-import { RELU_GRAD } from "./elementwise.ts";
+import { RELU_GRAD, SIGMOID_GRAD } from "./elementwise.ts";
 import { nativeKernels } from "./native_library.ts";
 
 /** A gradient config that replaces another; it keeps the one it replaced. */
@@ -125,6 +126,23 @@ function _relu(original: tf.GradConfig): GradientReplacement {
   };
 }
 
+function _sigmoid(original: tf.GradConfig): GradientReplacement {
+  return {
+    kernelName: tf.Sigmoid,
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const [y] = saved;
+      if (y.dtype !== "float32" || !_nativeGradUsable(SIGMOID_GRAD)) {
+        return original.gradFunc(dy, saved, attrs);
+      }
+      return {
+        x: () => tf.engine().runKernel(SIGMOID_GRAD, { dy: dy as tf.Tensor, y }) as tf.Tensor,
+      };
+    },
+    original,
+  };
+}
+
 /**
  * How to replace gradients, by kernel name: each entry makes the replacing config from the
  * one registered. `installKernels` (`mod.ts`) applies them, for every backend.
@@ -136,6 +154,7 @@ export const GRADIENT_REPLACEMENTS: ReadonlyArray<
   [tf.Mean, (original) => _reduction(tf.Mean, original)],
   [tf.FusedBatchNorm, _fusedBatchNorm],
   [tf.Relu, _relu],
+  [tf.Sigmoid, _sigmoid],
 ];
 
 /**

@@ -19,8 +19,10 @@
  * (`native_library.ts`), else in JavaScript: per output pixel it scans the window
  * once for all channels and writes dy at the argmax of each; the rest of dx is zeroed with
  * `fill`. In C, 2×2 windows at stride 2 that tile the input exactly (LeNet's) take a
- * branch-free path that writes each window's four values eight channels at a time (on
- * random data, 0.85 → 0.06 ms on [20, 24, 24, 20]: the argmax branches were mispredicted).
+ * branch-free path that writes each window's four values eight channels at a time, then
+ * four, then one (on random data, 0.85 → 0.06 ms on [20, 24, 24, 20]: the argmax branches
+ * were mispredicted; the channels past the last eight must be branch-free too, or LeNet's 20
+ * channels spend most of the time on their last four).
  * (Composing backend kernels costs more: on [20, 24, 24, 20] a broadcasting
  * `Equal` of x against the pooled max alone takes 20 ms, and the cheapest exact composition
  * of `MaxPool`, `Sub`, `Cast` and `Mul` over the window layout needs about eight full-size

@@ -29,6 +29,8 @@ import {
   fusedBatchNormWasmConfig,
   reluGradWasmConfig,
   reluWasmConfig,
+  sigmoidGradWasmConfig,
+  sigmoidWasmConfig,
 } from "./elementwise.ts";
 import { setUnfusedConvTraining } from "./fused_conv_training.ts";
 import { GRADIENT_REPLACEMENTS, type GradientReplacement } from "./gradients.ts";
@@ -39,6 +41,7 @@ import { maxPoolGradWasmConfig } from "./max_pool_grad.ts";
 import { type NativeInfo, nativeInfo } from "./native_library.ts";
 import { reduceLeadingWasmConfig } from "./reduce_leading.ts";
 import { RUNNING_AVERAGE_CONFIGS } from "./running_average.ts";
+import { sgdUpdateWasmConfig } from "./sgd_update.ts";
 import { tileWasmConfig } from "./tile.ts";
 import type { WasmKernelReplacement } from "./wasm_kernel.ts";
 
@@ -93,9 +96,12 @@ export const KERNEL_TABLE: readonly KernelEntry[] = [
   })),
   // Batch norm's running-average update as one kernel, cpu and wasm (running_average.ts).
   ...RUNNING_AVERAGE_CONFIGS.map((config): KernelEntry => ({ kind: "kernel", config })),
+  // Plain SGD's update of a variable in one native pass (sgd_update.ts).
+  { kind: "kernel", config: sgdUpdateWasmConfig },
   // Kernels tfjs's wasm backend lacks.
   { kind: "kernel", config: conv2dBackpropFilterWasmConfig },
   { kind: "kernel", config: reluGradWasmConfig },
+  { kind: "kernel", config: sigmoidGradWasmConfig },
   // Replacements of tfjs's slow wasm kernels, which they keep as fallbacks. A kernel has one
   // entry: a BLAS kernel wraps the wasm replacement inside the same entry.
   _replacement(
@@ -125,8 +131,9 @@ export const KERNEL_TABLE: readonly KernelEntry[] = [
   _replacement(tf.FusedBatchNorm, fusedBatchNormWasmConfig),
   // Exact 2×2 pools in C (max_pool.ts).
   _replacement(tf.MaxPool, maxPoolWasmConfig),
-  // ReLU in C (elementwise.ts).
+  // ReLU and the sigmoid in C (elementwise.ts).
   _replacement(tf.Relu, reluWasmConfig),
+  _replacement(tf.Sigmoid, sigmoidWasmConfig),
   // The first conv layer's input gradient is skipped (fused_conv_training.ts).
   {
     kind: "setting",

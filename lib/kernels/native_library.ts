@@ -34,7 +34,7 @@ export interface NativeInfo {
 }
 
 /** The ABI version `bnlab_native_version()` must report (see the C source). */
-const _VERSION = 9;
+const _VERSION = 10;
 
 const _GEOMETRY = [
   "i32", // b0
@@ -272,6 +272,9 @@ const _SYMBOLS = {
   },
   bnlab_relu: { parameters: ["buffer", "i32", "i32", "i32"], result: "void" },
   bnlab_relu_grad: { parameters: ["buffer", "i32", "i32", "i32", "i32"], result: "void" },
+  bnlab_sigmoid: { parameters: ["buffer", "i32", "i32", "i32"], result: "void" },
+  bnlab_sigmoid_grad: { parameters: ["buffer", "i32", "i32", "i32", "i32"], result: "void" },
+  bnlab_sgd_update: { parameters: ["buffer", "i32", "i32", "i32", "i32", "f32"], result: "void" },
 } as const;
 
 type _Library = Deno.DynamicLibrary<typeof _SYMBOLS>;

@@ -11,6 +11,7 @@ import { validateTrainingInputs } from "../data/validate.ts";
 import type { Dataset } from "../data/mnist.ts";
 import { evaluate, type Evaluation } from "./evaluate.ts";
 import { computeLoss, type LossName } from "./losses.ts";
+import { SgdOptimizer } from "./sgd.ts";
 import { Pacer } from "./yield.ts";
 import type { LayersModel, NamedTensorMap, Optimizer, Scalar, Tensor } from "../tfjs_types.ts";
 
@@ -180,7 +181,8 @@ export class NonFiniteLossError extends Error {
 /**
  * Builds an optimizer by name.
  *
- * @param name `sgd` (with `sgdMomentum`, `nesterov`), `momentum` (SGD, 0.9) or `adam`.
+ * @param name `sgd` (with `sgdMomentum`, `nesterov`; plain SGD is {@linkcode SgdOptimizer}),
+ *   `momentum` (SGD, 0.9) or `adam`.
  * @param lr Learning rate.
  * @param options SGD's momentum and Nesterov flag.
  * @returns A tfjs optimizer.
@@ -206,7 +208,7 @@ export function createOptimizer(
   }
   switch (name) {
     case "sgd":
-      return sgdMomentum > 0 ? tf.train.momentum(lr, sgdMomentum, nesterov) : tf.train.sgd(lr);
+      return sgdMomentum > 0 ? tf.train.momentum(lr, sgdMomentum, nesterov) : new SgdOptimizer(lr);
     case "momentum":
       return tf.train.momentum(lr, 0.9);
     case "adam":
@@ -334,7 +336,9 @@ export async function train(
     const epochStarted = performance.now();
     const steps: StepRecord[] = [];
     let lossSum: Scalar = tf.scalar(0);
-    let correctSum: Scalar = tf.scalar(0);
+    // The classes predicted at each step since they were last counted, with the batch's labels;
+    // they are read and compared where the loop reads the loss anyway.
+    const predictions = new _Predictions();
     let seen = 0;
     let batchCount = 0;
     for (const batch of batches(data, { batchSize, seed: epochSeed(seed, epoch), lastBatch })) {
@@ -343,37 +347,36 @@ export async function train(
       seen += batch.labels.length;
       if (scheduled) _setLearningRate(optimizer, lr * scheduleFactor(step, options.schedule));
       options.onStep?.(step);
-      let correct: Scalar | undefined;
+      let logits: Tensor | undefined;
       const objective = () => {
-        const logits = model.apply(batch.xs, { training: true }) as Tensor;
-        correct = tf.keep(
-          tf.tidy(() =>
-            tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), tf.argMax(batch.ys, -1)), "float32"))
-          ) as Scalar,
-        );
+        // Kept past the step, so that the accuracy's ops stay off the gradient tape.
+        logits = tf.keep(model.apply(batch.xs, { training: true }) as Tensor);
         return computeLoss(loss, logits, batch.ys);
       };
       const observer = options.observer && step % options.observer.gradientsEvery === 0
         ? options.observer
         : undefined;
-      const batchLoss = weightDecay > 0 || observer
-        ? _minimizeWithDecay(optimizer, objective, variables, weightDecay, observer, step)
-        : optimizer.minimize(objective, true, variables) as Scalar;
+      let batchLoss: Scalar;
+      try {
+        batchLoss = weightDecay > 0 || observer
+          ? _minimizeWithDecay(optimizer, objective, variables, weightDecay, observer, step)
+          : optimizer.minimize(objective, true, variables) as Scalar;
+        predictions.add(tf.argMax(logits!, -1), batch.labels);
+      } finally {
+        logits?.dispose();
+      }
       const nextSum = tf.add(lossSum, batchLoss) as Scalar;
       lossSum.dispose();
       lossSum = nextSum;
-      const nextCorrect = tf.add(correctSum, correct!) as Scalar;
-      correctSum.dispose();
-      correct!.dispose();
-      correctSum = nextCorrect;
       if (step % logEvery === 0) {
         const value = (await batchLoss.data())[0];
         if (!Number.isFinite(value)) {
           batchLoss.dispose();
           lossSum.dispose();
-          correctSum.dispose();
+          predictions.dispose();
           throw new NonFiniteLossError(epoch, step, value);
         }
+        await predictions.count();
         steps.push({ epoch, step, trainLoss: value });
         const seconds = (performance.now() - started) / 1000;
         const samplesPerSecond = ((step - firstStep) * batchSize) / seconds;
@@ -392,9 +395,8 @@ export async function train(
       await pacer.tick();
     }
     const trainLoss = (await lossSum.data())[0] / batchCount;
-    const trainAccuracy = (await correctSum.data())[0] / seen;
+    const trainAccuracy = (await predictions.count()) / seen;
     lossSum.dispose();
-    correctSum.dispose();
     if (!Number.isFinite(trainLoss)) throw new NonFiniteLossError(epoch, step, trainLoss);
     const evalOptions = { batchSize: evalBatchSize, loss, lastBatch };
     const test = options.test ? await evaluate(model, options.test, evalOptions) : undefined;
@@ -450,6 +452,49 @@ export function epochSeed(seed: number, epoch: number): number {
  */
 export function epochSteps(count: number, batchSize: number, lastBatch: LastBatch): number {
   return numBatches(count, { batchSize, lastBatch });
+}
+
+/**
+ * The classes a training step predicted (argMax of its logits), kept as tensors until
+ * {@linkcode _Predictions.count} reads them all in one transfer and compares them with the
+ * labels in JavaScript: one kernel per step instead of a comparison, a cast, a sum and a
+ * running add.
+ */
+class _Predictions {
+  #pending: Tensor[] = [];
+  #labels: Uint8Array[] = [];
+  #correct = 0;
+
+  /** Keeps a step's predicted classes (owned from now on) and its batch's labels. */
+  add(predicted: Tensor, labels: Uint8Array): void {
+    this.#pending.push(predicted);
+    this.#labels.push(labels);
+  }
+
+  /** Reads the kept predictions; returns how many of every step's were correct. */
+  async count(): Promise<number> {
+    if (this.#pending.length === 0) return this.#correct;
+    const all = this.#pending.length === 1 ? this.#pending[0] : tf.concat(this.#pending);
+    let values: ArrayLike<number>;
+    try {
+      values = await all.data();
+    } finally {
+      if (all !== this.#pending[0]) all.dispose();
+      this.dispose();
+    }
+    let i = 0;
+    for (const labels of this.#labels) {
+      for (const label of labels) if (values[i++] === label) this.#correct++;
+    }
+    this.#labels = [];
+    return this.#correct;
+  }
+
+  /** Disposes the predictions not yet read. */
+  dispose(): void {
+    tf.dispose(this.#pending);
+    this.#pending = [];
+  }
 }
 
 function _setLearningRate(optimizer: Optimizer, lr: number) {

@@ -251,12 +251,29 @@ async function profileSection(context: SectionContext): Promise<string> {
   return parts.join("\n\n");
 }
 
+/** LeNet through the training loop and evaluation as the `report` preset runs them (`train_loop`). */
+async function trainLoopSection(context: SectionContext): Promise<string> {
+  const rows = (await _rows(context)).filter((r) => r.group === "train_loop");
+  if (rows.length === 0) {
+    return "Not in the committed results: `deno task bench --only loop` measures it.";
+  }
+  return [
+    "LeNet/MNIST as the `report` preset trains it (sigmoid, batch 20, SGD), through the " +
+    "training loop (`train`) and the evaluation after each epoch (`evaluate`), on MNIST's " +
+    "images: the rate the train CLI reaches, where the rows above time the model's step alone. " +
+    "`epoch_seconds` is a report epoch (60,000 images, then 10,000 evaluated) at those rates; " +
+    "the projected wall times add the preset's 20 epochs per variant, evaluation included.",
+    _benchTable(rows),
+  ].join("\n\n");
+}
+
 /** The sections of `docs/performance.md`, in order. */
 export const PERFORMANCE_SECTIONS: readonly Section[] = [
   { title: "The machine", source: _JSON, render: machineSection },
   { title: "Training throughput", source: _CSV, render: throughputSection },
   { title: "What each part is worth", source: _CSV, render: ratiosSection },
   { title: "Share of the machine's product rate", source: _CSV, render: machineLimitSection },
+  { title: "The training loop end to end", source: _CSV, render: trainLoopSection },
   { title: "Kernels", source: _CSV, render: kernelsSection },
   { title: "tfjs's threaded wasm binary", source: _CSV, render: threadsSection },
   { title: "Where a step's time goes", source: _CSV, render: profileSection },

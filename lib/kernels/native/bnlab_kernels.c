@@ -19,7 +19,7 @@
 #include <time.h>
 
 /* The ABI version: lib/kernels/native_library.ts refuses a library that reports another. */
-int32_t bnlab_native_version(void) { return 9; }
+int32_t bnlab_native_version(void) { return 10; }
 
 /*
  * im2col for an NHWC convolution, images [b0, b0 + images): per output pixel, the
@@ -154,6 +154,16 @@ static inline v8f load8(const float *p) {
 static inline void store8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
 /* Where mask is all ones, a; elsewhere b. */
 static inline v8f select8(v8i mask, v8f a, v8f b) { return (v8f)(((v8i)a & mask) | ((v8i)b & ~mask)); }
+/* The same on four floats. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+static inline v4f load4(const float *p) {
+  v4f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+static inline v4f select4(v4i mask, v4f a, v4f b) { return (v4f)(((v4i)a & mask) | ((v4i)b & ~mask)); }
 
 /*
  * The 2×2, stride-2 pools that tile the input exactly (LeNet's): every input value lies in
@@ -192,18 +202,43 @@ static void max_pool_grad_2x2(const float *x, const float *dy, float *dx, int32_
           store8(d1 + c, (v8f)(v & t1 & ~t2 & ~t3));
           store8(d0 + c, (v8f)(v & t0 & ~t1 & ~t2 & ~t3));
         }
+        /* Four channels, the same way. */
+        for (; c + 4 <= channels; c += 4) {
+          const v4f a0 = load4(x0 + c), a1 = load4(x1 + c), a2 = load4(x2 + c), a3 = load4(x3 + c);
+          v4f best = {-__builtin_inff(), -__builtin_inff(), -__builtin_inff(), -__builtin_inff()};
+          const v4i t0 = a0 > best;
+          best = select4(t0, a0, best);
+          const v4i t1 = a1 > best;
+          best = select4(t1, a1, best);
+          const v4i t2 = a2 > best;
+          best = select4(t2, a2, best);
+          const v4i t3 = a3 > best;
+          const v4i v = (v4i)(load4(g + c) + 0.0f);
+          store4(d3 + c, (v4f)(v & t3));
+          store4(d2 + c, (v4f)(v & t2 & ~t3));
+          store4(d1 + c, (v4f)(v & t1 & ~t2 & ~t3));
+          store4(d0 + c, (v4f)(v & t0 & ~t1 & ~t2 & ~t3));
+        }
+        /* The channels left, one at a time with the same masks (no branches: on real
+         * activations the argmax is as unpredictable as in the vector loop). */
         for (; c < channels; c++) {
           float best = -__builtin_inff();
-          int32_t k = -1;
-          if (x0[c] > best) { best = x0[c]; k = 0; }
-          if (x1[c] > best) { best = x1[c]; k = 1; }
-          if (x2[c] > best) { best = x2[c]; k = 2; }
-          if (x3[c] > best) { k = 3; }
-          const float v = 0.0f + g[c];
-          d0[c] = k == 0 ? v : 0.0f;
-          d1[c] = k == 1 ? v : 0.0f;
-          d2[c] = k == 2 ? v : 0.0f;
-          d3[c] = k == 3 ? v : 0.0f;
+          const uint32_t t0 = -(uint32_t)(x0[c] > best);
+          best = t0 ? x0[c] : best;
+          const uint32_t t1 = -(uint32_t)(x1[c] > best);
+          best = t1 ? x1[c] : best;
+          const uint32_t t2 = -(uint32_t)(x2[c] > best);
+          best = t2 ? x2[c] : best;
+          const uint32_t t3 = -(uint32_t)(x3[c] > best);
+          uint32_t v;
+          const float value = 0.0f + g[c];
+          memcpy(&v, &value, sizeof v);
+          const uint32_t bits[4] = {v & t0 & ~t1 & ~t2 & ~t3, v & t1 & ~t2 & ~t3, v & t2 & ~t3,
+                                    v & t3};
+          memcpy(d0 + c, bits, sizeof(float));
+          memcpy(d1 + c, bits + 1, sizeof(float));
+          memcpy(d2 + c, bits + 2, sizeof(float));
+          memcpy(d3 + c, bits + 3, sizeof(float));
         }
       }
     }
@@ -1107,5 +1142,95 @@ void bnlab_relu_grad(float *heap, int32_t dy_off, int32_t x_off, int32_t dx_off,
     const float v = x[i];
     const float step = v > 0.0f ? 1.0f : (v != v ? v : 0.0f);
     dx[i] = dy[i] * step;
+  }
+}
+
+/*
+ * The logistic sigmoid as tfjs's wasm `Sigmoid` computes it (XNNPACK's wasm SIMD kernel,
+ * "rr2_p5_div"), operation for operation in float without fused multiply-adds, so every
+ * output has the same bits: with z = −|x|,
+ *
+ *   n = z·log2(e) + M, with M = 1.5·2^23 + 127 (n rounded to an integer, its low bits the
+ *   biased exponent);  s = 2^(n − 127) made from n's bits;  n = n − M;
+ *   t = n·(−ln 2)_hi + z;  t = n·(−ln 2)_lo + t;
+ *   p = (((c5·t + c4)·t + c3)·t + c2)·t + c1;  e = (t·s)·p + s  (≈ e^z);
+ *   f = e/(e + 1), 0 where z < −87.34 (e^z would be subnormal);
+ *   y = f for x with the sign bit set, 1 − f otherwise; NaN stays NaN, its sign cleared.
+ *
+ * The constants are the kernel's, as tfjs's binary sets them up. tests/elementwise_test.ts
+ * compares the bits with tfjs's kernel on a sweep of float32 inputs, and on every one of the
+ * 2^32 with BNLAB_TEST_EVERY_FLOAT=1.
+ */
+static inline float float_of(uint32_t bits) {
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+static inline uint32_t bits_of(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+void bnlab_sigmoid(float *heap, int32_t x_off, int32_t y_off, int32_t size) {
+  const float *x = heap + x_off;
+  float *y = heap + y_off;
+  const float log2e = float_of(0x3FB8AA3B), magic = float_of(0x4B40007F);
+  const float minus_ln2_hi = float_of(0xBF317200), minus_ln2_lo = float_of(0xB5BFBE8E);
+  const float c5 = float_of(0x3C07CFCE), c4 = float_of(0x3D2B9D0D), c3 = float_of(0x3E2AAD40);
+  const float c2 = float_of(0x3EFFFEE3), c1 = float_of(0x3F7FFFFB);
+  const float cutoff = float_of(0xC2AEAC4F);
+  for (int32_t i = 0; i < size; i++) {
+    const uint32_t xb = bits_of(x[i]);
+    const float z = float_of(xb | 0x80000000u);
+    float n = z * log2e + magic;
+    const float s = float_of(bits_of(n) << 23);
+    n = n - magic;
+    float t = n * minus_ln2_hi + z;
+    t = n * minus_ln2_lo + t;
+    float p = t * c5 + c4;
+    p = p * t + c3;
+    p = p * t + c2;
+    p = p * t + c1;
+    t = t * s;
+    const float e = t * p + s;
+    const float d = e + 1.0f;
+    float f = e / d;
+    f = float_of(bits_of(f) & (z < cutoff ? 0u : ~0u));
+    const float cf = 1.0f - f;
+    const uint32_t negative = (uint32_t)((int32_t)xb >> 31);
+    const uint32_t out = (bits_of(f) & negative) | (bits_of(cf) & ~negative);
+    /* NaN in: tfjs's kernel gives x's payload, quieted, with the sign cleared. */
+    const uint32_t nan = -(uint32_t)(z != z);
+    y[i] = float_of((out & ~nan) | ((xb | 0x00400000u) & 0x7fffffffu & nan));
+  }
+}
+
+/*
+ * The sigmoid's gradient from its output y as tfjs writes it, dy·(y·(1 − y)): three IEEE
+ * single-precision operations per element in that order (tfjs's Sub, Multiply and Multiply).
+ */
+void bnlab_sigmoid_grad(float *heap, int32_t dy_off, int32_t y_off, int32_t dx_off, int32_t size) {
+  const float *dy = heap + dy_off, *y = heap + y_off;
+  float *dx = heap + dx_off;
+  for (int32_t i = 0; i < size; i++) {
+    const float v = y[i];
+    const float slope = v * (1.0f - v);
+    dx[i] = dy[i] * slope;
+  }
+}
+
+/*
+ * Plain SGD's update of one variable as tfjs's SGDOptimizer writes it, add(mul(c, g), v) with
+ * c = −lr as a float32: out = c·g + v, the product and the sum each rounded to float32.
+ */
+void bnlab_sgd_update(float *heap, int32_t v_off, int32_t g_off, int32_t out_off, int32_t size,
+                      float c) {
+  const float *v = heap + v_off, *g = heap + g_off;
+  float *out = heap + out_off;
+  for (int32_t i = 0; i < size; i++) {
+    const float step = c * g[i];
+    out[i] = step + v[i];
   }
 }
