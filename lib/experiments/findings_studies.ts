@@ -759,7 +759,13 @@ export async function reportSeedsSection(root: string): Promise<string> {
     const planned = await _plannedTrials(`${root}/results/${dir}`);
     const inProgress = planned !== undefined && summary.length < planned;
     const all = (["none", "bnlab", "tfjs"] as const).every((v) => against.reproduced.includes(v));
-    const seeds = Math.min(...variants.map((v) => s(v, "test_accuracy").n));
+    const counts = variants.map((v) => s(v, "test_accuracy").n);
+    const seeds = Math.min(...counts);
+    const seedText = seeds === 1 && Math.max(...counts) === 1
+      ? "one seed"
+      : seeds === Math.max(...counts)
+      ? `${seeds} seeds`
+      : `at least ${seeds} seed${seeds === 1 ? "" : "s"}`;
     verdicts.push(
       `${what}: ` +
         (all
@@ -767,7 +773,7 @@ export async function reportSeedsSection(root: string): Promise<string> {
           : against.reproduced.length
           ? `gives the report's number for ${against.reproduced.join(" and ")} only`
           : "gives none of the report's numbers") +
-        ` (${seeds === 1 ? "one seed" : `at least ${seeds} seeds`} per variant` +
+        ` (${seedText} per variant` +
         (inProgress ? `; in progress, ${summary.length} of ${planned} trials finished` : "") +
         ")",
     );

@@ -267,6 +267,37 @@ async function trainLoopSection(context: SectionContext): Promise<string> {
   ].join("\n\n");
 }
 
+/** ResNet-20 beside PyTorch, and the other normalizations against BN (`resnet20_training`, `norm_cost`). */
+async function resnetAndNormsSection(context: SectionContext): Promise<string> {
+  const all = await _rows(context);
+  const resnet = all.filter((r) => r.group === "resnet20_training");
+  const norms = all.filter((r) => r.group === "norm_cost");
+  if (resnet.length === 0 && norms.length === 0) {
+    return "Not in the committed results: `deno task bench --only resnet` and `--only norms` " +
+      "measure them.";
+  }
+  const parts: string[] = [];
+  if (resnet.length) {
+    const ratio = (name: string) =>
+      resnet.find((r) => r.name === name && r.metric === "over_pytorch")?.median;
+    parts.push(
+      "ResNet-20 (28×28×1 input, batch 128) trained on wasm with OpenBLAS and the native kernels, " +
+        "beside Debian's PyTorch on the same 2 threads in interleaved blocks; `over_pytorch` is " +
+        "ours over PyTorch's rate on the same network (without BN: " +
+        `${ratio("none") ?? "–"}; with BN: ${ratio("bnlab") ?? "–"}).`,
+      _benchTable(resnet),
+    );
+  }
+  if (norms.length) {
+    parts.push(
+      "GroupNorm and LayerNorm against bnlab's BN on the same network (`step_time_over_bnlab`: " +
+        "a training step's time over BN's; `_tfjs_ops` rows run the readable tfjs-op version).",
+      _benchTable(norms),
+    );
+  }
+  return parts.join("\n\n");
+}
+
 /** The sections of `docs/performance.md`, in order. */
 export const PERFORMANCE_SECTIONS: readonly Section[] = [
   { title: "The machine", source: _JSON, render: machineSection },
@@ -274,6 +305,7 @@ export const PERFORMANCE_SECTIONS: readonly Section[] = [
   { title: "What each part is worth", source: _CSV, render: ratiosSection },
   { title: "Share of the machine's product rate", source: _CSV, render: machineLimitSection },
   { title: "The training loop end to end", source: _CSV, render: trainLoopSection },
+  { title: "ResNet-20 and the other normalizations", source: _CSV, render: resnetAndNormsSection },
   { title: "Kernels", source: _CSV, render: kernelsSection },
   { title: "tfjs's threaded wasm binary", source: _CSV, render: threadsSection },
   { title: "Where a step's time goes", source: _CSV, render: profileSection },
