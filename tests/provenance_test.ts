@@ -60,7 +60,7 @@ Deno.test("gitState: the diff hash marks a dirty tree and changes when the diff 
   });
 });
 
-Deno.test("gitState: results/ is data, not code: changes and new files there leave the tree clean", async () => {
+Deno.test("gitState: results/ and bench/results.* are data, not code: changes and new files there leave the tree clean", async () => {
   const { dir, commit } = await repo();
   await Deno.mkdir(`${dir}/results/run`, { recursive: true });
   await Deno.writeTextFile(`${dir}/results/run/checkpoint.json`, "{}\n");
@@ -68,6 +68,8 @@ Deno.test("gitState: results/ is data, not code: changes and new files there lea
   git(dir, "commit", "-q", "-m", "a run's checkpoint");
   await Deno.writeTextFile(`${dir}/results/run/checkpoint.json`, '{"epoch":2}\n');
   await Deno.writeTextFile(`${dir}/results/run/weights-2.bin`, "w");
+  await Deno.mkdir(`${dir}/bench`);
+  await Deno.writeTextFile(`${dir}/bench/results.csv`, "group,name\n");
   assert.deepEqual(gitState(dir), {
     gitCommit: git(dir, "rev-parse", "HEAD"),
     gitDirty: false,

@@ -17,8 +17,8 @@ export interface GitState {
   /** The commit checked out ("unknown" outside a git checkout). */
   gitCommit: string;
   /**
-   * Whether tracked files outside `results/` differ from `gitCommit` (staged or not):
-   * `git diff HEAD` is not empty. `null` when git could not be run (no `--allow-run`, or no
+   * Whether tracked files outside `results/` and `bench/results.*` differ from `gitCommit`
+   * (staged or not): `git diff HEAD` is not empty. `null` when git could not be run (no `--allow-run`, or no
    * git).
    */
   gitDirty: boolean | null;
@@ -28,7 +28,10 @@ export interface GitState {
    * `null` when the tree is clean or git could not be run.
    */
   gitDiffSha256: string | null;
-  /** Untracked paths outside `results/` that git does not ignore (`null` when git could not be run). */
+  /**
+   * Untracked paths outside `results/` and `bench/results.*` that git does not ignore (`null`
+   * when git could not be run).
+   */
   gitUntracked: number | null;
 }
 
@@ -133,9 +136,10 @@ export function provenance(options: ProvenanceOptions = {}): Provenance {
 }
 
 /**
- * The git state of a checkout's code: its commit, whether tracked files outside `results/`
- * differ from it, a SHA-256 of their `git diff HEAD --binary` when they do, and the number of
- * untracked, unignored paths outside `results/`. Runs
+ * The git state of a checkout's code (all but `results/` and `bench/results.*`, which runs
+ * and the bench write): its commit, whether tracked code files differ from it, a SHA-256 of
+ * their `git diff HEAD --binary` when they do, and the number of untracked, unignored code
+ * paths. Runs
  * `git` (needs `--allow-run`); without it, the commit is read from `.git/` and the other
  * fields are `null`.
  *
@@ -192,10 +196,16 @@ export function gitCommit(): string {
 }
 
 /**
- * The paths whose state is the code's: everything but `results/`, where runs write (a resumed
- * run changes its committed checkpoint without changing the code that trains it).
+ * The paths whose state is the code's: everything but what runs and the bench write —
+ * `results/` (a resumed run changes its committed checkpoint without changing the code that
+ * trains it) and `bench/results.*` (the bench's record is read after its table is written).
  */
-const _CODE = [":(top)", ":(top,exclude)results"];
+const _CODE = [
+  ":(top)",
+  ":(top,exclude)results",
+  ":(top,exclude)bench/results.csv",
+  ":(top,exclude)bench/results.json",
+];
 
 /** `git -C root …`'s stdout, or null when git cannot run or fails. */
 function _git(root: string, args: string[]): Uint8Array | null {
