@@ -180,6 +180,7 @@ export const KERNEL_TABLE: readonly KernelEntry[] = [
  *     "FusedBatchNorm",
  *     "MaxPool",
  *     "Relu",
+ *     "Sigmoid",
  *   ],
  * );
  * ```
@@ -231,7 +232,7 @@ const _replacements = new WeakSet<tf.KernelConfig>();
  *
  * const installed = installKernels({ backend: "cpu" });
  * assert.deepEqual(installed.kernels, ["BnlabRunningAverage"]);
- * assert.deepEqual(installed.gradients, ["Sum", "Mean", "FusedBatchNorm", "Relu"]);
+ * assert.deepEqual(installed.gradients, ["Sum", "Mean", "FusedBatchNorm", "Relu", "Sigmoid"]);
  * ```
  */
 export function installKernels(options: InstallKernelsOptions): InstalledKernels {
