@@ -143,7 +143,7 @@ Deno.test("provenance: root picks the repository recorded", async () => {
   assert.equal(provenance({ root: dir }).gitCommit, commit);
 });
 
-Deno.test("a sweep's resume appends its start to sweep.json's starts", async () => {
+Deno.test("a sweep's resume appends its start to sweep.json's starts and keeps its note", async () => {
   const { prepareSweep } = await import("../lib/experiments/runner.ts");
   const { resolveConfig } = await import("../lib/experiments/config.ts");
   const { SWEEPS } = await import("../lib/experiments/sweeps.ts");
@@ -151,8 +151,16 @@ Deno.test("a sweep's resume appends its start to sweep.json's starts", async () 
   const base = resolveConfig("smoke");
   await prepareSweep(SWEEPS.momentum, base, out, { checkData: false });
   await prepareSweep(SWEEPS.momentum, base, out, { checkData: false });
+  // A note written by scripts/mark_provenance.ts survives a resume.
+  const marked = JSON.parse(await Deno.readTextFile(`${out}/sweep.json`));
+  await Deno.writeTextFile(
+    `${out}/sweep.json`,
+    JSON.stringify({ ...marked, provenanceNote: "The CPU model is not recorded." }),
+  );
+  await prepareSweep(SWEEPS.momentum, base, out, { checkData: false });
   const record = JSON.parse(await Deno.readTextFile(`${out}/sweep.json`));
-  assert.equal(record.starts.length, 2);
+  assert.equal(record.provenanceNote, "The CPU model is not recorded.");
+  assert.equal(record.starts.length, 3);
   assert.deepEqual(record.provenance, record.starts[0].provenance);
   assert.equal(record.started, record.starts[0].at);
   for (const start of record.starts) {

@@ -110,6 +110,8 @@ export interface ExperimentRecord {
   started: string;
   /** Every process that started the experiment, oldest first. */
   starts?: ExperimentStart[];
+  /** What `scripts/mark_provenance.ts` found wrong with the record (kept on resume). */
+  provenanceNote?: string;
 }
 
 /** The contents of a trial's `trial.json`: its config and every process that trained it. */

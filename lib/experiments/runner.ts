@@ -268,6 +268,7 @@ export async function prepareTrain(
     backend: previous?.backend ?? backend,
     started: previous?.started ?? start.at,
     starts: [...(previous?.starts ?? []), start],
+    ...(previous?.provenanceNote ? { provenanceNote: previous.provenanceNote } : {}),
   };
   await Deno.mkdir(out, { recursive: true });
   await writeJsonAtomic(path, record);
@@ -291,6 +292,8 @@ export interface SweepRecord {
   started: string;
   /** Every process that started or resumed the sweep, oldest first. */
   starts?: ExperimentStart[];
+  /** What `scripts/mark_provenance.ts` found wrong with the record (kept on resume). */
+  provenanceNote?: string;
 }
 
 /**
@@ -361,6 +364,7 @@ export async function prepareSweep(
     provenance: previous?.provenance ?? start.provenance,
     started: previous?.started ?? start.at,
     starts: [...(previous?.starts ?? []), start],
+    ...(previous?.provenanceNote ? { provenanceNote: previous.provenanceNote } : {}),
   };
   await Deno.mkdir(out, { recursive: true });
   await writeJsonAtomic(path, record);
