@@ -4,22 +4,8 @@
  * directory) and writes nothing, in a fresh directory and in one holding finished runs.
  */
 import assert from "node:assert/strict";
+import { run } from "./_cli.ts";
 import { formatPlanPreview } from "../lib/experiments/plan_preview.ts";
-
-const script = (name: string) => new URL(`../scripts/${name}.ts`, import.meta.url).pathname;
-
-async function run(name: string, args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", script(name), ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: output.code,
-    stdout: new TextDecoder().decode(output.stdout),
-    stderr: new TextDecoder().decode(output.stderr),
-  };
-}
 
 /** Every file and directory under `dir`, with its size, modification time and contents. */
 async function snapshot(dir: string): Promise<Map<string, string>> {

@@ -4,22 +4,8 @@
  * anything is written, and flags a named sweep sets.
  */
 import assert from "node:assert/strict";
+import { run } from "./_cli.ts";
 import { readCsv } from "../lib/output/csv.ts";
-
-const script = (name: string) => new URL(`../scripts/${name}.ts`, import.meta.url).pathname;
-
-async function run(name: string, args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", script(name), ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: output.code,
-    stdout: new TextDecoder().decode(output.stdout),
-    stderr: new TextDecoder().decode(output.stderr),
-  };
-}
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 const TINY = ["--preset", "smoke", "--limit", "100", "--test-limit", "40", "--quiet"];

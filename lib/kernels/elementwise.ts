@@ -30,7 +30,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WasmKernelReplacement } from "./wasm_kernel.ts";
-import { nativeKernels, requireNativeKernels } from "./native_library.ts";
+import { type NativeKernels, nativeKernels, requireNativeKernels } from "./native_library.ts";
 import {
   floatOffset,
   heapFloats,
@@ -260,11 +260,22 @@ export function fusedBatchNormWasmConfig(original: tf.KernelConfig): WasmKernelR
   );
 }
 
-function _relu(args: KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
+/**
+ * An element-wise float32 kernel `y = f(x)` run by a native function of `(heap, x, y, size)`;
+ * tfjs's kernel (`fallback`) for other dtypes, empty tensors, or with the native kernels off.
+ */
+function _unaryNative(
+  kernelName: string,
+  args: KernelArgs,
+  fallback: tf.KernelFunc,
+  run: (native: NativeKernels, heap: Float32Array, x: number, y: number, size: number) => void,
+): tf.TensorInfo {
   const { x } = args.inputs as { x?: tf.TensorInfo };
   if (x == null) {
     throw new Error(
-      `Relu (wasm): inputs must be { x }, received { ${Object.keys(args.inputs).join(", ")} }`,
+      `${kernelName} (wasm): inputs must be { x }, received { ${
+        Object.keys(args.inputs).join(", ")
+      } }`,
     );
   }
   const native = nativeKernels();
@@ -274,7 +285,7 @@ function _relu(args: KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
   }
   const backend = args.backend as unknown as WasmBackend;
   const y = backend.makeOutput(x.shape, "float32");
-  native.bnlab_relu(heapFloats(backend), floatOffset(backend, x), floatOffset(backend, y), size);
+  run(native, heapFloats(backend), floatOffset(backend, x), floatOffset(backend, y), size);
   return y;
 }
 
@@ -298,25 +309,12 @@ function _relu(args: KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
  * ```
  */
 export function reluWasmConfig(original: tf.KernelConfig): WasmKernelReplacement {
-  return wasmReplacement(original, [tf.Relu], (_name, args, fallback) => _relu(args, fallback));
-}
-
-function _sigmoid(args: KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
-  const { x } = args.inputs as { x?: tf.TensorInfo };
-  if (x == null) {
-    throw new Error(
-      `Sigmoid (wasm): inputs must be { x }, received { ${Object.keys(args.inputs).join(", ")} }`,
-    );
-  }
-  const native = nativeKernels();
-  const size = tf.util.sizeFromShape(x.shape);
-  if (native === null || x.dtype !== "float32" || size === 0) {
-    return fallback(args) as tf.TensorInfo;
-  }
-  const backend = args.backend as unknown as WasmBackend;
-  const y = backend.makeOutput(x.shape, "float32");
-  native.bnlab_sigmoid(heapFloats(backend), floatOffset(backend, x), floatOffset(backend, y), size);
-  return y;
+  return wasmReplacement(
+    original,
+    [tf.Relu],
+    (_name, args, fallback) =>
+      _unaryNative("Relu", args, fallback, (native, ...pointers) => native.bnlab_relu(...pointers)),
+  );
 }
 
 /**
@@ -343,7 +341,13 @@ export function sigmoidWasmConfig(original: tf.KernelConfig): WasmKernelReplacem
   return wasmReplacement(
     original,
     [tf.Sigmoid],
-    (_name, args, fallback) => _sigmoid(args, fallback),
+    (_name, args, fallback) =>
+      _unaryNative(
+        "Sigmoid",
+        args,
+        fallback,
+        (native, ...pointers) => native.bnlab_sigmoid(...pointers),
+      ),
   );
 }
 

@@ -1,0 +1,18 @@
+/** Runs the project's CLI scripts (`scripts/<name>.ts`) in a child Deno process, for the CLI tests. */
+
+/** The path of `scripts/<name>.ts`. */
+export const script = (name: string) => new URL(`../scripts/${name}.ts`, import.meta.url).pathname;
+
+/** Runs `scripts/<name>.ts` with every permission; its exit code and decoded output. */
+export async function run(name: string, args: string[]) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", script(name), ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+  };
+}
