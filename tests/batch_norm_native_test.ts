@@ -189,3 +189,74 @@ Deno.test("native batch norm gives the same floats on one thread or two (split c
     setBlasSliceThreads(previous);
   }
 });
+
+/**
+ * The native kernels' closed forms in single precision, with each channel's sums in double in
+ * row order (JavaScript numbers are doubles; `Math.fround` rounds each float operation as C's
+ * float arithmetic does): y, the statistics and the three gradients of sum(y·dy).
+ */
+function _closedForm(
+  x: Float32Array,
+  dy: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  epsilon: number,
+): Float32Array[] {
+  const f = Math.fround, channels = gamma.length, rows = x.length / channels;
+  const out = [x.length, channels, channels, x.length, channels, channels]
+    .map((n) => new Float32Array(n));
+  const [y, mean, variance, dx, dgamma, dbeta] = out;
+  for (let c = 0; c < channels; c++) {
+    let sum = 0, squares = 0, sumDy = 0, sumDyXhat = 0;
+    for (let r = 0; r < rows; r++) sum += x[r * channels + c];
+    mean[c] = f(sum / rows);
+    for (let r = 0; r < rows; r++) squares += (x[r * channels + c] - mean[c]) ** 2;
+    variance[c] = f(squares / rows);
+    const inv = f(1 / f(Math.sqrt(f(variance[c] + f(epsilon)))));
+    const xHat = (i: number) => f(f(x[i] - mean[c]) * inv);
+    for (let r = 0; r < rows; r++) {
+      const i = r * channels + c;
+      y[i] = f(f(xHat(i) * gamma[c]) + beta[c]);
+      sumDy += dy[i];
+      sumDyXhat += dy[i] * xHat(i);
+    }
+    const dyMean = f(sumDy / rows), dyXhatMean = f(sumDyXhat / rows), factor = f(gamma[c] * inv);
+    for (let r = 0; r < rows; r++) {
+      const i = r * channels + c;
+      dx[i] = f(f(f(dy[i] - dyMean) - f(xHat(i) * dyXhatMean)) * factor);
+    }
+    dgamma[c] = f(sumDyXhat);
+    dbeta[c] = f(sumDy);
+  }
+  return out;
+}
+
+Deno.test("native batch norm rounds as its closed form, each channel's sums in row order", async () => {
+  await initBackend("wasm");
+  if (nativeKernels() === null) return;
+  // ResNet-20's widths (blocks of 16, 32, 64 channels), LeNet's, odd tails, and a split call.
+  const shapes = [[8, 7, 7, 16], [4, 5, 5, 32], [2, 3, 3, 64], [20, 50], [6, 3], [3, 2, 77]];
+  if (blasInfo().sliceThreads >= 2) shapes.push([64, 16, 16, 16]);
+  const random = createRng(17);
+  for (const shape of shapes) {
+    const channels = shape[shape.length - 1];
+    const size = tf.util.sizeFromShape(shape);
+    const axes = shape.slice(0, -1).map((_, i) => i);
+    const xs = uniform(size, random).map((v) => 3 * v + 1);
+    const dys = uniform(size, random);
+    const gammas = uniform(channels, random).map((v) => v + 1.5);
+    const betas = uniform(channels, random);
+    const [x, dy] = [tf.tensor(xs, shape), tf.tensor(dys, shape)];
+    const [gamma, beta] = [tf.tensor(gammas), tf.tensor(betas)];
+    const run = (xv: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+      batchNormTraining(xv, { axes, epsilon: 1e-3, scale: g, offset: b });
+    const { y, mean, variance } = run(x, gamma, beta);
+    const grads = tf.grads((xv, g, b) => tf.sum(tf.mul(run(xv, g, b).y, dy)))([x, gamma, beta]);
+    const got = [y, mean, variance, ...grads].map((t) => t.dataSync() as Float32Array);
+    const want = _closedForm(xs, dys, gammas, betas, 1e-3);
+    for (const [i, name] of ["y", "mean", "variance", "dx", "dgamma", "dbeta"].entries()) {
+      assert.deepEqual(got[i], want[i], `${JSON.stringify(shape)} ${name}`);
+    }
+    tf.dispose([x, dy, gamma, beta, y, mean, variance, ...grads]);
+  }
+});

@@ -367,6 +367,50 @@ static void bn_half(int32_t total, int parts, int part, int32_t *from, int32_t *
   *to = part == 0 ? mid : total;
 }
 
+/*
+ * Per-channel sums over the rows, each channel's in row order and in double, for the channels
+ * [c0, c1) of a [rows, stride] matrix: Σ x (mean NULL) or Σ (x − mean)² (mean given). The
+ * channels go in blocks of 32, 16 and 8 whose sums stay in registers over all the rows
+ * (the same additions in the same order as one channel at a time).
+ */
+static inline __attribute__((always_inline)) void bn_block_sums(const float *x, int32_t rows,
+                                                               int32_t stride, const float *mean,
+                                                               double *sum, int w) {
+  double acc[32], m[32];
+  for (int j = 0; j < w; j++) {
+    acc[j] = sum[j];
+    m[j] = mean != NULL ? mean[j] : 0;
+  }
+  for (int32_t r = 0; r < rows; r++) {
+    const float *row = x + (int64_t)r * stride;
+    if (mean == NULL) {
+      for (int j = 0; j < w; j++) acc[j] += row[j];
+    } else {
+      for (int j = 0; j < w; j++) {
+        const double d = (double)row[j] - m[j];
+        acc[j] += d * d;
+      }
+    }
+  }
+  for (int j = 0; j < w; j++) sum[j] = acc[j];
+}
+
+static void bn_channel_sums(const float *x, int32_t rows, int32_t stride, int32_t c0, int32_t c1,
+                            const float *mean, double *sum) {
+  int32_t c = c0;
+  const float *m = mean;
+  for (; c + 32 <= c1; c += 32) bn_block_sums(x + c, rows, stride, m ? m + c : NULL, sum + c, 32);
+  if (c + 16 <= c1) {
+    bn_block_sums(x + c, rows, stride, m ? m + c : NULL, sum + c, 16);
+    c += 16;
+  }
+  if (c + 8 <= c1) {
+    bn_block_sums(x + c, rows, stride, m ? m + c : NULL, sum + c, 8);
+    c += 8;
+  }
+  if (c < c1) bn_block_sums(x + c, rows, stride, m ? m + c : NULL, sum + c, c1 - c);
+}
+
 static void bn_moments_part(void *context, int part) {
   const bn_task *t = context;
   const int32_t rows = t->rows, channels = t->channels;
@@ -374,19 +418,10 @@ static void bn_moments_part(void *context, int part) {
   bn_half(channels, bn_parts(rows, channels), part, &c0, &c1);
   const float *x = t->heap + t->x_off;
   double *sum = t->sum, *squares = t->products;
-  for (int32_t r = 0; r < rows; r++) {
-    const float *row = x + (int64_t)r * channels;
-    for (int32_t c = c0; c < c1; c++) sum[c] += row[c];
-  }
+  bn_channel_sums(x, rows, channels, c0, c1, NULL, sum);
   float *mean = t->heap + t->mean_off;
   for (int32_t c = c0; c < c1; c++) mean[c] = (float)(sum[c] / rows);
-  for (int32_t r = 0; r < rows; r++) {
-    const float *row = x + (int64_t)r * channels;
-    for (int32_t c = c0; c < c1; c++) {
-      const double d = (double)row[c] - mean[c];
-      squares[c] += d * d;
-    }
-  }
+  bn_channel_sums(x, rows, channels, c0, c1, mean, squares);
   float *variance = t->heap + t->var_off;
   for (int32_t c = c0; c < c1; c++) variance[c] = (float)(squares[c] / rows);
 }
@@ -402,6 +437,17 @@ void bnlab_bn_moments(float *heap, int32_t x_off, int32_t mean_off, int32_t var_
   free(sum);
 }
 
+/* y = (x − μ)·inv·γ + β over rows [r0, r1) of w channels (w a constant where inlined). */
+static inline __attribute__((always_inline)) void bn_forward_rows(
+    const float *x, float *y, int32_t r0, int32_t r1, const float *mean, const float *inv,
+    const float *gamma, const float *beta, int32_t w) {
+  for (int32_t r = r0; r < r1; r++) {
+    const float *in = x + (int64_t)r * w;
+    float *out = y + (int64_t)r * w;
+    for (int32_t c = 0; c < w; c++) out[c] = (in[c] - mean[c]) * inv[c] * gamma[c] + beta[c];
+  }
+}
+
 static void bn_forward_part(void *context, int part) {
   const bn_task *t = context;
   const int32_t channels = t->channels;
@@ -410,10 +456,12 @@ static void bn_forward_part(void *context, int part) {
   const float *x = t->heap + t->x_off, *mean = t->heap + t->mean_off;
   const float *inv = t->inv, *gamma = t->gamma, *beta = t->beta;
   float *y = t->heap + t->out_off;
-  for (int32_t r = r0; r < r1; r++) {
-    const float *in = x + (int64_t)r * channels;
-    float *out = y + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) out[c] = (in[c] - mean[c]) * inv[c] * gamma[c] + beta[c];
+  /* ResNet-20's widths with the channel count known to the compiler. */
+  switch (channels) {
+    case 16: bn_forward_rows(x, y, r0, r1, mean, inv, gamma, beta, 16); break;
+    case 32: bn_forward_rows(x, y, r0, r1, mean, inv, gamma, beta, 32); break;
+    case 64: bn_forward_rows(x, y, r0, r1, mean, inv, gamma, beta, 64); break;
+    default: bn_forward_rows(x, y, r0, r1, mean, inv, gamma, beta, channels);
   }
 }
 
@@ -436,6 +484,31 @@ void bnlab_bn_forward(float *heap, int32_t x_off, int32_t mean_off, int32_t var_
   free(inv);
 }
 
+/* Σ dy and Σ dy·x̂ per channel for the channels [0, w) of a block, as bn_block_sums. */
+static inline __attribute__((always_inline)) void bn_block_backward_sums(
+    const float *dy, const float *x, int32_t rows, int32_t stride, const float *mean,
+    const float *inv, double *sum_dy, double *sum_dy_xhat, int w) {
+  double a[32], b[32];
+  float m[32], s[32];
+  for (int j = 0; j < w; j++) {
+    a[j] = sum_dy[j];
+    b[j] = sum_dy_xhat[j];
+    m[j] = mean[j];
+    s[j] = inv[j];
+  }
+  for (int32_t r = 0; r < rows; r++) {
+    const float *g = dy + (int64_t)r * stride, *in = x + (int64_t)r * stride;
+    for (int j = 0; j < w; j++) {
+      a[j] += g[j];
+      b[j] += (double)g[j] * ((in[j] - m[j]) * s[j]);
+    }
+  }
+  for (int j = 0; j < w; j++) {
+    sum_dy[j] = a[j];
+    sum_dy_xhat[j] = b[j];
+  }
+}
+
 static void bn_backward_sums_part(void *context, int part) {
   const bn_task *t = context;
   const int32_t rows = t->rows, channels = t->channels;
@@ -444,11 +517,34 @@ static void bn_backward_sums_part(void *context, int part) {
   const float *dy = t->heap + t->dy_off, *x = t->heap + t->x_off, *mean = t->heap + t->mean_off;
   const float *inv = t->inv;
   double *sum_dy = t->sum, *sum_dy_xhat = t->products;
-  for (int32_t r = 0; r < rows; r++) {
-    const float *g = dy + (int64_t)r * channels, *in = x + (int64_t)r * channels;
-    for (int32_t c = c0; c < c1; c++) {
-      sum_dy[c] += g[c];
-      sum_dy_xhat[c] += (double)g[c] * ((in[c] - mean[c]) * inv[c]);
+  int32_t c = c0;
+#define BN_BACKWARD_BLOCK(W) \
+  bn_block_backward_sums(dy + c, x + c, rows, channels, mean + c, inv + c, sum_dy + c, \
+                         sum_dy_xhat + c, W)
+  for (; c + 32 <= c1; c += 32) BN_BACKWARD_BLOCK(32);
+  if (c + 16 <= c1) {
+    BN_BACKWARD_BLOCK(16);
+    c += 16;
+  }
+  if (c + 8 <= c1) {
+    BN_BACKWARD_BLOCK(8);
+    c += 8;
+  }
+  if (c < c1) BN_BACKWARD_BLOCK(c1 - c);
+#undef BN_BACKWARD_BLOCK
+}
+
+/* dx = (dy − mean(dy) − x̂·mean(dy·x̂))·γ·inv over rows [r0, r1) of w channels. */
+static inline __attribute__((always_inline)) void bn_dx_rows(
+    const float *dy, const float *x, float *dx, int32_t r0, int32_t r1, const float *mean,
+    const float *inv, const float *factor, const float *dy_mean, const float *dy_xhat_mean,
+    int32_t w) {
+  for (int32_t r = r0; r < r1; r++) {
+    const float *g = dy + (int64_t)r * w, *in = x + (int64_t)r * w;
+    float *out = dx + (int64_t)r * w;
+    for (int32_t c = 0; c < w; c++) {
+      const float x_hat = (in[c] - mean[c]) * inv[c];
+      out[c] = (g[c] - dy_mean[c] - x_hat * dy_xhat_mean[c]) * factor[c];
     }
   }
 }
@@ -462,14 +558,14 @@ static void bn_backward_dx_part(void *context, int part) {
   const float *inv = t->inv, *factor = t->gamma, *dy_mean = t->shift;
   const float *dy_xhat_mean = t->scale;
   float *dx = t->heap + t->out_off;
-  for (int32_t r = r0; r < r1; r++) {
-    const float *g = dy + (int64_t)r * channels, *in = x + (int64_t)r * channels;
-    float *out = dx + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) {
-      const float x_hat = (in[c] - mean[c]) * inv[c];
-      out[c] = (g[c] - dy_mean[c] - x_hat * dy_xhat_mean[c]) * factor[c];
-    }
+#define BN_DX_ROWS(W) bn_dx_rows(dy, x, dx, r0, r1, mean, inv, factor, dy_mean, dy_xhat_mean, W)
+  switch (channels) {
+    case 16: BN_DX_ROWS(16); break;
+    case 32: BN_DX_ROWS(32); break;
+    case 64: BN_DX_ROWS(64); break;
+    default: BN_DX_ROWS(channels);
   }
+#undef BN_DX_ROWS
 }
 
 /*
