@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type * as tf from "@tensorflow/tfjs";
 import type { BenchRow } from "./bench_row.ts";
 
 /** LeNet's layers as multiply–accumulates per image of the forward pass. */
@@ -32,6 +33,51 @@ export function lenetTrainingFlopsPerSample(): number {
   const forward = Object.values(_FORWARD_MACS).reduce((a, b) => a + b, 0) * 2;
   const inputGradients = forward - 2 * _FORWARD_MACS.conv1;
   return forward + forward + inputGradients;
+}
+
+/**
+ * FLOPs of one training sample of any model built of `Conv2D` and `Dense` layers, counted as
+ * {@linkcode lenetTrainingFlopsPerSample} counts LeNet's: per layer, the forward pass (2 FLOPs
+ * per multiply–accumulate), its weight gradient (as many) and its input gradient (as many,
+ * except for a layer that reads the model's input). Normalization, activations, pooling and
+ * residual additions are O(activations) and left out.
+ *
+ * @param model The model (its layers' output shapes must be known).
+ * @returns FLOPs per sample.
+ *
+ * @example LeNet counted from its layers
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { createLeNet } from "../lib/models/lenet.ts";
+ * import { lenetTrainingFlopsPerSample, modelTrainingFlopsPerSample } from "./derived.ts";
+ *
+ * await tf.setBackend("cpu");
+ * const model = createLeNet();
+ * console.log(modelTrainingFlopsPerSample(model) === lenetTrainingFlopsPerSample()); // true
+ * model.dispose();
+ * ```
+ */
+export function modelTrainingFlopsPerSample(model: tf.LayersModel): number {
+  let flops = 0;
+  for (const layer of model.layers) {
+    const name = layer.getClassName();
+    if (name !== "Conv2D" && name !== "Dense") continue;
+    const kernel = layer.getWeights()[0].shape;
+    const out = layer.outputShape as (number | null)[];
+    // Conv2D: output positions × (kh·kw·Cin) × Cout; Dense on [batch, in]: in × out.
+    const positions = name === "Conv2D" ? (out[1] as number) * (out[2] as number) : 1;
+    if (name === "Dense" && out.length !== 2) {
+      throw new Error(
+        `modelTrainingFlopsPerSample: expected Dense layers on [batch, features], received ${layer.name} with output shape ${
+          JSON.stringify(out)
+        }`,
+      );
+    }
+    const macs = positions * kernel.reduce((a, b) => a * b, 1);
+    const readsInput = model.inputs.includes(layer.input as tf.SymbolicTensor);
+    flops += 2 * macs * (readsInput ? 2 : 3);
+  }
+  return flops;
 }
 
 /**

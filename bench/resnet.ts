@@ -21,6 +21,7 @@ import { GROUP_NORM_BACKWARD, GROUP_NORM_FORWARD } from "../lib/named_kernels.ts
 import { setConv3x3Enabled } from "../lib/kernels/conv3x3.ts";
 import type { Normalization } from "../lib/norms/normalization.ts";
 import type { BenchRow } from "./bench_row.ts";
+import { matmulLimit, modelTrainingFlopsPerSample } from "./derived.ts";
 import { median } from "./machine.ts";
 import type { PyTorchLeNet } from "./pytorch.ts";
 import { profileTrainer } from "./training/profile.ts";
@@ -248,7 +249,7 @@ export async function benchResNet(options: BenchResNetOptions = {}): Promise<Ben
     const rows: BenchRow[] = [];
     const put = (name: string, metric: string, median: number, unit: string) =>
       rows.push({
-        group: "resnet20_training",
+        group: RESNET_TRAINING_GROUP,
         name,
         backend: name.startsWith("pytorch") ? "pytorch_cpu" : "wasm",
         batch_size: batchSize,
@@ -270,6 +271,63 @@ export async function benchResNet(options: BenchResNetOptions = {}): Promise<Ben
   } finally {
     for (const t of trainers) t.dispose();
   }
+}
+
+/** The row group of {@linkcode benchResNet}. */
+export const RESNET_TRAINING_GROUP = "resnet20_training";
+
+/**
+ * FLOPs of one ResNet-20 training sample (28×28×1, 10 classes), counted from the model's
+ * convolutions and dense layer by `modelTrainingFlopsPerSample`.
+ *
+ * @returns FLOPs per sample.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { resnet20TrainingFlopsPerSample } from "./resnet.ts";
+ *
+ * await tf.setBackend("cpu");
+ * console.log(resnet20TrainingFlopsPerSample()); // 185905920
+ * ```
+ */
+export function resnet20TrainingFlopsPerSample(): number {
+  const model = createResNet20();
+  try {
+    return modelTrainingFlopsPerSample(model);
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * What the ResNet-20 rates mean against the machine: for each `samples_per_s` row of
+ * {@linkcode benchResNet} (ours and PyTorch's, on the same cores), `training_gflops` (the rate
+ * times `flopsPerSample`) and `fraction_of_matmul_limit` (that over the best matrix-product
+ * rate among `rows`, `matmulLimit`: OpenBLAS's large square sgemm when it ran).
+ *
+ * @param rows Rows of one results table (possibly kept from an earlier run by `--only`).
+ * @param flopsPerSample FLOPs of one training sample ({@linkcode resnet20TrainingFlopsPerSample}).
+ * @returns The rows (none without a product rate).
+ *
+ * @example
+ * ```ts
+ * import { resnetShareRows } from "./resnet.ts";
+ * console.log(resnetShareRows([], 1e8).length); // 0
+ * ```
+ */
+export function resnetShareRows(rows: readonly BenchRow[], flopsPerSample: number): BenchRow[] {
+  const best = matmulLimit(rows, "wasm");
+  if (best === undefined) return [];
+  return rows
+    .filter((r) => r.group === RESNET_TRAINING_GROUP && r.metric === "samples_per_s")
+    .flatMap((r) => {
+      const gflops = (r.median * flopsPerSample) / 1e9;
+      return [
+        { ...r, metric: "training_gflops", median: gflops, unit: "GFLOP/s" },
+        { ...r, metric: "fraction_of_matmul_limit", median: gflops / best.median, unit: "ratio" },
+      ];
+    });
 }
 
 /** Options of {@linkcode benchNorms}. */

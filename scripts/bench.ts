@@ -20,7 +20,14 @@ import {
 } from "../bench/kernels.ts";
 import { benchMatMulLimit } from "../bench/machine.ts";
 import { benchTraining } from "../bench/training.ts";
-import { benchNorms, benchResNet, benchResNetProfile } from "../bench/resnet.ts";
+import {
+  benchNorms,
+  benchResNet,
+  benchResNetProfile,
+  resnet20TrainingFlopsPerSample,
+  RESNET_TRAINING_GROUP,
+  resnetShareRows,
+} from "../bench/resnet.ts";
 import { PYTHON, startPyTorch } from "../bench/pytorch.ts";
 import { benchWasmThreads } from "../bench/wasm_threads.ts";
 import { derivedRows } from "../bench/derived.ts";
@@ -180,12 +187,18 @@ async function main(args: string[]): Promise<number> {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
   }
-  // The training loop's share of the product rate, from whichever run each side comes from.
+  // The training loop's and ResNet-20's shares of the product rate, from whichever run each
+  // side comes from.
   const isShare = (r: BenchRow) =>
-    r.group === TRAIN_LOOP_GROUP && r.metric === "fraction_of_matmul_limit";
+    (r.group === TRAIN_LOOP_GROUP && r.metric === "fraction_of_matmul_limit") ||
+    (r.group === RESNET_TRAINING_GROUP &&
+      ["training_gflops", "fraction_of_matmul_limit"].includes(r.metric));
   kept = kept.filter((r) => !isShare(r));
   const measured = rows.filter((r) => !isShare(r));
-  const shares = trainLoopShareRows([...kept, ...measured]);
+  const shares = [
+    ...trainLoopShareRows([...kept, ...measured]),
+    ...resnetShareRows([...kept, ...measured], resnet20TrainingFlopsPerSample()),
+  ];
   const table: BenchRow[] = [
     ...kept,
     ...[...measured, ...shares].map((r) => ({ ...r, median: Number(r.median.toPrecision(5)) })),

@@ -5,6 +5,8 @@
  *
  * @module
  */
+import type { BenchRow } from "../../bench/bench_row.ts";
+import { matmulLimit } from "../../bench/derived.ts";
 import type { CsvRow } from "../../lib/output/csv.ts";
 import { markdownTable } from "../../lib/output/table.ts";
 import type { GeneratedDoc, Section, SectionContext } from "./markdown.ts";
@@ -287,6 +289,8 @@ async function resnetAndNormsSection(context: SectionContext): Promise<string> {
         `${ratio("none") ?? "–"}; with BN: ${ratio("bnlab") ?? "–"}).`,
       _benchTable(resnet),
     );
+    const bound = _resnetBound(all, resnet);
+    if (bound) parts.push(bound);
   }
   if (norms.length) {
     parts.push(
@@ -296,6 +300,41 @@ async function resnetAndNormsSection(context: SectionContext): Promise<string> {
     );
   }
   return parts.join("\n\n");
+}
+
+/**
+ * ResNet-20's rates as shares of the machine's best matrix-product rate (the rows of
+ * bench/resnet.ts' `resnetShareRows`), and what twice PyTorch's rate would need; undefined
+ * without those rows.
+ */
+function _resnetBound(all: readonly CsvRow[], resnet: readonly CsvRow[]): string | undefined {
+  const get = (name: string, metric: string) => {
+    const row = resnet.find((r) => r.name === name && r.metric === metric);
+    return row === undefined ? undefined : Number(row.median);
+  };
+  const share = (name: string) => get(name, "fraction_of_matmul_limit");
+  const [bn, none, ours] = [share("pytorch_bn"), share("pytorch_none"), share("bnlab")];
+  const limit = matmulLimit(
+    all.map((r) => ({ ...r, median: Number(r.median) })) as unknown as BenchRow[],
+    "wasm",
+  );
+  const gflops = get("bnlab", "training_gflops"), rate = get("bnlab", "samples_per_s");
+  if ([bn, none, ours, gflops, rate].some((v) => v === undefined) || limit === undefined) {
+    return undefined;
+  }
+  const pct = (v: number) => `${Math.round(100 * v)}%`;
+  const product = limit.group === "blas_kernels" ? "OpenBLAS's sgemm" : "XNNPACK's product";
+  const need = Math.max(2 * bn!, 2 * none!);
+  return `Counted at ${(gflops! * 1e3 / rate!).toFixed(1)} MFLOP per training sample ` +
+    "(the convolutions and the dense layer: forward pass, weight and input gradients; " +
+    "`training_gflops` and `fraction_of_matmul_limit` rows), PyTorch computes at " +
+    `${pct(bn!)} (with BN) and ${pct(none!)} (without) of the best matrix-product rate ` +
+    `measured on these cores (${product}, ${limit.name}: ${limit.median} GFLOP/s), bnlab's BN ` +
+    `run at ${pct(ours!)}. Twice PyTorch's rate would need ${pct(2 * bn!)} with BN and ` +
+    `${pct(2 * none!)} without: ` +
+    (need > 1
+      ? "more than a large square matrix product reaches on this machine."
+      : "within what a large square matrix product reaches on this machine.");
 }
 
 /** The sections of `docs/performance.md`, in order. */
