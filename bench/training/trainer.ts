@@ -7,6 +7,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/backend.ts";
 import { createLeNet, type LeNetOptions } from "../../lib/models/lenet.ts";
+import { createOptimizer } from "../../lib/train/loop.ts";
 import { median } from "../machine.ts";
 import type { PyTorchLeNet } from "../pytorch.ts";
 
@@ -67,7 +68,7 @@ export function trainer(variant: TrainingVariant, batchSize: number): Trainer {
 
 /**
  * A {@linkcode Trainer} of any model of 28×28×1 images and 10 classes at `batchSize`, on the
- * active backend: SGD (learning rate 0.01) on the mean softmax cross-entropy over four fixed
+ * active backend: plain SGD as the training runs build it (`createOptimizer`, learning rate 0.01) on the mean softmax cross-entropy over four fixed
  * random batches. The trainer owns the model (its `dispose` disposes it).
  *
  * @param model The model.
@@ -88,7 +89,8 @@ export function trainer(variant: TrainingVariant, batchSize: number): Trainer {
  * ```
  */
 export function modelTrainer(model: tf.LayersModel, batchSize: number): Trainer {
-  const optimizer = tf.train.sgd(0.01);
+  // The training runs' plain SGD (lib/train/sgd.ts: the update as one native kernel).
+  const optimizer = createOptimizer("sgd", 0.01);
   const batches = Array.from({ length: 4 }, (_, i) => ({
     xs: tf.randomUniform([batchSize, 28, 28, 1], 0, 1, "float32", 100 + i),
     ys: tf.tidy(() =>
