@@ -237,3 +237,115 @@ Deno.test("native group norm gives the same floats on one thread or two", async 
     setBlasSliceThreads(previous);
   }
 });
+
+/**
+ * The native kernels' closed form for x of [n, s, c] in G groups, in single precision with the
+ * sums in double (JavaScript numbers; `Math.fround` rounds each float operation as C's float
+ * arithmetic does): per sample, each channel's sums in position order, then the group's over its
+ * channels in order; dγ and dβ summed per half of the samples (the split the kernels make for
+ * calls of 16384 values or more), then the halves added. Returns y, dx, dγ, dβ for the gradient of
+ * sum(y·dy).
+ */
+function _closedForm(
+  x: Float32Array,
+  dy: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  shape: { n: number; groups: number; epsilon: number },
+): Float32Array[] {
+  const f = Math.fround, { n, groups, epsilon } = shape;
+  const c = gamma.length, s = x.length / n / c, per = c / groups, m = s * per;
+  const [y, dx] = [new Float32Array(x.length), new Float32Array(x.length)];
+  const halves = n >= 2 && x.length >= 16384 ? [n >> 1, n] : [n];
+  const dgamma = new Float64Array(c), dbeta = new Float64Array(c);
+  let partGamma = new Float64Array(c), partBeta = new Float64Array(c);
+  for (let b = 0; b < n; b++) {
+    const at = (p: number, ch: number) => (b * s + p) * c + ch;
+    const channelSums = (a: (i: number) => number, w: (i: number) => number) => {
+      const sums = new Float64Array(c), products = new Float64Array(c);
+      for (let ch = 0; ch < c; ch++) {
+        for (let p = 0; p < s; p++) {
+          sums[ch] += a(at(p, ch));
+          products[ch] += a(at(p, ch)) * w(at(p, ch));
+        }
+      }
+      return [sums, products];
+    };
+    const [sx, sxx] = channelSums((i) => x[i], (i) => x[i]);
+    const mean = new Float32Array(c), inv = new Float32Array(c);
+    for (let k = 0; k < groups; k++) {
+      let a = 0, q = 0;
+      for (let j = 0; j < per; j++) [a, q] = [a + sx[k * per + j], q + sxx[k * per + j]];
+      const mu = a / m, variance = Math.max(q / m - mu * mu, 0);
+      mean.fill(f(mu), k * per, (k + 1) * per);
+      inv.fill(f(1 / Math.sqrt(variance + epsilon)), k * per, (k + 1) * per);
+    }
+    const xHat = (i: number) => f(f(x[i] - mean[i % c]) * inv[i % c]);
+    for (let p = 0; p < s; p++) {
+      for (let ch = 0; ch < c; ch++) y[at(p, ch)] = f(f(xHat(at(p, ch)) * gamma[ch]) + beta[ch]);
+    }
+    const [sdy, sdyx] = channelSums((i) => dy[i], xHat);
+    const gy = new Float32Array(c), gyx = new Float32Array(c);
+    for (let k = 0; k < groups; k++) {
+      let a = 0, q = 0;
+      for (let j = 0; j < per; j++) {
+        const ch = k * per + j;
+        [a, q] = [a + gamma[ch] * sdy[ch], q + gamma[ch] * sdyx[ch]];
+      }
+      gy.fill(f(a / m), k * per, (k + 1) * per);
+      gyx.fill(f(q / m), k * per, (k + 1) * per);
+    }
+    for (let p = 0; p < s; p++) {
+      for (let ch = 0; ch < c; ch++) {
+        const i = at(p, ch);
+        dx[i] = f(f(f(f(dy[i] * gamma[ch]) - gy[ch]) - f(xHat(i) * gyx[ch])) * inv[ch]);
+      }
+    }
+    for (let ch = 0; ch < c; ch++) {
+      [partBeta[ch], partGamma[ch]] = [partBeta[ch] + sdy[ch], partGamma[ch] + sdyx[ch]];
+    }
+    if (halves.includes(b + 1)) {
+      for (let ch = 0; ch < c; ch++) {
+        [dbeta[ch], dgamma[ch]] = [dbeta[ch] + partBeta[ch], dgamma[ch] + partGamma[ch]];
+      }
+      [partGamma, partBeta] = [new Float64Array(c), new Float64Array(c)];
+    }
+  }
+  return [y, dx, Float32Array.from(dgamma), Float32Array.from(dbeta)];
+}
+
+Deno.test("native group norm rounds as its closed form, each channel's sums in position order", async () => {
+  await initBackend("wasm");
+  if (nativeKernels() === null) return;
+  // ResNet-20's widths (16, 32, 64 channels), layer norm (one group), odd tails, a split call.
+  const cases: [number[], number][] = [
+    [[8, 7, 7, 16], 16],
+    [[4, 5, 5, 32], 8],
+    [[2, 3, 3, 64], 32],
+    [[5, 6, 6, 16], 1],
+    [[6, 20], 10],
+    [[3, 2, 77], 7],
+    [[16, 8, 8, 16], 4],
+  ];
+  const random = createRng(23);
+  for (const [shape, groups] of cases) {
+    const channels = shape[shape.length - 1];
+    const size = tf.util.sizeFromShape(shape);
+    const xs = uniform(size, random).map((v) => 3 * v + 1);
+    const dys = uniform(size, random);
+    const gammas = uniform(channels, random).map((v) => v + 1.5);
+    const betas = uniform(channels, random);
+    const [x, dy] = [tf.tensor(xs, shape), tf.tensor(dys, shape)];
+    const [gamma, beta] = [tf.tensor(gammas), tf.tensor(betas)];
+    const run = (xv: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+      groupNormalize(xv, { groups, epsilon: 1e-3, gamma: g, beta: b });
+    const y = run(x, gamma, beta);
+    const grads = tf.grads((xv, g, b) => tf.sum(tf.mul(run(xv, g, b), dy)))([x, gamma, beta]);
+    const got = [y, ...grads].map((t) => t.dataSync() as Float32Array);
+    const want = _closedForm(xs, dys, gammas, betas, { n: shape[0], groups, epsilon: 1e-3 });
+    for (const [i, name] of ["y", "dx", "dgamma", "dbeta"].entries()) {
+      assert.deepEqual(got[i], want[i], `${JSON.stringify(shape)} groups ${groups}: ${name}`);
+    }
+    tf.dispose([x, dy, gamma, beta, y, ...grads]);
+  }
+});
