@@ -611,20 +611,57 @@ void bnlab_bn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_
  * images are split into two fixed halves run on the matrix products' thread pool, so the
  * floats do not depend on the threads. Sums run in float in another order than the BLAS's
  * (with fused multiply-adds where the processor has them): the same values within float32
- * rounding, not the same bits.
+ * rounding, not the same bits. The vectors are 16 floats wide with AVX-512 and 8 with AVX2;
+ * each output's chain of multiply-adds is the same on both.
  */
 
 void bnlab_pool_run(void (*task)(void *, int), void *context, int parts, int threads);
 
-#if defined(__AVX2__) && defined(__FMA__)
+/*
+ * The kernels' vector: 16 floats where the processor has AVX-512, else 8. Each output's sum is
+ * the same chain of multiply-adds in the same order whatever the width (a lane never mixes
+ * with another), so AVX-512 and AVX2 machines compute the same floats.
+ */
+#if defined(__AVX512F__)
 #include <immintrin.h>
-static inline v8f madd8(v8f acc, v8f a, v8f b) {
-  return (v8f)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)acc);
+typedef float vconv __attribute__((vector_size(64)));
+#define CONV_LANES 16
+static inline vconv conv_madd(vconv acc, vconv a, vconv b) {
+  return (vconv)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)acc);
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+typedef v8f vconv;
+#define CONV_LANES 8
+static inline vconv conv_madd(vconv acc, vconv a, vconv b) {
+  return (vconv)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)acc);
 }
 #else
-static inline v8f madd8(v8f acc, v8f a, v8f b) { return acc + a * b; }
+typedef v8f vconv;
+#define CONV_LANES 8
+static inline vconv conv_madd(vconv acc, vconv a, vconv b) { return acc + a * b; }
 #endif
-static inline v8f splat8(float v) { return (v8f){v, v, v, v, v, v, v, v}; }
+static inline vconv conv_load(const float *p) {
+  vconv v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void conv_store(float *p, vconv v) { memcpy(p, &v, sizeof v); }
+static inline vconv conv_splat(float v) { return (vconv){0} + v; }
+
+/* Output pixels (forward) and input channels (filter gradient) per block for cout 16 and 32;
+ * with 16 lanes, pixel blocks of 14 and 7 divide ResNet-20's widths 28 and 14. */
+#if CONV_LANES == 16
+#define CONV_PIXELS_16 14
+#define CONV_PIXELS_32 7
+#define CONV_CHANNELS_16 16
+#define CONV_CHANNELS_32 8
+#else
+#define CONV_PIXELS_16 6
+#define CONV_PIXELS_32 2
+#define CONV_CHANNELS_16 6
+#define CONV_CHANNELS_32 2
+#endif
 
 typedef struct {
   const float *x, *filter, *dy;
@@ -646,38 +683,39 @@ static void pad_image(const float *x, float *xp, int32_t h, int32_t w, int32_t c
   }
 }
 
-/* P output pixels from column x of row r: V = cout/8 vectors each; P·V ≤ 12 accumulators
- * (the pixels are independent: P changes no float). */
+/* P output pixels from column x of row r: V = cout/CONV_LANES vectors each (the pixels are
+ * independent: P changes no float). */
 static inline __attribute__((always_inline)) void conv_pixels(
     const conv3x3_task *t, const float *xp, float *y, int32_t r, int32_t x, const int P,
     const int V) {
-  const int32_t w = t->w, cin = t->cin, cout = 8 * V;
+  const int32_t w = t->w, cin = t->cin, cout = CONV_LANES * V;
   const int64_t prow = (int64_t)(w + 2) * cin;
-  v8f acc[6][8];
+  vconv acc[16][4];
   for (int p = 0; p < P; p++) {
-    for (int v = 0; v < V; v++) acc[p][v] = splat8(0.0f);
+    for (int v = 0; v < V; v++) acc[p][v] = conv_splat(0.0f);
   }
   for (int32_t tap = 0; tap < 9; tap++) {
     const float *in = xp + (r + tap / 3) * prow + (int64_t)(x + tap % 3) * cin;
     const float *wk = t->filter + (int64_t)tap * cin * cout;
     for (int32_t ci = 0; ci < cin; ci++) {
-      v8f wv[8];
-      for (int v = 0; v < V; v++) wv[v] = load8(wk + (int64_t)ci * cout + 8 * v);
+      vconv wv[4];
+      for (int v = 0; v < V; v++) wv[v] = conv_load(wk + (int64_t)ci * cout + CONV_LANES * v);
       for (int p = 0; p < P; p++) {
-        const v8f s = splat8(in[(int64_t)p * cin + ci]);
-        for (int v = 0; v < V; v++) acc[p][v] = madd8(acc[p][v], s, wv[v]);
+        const vconv s = conv_splat(in[(int64_t)p * cin + ci]);
+        for (int v = 0; v < V; v++) acc[p][v] = conv_madd(acc[p][v], s, wv[v]);
       }
     }
   }
   for (int p = 0; p < P; p++) {
     float *out = y + ((int64_t)r * w + x + p) * cout;
     for (int v = 0; v < V; v++) {
-      store8(out + 8 * v, t->accumulate ? load8(out + 8 * v) + acc[p][v] : acc[p][v]);
+      float *o = out + CONV_LANES * v;
+      conv_store(o, t->accumulate ? conv_load(o) + acc[p][v] : acc[p][v]);
     }
   }
 }
 
-/* The images [b0, b1) of the forward convolution; V = cout/8, P pixels at a time. */
+/* The images [b0, b1) of the forward convolution; V = cout/CONV_LANES, P pixels at a time. */
 static inline __attribute__((always_inline)) void conv_images(const conv3x3_task *t,
                                                               int32_t b0, int32_t b1,
                                                               const int P, const int V) {
@@ -711,9 +749,9 @@ static void conv_part(void *context, int part) {
   int32_t b0, b1;
   half_of(t->batch, part, &b0, &b1);
   if (t->cout == 16) {
-    conv_images(t, b0, b1, 6, 2);
+    conv_images(t, b0, b1, CONV_PIXELS_16, 16 / CONV_LANES);
   } else {
-    conv_images(t, b0, b1, 2, 4);
+    conv_images(t, b0, b1, CONV_PIXELS_32, 32 / CONV_LANES);
   }
 }
 
@@ -749,39 +787,42 @@ void bnlab_conv3x3(float *heap, int32_t x_off, int32_t filter_off, int32_t y_off
   free(filter);
 }
 
-/* C input channels (from ci) of one tap over an image's pixels into out [cin, cout]; C·V ≤ 12
- * accumulators (each channel's sum runs over the pixels in order: C changes no float). */
+/* C input channels (from ci) of one tap over an image's pixels into out [cin, cout], V =
+ * cout/CONV_LANES vectors each (each channel's sum runs over the pixels in order: C changes no
+ * float). */
 static inline __attribute__((always_inline)) void filter_channels(
     const conv3x3_task *t, const float *xp, const float *dy, float *out, int32_t tap,
     int32_t ci, const int C, const int V) {
-  const int32_t h = t->h, w = t->w, cin = t->cin, cout = 8 * V;
+  const int32_t h = t->h, w = t->w, cin = t->cin, cout = CONV_LANES * V;
   const int64_t prow = (int64_t)(w + 2) * cin;
-  v8f acc[6][8];
+  vconv acc[16][4];
   for (int c = 0; c < C; c++) {
-    for (int v = 0; v < V; v++) acc[c][v] = splat8(0.0f);
+    for (int v = 0; v < V; v++) acc[c][v] = conv_splat(0.0f);
   }
   for (int32_t r = 0; r < h; r++) {
     const float *in = xp + (r + tap / 3) * prow + (int64_t)(tap % 3) * cin + ci;
     const float *g = dy + (int64_t)r * w * cout;
     for (int32_t x = 0; x < w; x++) {
-      v8f gv[8];
-      for (int v = 0; v < V; v++) gv[v] = load8(g + (int64_t)x * cout + 8 * v);
+      vconv gv[4];
+      for (int v = 0; v < V; v++) gv[v] = conv_load(g + (int64_t)x * cout + CONV_LANES * v);
       for (int c = 0; c < C; c++) {
-        const v8f s = splat8(in[(int64_t)x * cin + c]);
-        for (int v = 0; v < V; v++) acc[c][v] = madd8(acc[c][v], s, gv[v]);
+        const vconv s = conv_splat(in[(int64_t)x * cin + c]);
+        for (int v = 0; v < V; v++) acc[c][v] = conv_madd(acc[c][v], s, gv[v]);
       }
     }
   }
   for (int c = 0; c < C; c++) {
     float *o = out + ((int64_t)tap * cin + ci + c) * cout;
-    for (int v = 0; v < V; v++) store8(o + 8 * v, load8(o + 8 * v) + acc[c][v]);
+    for (int v = 0; v < V; v++) {
+      conv_store(o + CONV_LANES * v, conv_load(o + CONV_LANES * v) + acc[c][v]);
+    }
   }
 }
 
 /* The filter gradient's sums over images [b0, b1) into out [9, cin, cout] (overwritten). */
 static inline __attribute__((always_inline)) void filter_images(
     const conv3x3_task *t, int32_t b0, int32_t b1, float *out, const int C, const int V) {
-  const int32_t h = t->h, w = t->w, cin = t->cin, cout = 8 * V;
+  const int32_t h = t->h, w = t->w, cin = t->cin, cout = CONV_LANES * V;
   float *xp = malloc((size_t)(h + 2) * (w + 2) * cin * sizeof(float));
   if (xp == NULL) abort();
   memset(out, 0, (size_t)9 * cin * cout * sizeof(float));
@@ -805,9 +846,9 @@ static void filter_part(void *context, int part) {
   int32_t b0, b1;
   half_of(t->batch, part, &b0, &b1);
   if (t->cout == 16) {
-    filter_images(t, b0, b1, t->partial[part], 6, 2);
+    filter_images(t, b0, b1, t->partial[part], CONV_CHANNELS_16, 16 / CONV_LANES);
   } else {
-    filter_images(t, b0, b1, t->partial[part], 2, 4);
+    filter_images(t, b0, b1, t->partial[part], CONV_CHANNELS_32, 32 / CONV_LANES);
   }
 }
 
