@@ -67,10 +67,10 @@ export function modelTrainingFlopsPerSample(model: tf.LayersModel): number {
     // Conv2D: output positions × (kh·kw·Cin) × Cout; Dense on [batch, in]: in × out.
     const positions = name === "Conv2D" ? (out[1] as number) * (out[2] as number) : 1;
     if (name === "Dense" && out.length !== 2) {
+      const shape = JSON.stringify(out);
       throw new Error(
-        `modelTrainingFlopsPerSample: expected Dense layers on [batch, features], received ${layer.name} with output shape ${
-          JSON.stringify(out)
-        }`,
+        "modelTrainingFlopsPerSample: expected Dense layers on [batch, features], received " +
+          `${layer.name} with output shape ${shape}`,
       );
     }
     const macs = positions * kernel.reduce((a, b) => a * b, 1);
