@@ -356,6 +356,13 @@ export interface BuildNativeOptions {
   compiler?: string;
   /** Build again even when the library for this source exists. @default {false} */
   force?: boolean;
+  /**
+   * The target processor (`-march`): e.g. `x86-64-v3` for any AVX2 machine, to compare its
+   * floats with this machine's build. @default {"native"}
+   */
+  march?: string;
+  /** Where to write the library. @default {nativeLibraryPath()} */
+  out?: string;
 }
 
 /**
@@ -366,7 +373,7 @@ export interface BuildNativeOptions {
  * file under the name the loader looks for. Needs `--allow-read`, `--allow-write` and
  * `--allow-run` (and `--allow-env` to read `CC`).
  *
- * @param options The compiler and whether to rebuild.
+ * @param options The compiler, whether to rebuild, the target processor and the output path.
  * @returns The library's path, and whether it was built now.
  * @throws If the compiler cannot be run or fails; the message has its output.
  *
@@ -381,14 +388,14 @@ export interface BuildNativeOptions {
 export async function buildNativeKernels(
   options: BuildNativeOptions = {},
 ): Promise<{ path: string; built: boolean }> {
-  const path = nativeLibraryPath();
+  const path = options.out ?? nativeLibraryPath();
   if (!options.force && _exists(path)) return { path, built: false };
   const compiler = options.compiler ?? readEnv("CC") ?? "cc";
-  await Deno.mkdir(NATIVE_BUILD_DIR, { recursive: true });
+  if (options.out === undefined) await Deno.mkdir(NATIVE_BUILD_DIR, { recursive: true });
   const temporary = `${path}.${Deno.pid}.tmp`;
   const args = [
     "-O3",
-    "-march=native",
+    `-march=${options.march ?? "native"}`,
     "-std=c11",
     // No fused multiply-adds: the element-wise kernels must round as tfjs's do.
     "-ffp-contract=off",
@@ -423,6 +430,36 @@ export async function buildNativeKernels(
   }
   await Deno.rename(temporary, path);
   return { path, built: true };
+}
+
+/**
+ * Opens a native kernel library other than the one the kernels use (e.g. one built by
+ * {@linkcode buildNativeKernels} for another processor), to call its functions directly.
+ *
+ * @param path The library file.
+ * @returns Its functions and a `close` that unloads it.
+ * @throws If it cannot be loaded or reports another ABI version than this module's.
+ *
+ * @example
+ * ```ts ignore
+ * import { buildNativeKernels, openNativeLibrary } from "./native_library.ts";
+ *
+ * const { path } = await buildNativeKernels({ march: "x86-64-v3", out: "/tmp/bnlab-avx2.so" });
+ * const avx2 = openNativeLibrary(path);
+ * console.log(avx2.symbols.bnlab_native_version());
+ * avx2.close();
+ * ```
+ */
+export function openNativeLibrary(path: string): { symbols: NativeKernels; close(): void } {
+  const library = Deno.dlopen(path, _SYMBOLS);
+  const version = library.symbols.bnlab_native_version();
+  if (version !== _VERSION) {
+    library.close();
+    throw new Error(
+      `openNativeLibrary: expected ABI version ${_VERSION} in ${path}, received ${version}`,
+    );
+  }
+  return { symbols: library.symbols, close: () => library.close() };
 }
 
 /**
