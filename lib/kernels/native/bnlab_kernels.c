@@ -367,6 +367,22 @@ static void bn_half(int32_t total, int parts, int part, int32_t *from, int32_t *
   *to = part == 0 ? mid : total;
 }
 
+/* Runs BLOCK(k, w) for the channels [k, k + w) of [from, to): w = 32, 16, 8, then the rest. */
+#define CHANNEL_BLOCKS(from, to, BLOCK)              \
+  do {                                               \
+    int32_t c_ = (from);                             \
+    for (; c_ + 32 <= (to); c_ += 32) BLOCK(c_, 32); \
+    if (c_ + 16 <= (to)) {                           \
+      BLOCK(c_, 16);                                 \
+      c_ += 16;                                      \
+    }                                                \
+    if (c_ + 8 <= (to)) {                            \
+      BLOCK(c_, 8);                                  \
+      c_ += 8;                                       \
+    }                                                \
+    if (c_ < (to)) BLOCK(c_, (to) - c_);             \
+  } while (0)
+
 /*
  * Per-channel sums over the rows, each channel's in row order and in double, for the channels
  * [c0, c1) of a [rows, stride] matrix: Σ x (mean NULL) or Σ (x − mean)² (mean given). The
@@ -397,18 +413,10 @@ static inline __attribute__((always_inline)) void bn_block_sums(const float *x, 
 
 static void bn_channel_sums(const float *x, int32_t rows, int32_t stride, int32_t c0, int32_t c1,
                             const float *mean, double *sum) {
-  int32_t c = c0;
-  const float *m = mean;
-  for (; c + 32 <= c1; c += 32) bn_block_sums(x + c, rows, stride, m ? m + c : NULL, sum + c, 32);
-  if (c + 16 <= c1) {
-    bn_block_sums(x + c, rows, stride, m ? m + c : NULL, sum + c, 16);
-    c += 16;
-  }
-  if (c + 8 <= c1) {
-    bn_block_sums(x + c, rows, stride, m ? m + c : NULL, sum + c, 8);
-    c += 8;
-  }
-  if (c < c1) bn_block_sums(x + c, rows, stride, m ? m + c : NULL, sum + c, c1 - c);
+#define BN_SUM_BLOCK(k, w) \
+  bn_block_sums(x + (k), rows, stride, mean ? mean + (k) : NULL, sum + (k), w)
+  CHANNEL_BLOCKS(c0, c1, BN_SUM_BLOCK);
+#undef BN_SUM_BLOCK
 }
 
 static void bn_moments_part(void *context, int part) {
@@ -517,20 +525,10 @@ static void bn_backward_sums_part(void *context, int part) {
   const float *dy = t->heap + t->dy_off, *x = t->heap + t->x_off, *mean = t->heap + t->mean_off;
   const float *inv = t->inv;
   double *sum_dy = t->sum, *sum_dy_xhat = t->products;
-  int32_t c = c0;
-#define BN_BACKWARD_BLOCK(W) \
-  bn_block_backward_sums(dy + c, x + c, rows, channels, mean + c, inv + c, sum_dy + c, \
-                         sum_dy_xhat + c, W)
-  for (; c + 32 <= c1; c += 32) BN_BACKWARD_BLOCK(32);
-  if (c + 16 <= c1) {
-    BN_BACKWARD_BLOCK(16);
-    c += 16;
-  }
-  if (c + 8 <= c1) {
-    BN_BACKWARD_BLOCK(8);
-    c += 8;
-  }
-  if (c < c1) BN_BACKWARD_BLOCK(c1 - c);
+#define BN_BACKWARD_BLOCK(k, w)                                                            \
+  bn_block_backward_sums(dy + (k), x + (k), rows, channels, mean + (k), inv + (k), sum_dy + (k), \
+                         sum_dy_xhat + (k), w)
+  CHANNEL_BLOCKS(c0, c1, BN_BACKWARD_BLOCK);
 #undef BN_BACKWARD_BLOCK
 }
 
@@ -903,22 +901,14 @@ static inline __attribute__((always_inline)) void gn_block_sums(const float *a, 
 
 /*
  * Per channel of one sample, Σ a and Σ a·b over its s positions, in double, each channel's in
- * position order (b NULL: Σ a²); the channels in blocks of 32, 16 and 8 as bn_channel_sums.
+ * position order (b NULL: Σ a²); the channels in blocks as bn_channel_sums.
  */
 static void gn_channel_sums(const float *a, const float *b, int32_t s, int32_t c, double *sum,
                             double *products) {
   if (b == NULL) b = a;
-  int32_t ch = 0;
-  for (; ch + 32 <= c; ch += 32) gn_block_sums(a + ch, b + ch, s, c, sum + ch, products + ch, 32);
-  if (ch + 16 <= c) {
-    gn_block_sums(a + ch, b + ch, s, c, sum + ch, products + ch, 16);
-    ch += 16;
-  }
-  if (ch + 8 <= c) {
-    gn_block_sums(a + ch, b + ch, s, c, sum + ch, products + ch, 8);
-    ch += 8;
-  }
-  if (ch < c) gn_block_sums(a + ch, b + ch, s, c, sum + ch, products + ch, c - ch);
+#define GN_SUM_BLOCK(k, w) gn_block_sums(a + (k), b + (k), s, c, sum + (k), products + (k), w)
+  CHANNEL_BLOCKS(0, c, GN_SUM_BLOCK);
+#undef GN_SUM_BLOCK
 }
 
 /* A group normalization call's arguments, shared by the halves of its samples. */
