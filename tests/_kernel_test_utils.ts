@@ -22,6 +22,22 @@ export function uniform(size: number, random: () => number): Float32Array {
   return Float32Array.from({ length: size }, () => 2 * random() - 1);
 }
 
+/**
+ * A normalization's inputs for x of `shape` (channels last), drawn by `random` in this order:
+ * x in [−2, 4), the upstream gradient dy in [−1, 1), γ in [0.5, 2.5) and β in [−1, 1) per channel.
+ */
+export function normInputs(
+  shape: readonly number[],
+  random: () => number,
+): { xs: Float32Array; dys: Float32Array; gammas: Float32Array; betas: Float32Array } {
+  const size = shape.reduce((a, b) => a * b, 1), channels = shape[shape.length - 1];
+  const xs = uniform(size, random).map((v) => 3 * v + 1);
+  const dys = uniform(size, random);
+  const gammas = uniform(channels, random).map((v) => v + 1.5);
+  const betas = uniform(channels, random);
+  return { xs, dys, gammas, betas };
+}
+
 /** A draw of integers lo…hi (both included) from `random`, for random case generators. */
 export function randomInts(random: () => number): (lo: number, hi: number) => number {
   return (lo, hi) => lo + Math.floor(random() * (hi - lo + 1));

@@ -16,7 +16,7 @@ import { BATCH_NORM_BACKWARD, fusedBatchNormUsable } from "../lib/kernels/batch_
 import { nativeKernels, setNativeEnabled } from "../lib/kernels/native_library.ts";
 import { blasInfo, setBlasSliceThreads } from "../lib/kernels/blas.ts";
 import { createRng } from "../lib/data/random.ts";
-import { relativeMaxError, uniform } from "./_kernel_test_utils.ts";
+import { normInputs, relativeMaxError, uniform } from "./_kernel_test_utils.ts";
 
 interface _Case {
   x: number[];
@@ -239,13 +239,8 @@ Deno.test("native batch norm rounds as its closed form, each channel's sums in r
   if (blasInfo().sliceThreads >= 2) shapes.push([64, 16, 16, 16]);
   const random = createRng(17);
   for (const shape of shapes) {
-    const channels = shape[shape.length - 1];
-    const size = tf.util.sizeFromShape(shape);
     const axes = shape.slice(0, -1).map((_, i) => i);
-    const xs = uniform(size, random).map((v) => 3 * v + 1);
-    const dys = uniform(size, random);
-    const gammas = uniform(channels, random).map((v) => v + 1.5);
-    const betas = uniform(channels, random);
+    const { xs, dys, gammas, betas } = normInputs(shape, random);
     const [x, dy] = [tf.tensor(xs, shape), tf.tensor(dys, shape)];
     const [gamma, beta] = [tf.tensor(gammas), tf.tensor(betas)];
     const run = (xv: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>

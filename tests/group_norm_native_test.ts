@@ -20,7 +20,7 @@ import { nativeKernels, setNativeEnabled } from "../lib/kernels/native_library.t
 import { blasInfo, setBlasSliceThreads } from "../lib/kernels/blas.ts";
 import { acceptsKernel, GROUP_NORM_FORWARD } from "../lib/named_kernels.ts";
 import { createRng } from "../lib/data/random.ts";
-import { relativeMaxError, uniform } from "./_kernel_test_utils.ts";
+import { normInputs, relativeMaxError, uniform } from "./_kernel_test_utils.ts";
 
 interface _Case {
   x: number[];
@@ -329,12 +329,7 @@ Deno.test("native group norm rounds as its closed form, each channel's sums in p
   ];
   const random = createRng(23);
   for (const [shape, groups] of cases) {
-    const channels = shape[shape.length - 1];
-    const size = tf.util.sizeFromShape(shape);
-    const xs = uniform(size, random).map((v) => 3 * v + 1);
-    const dys = uniform(size, random);
-    const gammas = uniform(channels, random).map((v) => v + 1.5);
-    const betas = uniform(channels, random);
+    const { xs, dys, gammas, betas } = normInputs(shape, random);
     const [x, dy] = [tf.tensor(xs, shape), tf.tensor(dys, shape)];
     const [gamma, beta] = [tf.tensor(gammas), tf.tensor(betas)];
     const run = (xv: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
