@@ -472,6 +472,7 @@ Deno.test("BNLAB_BLAS=off runs the wasm kernels and says why", async () => {
     reason: "switched off by BNLAB_BLAS=off",
     slices: 1,
     sliceThreads: 1,
+    openblasOrder: false,
   });
   assert.deepEqual({ conv: result.conv, mm: result.mm }, _CHILD_RESULTS);
 });
@@ -495,6 +496,7 @@ Deno.test("without --allow-ffi BLAS is off, without a prompt", async () => {
     reason: "no FFI permission (run deno with --allow-ffi)",
     slices: 1,
     sliceThreads: 1,
+    openblasOrder: false,
   });
   assert.deepEqual({ conv: result.conv, mm: result.mm }, _CHILD_RESULTS);
 });

@@ -10,9 +10,10 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
-import { blasInfo, sgemm } from "../lib/kernels/blas.ts";
+import { blasInfo, setBlasSliceThreads, sgemm } from "../lib/kernels/blas.ts";
 import {
   buildNativeKernels,
+  NATIVE_SOURCES,
   nativeInfo,
   nativeKernels,
   nativeLibraryPath,
@@ -135,6 +136,40 @@ Deno.test("native im2col and col2im agree with the JavaScript loops on 33 convol
   const native = await _run("Conv2D", dilated, attrs, 7, true);
   const error = relativeMaxError(native, await _run("Conv2D", dilated, attrs, 7, false));
   assert.ok(error <= 1e-6, `dilated: relative error ${error}`);
+});
+
+// On two threads im2col and col2im split their rows where the products split theirs (mid-image
+// for LeNet's first layer at batch 3): a copy and per-image sums, so every float stays.
+Deno.test("the BLAS convolutions give the same floats on one thread or two", async () => {
+  await initBackend("wasm");
+  if (blasInfo().sliceThreads < 2) return;
+  const cases: ConvCase[] = [
+    ...CONV_LENET_CASES,
+    ...CONV_LENET_CASES.map((c): ConvCase => ({ ...c, x: [20, c.x[1], c.x[2], c.x[3]] })),
+    CONV_NUMERIC_PAD_CASE,
+    ...CONV_CEIL_AND_EXPLICIT_PAD_CASES,
+  ];
+  let seed = 100;
+  for (const c of cases) {
+    for (const call of _convCalls(c)) {
+      seed++;
+      const label = `${call.kernel} ${JSON.stringify(c)}`;
+      const previous = setBlasSliceThreads(1);
+      let one: Float32Array;
+      try {
+        one = await _run(call.kernel, call.inputs, call.attrs, seed, true);
+      } finally {
+        setBlasSliceThreads(previous);
+      }
+      setBlasSliceThreads(2);
+      try {
+        const two = await _run(call.kernel, call.inputs, call.attrs, seed, true);
+        assert.deepEqual(two, one, label);
+      } finally {
+        setBlasSliceThreads(previous);
+      }
+    }
+  }
 });
 
 Deno.test("native MaxPoolGrad gives the JavaScript loop's floats, ties and -0 included", async () => {
@@ -314,8 +349,7 @@ async function _unbuiltChild(env: Record<string, string>, code: string) {
   const copied = [
     "env.ts",
     "kernels/native_library.ts",
-    "kernels/native/bnlab_kernels.c",
-    "kernels/native/thread_pool.c",
+    ...NATIVE_SOURCES.map((url) => url.href.slice(lib.href.length)),
   ];
   for (const path of copied) {
     await Deno.copyFile(new URL(path, lib), `${root}/lib/${path}`);

@@ -22,6 +22,12 @@
  * nothing fails: {@linkcode blasInfo} says why BLAS is off, and the kernels run their wasm
  * fallbacks.
  *
+ * Where the library is OpenBLAS 0.3.21 on its Haswell kernels (Debian's, with
+ * `OPENBLAS_CORETYPE=Haswell`) and the native kernels were built for AVX-512, the products
+ * themselves run on bnlab's kernel (`native/openblas_order.c`): the same sums in the same order,
+ * so every float is the library's, in vectors twice as wide. {@linkcode setOpenBlasOrder}
+ * switches it off for comparisons; `BlasInfo.openblasOrder` records it.
+ *
  * @module
  */
 import { blasThreadsAsked, MAX_BLAS_THREADS, readEnv, readSwitch } from "../env.ts";
@@ -46,6 +52,12 @@ export interface BlasInfo {
   readonly sliceThreads: number;
   /** Why the slices run on fewer threads than `BNLAB_BLAS_THREADS` asks, or are not cut. */
   readonly sliceReason?: string;
+  /**
+   * Whether the products run on bnlab's AVX-512 kernel with the library's floats
+   * (`native/openblas_order.c`): only for OpenBLAS 0.3.21 on its Haswell kernels, which it
+   * reproduces bit for bit, and only where the native kernels were built for AVX-512.
+   */
+  readonly openblasOrder: boolean;
   /** Why BLAS is off, when it is. */
   readonly reason?: string;
 }
@@ -78,7 +90,11 @@ const _OPENBLAS_SYMBOLS = {
   openblas_get_config: { parameters: [], result: "pointer", optional: true },
   openblas_get_num_threads: { parameters: [], result: "i32", optional: true },
   openblas_set_num_threads: { parameters: ["i32"], result: "void", optional: true },
+  openblas_get_corename: { parameters: [], result: "pointer", optional: true },
 } as const;
+
+/** The library and kernels whose floats `native/openblas_order.c` reproduces. */
+const _OPENBLAS_ORDER = { version: "OpenBLAS 0.3.21 ", core: "Haswell" } as const;
 
 type _Library = Deno.DynamicLibrary<typeof _SYMBOLS & typeof _OPENBLAS_SYMBOLS>;
 
@@ -90,6 +106,8 @@ interface _State {
   /** Slices of a large product (1: not cut) and the threads that run them. */
   slices: number;
   threads: number;
+  /** Whether bnlab's kernel may take the products (`BlasInfo.openblasOrder`). */
+  openblasOrder: boolean;
 }
 
 /** The most threads `BNLAB_BLAS_THREADS` may ask for: one per slice of a product. */
@@ -197,6 +215,31 @@ export function setBlasSliceThreads(threads: number): number {
   }
   const previous = state.threads;
   state.threads = threads;
+  return previous;
+}
+
+/**
+ * Switches bnlab's kernel with OpenBLAS's floats (`BlasInfo.openblasOrder`) off, or back on
+ * where it could start; for comparisons with the library in one run. The floats do not change.
+ *
+ * @param enabled Whether the products may run on it.
+ * @returns Whether they ran on it before the call.
+ *
+ * @example Time the library's own products, then restore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { blasInfo, setOpenBlasOrder } from "./blas.ts";
+ *
+ * const previous = setOpenBlasOrder(false);
+ * assert.equal(previous, blasInfo().openblasOrder);
+ * setOpenBlasOrder(previous);
+ * ```
+ */
+export function setOpenBlasOrder(enabled: boolean): boolean {
+  const state = _load();
+  const previous = state.openblasOrder;
+  state.openblasOrder = enabled && state.info.openblasOrder;
+  nativeKernels()?.bnlab_openblas_order(state.openblasOrder ? 1 : 0);
   return previous;
 }
 
@@ -321,6 +364,21 @@ export function sgemm(
  */
 export function sgemmUnchecked(...args: Parameters<typeof sgemm>): void {
   const [transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc] = args;
+  const gemm = [
+    transA ? 1 : 0,
+    transB ? 1 : 0,
+    m,
+    n,
+    k,
+    alpha,
+    a,
+    lda,
+    b,
+    ldb,
+    beta,
+    c,
+    ldc,
+  ] as const;
   const state = _state ?? _load();
   const library = state.library;
   if (library === null) {
@@ -329,25 +387,14 @@ export function sgemmUnchecked(...args: Parameters<typeof sgemm>): void {
   if (state.slices > 1 && 2 * m * n * k >= _SLICE_MIN_FLOPS) {
     const native = nativeKernels();
     if (native !== null) {
-      const status = native.bnlab_sgemm(
-        transA ? 1 : 0,
-        transB ? 1 : 0,
-        m,
-        n,
-        k,
-        alpha,
-        a,
-        lda,
-        b,
-        ldb,
-        beta,
-        c,
-        ldc,
-        state.threads,
-      );
+      const status = native.bnlab_sgemm(...gemm, state.threads);
       if (status !== 0) throw new Error(`sgemmUnchecked: bnlab_sgemm failed with ${status}`);
       return;
     }
+  }
+  if (state.openblasOrder) {
+    const native = nativeKernels();
+    if (native !== null && native.bnlab_gemm(...gemm) === 0) return;
   }
   library.symbols.cblas_sgemm(
     _ROW_MAJOR,
@@ -377,10 +424,12 @@ function _load(): _State {
       reason,
       slices: 1,
       sliceThreads: 1,
+      openblasOrder: false,
     }),
     enabled: false,
     slices: 1,
     threads: 1,
+    openblasOrder: false,
   });
   const asked = blasThreadsAsked();
   const setting = readSwitch("BNLAB_BLAS").value;
@@ -418,6 +467,11 @@ function _load(): _State {
       config,
       asked,
     );
+    const corePointer = symbols.openblas_get_corename?.() ?? null;
+    const core = corePointer === null
+      ? undefined
+      : new Deno.UnsafePointerView(corePointer).getCString();
+    const openblasOrder = _startOpenBlasOrder(config, core, slices > 1);
     const info: BlasInfo = Object.freeze({
       enabled: true,
       library: path,
@@ -426,10 +480,37 @@ function _load(): _State {
       slices,
       sliceThreads,
       ...(sliceReason !== undefined && { sliceReason }),
+      openblasOrder,
     });
-    return _state = { library, info, enabled: true, slices, threads: sliceThreads };
+    return _state = {
+      library,
+      info,
+      enabled: true,
+      slices,
+      threads: sliceThreads,
+      openblasOrder,
+    };
   }
   return _state = off(`no BLAS library could be loaded: ${failures.join("; ")}`);
+}
+
+/**
+ * Switches the native products to bnlab's kernel with OpenBLAS's floats (`native/openblas_order.c`)
+ * when the library is the one it reproduces, the native kernels' pool started (`started`) and
+ * they were built for AVX-512; returns whether it is on.
+ */
+function _startOpenBlasOrder(
+  config: string | undefined,
+  core: string | undefined,
+  started: boolean,
+): boolean {
+  const native = nativeKernels();
+  const reproduced = (config?.startsWith(_OPENBLAS_ORDER.version) ?? false) &&
+    core?.toLowerCase() === _OPENBLAS_ORDER.core.toLowerCase();
+  if (native === null || !started || !reproduced) return false;
+  if (native.bnlab_openblas_order_available() !== 1) return false;
+  native.bnlab_openblas_order(1);
+  return true;
 }
 
 /** Starts the native kernels' products on `asked` threads, when they are on. */

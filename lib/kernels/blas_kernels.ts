@@ -19,8 +19,9 @@
  *
  * im2col and col2im (`im2col.ts`) run in C when the native kernels are built, else as
  * JavaScript loops over the heap (a 1×1 filter at stride 1 without padding skips them: cols
- * is x itself). Batches whose cols would pass 4 Mi floats are
- * done a slice of images at a time, to bound the scratch memory.
+ * is x itself). On the products' two threads each writes (or sums back) the cols rows its own
+ * slice of the product reads (or wrote), so they stay in that core's cache. Batches whose cols
+ * would pass 4 Mi floats are done a slice of images at a time, to bound the scratch memory.
  *
  * Each kernel returns null for what it does not handle (not float32, empty, NCHW, an
  * unknown activation, a bias not of one value or N values, batch dimensions that broadcast
@@ -30,7 +31,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { blasEnabled, sgemmUnchecked } from "./blas.ts";
+import { blasEnabled, blasSliceThreads, sgemmUnchecked } from "./blas.ts";
 import { col2im, im2col } from "./im2col.ts";
 import { conv3x3Filter, conv3x3Forward, conv3x3Input, conv3x3Usable } from "./conv3x3.ts";
 import {
@@ -343,9 +344,6 @@ export function conv2dBackpropInputBlas(args: _KernelArgs): tf.TensorInfo | null
   const imageSize = info.inHeight * info.inWidth * info.inChannels;
   return _sliced(backend, info, attrs.inputShape, (slice) => {
     const { heap, outOffset, colsOffset, b0, images, plan, pixels, n } = slice;
-    if (colsOffset !== null && b0 === 0) {
-      heap.fill(0, outOffset, outOffset + info.batchSize * imageSize);
-    }
     const c = colsOffset === null ? outOffset + b0 * imageSize : colsOffset;
     sgemmUnchecked(
       false,
@@ -362,7 +360,10 @@ export function conv2dBackpropInputBlas(args: _KernelArgs): tf.TensorInfo | null
       heap.subarray(c),
       plan.k,
     );
-    if (colsOffset !== null) col2im(heap, { colsOffset, dxOffset: outOffset, info, b0, images });
+    if (colsOffset !== null) {
+      const threads = blasSliceThreads();
+      col2im(heap, { colsOffset, dxOffset: outOffset, info, b0, images, zero: true, threads });
+    }
   });
 }
 
@@ -801,6 +802,6 @@ function _colsOf(backend: WasmBackend, x: tf.TensorInfo, slice: _Slice): Float32
   if (colsOffset === null) {
     return heap.subarray(xOffset + b0 * info.inHeight * info.inWidth * info.inChannels);
   }
-  im2col(heap, { xOffset, colsOffset, info, b0, images });
+  im2col(heap, { xOffset, colsOffset, info, b0, images, threads: blasSliceThreads() });
   return heap.subarray(colsOffset);
 }

@@ -41,6 +41,12 @@ export interface ImageSlice {
   b0: number;
   /** How many images from `b0`. */
   images: number;
+  /**
+   * Threads of the matrix products' pool the native loop may split the slice over (1 or 2):
+   * each part is the rows (images, for col2im) its product slice reads or writes, so that
+   * they stay in that thread's cache. The floats do not depend on it. @default {1}
+   */
+  threads?: number;
 }
 
 /**
@@ -68,10 +74,10 @@ export function im2col(
   heap: Float32Array,
   options: ImageSlice & { xOffset: number; colsOffset: number },
 ): void {
-  const { xOffset, colsOffset, info, b0, images } = options;
+  const { xOffset, colsOffset, info, b0, images, threads = 1 } = options;
   const native = nativeKernels();
   if (native === null) return _walk({ info, b0, images }, xOffset, colsOffset, _gather(heap));
-  native.bnlab_im2col(heap, xOffset, colsOffset, b0, images, ..._nativeGeometry(info));
+  native.bnlab_im2col(heap, xOffset, colsOffset, b0, images, ..._nativeGeometry(info), threads);
 }
 
 /**
@@ -81,7 +87,8 @@ export function im2col(
  *
  * @param heap The wasm heap as floats.
  * @param options Where cols (this slice's rows) and dx (the whole batch) start, in floats,
- *   and the slice.
+ *   the slice, and `zero`: whether the slice's images of dx are cleared first (a gradient of
+ *   its own; otherwise the values are added to what dx holds).
  *
  * @example The values under a 2×2 filter summed back onto a 2×3 image
  * ```ts
@@ -98,12 +105,19 @@ export function im2col(
  */
 export function col2im(
   heap: Float32Array,
-  options: ImageSlice & { colsOffset: number; dxOffset: number },
+  options: ImageSlice & { colsOffset: number; dxOffset: number; zero?: boolean },
 ): void {
-  const { colsOffset, dxOffset, info, b0, images } = options;
+  const { colsOffset, dxOffset, info, b0, images, zero = false, threads = 1 } = options;
   const native = nativeKernels();
-  if (native === null) return _walk({ info, b0, images }, dxOffset, colsOffset, _scatterAdd(heap));
-  native.bnlab_col2im(heap, colsOffset, dxOffset, b0, images, ..._nativeGeometry(info));
+  if (native === null) {
+    if (zero) {
+      const imageSize = info.inHeight * info.inWidth * info.inChannels;
+      heap.fill(0, dxOffset + b0 * imageSize, dxOffset + (b0 + images) * imageSize);
+    }
+    return _walk({ info, b0, images }, dxOffset, colsOffset, _scatterAdd(heap));
+  }
+  const geometry = _nativeGeometry(info);
+  native.bnlab_col2im(heap, colsOffset, dxOffset, b0, images, ...geometry, zero ? 1 : 0, threads);
 }
 
 /** im2col's run: copies the pixels into cols, zeros for padding. */

@@ -34,7 +34,7 @@ export interface NativeInfo {
 }
 
 /** The ABI version `bnlab_native_version()` must report (see the C source). */
-const _VERSION = 10;
+const _VERSION = 12;
 
 const _GEOMETRY = [
   "i32", // b0
@@ -77,12 +77,21 @@ export const SGEMM_FFI_PARAMETERS = [
 
 const _SYMBOLS = {
   bnlab_native_version: { parameters: [], result: "i32" },
-  bnlab_im2col: { parameters: ["buffer", "i32", "i32", ..._GEOMETRY], result: "void" },
-  bnlab_col2im: { parameters: ["buffer", "i32", "i32", ..._GEOMETRY], result: "void" },
+  bnlab_im2col: {
+    parameters: ["buffer", "i32", "i32", ..._GEOMETRY, "i32" /* threads */],
+    result: "void",
+  },
+  bnlab_col2im: {
+    parameters: ["buffer", "i32", "i32", ..._GEOMETRY, "i32", /* zero */ "i32" /* threads */],
+    result: "void",
+  },
   bnlab_blas_init: { parameters: ["buffer", "i32"], result: "i32" },
   bnlab_blas_threads: { parameters: [], result: "i32" },
   bnlab_blas_slices: { parameters: [], result: "i32" },
   bnlab_sgemm: { parameters: [...SGEMM_FFI_PARAMETERS, "i32" /* threads */], result: "i32" },
+  bnlab_gemm: { parameters: SGEMM_FFI_PARAMETERS, result: "i32" },
+  bnlab_openblas_order: { parameters: ["i32"], result: "i32" },
+  bnlab_openblas_order_available: { parameters: [], result: "i32" },
   bnlab_bn_moments: {
     parameters: ["buffer", "i32", "i32", "i32", "i32", "i32", "i32" /* threads */],
     result: "void",
@@ -306,6 +315,7 @@ export type NativeKernels = _Library["symbols"];
 export const NATIVE_SOURCES: readonly URL[] = [
   new URL("./native/bnlab_kernels.c", import.meta.url),
   new URL("./native/thread_pool.c", import.meta.url),
+  new URL("./native/openblas_order.c", import.meta.url),
 ];
 
 /** The folder the built libraries go to (git-ignored). */

@@ -3,7 +3,8 @@
  * the normalizations, and ResNet-20's 3×3 convolutions of 16 or 32 channels, in C, called
  * through Deno's FFI on the wasm backend's heap (lib/kernels/native_library.ts loads the
  * library; scripts/build_native.ts compiles it, with thread_pool.c, the matrix products
- * split over threads, using the system's C compiler).
+ * split over threads, and openblas_order.c, the products themselves with OpenBLAS's floats,
+ * using the system's C compiler).
  *
  * Every function takes the heap as one float array and positions in it as float offsets
  * (32-bit: a wasm32 heap holds fewer than 2^31 floats);
@@ -19,73 +20,78 @@
 #include <time.h>
 
 /* The ABI version: lib/kernels/native_library.ts refuses a library that reports another. */
-int32_t bnlab_native_version(void) { return 10; }
+int32_t bnlab_native_version(void) { return 12; }
+
+/* A convolution's geometry after its image range, as bnlab_im2col and bnlab_col2im take it. */
+typedef struct {
+  int32_t h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, top, left;
+} conv_geometry;
+
+void bnlab_pool_run(void (*task)(void *, int), void *context, int parts, int threads);
+int bnlab_slice_bound(int total, int parts, int align, int i);
 
 /*
- * im2col for an NHWC convolution, images [b0, b0 + images): per output pixel, the
- * KH·KW·C input values under the filter in (kh, kw, c) order, zero over padding.
+ * Rows [r0, r1) of im2col for an NHWC convolution, row r being output pixel r of the images
+ * from `x` on: the KH·KW·C input values under the filter in (kh, kw, c) order, zero over
+ * padding. Output row by output row; where no window of the row reaches into the left or right
+ * padding, tap row by tap row (a run of KW·C contiguous floats per output pixel).
  */
-void bnlab_im2col(float *heap, int32_t x_off, int32_t cols_off, int32_t b0, int32_t images,
-                  int32_t h, int32_t w, int32_t c, int32_t oh, int32_t ow, int32_t kh,
-                  int32_t kw, int32_t sh, int32_t sw, int32_t dh, int32_t dw, int32_t top,
-                  int32_t left) {
-  const int64_t run = (int64_t)kw * c;
-  const int64_t row_stride = (int64_t)w * c;
-  float *dst = heap + cols_off;
-  /* Whether no window reaches into the left or right padding (dilation 1). */
-  const int no_columns_padded = dw == 1 && left <= 0 && (int64_t)(ow - 1) * sw - left + kw <= w;
-  for (int32_t b = b0; b < b0 + images; b++) {
-    const float *image = heap + x_off + (int64_t)b * h * row_stride;
-    for (int32_t y = 0; y < oh; y++) {
-      const int32_t y0 = y * sh - top;
-      if (no_columns_padded) {
-        /* Every window of this output row lies inside the image's width: copy tap row by
-         * tap row, each a run of KW·C contiguous floats per output pixel. */
-        const int64_t k = (int64_t)kh * run;
-        for (int32_t i = 0; i < kh; i++) {
-          const int32_t iy = y0 + i * dh;
-          float *to = dst + (int64_t)i * run;
-          if (iy < 0 || iy >= h) {
-            for (int32_t x = 0; x < ow; x++) memset(to + x * k, 0, (size_t)run * sizeof(float));
-            continue;
-          }
-          const float *from = image + (int64_t)iy * row_stride - (int64_t)left * c;
-          const int64_t step = (int64_t)sw * c;
-          if (run == 5) { /* LeNet's first layer: a fixed-size, inlined copy */
-            for (int32_t x = 0; x < ow; x++) memcpy(to + x * k, from + x * step, 5 * sizeof(float));
-          } else {
-            for (int32_t x = 0; x < ow; x++) {
-              memcpy(to + x * k, from + x * step, (size_t)run * sizeof(float));
-            }
+static void im2col_rows(const float *x, float *cols, const conv_geometry *g, int64_t r0,
+                        int64_t r1) {
+  const int64_t run = (int64_t)g->kw * g->c;
+  const int64_t k = (int64_t)g->kh * run;
+  const int64_t row_stride = (int64_t)g->w * g->c;
+  const int no_columns_padded = g->dw == 1 && g->left <= 0 &&
+                                (int64_t)(g->ow - 1) * g->sw - g->left + g->kw <= g->w;
+  for (int64_t line = r0 / g->ow; line * g->ow < r1; line++) {
+    const int64_t b = line / g->oh;
+    const int32_t y = (int32_t)(line % g->oh);
+    const int32_t xa = line * g->ow < r0 ? (int32_t)(r0 - line * g->ow) : 0;
+    const int32_t xb = (line + 1) * g->ow > r1 ? (int32_t)(r1 - line * g->ow) : g->ow;
+    const float *image = x + b * g->h * row_stride;
+    float *dst = cols + line * g->ow * k;
+    const int32_t y0 = y * g->sh - g->top;
+    if (no_columns_padded) {
+      for (int32_t i = 0; i < g->kh; i++) {
+        const int32_t iy = y0 + i * g->dh;
+        float *to = dst + (int64_t)i * run;
+        if (iy < 0 || iy >= g->h) {
+          for (int32_t xo = xa; xo < xb; xo++) memset(to + xo * k, 0, (size_t)run * sizeof(float));
+          continue;
+        }
+        const float *from = image + (int64_t)iy * row_stride - (int64_t)g->left * g->c;
+        const int64_t step = (int64_t)g->sw * g->c;
+        if (run == 5) { /* LeNet's first layer: a fixed-size, inlined copy */
+          for (int32_t xo = xa; xo < xb; xo++) memcpy(to + xo * k, from + xo * step, 5 * sizeof(float));
+        } else {
+          for (int32_t xo = xa; xo < xb; xo++) {
+            memcpy(to + xo * k, from + xo * step, (size_t)run * sizeof(float));
           }
         }
-        dst += (int64_t)ow * k;
-        continue;
       }
-      for (int32_t x = 0; x < ow; x++) {
-        const int32_t x0 = x * sw - left;
-        const int inside = dw == 1 && x0 >= 0 && x0 + kw <= w;
-        for (int32_t i = 0; i < kh; i++) {
-          const int32_t iy = y0 + i * dh;
-          if (iy < 0 || iy >= h) {
-            memset(dst, 0, (size_t)run * sizeof(float));
-            dst += run;
-            continue;
-          }
-          const float *row = image + (int64_t)iy * row_stride;
-          if (inside) {
-            memcpy(dst, row + (int64_t)x0 * c, (size_t)run * sizeof(float));
-            dst += run;
-            continue;
-          }
-          for (int32_t j = 0; j < kw; j++) {
-            const int32_t ix = x0 + j * dw;
-            if (ix < 0 || ix >= w) {
-              memset(dst, 0, (size_t)c * sizeof(float));
-            } else {
-              memcpy(dst, row + (int64_t)ix * c, (size_t)c * sizeof(float));
-            }
-            dst += c;
+      continue;
+    }
+    for (int32_t xo = xa; xo < xb; xo++) {
+      float *to = dst + xo * k;
+      const int32_t x0 = xo * g->sw - g->left;
+      const int inside = g->dw == 1 && x0 >= 0 && x0 + g->kw <= g->w;
+      for (int32_t i = 0; i < g->kh; i++, to += run) {
+        const int32_t iy = y0 + i * g->dh;
+        if (iy < 0 || iy >= g->h) {
+          memset(to, 0, (size_t)run * sizeof(float));
+          continue;
+        }
+        const float *row = image + (int64_t)iy * row_stride;
+        if (inside) {
+          memcpy(to, row + (int64_t)x0 * g->c, (size_t)run * sizeof(float));
+          continue;
+        }
+        for (int32_t j = 0; j < g->kw; j++) {
+          const int32_t ix = x0 + j * g->dw;
+          if (ix < 0 || ix >= g->w) {
+            memset(to + (int64_t)j * g->c, 0, (size_t)g->c * sizeof(float));
+          } else {
+            memcpy(to + (int64_t)j * g->c, row + (int64_t)ix * g->c, (size_t)g->c * sizeof(float));
           }
         }
       }
@@ -94,49 +100,117 @@ void bnlab_im2col(float *heap, int32_t x_off, int32_t cols_off, int32_t b0, int3
 }
 
 /*
- * col2im, the adjoint of bnlab_im2col: adds each cols value onto the input pixel and
- * channel it was read from (dx must hold what to add to, zeros for a plain gradient);
- * values over padding are dropped. Same summation order as the JavaScript loop.
+ * col2im of images [i0, i1) (counted from the slice's first image): adds each cols value onto
+ * the input pixel and channel it was read from, rows in order; values over padding are
+ * dropped. With `zero`, the images' dx is cleared first.
  */
-void bnlab_col2im(float *heap, int32_t cols_off, int32_t dx_off, int32_t b0, int32_t images,
-                  int32_t h, int32_t w, int32_t c, int32_t oh, int32_t ow, int32_t kh,
-                  int32_t kw, int32_t sh, int32_t sw, int32_t dh, int32_t dw, int32_t top,
-                  int32_t left) {
-  const int64_t run = (int64_t)kw * c;
-  const int64_t row_stride = (int64_t)w * c;
-  const float *src = heap + cols_off;
-  for (int32_t b = b0; b < b0 + images; b++) {
-    float *image = heap + dx_off + (int64_t)b * h * row_stride;
-    for (int32_t y = 0; y < oh; y++) {
-      const int32_t y0 = y * sh - top;
-      for (int32_t x = 0; x < ow; x++) {
-        const int32_t x0 = x * sw - left;
-        const int inside = dw == 1 && x0 >= 0 && x0 + kw <= w;
-        for (int32_t i = 0; i < kh; i++) {
-          const int32_t iy = y0 + i * dh;
-          if (iy < 0 || iy >= h) {
+static void col2im_images(const float *cols, float *dx, const conv_geometry *g, int64_t i0,
+                          int64_t i1, int zero) {
+  const int64_t run = (int64_t)g->kw * g->c;
+  const int64_t row_stride = (int64_t)g->w * g->c;
+  const int64_t image_size = (int64_t)g->h * row_stride;
+  const float *src = cols + i0 * g->oh * g->ow * g->kh * run;
+  if (zero) memset(dx + i0 * image_size, 0, (size_t)((i1 - i0) * image_size) * sizeof(float));
+  for (int64_t b = i0; b < i1; b++) {
+    float *image = dx + b * image_size;
+    for (int32_t y = 0; y < g->oh; y++) {
+      const int32_t y0 = y * g->sh - g->top;
+      for (int32_t x = 0; x < g->ow; x++) {
+        const int32_t x0 = x * g->sw - g->left;
+        const int inside = g->dw == 1 && x0 >= 0 && x0 + g->kw <= g->w;
+        for (int32_t i = 0; i < g->kh; i++) {
+          const int32_t iy = y0 + i * g->dh;
+          if (iy < 0 || iy >= g->h) {
             src += run;
             continue;
           }
           float *row = image + (int64_t)iy * row_stride;
           if (inside) {
-            float *dst = row + (int64_t)x0 * c;
+            float *dst = row + (int64_t)x0 * g->c;
             for (int64_t j = 0; j < run; j++) dst[j] += src[j];
             src += run;
             continue;
           }
-          for (int32_t j = 0; j < kw; j++) {
-            const int32_t ix = x0 + j * dw;
-            if (ix >= 0 && ix < w) {
-              float *dst = row + (int64_t)ix * c;
-              for (int32_t ci = 0; ci < c; ci++) dst[ci] += src[ci];
+          for (int32_t j = 0; j < g->kw; j++) {
+            const int32_t ix = x0 + j * g->dw;
+            if (ix >= 0 && ix < g->w) {
+              float *dst = row + (int64_t)ix * g->c;
+              for (int32_t ci = 0; ci < g->c; ci++) dst[ci] += src[ci];
             }
-            src += c;
+            src += g->c;
           }
         }
       }
     }
   }
+}
+
+/*
+ * How im2col and col2im split a slice's rows over two threads: at the bound where the matrix
+ * products' slices split their rows (thread_pool.c), so that the thread that writes a cols row
+ * is the one whose product reads it (or whose product wrote it, for col2im) and the row stays
+ * in its core's cache. Rows of 64 or more, as the products; else one part.
+ */
+static int64_t cols_split(int64_t rows) {
+  return rows >= 64 && rows <= INT32_MAX ? bnlab_slice_bound((int)rows, 2, 16, 1) : rows;
+}
+
+typedef struct {
+  const float *x;
+  float *cols;
+  float *dx;
+  const conv_geometry *g;
+  int64_t bound; /* rows (im2col) or images (col2im) of the first part */
+  int64_t total;
+  int zero;
+} cols_task;
+
+static void im2col_part(void *context, int part) {
+  const cols_task *t = context;
+  if (part == 0) im2col_rows(t->x, t->cols, t->g, 0, t->bound);
+  else im2col_rows(t->x, t->cols, t->g, t->bound, t->total);
+}
+
+static void col2im_part(void *context, int part) {
+  const cols_task *t = context;
+  if (part == 0) col2im_images(t->cols, t->dx, t->g, 0, t->bound, t->zero);
+  else col2im_images(t->cols, t->dx, t->g, t->bound, t->total, t->zero);
+}
+
+/*
+ * im2col for an NHWC convolution, images [b0, b0 + images): per output pixel, the
+ * KH·KW·C input values under the filter in (kh, kw, c) order, zero over padding. On two
+ * threads the rows are split where the product that reads them splits (a copy: the same
+ * floats on any number of threads).
+ */
+void bnlab_im2col(float *heap, int32_t x_off, int32_t cols_off, int32_t b0, int32_t images,
+                  int32_t h, int32_t w, int32_t c, int32_t oh, int32_t ow, int32_t kh,
+                  int32_t kw, int32_t sh, int32_t sw, int32_t dh, int32_t dw, int32_t top,
+                  int32_t left, int32_t threads) {
+  const conv_geometry g = {h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, top, left};
+  const int64_t rows = (int64_t)images * oh * ow;
+  const cols_task t = {heap + x_off + (int64_t)b0 * h * w * c, heap + cols_off, NULL, &g,
+                       cols_split(rows), rows, 0};
+  bnlab_pool_run(im2col_part, (void *)&t, t.bound < rows ? 2 : 1, threads);
+}
+
+/*
+ * col2im, the adjoint of bnlab_im2col: adds each cols value onto the input pixel and
+ * channel it was read from (with `zero`, onto zeros: dx is cleared first; else dx holds what
+ * to add to); values over padding are dropped. Same summation order as the JavaScript loop
+ * on any number of threads: an image's rows are added by one thread, in order.
+ */
+void bnlab_col2im(float *heap, int32_t cols_off, int32_t dx_off, int32_t b0, int32_t images,
+                  int32_t h, int32_t w, int32_t c, int32_t oh, int32_t ow, int32_t kh,
+                  int32_t kw, int32_t sh, int32_t sw, int32_t dh, int32_t dw, int32_t top,
+                  int32_t left, int32_t zero, int32_t threads) {
+  const conv_geometry g = {h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, top, left};
+  const int64_t pixels = (int64_t)oh * ow;
+  int64_t split = (cols_split((int64_t)images * pixels) + pixels / 2) / pixels;
+  if (split <= 0 || split >= images) split = images; /* one part */
+  const cols_task t = {NULL, heap + cols_off, heap + dx_off + (int64_t)b0 * h * w * c, &g,
+                       split, images, zero};
+  bnlab_pool_run(col2im_part, (void *)&t, split < images ? 2 : 1, threads);
 }
 
 /* Channels scanned at once by bnlab_max_pool_grad (wider layers go in groups). */
@@ -344,8 +418,6 @@ void bnlab_max_pool_grad(float *heap, int32_t x_off, int32_t dy_off, int32_t dx_
  * channel's sum in row order as in one part; the element-wise passes over two halves of the
  * rows. Every float is computed as it is in one part, on any number of threads.
  */
-
-void bnlab_pool_run(void (*task)(void *, int), void *context, int parts, int threads);
 
 #define BN_SPLIT_MIN 262144
 
@@ -612,8 +684,6 @@ void bnlab_bn_backward(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_
  * rounding, not the same bits. The vectors are 16 floats wide with AVX-512 and 8 with AVX2;
  * each output's chain of multiply-adds is the same on both.
  */
-
-void bnlab_pool_run(void (*task)(void *, int), void *context, int parts, int threads);
 
 /*
  * The kernels' vector: 16 floats where the processor has AVX-512, else 8. Each output's sum is

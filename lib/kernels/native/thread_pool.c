@@ -1,7 +1,10 @@
 /*
  * Matrix products split over threads, part of bnlab's native library (compiled with
- * bnlab_kernels.c into one library by scripts/build_native.ts; lib/kernels/blas.ts calls
- * bnlab_blas_init, bnlab_blas_threads, bnlab_blas_slices and bnlab_sgemm).
+ * bnlab_kernels.c and openblas_order.c into one library by scripts/build_native.ts;
+ * lib/kernels/blas.ts calls bnlab_blas_init, bnlab_blas_threads, bnlab_blas_slices,
+ * bnlab_sgemm, bnlab_gemm and bnlab_openblas_order). Each product, or slice of one, runs on
+ * openblas_order.c's kernel where blas.ts has switched it on and it takes the case (the
+ * library's floats, computed twice as wide), else on the library.
  *
  * OpenBLAS's own threading splits LeNet's small, skinny products badly (two threads are
  * slower than one on them here), but two single-threaded products over halves of the
@@ -74,12 +77,30 @@ static product slices[SLICES];
 static float *scratch = NULL; /* K-split partial products, (slices - 1) · M · N floats */
 static size_t scratch_size = 0;
 
+int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
+                                  float alpha, const float *a, int32_t lda, const float *b,
+                                  int32_t ldb, float beta, float *c, int32_t ldc);
+
+/* Whether products run on bnlab_openblas_order_gemm (openblas_order.c) where it takes them. */
+static atomic_int openblas_order = 0;
+
+/* One product: OpenBLAS's floats from bnlab's kernel when it is on and takes the case, else from
+ * the library. */
+static void run_product(const product *p) {
+  if (atomic_load_explicit(&openblas_order, memory_order_relaxed) &&
+      bnlab_openblas_order_gemm(p->trans_a, p->trans_b, p->m, p->n, p->k, p->alpha, p->a,
+                                p->lda, p->b, p->ldb, p->beta, p->c, p->ldc) == 0) {
+    return;
+  }
+  blas_sgemm(ROW_MAJOR, p->trans_a ? TRANS : NO_TRANS, p->trans_b ? TRANS : NO_TRANS, p->m, p->n,
+             p->k, p->alpha, p->a, p->lda, p->b, p->ldb, p->beta, p->c, p->ldc);
+}
+
 static void run_slice(const product *p) {
   if (p->task != NULL) {
     p->task(p->context, p->index);
   } else if (p->m > 0 && p->n > 0) {
-    blas_sgemm(ROW_MAJOR, p->trans_a ? TRANS : NO_TRANS, p->trans_b ? TRANS : NO_TRANS, p->m,
-               p->n, p->k, p->alpha, p->a, p->lda, p->b, p->ldb, p->beta, p->c, p->ldc);
+    run_product(p);
   }
 }
 
@@ -177,6 +198,31 @@ int32_t bnlab_blas_init(const char *path, int32_t threads) {
   return 0;
 }
 
+/*
+ * Switches bnlab_openblas_order_gemm on (1) or off (0) for every product after bnlab_blas_init,
+ * or only reports (-1); returns whether it was on. lib/kernels/blas.ts switches it on only for
+ * the library whose floats it reproduces (OpenBLAS 0.3.21 on its Haswell kernels).
+ */
+int32_t bnlab_openblas_order(int32_t on) {
+  const int previous = atomic_load(&openblas_order);
+  if (on >= 0) atomic_store(&openblas_order, on != 0);
+  return previous;
+}
+
+/*
+ * C = alpha·op(A)·op(B) + beta·C as one product (not cut into slices), as cblas_sgemm with the
+ * order fixed to rows, on bnlab's kernel when it is on. Returns 0, or -1 before bnlab_blas_init.
+ */
+int32_t bnlab_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
+                   const float *a, int32_t lda, const float *b, int32_t ldb, float beta, float *c,
+                   int32_t ldc) {
+  if (blas_sgemm == NULL) return -1;
+  const product whole = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c,
+                         NULL, NULL, 0};
+  run_slice(&whole);
+  return 0;
+}
+
 /* Threads a product may use (the caller's included); 1 before bnlab_blas_init. */
 int32_t bnlab_blas_threads(void) { return pool_size; }
 
@@ -188,6 +234,11 @@ static int slice_bound(int total, int parts, int align, int i) {
   if (i >= parts) return total;
   const long bound = ((long)total * i / parts + align / 2) / align * align;
   return bound > total ? total : (int)bound;
+}
+
+/* slice_bound for the other kernels of the library (bnlab_kernels.c). */
+int bnlab_slice_bound(int total, int parts, int align, int i) {
+  return slice_bound(total, parts, align, i);
 }
 
 /*

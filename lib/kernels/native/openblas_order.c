@@ -1,0 +1,294 @@
+/*
+ * Matrix products with every float of OpenBLAS 0.3.21's Haswell kernels (the BLAS bnlab loads,
+ * its core pinned by OPENBLAS_CORETYPE=Haswell), computed with AVX-512 where the processor has
+ * it: the same products, twice as wide. Part of bnlab's native library (compiled with
+ * bnlab_kernels.c and thread_pool.c by scripts/build_native.ts); thread_pool.c calls
+ * bnlab_openblas_order_gemm in place of cblas_sgemm when lib/kernels/blas.ts has switched it on.
+ *
+ * OpenBLAS computes C = op(A)·op(B) in column-major terms, C' = B'·A' with m' = N columns of our
+ * row-major C, n' = M rows; each element's sum is a chain of fused multiply-adds over the
+ * depth, cut into blocks of Q = 320 terms (a block of more than Q and fewer than 2Q terms is
+ * halved, rounded up to 8), each block's chain starting from zero and added to C. Within a block
+ * the chain runs k = 0, 1, 2, … except in the kernel's m8n6 tiles of 12-column panels (and its
+ * m8n4 tiles of 4-column panels), which sum even and odd k apart over the first 8·⌊kc/8⌋ terms
+ * (the rest going to the even sum) and add the two. Which elements those are follows from the
+ * driver's blocking (P = 320 rows of C' per block, panels of 12 columns, then 4, then the rest,
+ * blocks of R = 25872 columns) and the kernel's staircase of 8×6 and 16×6 tiles, replayed here
+ * (oo_classes, oo_ranges). tests/openblas_order_test.ts compares every float with OpenBLAS's on
+ * random shapes and transposes.
+ *
+ * Without AVX-512 (or for alpha ≠ 1, or beta other than 0 and 1) bnlab_openblas_order_gemm
+ * declines (returns -1) and the caller runs OpenBLAS itself: the floats are the same either way.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
+                                  float alpha, const float *a, int32_t lda, const float *b,
+                                  int32_t ldb, float beta, float *c, int32_t ldc);
+
+/* Whether this build has the kernel (1: compiled for AVX-512), else it declines every product. */
+int32_t bnlab_openblas_order_available(void) {
+#if defined(__AVX512F__)
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+#define OO_P 320   /* rows of C' (columns of C) per block */
+#define OO_Q 320   /* depth per block */
+#define OO_R 25872 /* columns of C' (rows of C) per block: a multiple of 12 */
+#define OO_UM 8    /* the kernel's tile height */
+#define OO_UN 4    /* its panel width */
+
+/* Row classes: where an element's sum splits into even and odd k (OpenBLAS's m8n6 and m8n4
+ * tiles) depends on its row's place in the kernel's column panels. */
+enum { OO_NONE = 0, OO_L12 = 1, OO_R12 = 2, OO_N4 = 3 };
+
+static int oo_block(int rest) {
+  if (rest >= OO_P * 2) return OO_P;
+  if (rest > OO_P) return ((rest / 2 + OO_UM - 1) / OO_UM) * OO_UM;
+  return rest;
+}
+
+static int oo_depth(int rest) {
+  if (rest >= OO_Q * 2) return OO_Q;
+  if (rest > OO_Q) return ((rest / 2 + OO_UM - 1) / OO_UM) * OO_UM;
+  return rest;
+}
+
+/*
+ * The class of each row of C (column of C') in a block of `rows`: `first` for the first block
+ * of C' rows, which the driver hands to the kernel in panels of 12 columns, then 4, then the
+ * rest (each under 4 as panels of 2 and 1); else for the later blocks, which the kernel cuts
+ * itself into panels of 12, 8, 4, 2 and 1. A 12-panel's first six columns are its left half.
+ */
+static void oo_classes(uint8_t *cls, int rows, int first) {
+  int pos = 0;
+  while (pos < rows) {
+    const int left = rows - pos;
+    int w;
+    if (first) w = left >= 3 * OO_UN ? 3 * OO_UN : left > OO_UN ? OO_UN : left;
+    else w = left > 11 ? 12 : left > 7 ? 8 : left > 3 ? 4 : left > 1 ? 2 : 1;
+    if (w == 3 * OO_UN) {
+      for (int jj = 0; jj < w; jj++) cls[pos + jj] = jj < w / 2 ? OO_L12 : OO_R12;
+    } else if (w == OO_UN) {
+      for (int jj = 0; jj < w; jj++) cls[pos + jj] = OO_N4;
+    } else {
+      for (int jj = 0; jj < w; jj++) cls[pos + jj] = OO_NONE;
+    }
+    pos += w;
+  }
+}
+
+/*
+ * The rows of C' (columns of C) [lo, hi) of a block of mi rows whose sums split for a column of
+ * class `cls`; returns how many ranges (at most two). A 4-panel's m8n4 tiles split every full
+ * tile of 8 rows. A 12-panel of 16 rows or more starts with an m8n6 tile over the left half's
+ * rows 0-7, then climbs a staircase of 16×6 tiles (right half at rows c..c+16, left half at
+ * c+8..c+24, …, single sums) and ends with an m8n6 tile on the half that is 8 rows behind
+ * (split); the rows past the last multiple of 8 go to single-sum tiles of 4, 2 and 1 rows.
+ */
+static int oo_ranges(int cls, int mi, int lo[2], int hi[2]) {
+  if (cls == OO_N4) {
+    lo[0] = 0, hi[0] = mi / 8 * 8;
+    return hi[0] > 0;
+  }
+  if ((cls != OO_L12 && cls != OO_R12) || mi < 16) return 0;
+  int c = 0, r11 = mi, side;
+  for (;;) {
+    c += 8, r11 -= 8;
+    if (r11 < 16) { side = OO_L12; break; }
+    c += 8, r11 -= 8;
+    if (r11 < 16) { side = OO_R12; break; }
+  }
+  int n = 0;
+  if (cls == OO_L12) lo[n] = 0, hi[n] = 8, n++;
+  if (cls == side) lo[n] = c, hi[n] = c + 8, n++;
+  return n;
+}
+
+/* The lanes of the 16 rows of C' from v0 that fall in the n ranges. */
+static __mmask16 oo_mask(int v0, int n, const int *lo, const int *hi) {
+  uint32_t m = 0;
+  for (int r = 0; r < n; r++) {
+    const int a = lo[r] > v0 ? lo[r] : v0, b = hi[r] < v0 + 16 ? hi[r] : v0 + 16;
+    for (int i = a; i < b; i++) m |= 1u << (i - v0);
+  }
+  return (__mmask16)m;
+}
+
+/* How a vector's odd terms of the paired depth are summed: into the one accumulator (single),
+ * into the odd accumulator (every lane split), or by lane (mixed). */
+enum { OO_SINGLE = 0, OO_SPLIT = 1, OO_MIXED = 2 };
+
+static inline __attribute__((always_inline)) __m512 oo_odd(int mode, __m512 a, __m512 b,
+                                                          __m512 *e, __m512 o, __mmask16 s) {
+  if (mode == OO_SINGLE) {
+    *e = _mm512_fmadd_ps(a, b, *e);
+    return o;
+  }
+  if (mode == OO_SPLIT) return _mm512_fmadd_ps(a, b, o);
+  *e = _mm512_mask3_fmadd_ps(a, b, *e, (__mmask16)~s);
+  return _mm512_mask3_fmadd_ps(a, b, o, s);
+}
+
+/*
+ * Rows [j0, j0 + NR) (one class), columns [v0, v0 + 32) of a block (lanes t0/t1, split lanes
+ * s0/s1, their modes M0/M1), every depth block in order: each depth block's sums start from
+ * zero and are added to C, as OpenBLAS's kernel does.
+ */
+static inline __attribute__((always_inline)) void oo_tile_body(
+    const float *restrict a, int64_t as, int64_t ar, const float *restrict b, int ldb,
+    float *restrict c, int ldc, int k, int zero_c, __mmask16 t0, __mmask16 t1,
+    __mmask16 s0, __mmask16 s1, const int NR, const int M0, const int M1) {
+  for (int ls = 0, kc; ls < k; ls += kc) {
+    kc = oo_depth(k - ls);
+    __m512 e[6][2], o[6][2];
+    for (int r = 0; r < NR; r++) e[r][0] = e[r][1] = o[r][0] = o[r][1] = _mm512_setzero_ps();
+    const float *bk = b + (int64_t)ls * ldb;
+    const float *ak = a + (int64_t)ls * as;
+    int kk = 0;
+    if ((M0 != OO_SINGLE || M1 != OO_SINGLE) && kc >= 8) {
+      const int paired = kc / 8 * 8;
+      for (; kk < paired; kk += 2) {
+        const float *b_even = bk + (int64_t)kk * ldb, *b_odd = b_even + ldb;
+        const __m512 b0 = _mm512_maskz_loadu_ps(t0, b_even);
+        const __m512 b1 = _mm512_maskz_loadu_ps(t1, b_even + 16);
+        const __m512 c0 = _mm512_maskz_loadu_ps(t0, b_odd);
+        const __m512 c1 = _mm512_maskz_loadu_ps(t1, b_odd + 16);
+        for (int r = 0; r < NR; r++) {
+          const __m512 x = _mm512_set1_ps(ak[(int64_t)kk * as + r * ar]);
+          const __m512 y = _mm512_set1_ps(ak[(int64_t)(kk + 1) * as + r * ar]);
+          e[r][0] = _mm512_fmadd_ps(x, b0, e[r][0]);
+          e[r][1] = _mm512_fmadd_ps(x, b1, e[r][1]);
+          o[r][0] = oo_odd(M0, y, c0, &e[r][0], o[r][0], s0);
+          o[r][1] = oo_odd(M1, y, c1, &e[r][1], o[r][1], s1);
+        }
+      }
+    }
+    for (; kk < kc; kk++) {
+      const __m512 b0 = _mm512_maskz_loadu_ps(t0, bk + (int64_t)kk * ldb);
+      const __m512 b1 = _mm512_maskz_loadu_ps(t1, bk + (int64_t)kk * ldb + 16);
+      for (int r = 0; r < NR; r++) {
+        const __m512 x = _mm512_set1_ps(ak[(int64_t)kk * as + r * ar]);
+        e[r][0] = _mm512_fmadd_ps(x, b0, e[r][0]);
+        e[r][1] = _mm512_fmadd_ps(x, b1, e[r][1]);
+      }
+    }
+    for (int r = 0; r < NR; r++) {
+      float *cr = c + (int64_t)r * ldc;
+      /* Split lanes add their two sums (odd + even, as OpenBLAS's vaddps). */
+      const __m512 x0 =
+          M0 == OO_SINGLE ? e[r][0] : _mm512_mask_add_ps(e[r][0], s0, o[r][0], e[r][0]);
+      const __m512 x1 =
+          M1 == OO_SINGLE ? e[r][1] : _mm512_mask_add_ps(e[r][1], s1, o[r][1], e[r][1]);
+      /* C = sum + C, C zero before the first depth block for beta 0 (so -0 becomes +0). */
+      const int fresh = zero_c && ls == 0;
+      const __m512 c0 = fresh ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(t0, cr);
+      _mm512_mask_storeu_ps(cr, t0, _mm512_add_ps(x0, c0));
+      if (t1) {
+        const __m512 c1 = fresh ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(t1, cr + 16);
+        _mm512_mask_storeu_ps(cr + 16, t1, _mm512_add_ps(x1, c1));
+      }
+    }
+  }
+}
+
+static int oo_mode(__mmask16 s, __mmask16 t) {
+  return s == 0 ? OO_SINGLE : s == t ? OO_SPLIT : OO_MIXED;
+}
+
+#define OO_TILE(NR, M0, M1)                                                                   \
+  oo_tile_body(a, as, ar, b, ldb, c, ldc, k, zero_c, t0, t1, s0, s1, NR, M0, M1)
+#define OO_MODES(NR)                                                                          \
+  switch (oo_mode(s0, t0) * 3 + oo_mode(s1, t1)) {                                            \
+  case 0: OO_TILE(NR, OO_SINGLE, OO_SINGLE); break;                                           \
+  case 1: OO_TILE(NR, OO_SINGLE, OO_SPLIT); break;                                            \
+  case 3: OO_TILE(NR, OO_SPLIT, OO_SINGLE); break;                                            \
+  case 4: OO_TILE(NR, OO_SPLIT, OO_SPLIT); break;                                             \
+  default: OO_TILE(NR, OO_MIXED, OO_MIXED); break;                                            \
+  }
+
+/* A tile of nr rows (1 to 6), with its modes fixed at compile time for the common cases. */
+static void oo_tile(const float *a, int64_t as, int64_t ar, const float *b, int ldb, float *c,
+                    int ldc, int k, int zero_c, __mmask16 t0, __mmask16 t1, __mmask16 s0,
+                    __mmask16 s1, int nr) {
+  switch (nr) {
+  case 6: OO_MODES(6) break;
+  case 5: OO_MODES(5) break;
+  case 4: OO_MODES(4) break;
+  case 3: OO_MODES(3) break;
+  case 2: OO_MODES(2) break;
+  default: OO_MODES(1) break;
+  }
+}
+
+/*
+ * C = op(A)·op(B) + beta·C (alpha 1, beta 0 or 1), row-major as cblas_sgemm with CblasRowMajor,
+ * with every float of OpenBLAS 0.3.21's Haswell kernels. Returns 0, or -1 for what it does not
+ * take (the caller then calls the BLAS itself).
+ */
+int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
+                                  float alpha, const float *a, int32_t lda, const float *b,
+                                  int32_t ldb, float beta, float *c, int32_t ldc) {
+  if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || m <= 0 || n <= 0 || k <= 0) return -1;
+  /* A transposed B is copied first: on few rows of C the copy costs more than it saves. */
+  if (tb && m < 64) return -1;
+  float *packed = NULL;
+  if (tb) { /* op(B) as [K, N] */
+    packed = malloc((size_t)k * n * sizeof(float));
+    if (packed == NULL) return -1;
+    for (int kk = 0; kk < k; kk++)
+      for (int i = 0; i < n; i++) packed[(int64_t)kk * n + i] = b[(int64_t)i * ldb + kk];
+    b = packed, ldb = n;
+  }
+  uint8_t *cls = malloc((size_t)2 * (m < OO_R ? m : OO_R));
+  if (cls == NULL) { free(packed); return -1; }
+  for (int js = 0; js < m; js += OO_R) {
+    const int rows = m - js < OO_R ? m - js : OO_R;
+    uint8_t *first = cls, *later = cls + rows;
+    oo_classes(first, rows, 1);
+    oo_classes(later, rows, 0);
+    for (int j = 0; j < rows;) {
+      int nr = 1;
+      while (nr < 6 && j + nr < rows && first[j + nr] == first[j] && later[j + nr] == later[j]) {
+        nr++;
+      }
+      for (int ib = 0, mi; ib < n; ib += mi) {
+        mi = oo_block(n - ib);
+        int lo[2], hi[2];
+        const int count = oo_ranges(ib == 0 ? first[j] : later[j], mi, lo, hi);
+        for (int v = 0; v < mi; v += 32) {
+          const int w0 = mi - v < 16 ? mi - v : 16;
+          const int w1 = mi - v - 16 <= 0 ? 0 : mi - v - 16 < 16 ? mi - v - 16 : 16;
+          const __mmask16 t0 = (__mmask16)((1u << w0) - 1), t1 = (__mmask16)((1u << w1) - 1);
+          const __mmask16 s0 = oo_mask(v, count, lo, hi) & t0;
+          const __mmask16 s1 = oo_mask(v + 16, count, lo, hi) & t1;
+          const int64_t row = js + j;
+          oo_tile(ta ? a + row : a + row * lda, ta ? lda : 1, ta ? 1 : lda, b + ib + v, ldb,
+                  c + row * ldc + ib + v, ldc, k, beta == 0.0f, t0, t1, s0, s1, nr);
+        }
+      }
+      j += nr;
+    }
+  }
+  free(cls);
+  free(packed);
+  return 0;
+}
+
+#else
+int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
+                                  float alpha, const float *a, int32_t lda, const float *b,
+                                  int32_t ldb, float beta, float *c, int32_t ldc) {
+  (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b;
+  (void)ldb, (void)beta, (void)c, (void)ldc;
+  return -1;
+}
+#endif
