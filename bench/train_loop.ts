@@ -14,15 +14,22 @@
  * - `training_gflops`: the training rate times LeNet's training FLOPs per image
  *   (`lenetTrainingFlopsPerSample`).
  *
+ * - `samples_per_s_one_thread`, `epoch_seconds_one_thread`: the same with the matrix products'
+ *   slices on one thread, as each of two `--workers` processes runs them on two cores (in blocks
+ *   interleaved with the others; absent where the products run on one thread anyway);
+ *
  * and, over the variants, `report_preset_one_process` and `report_preset_two_processes`
  * (`projected_wall_time`, minutes: 20 epochs each, evaluation included; two processes run the
- * longest variant alone and the other two together). {@linkcode trainLoopShareRows} adds each
+ * longest variant alone and the other two together, at the one-thread rates). The projection
+ * leaves out what two processes cost each other (memory bandwidth, the shared cache):
+ * `results/report-timed` measures the whole preset. {@linkcode trainLoopShareRows} adds each
  * variant's `fraction_of_matmul_limit` once the machine's product rate is known.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
+import { blasSliceThreads, setBlasSliceThreads } from "../lib/kernels/blas.ts";
 import { resolveConfig } from "../lib/experiments/config.ts";
 import { builtinModel, loadTrialData } from "../lib/experiments/trial.ts";
 import { evaluate } from "../lib/train/evaluate.ts";
@@ -77,24 +84,40 @@ export async function benchTrainLoop(options: BenchTrainLoopOptions = {}): Promi
     optimizer: createOptimizer(config.optimizer, config.lr),
     train: [] as number[],
     eval: [] as number[],
+    trainOneThread: [] as number[],
+    evalOneThread: [] as number[],
   }));
+  const threads = blasSliceThreads();
   for (let block = 0; block < warmupBlocks + blocks; block++) {
     for (const run of runs) {
-      const started = performance.now();
-      await train(run.model, data, {
-        epochs: 1,
-        batchSize: config.batchSize,
-        lr: config.lr,
-        seed: block,
-        logEvery: config.logEvery,
-        optimizerInstance: run.optimizer,
-      });
-      const trained = performance.now();
-      await evaluate(run.model, test, { batchSize: config.evalBatchSize });
-      const evaluated = performance.now();
-      if (block < warmupBlocks) continue;
-      run.train.push((data.count * 1000) / (trained - started));
-      run.eval.push((test.count * 1000) / (evaluated - trained));
+      for (const sliceThreads of threads > 1 ? [threads, 1] : [threads]) {
+        const previous = setBlasSliceThreads(sliceThreads);
+        let started: number, trained: number, evaluated: number;
+        try {
+          started = performance.now();
+          await train(run.model, data, {
+            epochs: 1,
+            batchSize: config.batchSize,
+            lr: config.lr,
+            seed: block,
+            logEvery: config.logEvery,
+            optimizerInstance: run.optimizer,
+          });
+          trained = performance.now();
+          await evaluate(run.model, test, { batchSize: config.evalBatchSize });
+          evaluated = performance.now();
+        } finally {
+          setBlasSliceThreads(previous);
+        }
+        if (block < warmupBlocks) continue;
+        const oneThread = sliceThreads === 1;
+        (oneThread ? run.trainOneThread : run.train).push(
+          (data.count * 1000) / (trained - started),
+        );
+        (oneThread ? run.evalOneThread : run.eval).push(
+          (test.count * 1000) / (evaluated - trained),
+        );
+      }
     }
   }
   const rows: BenchRow[] = [];
@@ -109,10 +132,13 @@ export async function benchTrainLoop(options: BenchTrainLoopOptions = {}): Promi
     runs: blocks,
   });
   const seconds: number[] = [];
+  const secondsOneThread: number[] = [];
+  const epochOf = (trainRate: number, evalRate: number) =>
+    _EPOCH.train / trainRate + _EPOCH.test / evalRate;
   for (const run of runs) {
     const trainRate = median(run.train);
     const evalRate = median(run.eval);
-    const epoch = _EPOCH.train / trainRate + _EPOCH.test / evalRate;
+    const epoch = epochOf(trainRate, evalRate);
     seconds.push(epoch * _EPOCH.epochs);
     rows.push(
       row(run.variant, "samples_per_s", trainRate, "samples/s"),
@@ -125,10 +151,22 @@ export async function benchTrainLoop(options: BenchTrainLoopOptions = {}): Promi
         "GFLOP/s",
       ),
     );
+    if (run.trainOneThread.length > 0) {
+      const oneThread = median(run.trainOneThread);
+      const epochOneThread = epochOf(oneThread, median(run.evalOneThread));
+      secondsOneThread.push(epochOneThread * _EPOCH.epochs);
+      rows.push(
+        row(run.variant, "samples_per_s_one_thread", oneThread, "samples/s"),
+        row(run.variant, "epoch_seconds_one_thread", epochOneThread, "s"),
+      );
+    }
     run.model.dispose();
     run.optimizer.dispose();
   }
-  const sorted = [...seconds].sort((a, b) => b - a);
+  // Two `--workers` processes get one thread each: the longest variant alone, the other two
+  // one after the other in the second process.
+  const perProcess = secondsOneThread.length === seconds.length ? secondsOneThread : seconds;
+  const sorted = [...perProcess].sort((a, b) => b - a);
   const total = seconds.reduce((a, b) => a + b, 0);
   rows.push(
     row("report_preset_one_process", "projected_wall_time", total / 60, "min"),

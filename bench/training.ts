@@ -25,6 +25,7 @@ import {
   withOneThread,
   withoutBlas,
   withoutNative,
+  withoutOpenBlasOrder,
   withTfjsKernels,
 } from "./training/switches.ts";
 import {
@@ -93,6 +94,13 @@ export interface BenchTrainingOptions {
    */
   threadVariants?: readonly TrainingVariant[];
   /**
+   * Variants also timed at batch 20 with the products on OpenBLAS itself instead of bnlab's
+   * kernel with its floats, in blocks interleaved with blocks on the kernel, on the products'
+   * threads and on one thread; none when the kernel is off.
+   * @default {["none", "custom_analytic", "tfjs"]}
+   */
+  openblasOrderVariants?: readonly TrainingVariant[];
+  /**
    * A running PyTorch worker (bench/pytorch.ts): each of `pytorchVariants` is then also timed
    * at batch 20 against PyTorch's LeNet (BN for every BN variant), blocks interleaved.
    */
@@ -129,7 +137,10 @@ type _Row = (
  *   their ratio `unfused_conv_speedup`; the `tfjs_kernels` figures run with the fused one;
  *   when the native kernels are built, `samples_per_s_native_off` and `_native_on` and their
  *   ratio `native_speedup`; when products run on two threads, `samples_per_s_1_thread` and
- *   `samples_per_s_2_threads` and their ratio `threads_speedup`;
+ *   `samples_per_s_2_threads` and their ratio `threads_speedup`; when the products run on
+ *   bnlab's kernel with OpenBLAS's floats, `samples_per_s_openblas_products` (OpenBLAS itself)
+ *   and `samples_per_s_openblas_order` and their ratio `openblas_order_speedup`, and the same
+ *   three on one thread (`_1_thread`);
  * - `training_profile`: per variant at batch 20 (name `variant/kernel`), `ms_per_step` and
  *   `calls_per_step` of each kernel over `profileSteps` profiled steps (a kernel's time
  *   includes the kernels it calls itself), plus `variant/all_kernels` (their sum),
@@ -166,6 +177,7 @@ type _Row = (
  *   unfusedConvVariants: [],
  *   nativeVariants: [],
  *   threadVariants: [],
+ *   openblasOrderVariants: [],
  *   profileSteps: 0,
  *   kernelRepeats: 0,
  * });
@@ -217,6 +229,7 @@ function _settings(options: BenchTrainingOptions): _Settings {
     unfusedConvVariants: options.unfusedConvVariants ?? ["none", "custom_analytic", "tfjs"],
     nativeVariants: options.nativeVariants ?? ["none", "custom_analytic", "tfjs"],
     threadVariants: options.threadVariants ?? ["none", "custom_analytic", "tfjs"],
+    openblasOrderVariants: options.openblasOrderVariants ?? ["none", "custom_analytic", "tfjs"],
     pytorch: options.pytorch,
     pytorchVariants: options.pytorch === undefined
       ? []
@@ -237,6 +250,7 @@ function _settings(options: BenchTrainingOptions): _Settings {
     ...settings.unfusedConvVariants,
     ...settings.nativeVariants,
     ...settings.threadVariants,
+    ...settings.openblasOrderVariants,
     ...settings.pytorchVariants,
   ];
   for (const v of checked) {
@@ -301,7 +315,7 @@ function _smallRow(s: _Settings, row: _Row, variant: string) {
 
 /** Each pair: ours against a switched-off path, in interleaved blocks at batch 20. */
 async function _pairStage(s: _Settings, row: _Row): Promise<void> {
-  const pairs: [readonly TrainingVariant[], Wrap, [string, string, string]][] = [
+  const pairs: [readonly TrainingVariant[], Wrap, [string, string, string], Wrap?][] = [
     [s.tfjsKernelVariants, withTfjsKernels, [
       "samples_per_s_tfjs_kernels",
       "samples_per_s_paired",
@@ -327,14 +341,30 @@ async function _pairStage(s: _Settings, row: _Row): Promise<void> {
       "samples_per_s_2_threads",
       "threads_speedup",
     ]],
+    [blasInfo().openblasOrder ? s.openblasOrderVariants : [], withoutOpenBlasOrder, [
+      "samples_per_s_openblas_products",
+      "samples_per_s_openblas_order",
+      "openblas_order_speedup",
+    ]],
+    [
+      blasInfo().openblasOrder && blasInfo().sliceThreads > 1 ? s.openblasOrderVariants : [],
+      (body) => withOneThread(() => withoutOpenBlasOrder(body)),
+      [
+        "samples_per_s_openblas_products_1_thread",
+        "samples_per_s_openblas_order_1_thread",
+        "openblas_order_speedup_1_thread",
+      ],
+      withOneThread,
+    ],
   ];
-  for (const [pairVariants, other, [offMetric, onMetric, ratioMetric]] of pairs) {
+  for (const [pairVariants, other, [offMetric, onMetric, ratioMetric], ours] of pairs) {
     for (const variant of pairVariants) {
       const timing = _smallTiming(s);
       const [on, off] = await pairedSamplesPerSecond(variant, {
         batchSize: SMALL_BATCH,
         timing,
         other,
+        ours,
       });
       const put = _smallRow(s, row, variant);
       put(offMetric, off, "samples/s");

@@ -7,7 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/backend.ts";
-import { setBlasEnabled, setBlasSliceThreads } from "../../lib/kernels/blas.ts";
+import { setBlasEnabled, setBlasSliceThreads, setOpenBlasOrder } from "../../lib/kernels/blas.ts";
 import { setUnfusedConvTraining } from "../../lib/kernels/fused_conv_training.ts";
 import { GRADIENT_REPLACEMENTS, replacedGradient } from "../../lib/kernels/gradients.ts";
 import { replacedWasmKernel, WASM_KERNEL_REPLACEMENTS } from "../../lib/kernels/mod.ts";
@@ -94,3 +94,5 @@ export const withoutNative = switched(setNativeEnabled, false);
 export const withOneThread = switched(setBlasSliceThreads, 1);
 /** Runs a body with the BLAS kernels switched off. */
 export const withoutBlas = switched(setBlasEnabled, false);
+/** Runs a body with the products on OpenBLAS itself instead of bnlab's kernel with its floats. */
+export const withoutOpenBlasOrder = switched(setOpenBlasOrder, false);

@@ -195,7 +195,9 @@ export interface Timing {
  * load on a shared machine).
  *
  * @param variant The LeNet variant.
- * @param options The batch size, the timing and the wrapper that switches a speed-up off.
+ * @param options The batch size, the timing, the wrapper that switches a speed-up off
+ *   (`other`), and one that both sides run in (`ours`; for the pair's off side, `other`
+ *   includes it).
  * @returns [ours, inside `other`], samples per second.
  *
  * @example
@@ -213,15 +215,15 @@ export interface Timing {
  */
 export async function pairedSamplesPerSecond(
   variant: TrainingVariant,
-  options: { batchSize: number; timing: Timing; other: Wrap },
+  options: { batchSize: number; timing: Timing; other: Wrap; ours?: Wrap },
 ): Promise<[number, number]> {
-  const { batchSize, timing, other } = options;
+  const { batchSize, timing, other, ours: wrap = (body) => body() } = options;
   await initBackend("wasm");
   const ours = trainer(variant, batchSize);
   const theirs = trainer(variant, batchSize);
   try {
     return await interleaved([
-      () => blockSeconds(ours, timing.steps),
+      () => wrap(() => blockSeconds(ours, timing.steps)),
       () => other(() => blockSeconds(theirs, timing.steps)),
     ], { timing, batchSize });
   } finally {

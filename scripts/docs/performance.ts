@@ -7,6 +7,9 @@
  */
 import type { BenchRow } from "../../bench/bench_row.ts";
 import { matmulLimit } from "../../bench/derived.ts";
+import { RELATIVE_STEP_COST } from "../../lib/experiments/runner.ts";
+import { assignParts } from "../../lib/experiments/workers.ts";
+import type { Normalization } from "../../lib/norms/normalization.ts";
 import type { CsvRow } from "../../lib/output/csv.ts";
 import { markdownTable } from "../../lib/output/table.ts";
 import type { GeneratedDoc, Section, SectionContext } from "./markdown.ts";
@@ -40,6 +43,16 @@ const _TRAINING_RATIOS: Record<string, { label: string; from: string; to: string
     label: "products split over two threads vs one",
     from: "samples_per_s_1_thread",
     to: "samples_per_s_2_threads",
+  },
+  openblas_order_speedup: {
+    label: "bnlab's AVX-512 products with OpenBLAS's floats vs OpenBLAS",
+    from: "samples_per_s_openblas_products",
+    to: "samples_per_s_openblas_order",
+  },
+  openblas_order_speedup_1_thread: {
+    label: "the same, products on one thread",
+    from: "samples_per_s_openblas_products_1_thread",
+    to: "samples_per_s_openblas_order_1_thread",
   },
   unfused_conv_speedup: {
     label: "linear convolutions unfused in training vs fused",
@@ -112,6 +125,12 @@ async function machineSection(context: SectionContext): Promise<string> {
       value: blas.enabled ? `${blas.config} (${blas.library}), ${blas.threads} thread(s)` : "off",
     },
     { item: "native kernels", value: native.enabled ? "on" : "off" },
+    ...(blas.openblasOrder === undefined ? [] : [{
+      item: "products",
+      value: blas.openblasOrder
+        ? "bnlab's AVX-512 kernel with OpenBLAS's floats (lib/kernels/native/openblas_order.c)"
+        : "OpenBLAS",
+    }]),
     ...(pytorch
       ? [{ item: "PyTorch", value: `${pytorch.version}, ${pytorch.threads} threads` }]
       : []),
@@ -259,14 +278,49 @@ async function trainLoopSection(context: SectionContext): Promise<string> {
   if (rows.length === 0) {
     return "Not in the committed results: `deno task bench --only loop` measures it.";
   }
-  return [
+  const parts = [
     "LeNet/MNIST as the `report` preset trains it (sigmoid, batch 20, SGD), through the " +
     "training loop (`train`) and the evaluation after each epoch (`evaluate`), on MNIST's " +
     "images: the rate the train CLI reaches, where the rows above time the model's step alone. " +
     "`epoch_seconds` is a report epoch (60,000 images, then 10,000 evaluated) at those rates; " +
-    "the projected wall times add the preset's 20 epochs per variant, evaluation included.",
+    "the projected wall times add the preset's 20 epochs per variant, evaluation included " +
+    "(`_one_thread` rows: the products on one thread, as each of two `--workers` processes " +
+    "runs them).",
     _benchTable(rows),
-  ].join("\n\n");
+  ];
+  const timed = await _reportTimed(context);
+  if (timed) parts.push(timed);
+  return parts.join("\n\n");
+}
+
+/** The committed run of the whole `report` preset with two worker processes. */
+const _REPORT_TIMED = "results/report-timed";
+
+/**
+ * What the committed `results/report-timed` run took: each variant's training wall time
+ * (`summary.csv`), grouped into the two worker processes as the runner assigns them
+ * (`assignParts` over `RELATIVE_STEP_COST`); undefined without the run.
+ */
+async function _reportTimed(context: SectionContext): Promise<string | undefined> {
+  if (!(await context.exists(`${_REPORT_TIMED}/summary.csv`))) return undefined;
+  const summary = await context.csv(`${_REPORT_TIMED}/summary.csv`);
+  const variants = summary.map((r) => String(r.variant) as Normalization);
+  const walls = summary.map((r) => Number(r.wall_seconds));
+  if (variants.length === 0 || walls.some((w) => !Number.isFinite(w))) return undefined;
+  const parts = assignParts(variants.map((v) => RELATIVE_STEP_COST[v] ?? 1), 2);
+  const processes = [0, 1].map((p) => variants.flatMap((v, i) => parts[i] === p ? [i] : []));
+  const seconds = processes.map((p) => p.reduce((sum, i) => sum + walls[i], 0));
+  const describe = (p: number[]) =>
+    p.map((i) => `${variants[i]} ${walls[i].toFixed(0)} s`).join(" then ");
+  const config = await context.json<{ provenance?: { gitCommit?: string } }>(
+    `${_REPORT_TIMED}/config.json`,
+  );
+  const commit = config.provenance?.gitCommit?.slice(0, 7) ?? "unknown";
+  return `Measured: the whole preset with \`--workers 2\` (\`${_REPORT_TIMED}\`, commit ` +
+    `\`${commit}\`) trained ${describe(processes[0])} in one process and ` +
+    `${describe(processes[1])} in the other: ${(Math.max(...seconds) / 60).toFixed(1)} min ` +
+    "for the busier process (training, evaluation and checkpoints; the processes' start-up " +
+    "and data loading not included).";
 }
 
 /** ResNet-20 beside PyTorch, and the other normalizations against BN (`resnet20_training`, `norm_cost`). */
