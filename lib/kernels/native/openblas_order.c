@@ -240,6 +240,9 @@ int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, 
   if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || m <= 0 || n <= 0 || k <= 0) return -1;
   /* A transposed B is copied first: on few rows of C the copy costs more than it saves. */
   if (tb && m < 64) return -1;
+  /* A depth block of B past 512 KiB, read again for every 6 rows of C, falls out of the core's
+   * cache: OpenBLAS's packed blocks run such large products faster. */
+  if ((int64_t)n * (k < OO_Q ? k : OO_Q) > 131072 && m >= 256) return -1;
   float *packed = NULL;
   if (tb) { /* op(B) as [K, N] */
     packed = malloc((size_t)k * n * sizeof(float));
