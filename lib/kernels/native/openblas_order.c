@@ -17,12 +17,12 @@
  * (oo_classes, oo_ranges). tests/openblas_order_test.ts compares every float with OpenBLAS's on
  * random shapes and transposes.
  *
- * Without AVX-512 (or for alpha ≠ 1, or beta other than 0 and 1) bnlab_openblas_order_gemm
- * declines (returns -1) and the caller runs OpenBLAS itself: the floats are the same either way.
+ * Without AVX-512, for alpha ≠ 1 or beta other than 0 and 1, and for the shapes OpenBLAS runs
+ * faster (a transposed B on few rows of C, large depth blocks of B on many) the kernel declines
+ * (returns -1) and the caller runs OpenBLAS itself: the floats are the same either way.
  */
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
                                   float alpha, const float *a, int32_t lda, const float *b,
@@ -239,7 +239,9 @@ int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, 
                                   int32_t ldb, float beta, float *c, int32_t ldc) {
   if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || m <= 0 || n <= 0 || k <= 0) return -1;
   /* A transposed B is copied first: on few rows of C the copy costs more than it saves. */
-  if (tb && m < 64) return -1;
+  if (tb && (m < 64 || (m < 128 && (int64_t)n * k > 131072))) return -1;
+  /* A transposed A is read a column at a time: over a long depth OpenBLAS's packing wins. */
+  if (ta && m >= 64 && k > 1536) return -1;
   /* A depth block of B past 512 KiB, read again for every 6 rows of C, falls out of the core's
    * cache: OpenBLAS's packed blocks run such large products faster. */
   if ((int64_t)n * (k < OO_Q ? k : OO_Q) > 131072 && m >= 256) return -1;
