@@ -238,8 +238,11 @@ int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, 
                                   float alpha, const float *a, int32_t lda, const float *b,
                                   int32_t ldb, float beta, float *c, int32_t ldc) {
   if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || m <= 0 || n <= 0 || k <= 0) return -1;
-  /* A transposed B is copied first: on few rows of C the copy costs more than it saves. */
-  if (tb && (m < 64 || (m < 128 && (int64_t)n * k > 131072))) return -1;
+  /* A transposed B is copied first: on few rows of C the copy costs more than it saves, and
+   * a copy past 16 MiB is not made at all. */
+  if (tb && (m < 64 || (m < 128 && (int64_t)n * k > 131072) || (int64_t)n * k > (1 << 22))) {
+    return -1;
+  }
   /* A transposed A is read a column at a time: over a long depth OpenBLAS's packing wins. */
   if (ta && m >= 64 && k > 1536) return -1;
   /* A depth block of B past 512 KiB, read again for every 6 rows of C, falls out of the core's
