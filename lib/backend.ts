@@ -15,7 +15,12 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { fileURLToPath } from "node:url";
-import { type BlasInfo, installKernels, type NativeInfo } from "./kernels/mod.ts";
+import {
+  type BlasInfo,
+  installKernels,
+  type NativeInfo,
+  setBlasPoolThreads,
+} from "./kernels/mod.ts";
 import { WASM_PTHREAD_POOL_SIZE, withWasmPthreads } from "./wasm_threads.ts";
 
 /** A backend {@linkcode initBackend} can set up. */
@@ -222,6 +227,27 @@ export function backendInfo(): BackendInfo {
     );
   }
   return info;
+}
+
+/**
+ * Lets the matrix products' slices run on `threads` threads from now on (1 or 2): a worker
+ * process whose sibling processes have ended takes their cores (lib/experiments/workers.ts).
+ * The floats do not depend on it; where the products are not cut it does nothing.
+ *
+ * @param threads 1 or 2.
+ * @returns The threads they ran on before.
+ *
+ * @example
+ * ```ts
+ * import { backendInfo, initBackend, setProductThreads } from "./backend.ts";
+ *
+ * await initBackend("wasm");
+ * const threads = backendInfo().blas?.sliceThreads ?? 1;
+ * console.log(setProductThreads(threads) === threads); // true
+ * ```
+ */
+export function setProductThreads(threads: number): number {
+  return setBlasPoolThreads(threads);
 }
 
 async function _setUp(name: BackendName, options: InitBackendOptions): Promise<BackendInfo> {

@@ -2,8 +2,10 @@
  * `deno task trial DIR --index I`: trains (or resumes) trial I of the plan in DIR
  * (`plan.json`); returns at once when it finished before. `--index 0,3,5` runs several in
  * turn; `--collect` rebuilds the outputs after every epoch and trial; `--quiet` prints only
- * epoch lines. Exit status 0 when every trial finished, 1 when one failed (its `error.json`
- * says why), 2 for bad arguments.
+ * epoch lines; `--share-cores` (given by the runner to its worker processes) runs the matrix
+ * products on every core once the plan's other trials have ended (their workers' cores are free;
+ * the floats do not change). Exit status 0 when every trial finished, 1 when one failed (its
+ * `error.json` says why), 2 for bad arguments.
  *
  * @module
  */
@@ -12,9 +14,12 @@ import { collect } from "../lib/experiments/collect.ts";
 import { readPlan } from "../lib/experiments/plan.ts";
 import { experimentProgress } from "../lib/experiments/progress_events.ts";
 import { runTrial } from "../lib/experiments/trial.ts";
+import { othersEnded } from "../lib/experiments/workers.ts";
+import { setProductThreads } from "../lib/backend.ts";
+import { MAX_BLAS_THREADS } from "../lib/env.ts";
 import { ProgressBar } from "../lib/output/progress.ts";
 
-const USAGE = "Usage: deno task trial DIR --index I[,J,...] [--collect] [--quiet]";
+const USAGE = "Usage: deno task trial DIR --index I[,J,...] [--collect] [--quiet] [--share-cores]";
 
 async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -23,6 +28,7 @@ async function main(args: string[]): Promise<number> {
       index: { type: "string" },
       collect: { type: "boolean" },
       quiet: { type: "boolean" },
+      "share-cores": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: true,
@@ -52,14 +58,28 @@ async function main(args: string[]): Promise<number> {
   const epochs = plan.trials[indices[0]]?.config.epochs ?? 1;
   const onEvent = experimentProgress(new ProgressBar(), epochs, { quiet: values.quiet });
   let failed = 0;
+  // Once the other workers have ended, their cores are this one's.
+  const cores = Math.min(MAX_BLAS_THREADS, navigator.hardwareConcurrency ?? 1);
+  let shareCores = values["share-cores"] === true && cores > 1;
+  const afterEpoch = async () => {
+    if (values.collect) await collect(dir);
+    if (shareCores && await othersEnded(dir, plan, indices)) {
+      shareCores = false;
+      try {
+        const before = setProductThreads(cores);
+        if (before < cores) {
+          console.error(`bnlab trial: the other workers have ended; products on ${cores} threads`);
+        }
+      } catch (error) {
+        // A speed-up only: training goes on with the threads it had.
+        console.error(`bnlab trial: could not take the free cores: ${(error as Error).message}`);
+      }
+    }
+  };
   for (const index of indices) {
     const trial = plan.trials[index];
     try {
-      await runTrial(dir, index, {
-        plan,
-        onEvent,
-        afterEpoch: values.collect ? () => collect(dir) : undefined,
-      });
+      await runTrial(dir, index, { plan, onEvent, afterEpoch });
     } catch (error) {
       failed++;
       console.error(

@@ -11,7 +11,13 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { type BackendName, initBackend } from "../lib/backend.ts";
-import { BLAS_LIBRARY_PATHS, blasInfo, setBlasEnabled, sgemm } from "../lib/kernels/blas.ts";
+import {
+  BLAS_LIBRARY_PATHS,
+  blasInfo,
+  setBlasEnabled,
+  setBlasPoolThreads,
+  sgemm,
+} from "../lib/kernels/blas.ts";
 import { createLeNet } from "../lib/models/lenet.ts";
 import { createRng } from "../lib/data/random.ts";
 import { memorySnapshot, relativeMaxError, TOLERANCE, uniform } from "./_kernel_test_utils.ts";
@@ -280,6 +286,31 @@ Deno.test("blasInfo reports the library scripts/setup.sh installs, on one thread
   assert.equal(info.library, _PTHREAD);
   assert.match(info.config ?? "", /^OpenBLAS /);
   assert.equal(info.threads, 1); // its own threading off: bnlab splits products (native.ts)
+});
+
+Deno.test("the products' pool restarts with another thread count, every float the same", async () => {
+  await initBackend("wasm");
+  if (blasInfo().sliceThreads < 2) return;
+  const random = createRng(11);
+  const a = uniform(1280 * 500, random), b = uniform(500 * 50, random);
+  const product = () => {
+    const c = new Float32Array(1280 * 50);
+    sgemm(false, false, 1280, 50, 500, 1, a, 500, b, 50, 0, c, 50);
+    return c;
+  };
+  const two = product();
+  assert.equal(setBlasPoolThreads(1), 2);
+  try {
+    assert.equal(blasInfo().sliceThreads, 1);
+    assert.deepEqual(product(), two);
+  } finally {
+    assert.equal(setBlasPoolThreads(2), 1);
+  }
+  assert.equal(blasInfo().sliceThreads, 2);
+  assert.deepEqual(product(), two);
+  assert.throws(() => setBlasPoolThreads(3), {
+    message: "setBlasPoolThreads: threads must be an integer from 1 to 2, received 3",
+  });
 });
 
 Deno.test("sgemm computes op(A)·op(B) with strides and rejects short arrays", () => {

@@ -8,7 +8,8 @@ import {
   SWEEPS,
   writeSweepOutputs,
 } from "../lib/experiments/sweeps.ts";
-import { assignParts, takePartFlag } from "../lib/experiments/workers.ts";
+import { assignParts, othersEnded, takePartFlag } from "../lib/experiments/workers.ts";
+import { buildPlan, trainTrials } from "../lib/experiments/plan.ts";
 import { readCsv } from "../lib/output/csv.ts";
 
 Deno.test("the momentum sweep: both conventions, identical training, twins agree, resumable", async () => {
@@ -85,4 +86,26 @@ Deno.test("progress lines name a sweep trial by its point and an experiment's by
     "bnlab  seed 0: already finished, skipped",
     "lr-0.1-bnlab-seed0: already finished, skipped",
   ]);
+});
+
+Deno.test("othersEnded: a worker's siblings have ended when each of their trials has a result or an error", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bnlab-others-" });
+  try {
+    const plan = buildPlan("train", await trainTrials(resolveConfig("smoke"), dir));
+    assert.equal(plan.trials.length, 3);
+    const [mine, done, failed] = plan.trials;
+    assert.equal(await othersEnded(dir, plan, [mine.index]), false);
+    await Deno.mkdir(`${dir}/${done.dir}`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/${done.dir}/result.json`, "{}");
+    assert.equal(await othersEnded(dir, plan, [mine.index]), false);
+    await Deno.mkdir(`${dir}/${failed.dir}`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/${failed.dir}/error.json`, "{}");
+    assert.equal(await othersEnded(dir, plan, [mine.index]), true);
+    // Its own trials do not count, finished or not.
+    assert.equal(await othersEnded(dir, plan, plan.trials.map((t) => t.index)), true);
+    await Deno.remove(`${dir}/${done.dir}/result.json`);
+    assert.equal(await othersEnded(dir, plan, [mine.index, failed.index]), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

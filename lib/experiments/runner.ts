@@ -51,7 +51,7 @@ import {
   runTrial,
   type TrialData,
 } from "./trial.ts";
-import { assignParts, runWorkers } from "./workers.ts";
+import { assignParts, runWorkers, workersShareCores } from "./workers.ts";
 
 /** Options of {@linkcode runExperiment} and {@linkcode runSweep}. */
 export interface RunExperimentOptions {
@@ -516,7 +516,7 @@ export async function runLocal(
     try {
       await runWorkers({
         script: new URL("../../scripts/trial.ts", import.meta.url),
-        args: [expDir, "--collect", "--quiet"],
+        args: [expDir, "--collect", "--quiet", ...(workersShareCores() ? ["--share-cores"] : [])],
         argsFor: (i) => [
           "--index",
           pending.filter((_, j) => parts[j] === i).map((t) => t.index).join(","),

@@ -6,6 +6,7 @@
  * @module
  */
 import { MAX_BLAS_THREADS, readEnv } from "../env.ts";
+import type { Plan } from "./plan.ts";
 import { SIGTERM_EXIT_STATUS } from "./run_lock.ts";
 
 /** Options of {@linkcode runWorkers}. */
@@ -157,6 +158,70 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
         `failed; rerun the same command to resume where they stopped`,
     );
   }
+}
+
+/**
+ * Whether the worker processes may take the cores of siblings that have ended: when the runner
+ * shares the cores out itself (`BNLAB_BLAS_THREADS` not set by the caller), it passes
+ * `--share-cores` to scripts/trial.ts, which then calls {@linkcode othersEnded} after each epoch
+ * and, once it holds, runs the products on every core (lib/backend.ts' `setProductThreads`).
+ *
+ * @returns True unless the caller set `BNLAB_BLAS_THREADS`.
+ *
+ * @example
+ * ```ts
+ * import { workersShareCores } from "./workers.ts";
+ * console.log(typeof workersShareCores()); // "boolean"
+ * ```
+ */
+export function workersShareCores(): boolean {
+  return readEnv("BNLAB_BLAS_THREADS") === undefined;
+}
+
+/**
+ * Whether every trial of `plan` but `own` (this worker's) has ended, with its `result.json` or
+ * `error.json` written: the other workers are done and their cores free. A trial that ended
+ * before the run counts as ended.
+ *
+ * @param expDir The experiment directory.
+ * @param plan Its plan.
+ * @param own The indices of this worker's trials.
+ * @returns True when no other trial is pending or running.
+ *
+ * @example
+ * ```ts
+ * import { buildPlan, trainTrials } from "./plan.ts";
+ * import { resolveConfig } from "./config.ts";
+ * import { othersEnded } from "./workers.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const plan = buildPlan("train", await trainTrials(resolveConfig("smoke"), dir));
+ * console.log(await othersEnded(dir, plan, plan.trials.map((t) => t.index))); // true
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function othersEnded(
+  expDir: string,
+  plan: Plan,
+  own: readonly number[],
+): Promise<boolean> {
+  const exists = async (path: string) => {
+    try {
+      await Deno.stat(path);
+      return true;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      throw error;
+    }
+  };
+  for (const trial of plan.trials) {
+    if (own.includes(trial.index)) continue;
+    const dir = `${expDir}/${trial.dir}`;
+    if (!(await exists(`${dir}/result.json`)) && !(await exists(`${dir}/error.json`))) {
+      return false;
+    }
+  }
+  return true;
 }
 
 /**

@@ -219,6 +219,52 @@ export function setBlasSliceThreads(threads: number): number {
 }
 
 /**
+ * Restarts the products' thread pool with `threads` threads, e.g. when a core that another
+ * process used has become free (lib/experiments/workers.ts); the slices, hence the floats, do
+ * not change. Does nothing when the products are not cut (BLAS or the native kernels off) or the
+ * library serializes calls from several threads.
+ *
+ * @param threads 1 to {@linkcode MAX_BLAS_THREADS}.
+ * @returns The threads the pool had.
+ * @throws If `threads` is out of range, or the pool cannot be started again.
+ *
+ * @example Back to the same count
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { blasInfo, setBlasPoolThreads } from "./blas.ts";
+ *
+ * const threads = blasInfo().sliceThreads;
+ * assert.equal(setBlasPoolThreads(threads), threads);
+ * ```
+ */
+export function setBlasPoolThreads(threads: number): number {
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_BLAS_THREADS) {
+    throw new Error(
+      `setBlasPoolThreads: threads must be an integer from 1 to ${MAX_BLAS_THREADS}, ` +
+        `received ${threads}`,
+    );
+  }
+  const state = _load();
+  const previous = state.info.sliceThreads;
+  const native = nativeKernels();
+  const serial = state.info.config?.includes("SINGLE_THREADED") ?? false;
+  const path = state.info.library;
+  if (threads === previous || native === null || path === null || state.slices <= 1 || serial) {
+    return previous;
+  }
+  const status = native.bnlab_blas_init(new TextEncoder().encode(`${path}\0`), threads);
+  if (status !== 0) {
+    throw new Error(
+      `setBlasPoolThreads: bnlab_blas_init(${path}, ${threads}) failed with ${status}`,
+    );
+  }
+  const { sliceReason: _, ...info } = state.info;
+  state.info = Object.freeze({ ...info, sliceThreads: native.bnlab_blas_threads() });
+  state.threads = state.info.sliceThreads;
+  return previous;
+}
+
+/**
  * Switches bnlab's kernel with OpenBLAS's floats (`BlasInfo.openblasOrder`) off, or back on
  * where it could start; for comparisons with the library in one run. The floats do not change.
  *

@@ -46,6 +46,7 @@ import { tileWasmConfig } from "./tile.ts";
 import type { WasmKernelReplacement } from "./wasm_kernel.ts";
 
 export type { BlasInfo, NativeInfo, WasmKernelReplacement };
+export { setBlasPoolThreads } from "./blas.ts";
 
 /** A backend bnlab sets up. */
 export type KernelBackend = "wasm" | "cpu" | "webgpu";
