@@ -163,11 +163,11 @@ export async function existingRunDir(
   seed: number,
 ): Promise<string> {
   const current = runDir(out, variant, seed);
-  if (await _exists(current)) return current;
+  if (await pathExists(current)) return current;
   for (const [alias, name] of Object.entries(NORMALIZATION_ALIASES)) {
     if (name !== variant) continue;
     const old = `${out}/runs/${alias}-seed${seed}`;
-    if (await _exists(old)) return old;
+    if (await pathExists(old)) return old;
   }
   return current;
 }
@@ -241,7 +241,19 @@ export async function readJsonFile<T>(path: string): Promise<T | undefined> {
   }
 }
 
-async function _exists(path: string): Promise<boolean> {
+/**
+ * Whether a file or directory exists at `path` (any other error of `stat` is thrown).
+ *
+ * @param path The path.
+ * @returns True when it exists.
+ *
+ * @example
+ * ```ts
+ * import { pathExists } from "./results_dir.ts";
+ * console.log(await pathExists("/nonexistent/result.json")); // false
+ * ```
+ */
+export async function pathExists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;

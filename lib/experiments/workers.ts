@@ -7,6 +7,7 @@
  */
 import { MAX_BLAS_THREADS, readEnv } from "../env.ts";
 import type { Plan } from "./plan.ts";
+import { pathExists } from "./results_dir.ts";
 import { SIGTERM_EXIT_STATUS } from "./run_lock.ts";
 
 /** Options of {@linkcode runWorkers}. */
@@ -205,19 +206,10 @@ export async function othersEnded(
   plan: Plan,
   own: readonly number[],
 ): Promise<boolean> {
-  const exists = async (path: string) => {
-    try {
-      await Deno.stat(path);
-      return true;
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return false;
-      throw error;
-    }
-  };
   for (const trial of plan.trials) {
     if (own.includes(trial.index)) continue;
     const dir = `${expDir}/${trial.dir}`;
-    if (!(await exists(`${dir}/result.json`)) && !(await exists(`${dir}/error.json`))) {
+    if (!(await pathExists(`${dir}/result.json`)) && !(await pathExists(`${dir}/error.json`))) {
       return false;
     }
   }
