@@ -246,21 +246,17 @@ export function setBlasPoolThreads(threads: number): number {
   }
   const state = _load();
   const previous = state.info.sliceThreads;
-  const native = nativeKernels();
-  const serial = state.info.config?.includes("SINGLE_THREADED") ?? false;
   const path = state.info.library;
-  if (threads === previous || native === null || path === null || state.slices <= 1 || serial) {
-    return previous;
-  }
-  const status = native.bnlab_blas_init(new TextEncoder().encode(`${path}\0`), threads);
-  if (status !== 0) {
-    throw new Error(
-      `setBlasPoolThreads: bnlab_blas_init(${path}, ${threads}) failed with ${status}`,
-    );
-  }
+  if (threads === previous || path === null || state.slices <= 1) return previous;
+  const { slices, threads: started, reason } = _startSlices(path, state.info.config, threads);
+  if (slices <= 1) throw new Error(`setBlasPoolThreads: ${reason}`);
   const { sliceReason: _, ...info } = state.info;
-  state.info = Object.freeze({ ...info, sliceThreads: native.bnlab_blas_threads() });
-  state.threads = state.info.sliceThreads;
+  state.info = Object.freeze({
+    ...info,
+    sliceThreads: started,
+    ...(reason !== undefined && { sliceReason: reason }),
+  });
+  state.threads = started;
   return previous;
 }
 

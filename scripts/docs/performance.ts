@@ -308,7 +308,7 @@ async function _reportTimed(context: SectionContext): Promise<string | undefined
   const walls = summary.map((r) => Number(r.wall_seconds));
   if (variants.length === 0 || walls.some((w) => !Number.isFinite(w))) return undefined;
   const parts = assignParts(variants.map((v) => RELATIVE_STEP_COST[v] ?? 1), 2);
-  const processes = [0, 1].map((p) => variants.flatMap((v, i) => parts[i] === p ? [i] : []));
+  const processes = [0, 1].map((p) => parts.flatMap((part, i) => part === p ? [i] : []));
   const seconds = processes.map((p) => p.reduce((sum, i) => sum + walls[i], 0));
   const describe = (p: number[]) =>
     p.map((i) => `${variants[i]} ${walls[i].toFixed(0)} s`).join(" then ");
