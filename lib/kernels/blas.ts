@@ -303,6 +303,35 @@ export function blasSliceThreads(): number {
 }
 
 /**
+ * How {@linkcode sgemmUnchecked} runs a product of this shape on bnlab's kernel with
+ * OpenBLAS's floats: as one call (`uncut`) or in the slices of the products' pool, on
+ * `threads` threads. Null where that kernel is off (the products then run on the BLAS).
+ *
+ * @param m Rows of C.
+ * @param n Columns of C.
+ * @param k Terms of each sum.
+ * @returns The plan, or null.
+ *
+ * @example
+ * ```ts
+ * import { blasInfo, openBlasOrderPlan } from "./blas.ts";
+ * console.log((openBlasOrderPlan(64, 64, 64) !== null) === blasInfo().openblasOrder); // true
+ * ```
+ */
+export function openBlasOrderPlan(
+  m: number,
+  n: number,
+  k: number,
+): { uncut: boolean; threads: number } | null {
+  const state = _state ?? _load();
+  if (!state.openblasOrder || state.library === null || nativeKernels() === null) return null;
+  return {
+    uncut: !(state.slices > 1 && 2 * m * n * k >= _SLICE_MIN_FLOPS),
+    threads: state.threads,
+  };
+}
+
+/**
  * C = alpha·op(A)·op(B) + beta·C in single precision, row-major, through `cblas_sgemm`:
  * op(A) is M×K, op(B) K×N, C M×N; `lda`, `ldb`, `ldc` are the row strides (in elements) of
  * A, B and C as stored. The arrays may be views of any buffer (such as the wasm heap): the

@@ -19,7 +19,9 @@
  *
  * im2col and col2im (`im2col.ts`) run in C when the native kernels are built, else as
  * JavaScript loops over the heap (a 1×1 filter at stride 1 without padding skips them: cols
- * is x itself). On the products' two threads each writes (or sums back) the cols rows its own
+ * is x itself). Where the products run on bnlab's kernel with OpenBLAS's floats, the forward
+ * and filter-gradient products of a convolution without padding read cols from the images
+ * where they lie (`gatheredProduct`): the same floats, without writing cols. On the products' two threads each writes (or sums back) the cols rows its own
  * slice of the product reads (or wrote), so they stay in that core's cache. Batches whose cols
  * would pass 4 Mi floats are done a slice of images at a time, to bound the scratch memory.
  *
@@ -32,7 +34,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { blasEnabled, blasSliceThreads, sgemmUnchecked } from "./blas.ts";
-import { col2im, im2col } from "./im2col.ts";
+import { col2im, gatheredProduct, im2col } from "./im2col.ts";
 import { conv3x3Filter, conv3x3Forward, conv3x3Input, conv3x3Usable } from "./conv3x3.ts";
 import {
   floatOffset,
@@ -284,6 +286,21 @@ export function conv2dBackpropFilterBlas(args: _KernelArgs): tf.TensorInfo | nul
   return _sliced(backend, info, attrs.filterShape, (slice) => {
     const { heap, outOffset, b0, images, plan, pixels, n } = slice;
     const dyOffset = floatOffset(backend, dy);
+    const beta = b0 === 0 ? 0 : 1;
+    const gathered = !plan.direct && gatheredProduct(heap, {
+      info,
+      b0,
+      images,
+      xOffset: floatOffset(backend, x),
+      product: "filter",
+      bOffset: dyOffset + b0 * pixels * n,
+      n,
+      ldb: n,
+      beta,
+      cOffset: outOffset,
+      ldc: n,
+    });
+    if (gathered) return;
     sgemmUnchecked(
       true,
       false,
@@ -295,7 +312,7 @@ export function conv2dBackpropFilterBlas(args: _KernelArgs): tf.TensorInfo | nul
       plan.k,
       heap.subarray(dyOffset + b0 * pixels * n),
       n,
-      b0 === 0 ? 0 : 1,
+      beta,
       heap.subarray(outOffset),
       n,
     );
@@ -725,6 +742,21 @@ function _convolution(args: _KernelArgs, fused: boolean): tf.TensorInfo | null {
   const out = _sliced(backend, info, info.outShape, (slice) => {
     const { heap, outOffset, b0, images, plan } = slice;
     if (hasBias && b0 === 0) _fillRows(heap, outOffset, info.batchSize * pixels * n, backend, bias);
+    const filterOffset = floatOffset(backend, filter);
+    const gathered = !plan.direct && gatheredProduct(heap, {
+      info,
+      b0,
+      images,
+      xOffset: floatOffset(backend, x),
+      product: "forward",
+      bOffset: filterOffset,
+      n,
+      ldb: n,
+      beta: hasBias ? 1 : 0,
+      cOffset: outOffset + b0 * pixels * n,
+      ldc: n,
+    });
+    if (gathered) return;
     sgemmUnchecked(
       false,
       false,
@@ -734,7 +766,7 @@ function _convolution(args: _KernelArgs, fused: boolean): tf.TensorInfo | null {
       1,
       _colsOf(backend, x, slice),
       plan.k,
-      heap.subarray(floatOffset(backend, filter)),
+      heap.subarray(filterOffset),
       n,
       hasBias ? 1 : 0,
       heap.subarray(outOffset + b0 * pixels * n),

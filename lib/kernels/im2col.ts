@@ -4,11 +4,13 @@
  * B·OH·OW), the KH·KW·Cin input values under the filter in (kh, kw, ci) order, zero where the
  * filter reaches into padding; col2im adds such rows back onto the pixels they were read from.
  * Both run in C (`native_library.ts`) when the native kernels are built, else as the
- * JavaScript loops here.
+ * JavaScript loops here. `gatheredProduct` skips cols altogether where it can: the product
+ * reads each cols value from the image it would have been copied from.
  *
  * @module
  */
 import type * as tf from "@tensorflow/tfjs";
+import { openBlasOrderPlan } from "./blas.ts";
 import { type NativeConvGeometry, nativeKernels } from "./native_library.ts";
 
 /** A convolution's geometry as the native im2col and col2im take it (after b0, images). */
@@ -118,6 +120,108 @@ export function col2im(
   }
   const geometry = _nativeGeometry(info);
   native.bnlab_col2im(heap, colsOffset, dxOffset, b0, images, ...geometry, zero ? 1 : 0, threads);
+}
+
+/** Whether {@linkcode gatheredProduct} may run (switched off for comparisons). */
+let _gathered = true;
+
+/**
+ * Lets {@linkcode gatheredProduct} run (the default), or not: every convolution then writes
+ * its cols matrix. The floats are the same either way; for comparisons and tests.
+ *
+ * @param enabled Whether gathered products may run.
+ * @returns Whether they could before the call.
+ *
+ * @example
+ * ```ts
+ * import { setGatheredProducts } from "./im2col.ts";
+ * const previous = setGatheredProducts(false);
+ * setGatheredProducts(previous);
+ * ```
+ */
+export function setGatheredProducts(enabled: boolean): boolean {
+  const previous = _gathered;
+  _gathered = enabled;
+  return previous;
+}
+
+/** A convolution product {@linkcode gatheredProduct} computes from the images. */
+export interface GatheredProduct extends ImageSlice {
+  /** Where x (the whole batch) starts, in floats. */
+  xOffset: number;
+  /**
+   * `forward`: C [M, N] = cols·B with B the filter [K, N]; `filter`: C [K, N] = colsᵀ·B with B
+   * the output gradient [M, N] (M = images·OH·OW, K = KH·KW·Cin).
+   */
+  product: "forward" | "filter";
+  /** Where B starts, in floats, its columns (N) and row stride. */
+  bOffset: number;
+  n: number;
+  ldb: number;
+  /** 0: C = the product; 1: C += the product. */
+  beta: 0 | 1;
+  /** Where C starts, in floats, and its row stride. */
+  cOffset: number;
+  ldc: number;
+}
+
+/**
+ * A convolution's product with its cols matrix read from the images where they lie, never
+ * written: the floats {@linkcode im2col} followed by `sgemmUnchecked` on cols give (the same
+ * kernel, on the same slices of the product), without writing and reading back cols. It runs
+ * only on bnlab's kernel with OpenBLAS's floats (`openBlasOrderPlan`), for convolutions without
+ * padding, on shapes that kernel takes; elsewhere it computes nothing and returns false, and
+ * the caller writes cols and calls the product.
+ *
+ * @param heap The wasm heap as floats.
+ * @param options The product, its operands and the slice of images.
+ * @returns Whether the product was computed.
+ *
+ * @example A 2×2 filter of ones over one 2×3 image: false where the kernel is off
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { gatheredProduct } from "./im2col.ts";
+ *
+ * const info = tf.backend_util.computeConv2DInfo([1, 2, 3, 1], [2, 2, 1, 1], 1, 1, "valid");
+ * const heap = new Float32Array([1, 2, 3, 4, 5, 6, 1, 1, 1, 1, 0, 0]);
+ * const done = gatheredProduct(heap, {
+ *   info, b0: 0, images: 1, xOffset: 0, product: "forward",
+ *   bOffset: 6, n: 1, ldb: 1, beta: 0, cOffset: 10, ldc: 1,
+ * });
+ * if (done) console.log(Array.from(heap.subarray(10))); // [ 12, 16 ]
+ * ```
+ */
+export function gatheredProduct(heap: Float32Array, options: GatheredProduct): boolean {
+  const { info, b0, images, xOffset, product, bOffset, n, ldb, beta, cOffset, ldc } = options;
+  const native = nativeKernels();
+  if (!_gathered || native === null) return false;
+  const pixels = images * info.outHeight * info.outWidth;
+  const taps = info.filterHeight * info.filterWidth * info.inChannels;
+  const plan = product === "forward"
+    ? openBlasOrderPlan(pixels, n, taps)
+    : openBlasOrderPlan(taps, n, pixels);
+  if (plan === null) return false;
+  const status = native.bnlab_conv_gathered(
+    heap,
+    xOffset,
+    b0,
+    images,
+    ..._nativeGeometry(info),
+    product === "filter" ? 1 : 0,
+    bOffset,
+    n,
+    ldb,
+    beta,
+    cOffset,
+    ldc,
+    plan.uncut ? 1 : 0,
+    plan.threads,
+  );
+  if (status === -5) return false;
+  if (status !== 0) {
+    throw new Error(`gatheredProduct: expected status 0 or -5, received ${status}`);
+  }
+  return true;
 }
 
 /** im2col's run: copies the pixels into cols, zeros for padding. */

@@ -34,7 +34,7 @@ export interface NativeInfo {
 }
 
 /** The ABI version `bnlab_native_version()` must report (see the C source). */
-const _VERSION = 12;
+const _VERSION = 13;
 
 const _GEOMETRY = [
   "i32", // b0
@@ -84,6 +84,23 @@ const _SYMBOLS = {
   bnlab_col2im: {
     parameters: ["buffer", "i32", "i32", ..._GEOMETRY, "i32", /* zero */ "i32" /* threads */],
     result: "void",
+  },
+  bnlab_conv_gathered: {
+    parameters: [
+      "buffer",
+      "i32", // x_off
+      ..._GEOMETRY,
+      "i32", // filter
+      "i32", // b_off
+      "i32", // n
+      "i32", // ldb
+      "f32", // beta
+      "i32", // c_off
+      "i32", // ldc
+      "i32", // uncut
+      "i32", // threads
+    ],
+    result: "i32",
   },
   bnlab_blas_init: { parameters: ["buffer", "i32"], result: "i32" },
   bnlab_blas_threads: { parameters: [], result: "i32" },

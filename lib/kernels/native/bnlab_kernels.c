@@ -20,7 +20,7 @@
 #include <time.h>
 
 /* The ABI version: lib/kernels/native_library.ts refuses a library that reports another. */
-int32_t bnlab_native_version(void) { return 12; }
+int32_t bnlab_native_version(void) { return 13; }
 
 /* A convolution's geometry after its image range, as bnlab_im2col and bnlab_col2im take it. */
 typedef struct {
@@ -211,6 +211,58 @@ void bnlab_col2im(float *heap, int32_t cols_off, int32_t dx_off, int32_t b0, int
   const cols_task t = {NULL, heap + cols_off, heap + dx_off + (int64_t)b0 * h * w * c, &g,
                        split, images, zero};
   bnlab_pool_run(col2im_part, (void *)&t, split < images ? 2 : 1, threads);
+}
+
+int32_t bnlab_sgemm_gathered(int32_t trans_a, int32_t m, int32_t n, int32_t k, const float *a,
+                             const int32_t *rows, const int32_t *terms, const float *b,
+                             int32_t ldb, float beta, float *c, int32_t ldc, int32_t uncut,
+                             int32_t threads);
+
+/*
+ * A convolution's product with its im2col matrix read from the images, never written: with
+ * `filter` 0 the forward product y = cols·W (+ beta·y), with 1 the filter gradient
+ * dW = colsᵀ·dy (+ beta·dW), for images [b0, b0 + images) and a convolution without padding.
+ * bnlab_sgemm_gathered gives the floats bnlab_im2col + bnlab_sgemm give. `b` is W [K, N] or
+ * dy [M, N] (n columns, row stride ldb), `c` the output (row stride ldc). Returns 0; -5 (nothing
+ * computed) where the gathered product does not run (padding, or its kernel off or declining
+ * the shape): the caller then runs im2col and the product; -1 or -4 as bnlab_sgemm. `uncut`:
+ * the product as one call (as bnlab_gemm), else in bnlab_sgemm's slices.
+ */
+int32_t bnlab_conv_gathered(float *heap, int32_t x_off, int32_t b0, int32_t images, int32_t h,
+                            int32_t w, int32_t c, int32_t oh, int32_t ow, int32_t kh, int32_t kw,
+                            int32_t sh, int32_t sw, int32_t dh, int32_t dw, int32_t top,
+                            int32_t left, int32_t filter, int32_t b_off, int32_t n, int32_t ldb,
+                            float beta, int32_t c_off, int32_t ldc, int32_t uncut,
+                            int32_t threads) {
+  if (top != 0 || left != 0 || (int64_t)(oh - 1) * sh + (int64_t)(kh - 1) * dh >= h ||
+      (int64_t)(ow - 1) * sw + (int64_t)(kw - 1) * dw >= w) {
+    return -5;
+  }
+  const int64_t pixels = (int64_t)images * oh * ow, taps = (int64_t)kh * kw * c;
+  if ((int64_t)h * w * c * images > INT32_MAX || pixels > INT32_MAX) return -5;
+  int32_t *pixel_at = malloc((size_t)(pixels + taps) * sizeof(int32_t));
+  if (pixel_at == NULL) return -4;
+  int32_t *tap_at = pixel_at + pixels;
+  int64_t p = 0;
+  for (int32_t b = 0; b < images; b++)
+    for (int32_t y = 0; y < oh; y++)
+      for (int32_t x = 0; x < ow; x++) {
+        pixel_at[p++] = (int32_t)((((int64_t)b * h + (int64_t)y * sh) * w + (int64_t)x * sw) * c);
+      }
+  int64_t t = 0;
+  for (int32_t i = 0; i < kh; i++)
+    for (int32_t j = 0; j < kw; j++)
+      for (int32_t ch = 0; ch < c; ch++) {
+        tap_at[t++] = (int32_t)(((int64_t)i * dh * w + (int64_t)j * dw) * c + ch);
+      }
+  const float *x = heap + x_off + (int64_t)b0 * h * w * c;
+  const int32_t status =
+      filter ? bnlab_sgemm_gathered(1, (int32_t)taps, n, (int32_t)pixels, x, tap_at, pixel_at,
+                                    heap + b_off, ldb, beta, heap + c_off, ldc, uncut, threads)
+             : bnlab_sgemm_gathered(0, (int32_t)pixels, n, (int32_t)taps, x, pixel_at, tap_at,
+                                    heap + b_off, ldb, beta, heap + c_off, ldc, uncut, threads);
+  free(pixel_at);
+  return status;
 }
 
 /* Channels scanned at once by bnlab_max_pool_grad (wider layers go in groups). */

@@ -27,6 +27,12 @@
 int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
                                   float alpha, const float *a, int32_t lda, const float *b,
                                   int32_t ldb, float beta, float *c, int32_t ldc);
+int32_t bnlab_openblas_order_accepts(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
+                                     float alpha, float beta);
+int32_t bnlab_openblas_order_gathered(int32_t ta, int32_t m, int32_t n, int32_t k,
+                                      const float *a, const int32_t *rows, const int32_t *terms,
+                                      const float *b, int32_t ldb, float beta, float *c,
+                                      int32_t ldc);
 
 /* Whether this build has the kernel (1: compiled for AVX-512), else it declines every product. */
 int32_t bnlab_openblas_order_available(void) {
@@ -144,15 +150,21 @@ static inline __attribute__((always_inline)) __m512 oo_odd(int mode, __m512 a, _
  * zero and are added to C, as OpenBLAS's kernel does.
  */
 static inline __attribute__((always_inline)) void oo_tile_body(
-    const float *restrict a, int64_t as, int64_t ar, const float *restrict b, int ldb,
-    float *restrict c, int ldc, int k, int zero_c, __mmask16 t0, __mmask16 t1,
-    __mmask16 s0, __mmask16 s1, const int NR, const int M0, const int M1) {
+    const float *restrict a, int64_t as, int64_t ar, const int32_t *rows, const int32_t *terms,
+    const float *restrict b, int ldb, float *restrict c, int ldc, int k, int zero_c,
+    __mmask16 t0, __mmask16 t1, __mmask16 s0, __mmask16 s1, const int NR, const int M0,
+    const int M1, const int G) {
+  /* Gathered (G): op(A)[r][kk] is a[rows[r] + terms[kk]], an im2col matrix never written. */
+  const float *ga[6];
+  if (G) for (int r = 0; r < NR; r++) ga[r] = a + rows[r];
   for (int ls = 0, kc; ls < k; ls += kc) {
     kc = oo_depth(k - ls);
     __m512 e[6][2], o[6][2];
     for (int r = 0; r < NR; r++) e[r][0] = e[r][1] = o[r][0] = o[r][1] = _mm512_setzero_ps();
     const float *bk = b + (int64_t)ls * ldb;
-    const float *ak = a + (int64_t)ls * as;
+    const float *ak = G ? a : a + (int64_t)ls * as;
+    const int32_t *tk = G ? terms + ls : terms;
+#define OO_A(r, kk) (G ? ga[r][tk[kk]] : ak[(int64_t)(kk) * as + (r) * ar])
     int kk = 0;
     if ((M0 != OO_SINGLE || M1 != OO_SINGLE) && kc >= 8) {
       const int paired = kc / 8 * 8;
@@ -163,8 +175,8 @@ static inline __attribute__((always_inline)) void oo_tile_body(
         const __m512 c0 = _mm512_maskz_loadu_ps(t0, b_odd);
         const __m512 c1 = _mm512_maskz_loadu_ps(t1, b_odd + 16);
         for (int r = 0; r < NR; r++) {
-          const __m512 x = _mm512_set1_ps(ak[(int64_t)kk * as + r * ar]);
-          const __m512 y = _mm512_set1_ps(ak[(int64_t)(kk + 1) * as + r * ar]);
+          const __m512 x = _mm512_set1_ps(OO_A(r, kk));
+          const __m512 y = _mm512_set1_ps(OO_A(r, kk + 1));
           e[r][0] = _mm512_fmadd_ps(x, b0, e[r][0]);
           e[r][1] = _mm512_fmadd_ps(x, b1, e[r][1]);
           o[r][0] = oo_odd(M0, y, c0, &e[r][0], o[r][0], s0);
@@ -176,7 +188,7 @@ static inline __attribute__((always_inline)) void oo_tile_body(
       const __m512 b0 = _mm512_maskz_loadu_ps(t0, bk + (int64_t)kk * ldb);
       const __m512 b1 = _mm512_maskz_loadu_ps(t1, bk + (int64_t)kk * ldb + 16);
       for (int r = 0; r < NR; r++) {
-        const __m512 x = _mm512_set1_ps(ak[(int64_t)kk * as + r * ar]);
+        const __m512 x = _mm512_set1_ps(OO_A(r, kk));
         e[r][0] = _mm512_fmadd_ps(x, b0, e[r][0]);
         e[r][1] = _mm512_fmadd_ps(x, b1, e[r][1]);
       }
@@ -198,74 +210,80 @@ static inline __attribute__((always_inline)) void oo_tile_body(
       }
     }
   }
+#undef OO_A
 }
 
 static int oo_mode(__mmask16 s, __mmask16 t) {
   return s == 0 ? OO_SINGLE : s == t ? OO_SPLIT : OO_MIXED;
 }
 
-#define OO_TILE(NR, M0, M1)                                                                   \
-  oo_tile_body(a, as, ar, b, ldb, c, ldc, k, zero_c, t0, t1, s0, s1, NR, M0, M1)
-#define OO_MODES(NR)                                                                          \
+#define OO_TILE(NR, M0, M1, G)                                                                \
+  oo_tile_body(a, as, ar, rows, terms, b, ldb, c, ldc, k, zero_c, t0, t1, s0, s1, NR, M0, M1, G)
+#define OO_MODES(NR, G)                                                                       \
   switch (oo_mode(s0, t0) * 3 + oo_mode(s1, t1)) {                                            \
-  case 0: OO_TILE(NR, OO_SINGLE, OO_SINGLE); break;                                           \
-  case 1: OO_TILE(NR, OO_SINGLE, OO_SPLIT); break;                                            \
-  case 3: OO_TILE(NR, OO_SPLIT, OO_SINGLE); break;                                            \
-  case 4: OO_TILE(NR, OO_SPLIT, OO_SPLIT); break;                                             \
-  default: OO_TILE(NR, OO_MIXED, OO_MIXED); break;                                            \
+  case 0: OO_TILE(NR, OO_SINGLE, OO_SINGLE, G); break;                                        \
+  case 1: OO_TILE(NR, OO_SINGLE, OO_SPLIT, G); break;                                         \
+  case 3: OO_TILE(NR, OO_SPLIT, OO_SINGLE, G); break;                                         \
+  case 4: OO_TILE(NR, OO_SPLIT, OO_SPLIT, G); break;                                          \
+  default: OO_TILE(NR, OO_MIXED, OO_MIXED, G); break;                                         \
+  }
+#define OO_ROWS(G)                                                                            \
+  switch (nr) {                                                                               \
+  case 6: OO_MODES(6, G) break;                                                               \
+  case 5: OO_MODES(5, G) break;                                                               \
+  case 4: OO_MODES(4, G) break;                                                               \
+  case 3: OO_MODES(3, G) break;                                                               \
+  case 2: OO_MODES(2, G) break;                                                               \
+  default: OO_MODES(1, G) break;                                                              \
   }
 
-/* A tile of nr rows (1 to 6), with its modes fixed at compile time for the common cases. */
-static void oo_tile(const float *a, int64_t as, int64_t ar, const float *b, int ldb, float *c,
-                    int ldc, int k, int zero_c, __mmask16 t0, __mmask16 t1, __mmask16 s0,
-                    __mmask16 s1, int nr) {
-  switch (nr) {
-  case 6: OO_MODES(6) break;
-  case 5: OO_MODES(5) break;
-  case 4: OO_MODES(4) break;
-  case 3: OO_MODES(3) break;
-  case 2: OO_MODES(2) break;
-  default: OO_MODES(1) break;
+/* A tile of nr rows (1 to 6), with its modes fixed at compile time for the common cases; A
+ * gathered when `rows` is set. */
+static void oo_tile(const float *a, int64_t as, int64_t ar, const int32_t *rows,
+                    const int32_t *terms, const float *b, int ldb, float *c, int ldc, int k,
+                    int zero_c, __mmask16 t0, __mmask16 t1, __mmask16 s0, __mmask16 s1, int nr) {
+  if (rows != NULL) {
+    OO_ROWS(1)
+  } else {
+    OO_ROWS(0)
   }
 }
 
 /*
- * C = op(A)·op(B) + beta·C (alpha 1, beta 0 or 1), row-major as cblas_sgemm with CblasRowMajor,
- * with every float of OpenBLAS 0.3.21's Haswell kernels. Returns 0, or -1 for what it does not
- * take (the caller then calls the BLAS itself).
+ * Whether the kernel takes a product of this shape (see the header): not a transposed B on few
+ * rows of C (its copy costs more than it saves) or past 16 MiB (the copy is not made), not a
+ * transposed A over a long depth (read a column at a time, OpenBLAS's packing wins), not a
+ * depth block of B past 512 KiB on many rows (read again for every 6 rows of C, it falls out of
+ * the core's cache: OpenBLAS's packed blocks run such products faster).
  */
-int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
-                                  float alpha, const float *a, int32_t lda, const float *b,
-                                  int32_t ldb, float beta, float *c, int32_t ldc) {
-  if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || m <= 0 || n <= 0 || k <= 0) return -1;
-  /* A transposed B is copied first: on few rows of C the copy costs more than it saves, and
-   * a copy past 16 MiB is not made at all. */
+static int oo_accepts(int ta, int tb, int m, int n, int k, float alpha, float beta) {
+  if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || m <= 0 || n <= 0 || k <= 0) return 0;
   if (tb && (m < 64 || (m < 128 && (int64_t)n * k > 131072) || (int64_t)n * k > (1 << 22))) {
-    return -1;
+    return 0;
   }
-  /* A transposed A is read a column at a time: over a long depth OpenBLAS's packing wins. */
-  if (ta && m >= 64 && k > 1536) return -1;
-  /* A depth block of B past 512 KiB, read again for every 6 rows of C, falls out of the core's
-   * cache: OpenBLAS's packed blocks run such large products faster. */
-  if ((int64_t)n * (k < OO_Q ? k : OO_Q) > 131072 && m >= 256) return -1;
-  float *packed = NULL;
-  if (tb) { /* op(B) as [K, N] */
-    packed = malloc((size_t)k * n * sizeof(float));
-    if (packed == NULL) return -1;
-    for (int kk = 0; kk < k; kk++)
-      for (int i = 0; i < n; i++) packed[(int64_t)kk * n + i] = b[(int64_t)i * ldb + kk];
-    b = packed, ldb = n;
-  }
+  if (ta && m >= 64 && k > 1536) return 0;
+  if ((int64_t)n * (k < OO_Q ? k : OO_Q) > 131072 && m >= 256) return 0;
+  return 1;
+}
+
+/*
+ * C = op(A)·B + beta·C over the blocks and tiles OpenBLAS's driver and kernel use, B [K, N]
+ * row-major; op(A)[i][kk] is a[i·ar + kk·as], or a[rows[i] + terms[kk]] when `rows` is set.
+ */
+static int oo_gemm(int m, int n, int k, const float *a, int64_t as, int64_t ar,
+                   const int32_t *rows, const int32_t *terms, const float *b, int ldb,
+                   float beta, float *c, int ldc) {
   uint8_t *cls = malloc((size_t)2 * (m < OO_R ? m : OO_R));
-  if (cls == NULL) { free(packed); return -1; }
+  if (cls == NULL) return -1;
   for (int js = 0; js < m; js += OO_R) {
-    const int rows = m - js < OO_R ? m - js : OO_R;
-    uint8_t *first = cls, *later = cls + rows;
-    oo_classes(first, rows, 1);
-    oo_classes(later, rows, 0);
-    for (int j = 0; j < rows;) {
+    const int block_rows = m - js < OO_R ? m - js : OO_R;
+    uint8_t *first = cls, *later = cls + block_rows;
+    oo_classes(first, block_rows, 1);
+    oo_classes(later, block_rows, 0);
+    for (int j = 0; j < block_rows;) {
       int nr = 1;
-      while (nr < 6 && j + nr < rows && first[j + nr] == first[j] && later[j + nr] == later[j]) {
+      while (nr < 6 && j + nr < block_rows && first[j + nr] == first[j] &&
+             later[j + nr] == later[j]) {
         nr++;
       }
       for (int ib = 0, mi; ib < n; ib += mi) {
@@ -279,16 +297,62 @@ int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, 
           const __mmask16 s0 = oo_mask(v, count, lo, hi) & t0;
           const __mmask16 s1 = oo_mask(v + 16, count, lo, hi) & t1;
           const int64_t row = js + j;
-          oo_tile(ta ? a + row : a + row * lda, ta ? lda : 1, ta ? 1 : lda, b + ib + v, ldb,
-                  c + row * ldc + ib + v, ldc, k, beta == 0.0f, t0, t1, s0, s1, nr);
+          oo_tile(rows != NULL ? a : a + row * ar, as, ar, rows != NULL ? rows + row : NULL,
+                  terms, b + ib + v, ldb, c + row * ldc + ib + v, ldc, k, beta == 0.0f, t0, t1,
+                  s0, s1, nr);
         }
       }
       j += nr;
     }
   }
   free(cls);
-  free(packed);
   return 0;
+}
+
+/*
+ * C = op(A)·op(B) + beta·C (alpha 1, beta 0 or 1), row-major as cblas_sgemm with CblasRowMajor,
+ * with every float of OpenBLAS 0.3.21's Haswell kernels. Returns 0, or -1 for what it does not
+ * take (the caller then calls the BLAS itself).
+ */
+int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
+                                  float alpha, const float *a, int32_t lda, const float *b,
+                                  int32_t ldb, float beta, float *c, int32_t ldc) {
+  if (!oo_accepts(ta, tb, m, n, k, alpha, beta)) return -1;
+  float *packed = NULL;
+  if (tb) { /* op(B) as [K, N] */
+    packed = malloc((size_t)k * n * sizeof(float));
+    if (packed == NULL) return -1;
+    for (int kk = 0; kk < k; kk++)
+      for (int i = 0; i < n; i++) packed[(int64_t)kk * n + i] = b[(int64_t)i * ldb + kk];
+    b = packed, ldb = n;
+  }
+  const int status =
+      oo_gemm(m, n, k, a, ta ? lda : 1, ta ? 1 : lda, NULL, NULL, b, ldb, beta, c, ldc);
+  free(packed);
+  return status;
+}
+
+/*
+ * Whether bnlab_openblas_order_gemm takes a product of this shape (1) or declines it (0), for
+ * callers that must know before they prepare its operands.
+ */
+int32_t bnlab_openblas_order_accepts(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
+                                     float alpha, float beta) {
+  return oo_accepts(ta, tb, m, n, k, alpha, beta);
+}
+
+/*
+ * C = A·B + beta·C with A gathered: A[i][kk] = a[rows[i] + terms[kk]] (an im2col matrix, or its
+ * transpose, read from the image itself), B [K, N] row-major. The same floats as
+ * bnlab_openblas_order_gemm on the matrix A written out with transpose flag `ta` (whose shape
+ * rules apply: -1 where it would decline).
+ */
+int32_t bnlab_openblas_order_gathered(int32_t ta, int32_t m, int32_t n, int32_t k,
+                                      const float *a, const int32_t *rows, const int32_t *terms,
+                                      const float *b, int32_t ldb, float beta, float *c,
+                                      int32_t ldc) {
+  if (!oo_accepts(ta, 0, m, n, k, 1.0f, beta)) return -1;
+  return oo_gemm(m, n, k, a, 0, 0, rows, terms, b, ldb, beta, c, ldc);
 }
 
 #else
@@ -297,6 +361,21 @@ int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, 
                                   int32_t ldb, float beta, float *c, int32_t ldc) {
   (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b;
   (void)ldb, (void)beta, (void)c, (void)ldc;
+  return -1;
+}
+
+int32_t bnlab_openblas_order_accepts(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
+                                     float alpha, float beta) {
+  (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)beta;
+  return 0;
+}
+
+int32_t bnlab_openblas_order_gathered(int32_t ta, int32_t m, int32_t n, int32_t k,
+                                      const float *a, const int32_t *rows, const int32_t *terms,
+                                      const float *b, int32_t ldb, float beta, float *c,
+                                      int32_t ldc) {
+  (void)ta, (void)m, (void)n, (void)k, (void)a, (void)rows, (void)terms, (void)b, (void)ldb;
+  (void)beta, (void)c, (void)ldc;
   return -1;
 }
 #endif

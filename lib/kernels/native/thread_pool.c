@@ -62,6 +62,8 @@ typedef struct {
   void (*task)(void *, int);
   void *context;
   int index;
+  /* A gathered A (bnlab_sgemm_gathered): op(A)[i][kk] = a[a_rows[i] + a_terms[kk]]. */
+  const int32_t *a_rows, *a_terms;
 } product;
 
 static sgemm_fn blas_sgemm = NULL;
@@ -80,6 +82,12 @@ static size_t scratch_size = 0;
 int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
                                   float alpha, const float *a, int32_t lda, const float *b,
                                   int32_t ldb, float beta, float *c, int32_t ldc);
+int32_t bnlab_openblas_order_accepts(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
+                                     float alpha, float beta);
+int32_t bnlab_openblas_order_gathered(int32_t ta, int32_t m, int32_t n, int32_t k,
+                                      const float *a, const int32_t *rows, const int32_t *terms,
+                                      const float *b, int32_t ldb, float beta, float *c,
+                                      int32_t ldc);
 
 /* Whether products run on bnlab_openblas_order_gemm (openblas_order.c) where it takes them. */
 static atomic_int openblas_order = 0;
@@ -87,6 +95,11 @@ static atomic_int openblas_order = 0;
 /* One product: OpenBLAS's floats from bnlab's kernel when it is on and takes the case, else from
  * the library. */
 static void run_product(const product *p) {
+  if (p->a_rows != NULL) { /* taken: bnlab_sgemm_gathered checked every slice */
+    bnlab_openblas_order_gathered(p->trans_a, p->m, p->n, p->k, p->a, p->a_rows, p->a_terms,
+                                  p->b, p->ldb, p->beta, p->c, p->ldc);
+    return;
+  }
   if (atomic_load_explicit(&openblas_order, memory_order_relaxed) &&
       bnlab_openblas_order_gemm(p->trans_a, p->trans_b, p->m, p->n, p->k, p->alpha, p->a,
                                 p->lda, p->b, p->ldb, p->beta, p->c, p->ldc) == 0) {
@@ -218,7 +231,7 @@ int32_t bnlab_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32
                    int32_t ldc) {
   if (blas_sgemm == NULL) return -1;
   const product whole = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c,
-                         NULL, NULL, 0};
+                         NULL, NULL, 0, NULL, NULL};
   run_slice(&whole);
   return 0;
 }
@@ -242,32 +255,57 @@ int bnlab_slice_bound(int total, int parts, int align, int i) {
 }
 
 /*
- * C = alpha·op(A)·op(B) + beta·C, row-major, as cblas_sgemm with the order fixed to rows,
- * cut into SLICES slices where the shape allows, run on up to `threads` threads of the pool
- * (1: the slices one after another on the calling thread). The slices depend on the shape
- * alone, so the floats do not depend on `threads` (summation orders differ from one
- * uncut cblas_sgemm call). Same arguments as lib/kernels/blas.ts' sgemmUnchecked; returns
- * 0, or -1 before bnlab_blas_init, -4 when the K-split scratch memory cannot be allocated.
+ * Cuts `whole` into the slices it runs as (see the file's comment): ranges of rows of at least
+ * 32, else of columns, else of the summed axis (each slice but the first into the scratch C,
+ * beta 0); fills `out` and returns how many (1: the product whole), with the axis in `axis`.
  */
-int32_t bnlab_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
-                    float alpha, const float *a, int32_t lda, const float *b, int32_t ldb,
-                    float beta, float *c, int32_t ldc, int32_t threads) {
-  if (blas_sgemm == NULL) return -1;
-  const product whole = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c,
-                         NULL, NULL, 0};
-  /* Each slice gets at least 32 rows, 32 columns or 128 terms, or the product stays whole. */
-  int parts = SLICES, axis = 0;
+static int cut(const product *whole, product out[SLICES], int *axis) {
+  const int m = whole->m, n = whole->n, k = whole->k;
+  int parts = SLICES;
   if (m >= 32 * parts) {
-    axis = 0;
+    *axis = 0;
   } else if (n >= 32 * parts) {
-    axis = 1;
+    *axis = 1;
   } else if (k >= 128 * parts && (long)m * n <= 4096) {
-    axis = 2;
+    *axis = 2;
   } else {
-    parts = 1;
+    out[0] = *whole;
+    return 1;
   }
+  for (int i = 0; i < parts; i++) {
+    product *p = &out[i];
+    *p = *whole;
+    if (*axis == 0) {
+      const int m0 = slice_bound(m, parts, 16, i), m1 = slice_bound(m, parts, 16, i + 1);
+      p->m = m1 - m0;
+      if (p->a_rows != NULL) p->a_rows += m0;
+      else p->a = whole->trans_a ? whole->a + m0 : whole->a + (long)m0 * whole->lda;
+      p->c = whole->c + (long)m0 * whole->ldc;
+    } else if (*axis == 1) {
+      const int n0 = slice_bound(n, parts, 16, i), n1 = slice_bound(n, parts, 16, i + 1);
+      p->n = n1 - n0;
+      p->b = whole->trans_b ? whole->b + (long)n0 * whole->ldb : whole->b + n0;
+      p->c = whole->c + n0;
+    } else {
+      const int k0 = slice_bound(k, parts, 16, i), k1 = slice_bound(k, parts, 16, i + 1);
+      p->k = k1 - k0;
+      if (p->a_rows != NULL) p->a_terms += k0;
+      else p->a = whole->trans_a ? whole->a + (long)k0 * whole->lda : whole->a + k0;
+      p->b = whole->trans_b ? whole->b + k0 : whole->b + (long)k0 * whole->ldb;
+      if (i > 0) {
+        p->beta = 0.0f;
+        p->c = NULL; /* the scratch, set by run_cut */
+        p->ldc = n;
+      }
+    }
+  }
+  return parts;
+}
+
+/* Runs the slices `cut` made on up to `threads` threads; 0, or -4 without scratch memory. */
+static int32_t run_cut(int parts, int axis, int m, int n, float *c, int ldc, int threads) {
   if (parts <= 1) {
-    run_slice(&whole);
+    run_slice(&slices[0]);
     return 0;
   }
   if (axis == 2) {
@@ -278,31 +316,7 @@ int32_t bnlab_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int3
       scratch = grown;
       scratch_size = need;
     }
-  }
-  for (int i = 0; i < parts; i++) {
-    product *p = &slices[i];
-    *p = whole;
-    if (axis == 0) {
-      const int m0 = slice_bound(m, parts, 16, i), m1 = slice_bound(m, parts, 16, i + 1);
-      p->m = m1 - m0;
-      p->a = trans_a ? a + m0 : a + (long)m0 * lda;
-      p->c = c + (long)m0 * ldc;
-    } else if (axis == 1) {
-      const int n0 = slice_bound(n, parts, 16, i), n1 = slice_bound(n, parts, 16, i + 1);
-      p->n = n1 - n0;
-      p->b = trans_b ? b + (long)n0 * ldb : b + n0;
-      p->c = c + n0;
-    } else {
-      const int k0 = slice_bound(k, parts, 16, i), k1 = slice_bound(k, parts, 16, i + 1);
-      p->k = k1 - k0;
-      p->a = trans_a ? a + (long)k0 * lda : a + k0;
-      p->b = trans_b ? b + k0 : b + (long)k0 * ldb;
-      if (i > 0) {
-        p->beta = 0.0f;
-        p->c = scratch + (size_t)(i - 1) * m * n;
-        p->ldc = n;
-      }
-    }
+    for (int i = 1; i < parts; i++) slices[i].c = scratch + (size_t)(i - 1) * m * n;
   }
   if (threads > 1 && pool_size > 1) {
     publish((unsigned)parts);
@@ -321,6 +335,54 @@ int32_t bnlab_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int3
     }
   }
   return 0;
+}
+
+/*
+ * C = alpha·op(A)·op(B) + beta·C, row-major, as cblas_sgemm with the order fixed to rows,
+ * cut into SLICES slices where the shape allows, run on up to `threads` threads of the pool
+ * (1: the slices one after another on the calling thread). The slices depend on the shape
+ * alone, so the floats do not depend on `threads` (summation orders differ from one
+ * uncut cblas_sgemm call). Same arguments as lib/kernels/blas.ts' sgemmUnchecked; returns
+ * 0, or -1 before bnlab_blas_init, -4 when the K-split scratch memory cannot be allocated.
+ */
+int32_t bnlab_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
+                    float alpha, const float *a, int32_t lda, const float *b, int32_t ldb,
+                    float beta, float *c, int32_t ldc, int32_t threads) {
+  if (blas_sgemm == NULL) return -1;
+  const product whole = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c,
+                         NULL, NULL, 0, NULL, NULL};
+  int axis = 0;
+  const int parts = cut(&whole, slices, &axis);
+  return run_cut(parts, axis, m, n, c, ldc, threads);
+}
+
+/*
+ * C = A·B + beta·C (beta 0 or 1) with A gathered, A[i][kk] = a[rows[i] + terms[kk]], B [K, N]
+ * row-major: bnlab_sgemm (bnlab_gemm when `uncut`) on the matrix A written out with transpose
+ * flag `trans_a` (an im2col matrix, or its transpose), cut into the same slices, each run on
+ * openblas_order.c's kernel: the same floats, without writing A. Returns 0; -5 (nothing
+ * computed) when that kernel is off or would decline a slice, the caller then writes A out
+ * and calls bnlab_sgemm; -1 before bnlab_blas_init, -4 without scratch memory.
+ */
+int32_t bnlab_sgemm_gathered(int32_t trans_a, int32_t m, int32_t n, int32_t k, const float *a,
+                             const int32_t *rows, const int32_t *terms, const float *b,
+                             int32_t ldb, float beta, float *c, int32_t ldc, int32_t uncut,
+                             int32_t threads) {
+  if (blas_sgemm == NULL) return -1;
+  if (!atomic_load(&openblas_order)) return -5;
+  const product whole = {trans_a, 0, m, n, k, trans_a ? m : k, ldb, ldc, 1.0f, beta, a, b, c,
+                         NULL, NULL, 0, rows, terms};
+  int axis = 0;
+  product cuts[SLICES];
+  const int parts = uncut ? (cuts[0] = whole, 1) : cut(&whole, cuts, &axis);
+  for (int i = 0; i < parts; i++) {
+    if (!bnlab_openblas_order_accepts(trans_a, 0, cuts[i].m, cuts[i].n, cuts[i].k, 1.0f,
+                                      cuts[i].beta)) {
+      return -5;
+    }
+  }
+  memcpy(slices, cuts, sizeof(cuts));
+  return run_cut(parts, axis, m, n, c, ldc, threads);
 }
 
 /*
