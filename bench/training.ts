@@ -24,6 +24,7 @@ import {
   withFusedConvTraining,
   withOneThread,
   withoutBlas,
+  withoutGatheredProducts,
   withoutNative,
   withoutOpenBlasOrder,
   withTfjsKernels,
@@ -140,7 +141,10 @@ type _Row = (
  *   `samples_per_s_2_threads` and their ratio `threads_speedup`; when the products run on
  *   bnlab's kernel with OpenBLAS's floats, `samples_per_s_openblas_products` (OpenBLAS itself)
  *   and `samples_per_s_openblas_order` and their ratio `openblas_order_speedup`, and the same
- *   three on one thread (`_1_thread`);
+ *   three on one thread (`_1_thread`); and on one thread, convolutions that write their cols
+ *   matrix (`samples_per_s_cols_written_1_thread`) against products that read it from the
+ *   images (`samples_per_s_cols_gathered_1_thread`) and their ratio
+ *   `gathered_speedup_1_thread`;
  * - `training_profile`: per variant at batch 20 (name `variant/kernel`), `ms_per_step` and
  *   `calls_per_step` of each kernel over `profileSteps` profiled steps (a kernel's time
  *   includes the kernels it calls itself), plus `variant/all_kernels` (their sum),
@@ -353,6 +357,16 @@ async function _pairStage(s: _Settings, row: _Row): Promise<void> {
         "samples_per_s_openblas_products_1_thread",
         "samples_per_s_openblas_order_1_thread",
         "openblas_order_speedup_1_thread",
+      ],
+      withOneThread,
+    ],
+    [
+      blasInfo().openblasOrder ? s.openblasOrderVariants : [],
+      (body) => withOneThread(() => withoutGatheredProducts(body)),
+      [
+        "samples_per_s_cols_written_1_thread",
+        "samples_per_s_cols_gathered_1_thread",
+        "gathered_speedup_1_thread",
       ],
       withOneThread,
     ],

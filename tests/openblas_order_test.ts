@@ -3,7 +3,8 @@
  * OpenBLAS itself: every float of every product the same, on random shapes over both transposes
  * and beta 0 and 1, on LeNet's and ResNet-20's shapes as the training step cuts them, on the
  * shapes that cross the library's blocks (depth past 320 and 640 terms, more than 320 columns,
- * more than 25,872 rows), and over a whole LeNet gradient.
+ * more than 25,872 rows), over a whole LeNet gradient, and on convolutions whose products
+ * read their im2col matrix from the images (`gatheredProduct`).
  *
  * The kernel runs where the native kernels are built for AVX-512 and the library is OpenBLAS
  * 0.3.21 on its Haswell kernels (`OPENBLAS_CORETYPE=Haswell`); elsewhere the tests are ignored,
@@ -12,7 +13,8 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
-import { blasInfo, setOpenBlasOrder, sgemm } from "../lib/kernels/blas.ts";
+import { blasInfo, setBlasSliceThreads, setOpenBlasOrder, sgemm } from "../lib/kernels/blas.ts";
+import { gatheredProduct, im2col } from "../lib/kernels/im2col.ts";
 import { createLeNet } from "../lib/models/lenet.ts";
 import { createRng } from "../lib/data/random.ts";
 
@@ -154,5 +156,126 @@ Deno.test({
     }
     tf.dispose([x, y]);
     model.dispose();
+  },
+});
+
+/** Conv2D, FusedConv2D (bias) and Conv2DBackpropFilter outputs of one convolution. */
+async function _convolutions(
+  xShape: [number, number, number, number],
+  filterShape: [number, number, number, number],
+  stride: number,
+  dilation: number,
+  pad: "valid" | "same",
+  seed: number,
+): Promise<Float32Array[]> {
+  const x = tf.randomNormal(xShape, 0, 1, "float32", seed) as tf.Tensor4D;
+  const filter = tf.randomNormal(filterShape, 0, 1, "float32", seed + 1) as tf.Tensor4D;
+  const bias = tf.randomNormal([filterShape[3]], 0, 1, "float32", seed + 2) as tf.Tensor1D;
+  const y = tf.conv2d(x, filter, stride, pad, "NHWC", dilation);
+  const biased = tf.fused.conv2d({ x, filter, bias, strides: stride, pad, dilations: dilation });
+  const dy = tf.randomNormal(y.shape, 0, 1, "float32", seed + 3);
+  // tfjs's filter gradient has no dilations: that of the undilated filter.
+  const dw = tf.engine().runKernel("Conv2DBackpropFilter", {
+    x,
+    dy: dilation === 1 ? dy : tf.conv2d(x, filter, stride, pad),
+  }, { strides: stride, pad, dataFormat: "NHWC", filterShape }) as tf.Tensor;
+  // Copies: the wasm backend's data may be views of its heap, reused once disposed.
+  const out = await Promise.all([y, biased, dw].map(async (t) => (await t.data()).slice()));
+  tf.dispose([x, filter, bias, y, biased, dy, dw]);
+  return out as Float32Array[];
+}
+
+Deno.test({
+  name: "convolutions whose products read the images give OpenBLAS's floats on im2col",
+  ignore: !_ON,
+  async fn() {
+    await initBackend("wasm");
+    const cases: [
+      [number, number, number, number],
+      [number, number, number, number],
+      number,
+      number,
+      "valid" | "same",
+    ][] = [
+      // LeNet's two layers at batch 20 (the first filter gradient cut along its depth), one
+      // image (products below the slicing size, run uncut), and 200 images (cols past 4 Mi
+      // floats: two slices of images, the second added into the filter gradient).
+      [[20, 28, 28, 1], [5, 5, 1, 20], 1, 1, "valid"],
+      [[20, 12, 12, 20], [5, 5, 20, 50], 1, 1, "valid"],
+      [[1, 12, 12, 20], [5, 5, 20, 50], 1, 1, "valid"],
+      [[200, 12, 12, 20], [5, 5, 20, 50], 1, 1, "valid"],
+      // Strides, dilations, a rectangular filter and image; padding (cols written).
+      [[3, 13, 11, 3], [3, 2, 3, 7], 2, 1, "valid"],
+      [[4, 15, 15, 8], [3, 3, 8, 40], 1, 2, "valid"],
+      [[7, 9, 9, 4], [3, 3, 4, 40], 1, 1, "same"],
+    ];
+    for (const threads of [1, 2]) {
+      const previousThreads = setBlasSliceThreads(threads);
+      try {
+        for (const [i, [xShape, filterShape, stride, dilation, pad]] of cases.entries()) {
+          const args = [xShape, filterShape, stride, dilation, pad, 10 * i + 1] as const;
+          const previous = setOpenBlasOrder(false);
+          let theirs: Float32Array[];
+          try {
+            theirs = await _convolutions(...args);
+          } finally {
+            setOpenBlasOrder(previous);
+          }
+          const ours = await _convolutions(...args);
+          for (const [j, output] of ["forward", "forward with bias", "filter gradient"].entries()) {
+            const { count } = _differences(ours[j], theirs[j]);
+            assert.equal(count, 0, `${JSON.stringify(args)} on ${threads} threads: ${output}`);
+          }
+        }
+      } finally {
+        setBlasSliceThreads(previousThreads);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "a convolution's product reads the images where bnlab's kernel runs, without padding",
+  ignore: !_ON,
+  async fn() {
+    await initBackend("wasm");
+    // LeNet's second layer, one image: y = cols·W, cols read from x in place.
+    const info = tf.backend_util.computeConv2DInfo([1, 12, 12, 20], [5, 5, 20, 50], 1, 1, "valid");
+    const random = createRng(7);
+    const x = Float32Array.from({ length: 12 * 12 * 20 }, () => 2 * random() - 1);
+    const w = Float32Array.from({ length: 500 * 50 }, () => 2 * random() - 1);
+    const heap = new Float32Array(x.length + w.length + 64 * 50 + 64 * 500);
+    heap.set(x);
+    heap.set(w, x.length);
+    const cOffset = x.length + w.length, colsOffset = cOffset + 64 * 50;
+    const product = {
+      info,
+      b0: 0,
+      images: 1,
+      xOffset: 0,
+      product: "forward",
+      bOffset: x.length,
+      n: 50,
+      ldb: 50,
+      beta: 0,
+      cOffset,
+      ldc: 50,
+    } as const;
+    assert.equal(gatheredProduct(heap, product), true);
+    const gathered = heap.slice(cOffset, cOffset + 64 * 50);
+    im2col(heap, { xOffset: 0, colsOffset, info, b0: 0, images: 1 });
+    const cols = heap.subarray(colsOffset, colsOffset + 64 * 500);
+    const written = new Float32Array(64 * 50);
+    sgemm(false, false, 64, 50, 500, 1, cols, 500, heap.subarray(x.length), 50, 0, written, 50);
+    assert.equal(_differences(gathered, written).count, 0);
+    // Not where it would need padding, nor with bnlab's kernel off: the caller writes cols.
+    const padded = tf.backend_util.computeConv2DInfo([1, 12, 12, 20], [5, 5, 20, 50], 1, 1, "same");
+    assert.equal(gatheredProduct(heap, { ...product, info: padded }), false);
+    const previous = setOpenBlasOrder(false);
+    try {
+      assert.equal(gatheredProduct(heap, product), false);
+    } finally {
+      setOpenBlasOrder(previous);
+    }
   },
 });

@@ -9,6 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/backend.ts";
 import { setBlasEnabled, setBlasSliceThreads, setOpenBlasOrder } from "../../lib/kernels/blas.ts";
 import { setUnfusedConvTraining } from "../../lib/kernels/fused_conv_training.ts";
+import { setGatheredProducts } from "../../lib/kernels/im2col.ts";
 import { GRADIENT_REPLACEMENTS, replacedGradient } from "../../lib/kernels/gradients.ts";
 import { replacedWasmKernel, WASM_KERNEL_REPLACEMENTS } from "../../lib/kernels/mod.ts";
 import { setNativeEnabled } from "../../lib/kernels/native_library.ts";
@@ -96,3 +97,5 @@ export const withOneThread = switched(setBlasSliceThreads, 1);
 export const withoutBlas = switched(setBlasEnabled, false);
 /** Runs a body with the products on OpenBLAS itself instead of bnlab's kernel with its floats. */
 export const withoutOpenBlasOrder = switched(setOpenBlasOrder, false);
+/** Runs a body with every convolution writing its cols matrix (no gathered products). */
+export const withoutGatheredProducts = switched(setGatheredProducts, false);

@@ -54,6 +54,11 @@ const _TRAINING_RATIOS: Record<string, { label: string; from: string; to: string
     from: "samples_per_s_openblas_products_1_thread",
     to: "samples_per_s_openblas_order_1_thread",
   },
+  gathered_speedup_1_thread: {
+    label: "convolutions' products reading the images vs writing im2col, one thread",
+    from: "samples_per_s_cols_written_1_thread",
+    to: "samples_per_s_cols_gathered_1_thread",
+  },
   unfused_conv_speedup: {
     label: "linear convolutions unfused in training vs fused",
     from: "samples_per_s_fused_conv",
