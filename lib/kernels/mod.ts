@@ -41,6 +41,7 @@ import { maxPoolGradWasmConfig } from "./max_pool_grad.ts";
 import { type NativeInfo, nativeInfo } from "./native_library.ts";
 import { reduceLeadingWasmConfig } from "./reduce_leading.ts";
 import { RUNNING_AVERAGE_CONFIGS } from "./running_average.ts";
+import { setLeanSavedTensors } from "./saved_tensors.ts";
 import { sgdUpdateWasmConfig } from "./sgd_update.ts";
 import { tileWasmConfig } from "./tile.ts";
 import type { WasmKernelReplacement } from "./wasm_kernel.ts";
@@ -142,6 +143,8 @@ export const KERNEL_TABLE: readonly KernelEntry[] = [
     backendName: "wasm",
     set: setUnfusedConvTraining,
   },
+  // Saved tensors without a clone's dispatch and tape node at first order (saved_tensors.ts).
+  { kind: "setting", name: "leanSavedTensors", backendName: "wasm", set: setLeanSavedTensors },
   // bnlab's batch norm as native kernels, called by the names of lib/named_kernels.ts
   // (batch_norm_native.ts).
   ...BATCH_NORM_KERNEL_CONFIGS.map((config): KernelEntry => ({ kind: "kernel", config })),
