@@ -174,14 +174,23 @@ async function _convolutions(
   const y = tf.conv2d(x, filter, stride, pad, "NHWC", dilation);
   const biased = tf.fused.conv2d({ x, filter, bias, strides: stride, pad, dilations: dilation });
   const dy = tf.randomNormal(y.shape, 0, 1, "float32", seed + 3);
-  // tfjs's filter gradient has no dilations: that of the undilated filter.
-  const dw = tf.engine().runKernel("Conv2DBackpropFilter", {
-    x,
-    dy: dilation === 1 ? dy : tf.conv2d(x, filter, stride, pad),
-  }, { strides: stride, pad, dataFormat: "NHWC", filterShape }) as tf.Tensor;
+  // tfjs's gradient kernels have no dilations: those of the undilated filter.
+  const plain = dilation === 1 ? dy : tf.conv2d(x, filter, stride, pad);
+  const dw = tf.engine().runKernel("Conv2DBackpropFilter", { x, dy: plain }, {
+    strides: stride,
+    pad,
+    dataFormat: "NHWC",
+    filterShape,
+  }) as tf.Tensor;
+  const dx = tf.engine().runKernel("Conv2DBackpropInput", { dy: plain, filter }, {
+    inputShape: xShape,
+    strides: stride,
+    pad,
+    dataFormat: "NHWC",
+  }) as tf.Tensor;
   // Copies: the wasm backend's data may be views of its heap, reused once disposed.
-  const out = await Promise.all([y, biased, dw].map(async (t) => (await t.data()).slice()));
-  tf.dispose([x, filter, bias, y, biased, dy, dw]);
+  const out = await Promise.all([y, biased, dw, dx].map(async (t) => (await t.data()).slice()));
+  tf.dispose([x, filter, bias, y, biased, dy, plain, dw, dx]);
   return out as Float32Array[];
 }
 
@@ -204,7 +213,9 @@ Deno.test({
       [[20, 12, 12, 20], [5, 5, 20, 50], 1, 1, "valid"],
       [[1, 12, 12, 20], [5, 5, 20, 50], 1, 1, "valid"],
       [[200, 12, 12, 20], [5, 5, 20, 50], 1, 1, "valid"],
-      // Strides, dilations, a rectangular filter and image; padding (cols written).
+      // Two slices of rows that split an image, strides, dilations, a rectangular filter and
+      // image; padding (cols written). The input gradient always writes its cols.
+      [[5, 20, 20, 16], [5, 5, 16, 32], 1, 1, "valid"],
       [[3, 13, 11, 3], [3, 2, 3, 7], 2, 1, "valid"],
       [[4, 15, 15, 8], [3, 3, 8, 40], 1, 2, "valid"],
       [[7, 9, 9, 4], [3, 3, 4, 40], 1, 1, "same"],
@@ -222,7 +233,8 @@ Deno.test({
             setOpenBlasOrder(previous);
           }
           const ours = await _convolutions(...args);
-          for (const [j, output] of ["forward", "forward with bias", "filter gradient"].entries()) {
+          const outputs = ["forward", "forward with bias", "filter gradient", "input gradient"];
+          for (const [j, output] of outputs.entries()) {
             const { count } = _differences(ours[j], theirs[j]);
             assert.equal(count, 0, `${JSON.stringify(args)} on ${threads} threads: ${output}`);
           }
