@@ -2,9 +2,11 @@
  * Matrix products split over threads, part of bnlab's native library (compiled with
  * bnlab_kernels.c and openblas_order.c into one library by scripts/build_native.ts;
  * lib/kernels/blas.ts calls bnlab_blas_init, bnlab_blas_threads, bnlab_blas_slices,
- * bnlab_sgemm, bnlab_gemm and bnlab_openblas_order). Each product, or slice of one, runs on
- * openblas_order.c's kernel where blas.ts has switched it on and it takes the case (the
- * library's floats, computed twice as wide), else on the library.
+ * bnlab_sgemm, bnlab_gemm and bnlab_openblas_order; bnlab_kernels.c's convolutions call
+ * bnlab_sgemm_gathered). Each product, or slice of one, runs on openblas_order.c's kernel where
+ * blas.ts has switched it on and it takes the case (the library's floats, computed twice as
+ * wide), else on the library. A gathered product (its A read through tables of offsets, as a
+ * convolution's im2col matrix from the images) runs only on that kernel, in the same slices.
  *
  * OpenBLAS's own threading splits LeNet's small, skinny products badly (two threads are
  * slower than one on them here), but two single-threaded products over halves of the
