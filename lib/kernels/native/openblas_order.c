@@ -27,12 +27,6 @@
 int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
                                   float alpha, const float *a, int32_t lda, const float *b,
                                   int32_t ldb, float beta, float *c, int32_t ldc);
-int32_t bnlab_openblas_order_accepts(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k,
-                                     float alpha, float beta);
-int32_t bnlab_openblas_order_gathered(int32_t ta, int32_t m, int32_t n, int32_t k,
-                                      const float *a, const int32_t *rows, const int32_t *terms,
-                                      const float *b, int32_t ldb, float beta, float *c,
-                                      int32_t ldc);
 
 /* Whether this build has the kernel (1: compiled for AVX-512), else it declines every product. */
 int32_t bnlab_openblas_order_available(void) {
