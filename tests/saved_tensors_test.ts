@@ -31,7 +31,7 @@ async function _gradient(
       );
     });
     const grads = await Promise.all(
-      variables.map(async (v) => (await result!.grads[v.name].data() as Float32Array).slice()),
+      variables.map((v) => result!.grads[v.name].data() as Promise<Float32Array>),
     );
     tf.dispose([result!.value, ...Object.values(result!.grads)]);
     const leftover = tf.memory().numTensors - tensors;
