@@ -116,6 +116,15 @@ export { MAX_BLAS_THREADS };
 /** Products of fewer FLOPs (2·M·N·K) are not cut: a slice would take under ≈10 µs. */
 const _SLICE_MIN_FLOPS = 2e6;
 
+/**
+ * Whether a product runs cut into the pool's slices (else as one call). The one rule for
+ * `sgemmUnchecked` and {@linkcode openBlasOrderPlan}: a gathered product must be cut as the
+ * product it replaces, or its floats differ.
+ */
+function _cut(state: _State, m: number, n: number, k: number): boolean {
+  return state.slices > 1 && 2 * m * n * k >= _SLICE_MIN_FLOPS;
+}
+
 let _state: _State | undefined;
 
 /**
@@ -326,7 +335,7 @@ export function openBlasOrderPlan(
   const state = _state ?? _load();
   if (!state.openblasOrder || state.library === null || nativeKernels() === null) return null;
   return {
-    uncut: !(state.slices > 1 && 2 * m * n * k >= _SLICE_MIN_FLOPS),
+    uncut: !_cut(state, m, n, k),
     threads: state.threads,
   };
 }
@@ -455,7 +464,7 @@ export function sgemmUnchecked(...args: Parameters<typeof sgemm>): void {
   if (library === null) {
     throw new Error(`sgemmUnchecked: needs a BLAS library, received none (${blasInfo().reason})`);
   }
-  if (state.slices > 1 && 2 * m * n * k >= _SLICE_MIN_FLOPS) {
+  if (_cut(state, m, n, k)) {
     const native = nativeKernels();
     if (native !== null) {
       const status = native.bnlab_sgemm(...gemm, state.threads);
