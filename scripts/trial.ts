@@ -2,9 +2,12 @@
  * `deno task trial DIR --index I`: trains (or resumes) trial I of the plan in DIR
  * (`plan.json`); returns at once when it finished before. `--index 0,3,5` runs several in
  * turn; `--collect` rebuilds the outputs after every epoch and trial; `--quiet` prints only
- * epoch lines; `--share-cores` (given by the runner to its worker processes) runs the matrix
- * products on every core once the plan's other trials have ended (their workers' cores are free;
- * the floats do not change). Exit status 0 when every trial finished, 1 when one failed (its
+ * epoch lines; `--share i/N` makes this process worker i of N that share the listed trials (the runner starts
+ * its workers so): each takes the waiting trial with the most training left and hands its trial
+ * back after an epoch when a waiting one has fallen behind (lib/experiments/shared_trials.ts;
+ * the numbers do not change). `--share-cores` (given by the runner to its worker processes)
+ * runs the matrix products on every core once the plan's other trials have ended (their
+ * workers' cores are free; the floats do not change). Exit status 0 when every trial finished, 1 when one failed (its
  * `error.json` says why), 2 for bad arguments.
  *
  * @module
@@ -13,15 +16,22 @@ import { parseArgs } from "node:util";
 import { collect } from "../lib/experiments/collect.ts";
 import { readPlan } from "../lib/experiments/plan.ts";
 import { experimentProgress } from "../lib/experiments/progress_events.ts";
+import { RELATIVE_STEP_COST } from "../lib/experiments/runner.ts";
+import { runSharedTrials } from "../lib/experiments/shared_trials.ts";
 import { runTrial } from "../lib/experiments/trial.ts";
-import { othersEnded } from "../lib/experiments/workers.ts";
+import { othersEnded, takePartFlag } from "../lib/experiments/workers.ts";
+import { datasetCount } from "../lib/data/mnist.ts";
+import { epochSteps } from "../lib/train/loop.ts";
 import { setProductThreads } from "../lib/backend.ts";
 import { MAX_BLAS_THREADS } from "../lib/env.ts";
 import { ProgressBar } from "../lib/output/progress.ts";
 
-const USAGE = "Usage: deno task trial DIR --index I[,J,...] [--collect] [--quiet] [--share-cores]";
+const USAGE =
+  "Usage: deno task trial DIR --index I[,J,...] [--share i/N] [--collect] [--quiet] [--share-cores]";
 
 async function main(args: string[]): Promise<number> {
+  args = [...args];
+  const share = takePartFlag(args, "--share");
   const { values, positionals } = parseArgs({
     args,
     options: {
@@ -61,9 +71,9 @@ async function main(args: string[]): Promise<number> {
   // Once the other workers have ended, their cores are this one's.
   const cores = Math.min(MAX_BLAS_THREADS, navigator.hardwareConcurrency ?? 1);
   let shareCores = values["share-cores"] === true && cores > 1;
-  const afterEpoch = async () => {
+  const afterEpoch = async (own: number[]) => {
     if (values.collect) await collect(dir);
-    if (shareCores && await othersEnded(dir, plan, indices)) {
+    if (shareCores && await othersEnded(dir, plan, own)) {
       shareCores = false;
       try {
         const before = setProductThreads(cores);
@@ -76,10 +86,33 @@ async function main(args: string[]): Promise<number> {
       }
     }
   };
+  if (share) {
+    const steps = new Map<string, number>();
+    for (const index of indices) {
+      const { config } = plan.trials[index];
+      const images = config.limit ?? await datasetCount(config.dataset, "train");
+      steps.set(plan.trials[index].id, epochSteps(images, config.batchSize, config.lastBatch));
+    }
+    return await runSharedTrials(dir, plan, indices, {
+        worker: share.part,
+        workers: share.of,
+        epochCost: (trial) =>
+          (RELATIVE_STEP_COST[trial.config.variants[0]] ?? 1) * steps.get(trial.id)!,
+        runOptions: (index) => ({ onEvent, afterEpoch: () => afterEpoch([index]) }),
+        onHandOver: (trial, epochsDone) =>
+          console.error(`bnlab trial ${trial.id}: handed over after epoch ${epochsDone}`),
+        onFailure: (trial, error) =>
+          console.error(
+            `bnlab trial ${trial.id}: ${error.message} (${dir}/${trial.dir}/error.json)`,
+          ),
+      })
+      ? 1
+      : 0;
+  }
   for (const index of indices) {
     const trial = plan.trials[index];
     try {
-      await runTrial(dir, index, { plan, onEvent, afterEpoch });
+      await runTrial(dir, index, { plan, onEvent, afterEpoch: () => afterEpoch(indices) });
     } catch (error) {
       failed++;
       console.error(

@@ -98,6 +98,13 @@ export interface ExperimentStart {
   provenance: Provenance;
   /** The backend it ran on (with the BLAS library, for wasm). */
   backend?: BackendInfo;
+  /**
+   * Wall time of its local execution, in seconds: the trials (on every worker), their
+   * processes' start-up and the outputs; absent until it ends, and for Slurm.
+   */
+  seconds?: number;
+  /** The worker processes of that execution. */
+  workers?: number;
 }
 
 /** The contents of `config.json`. */

@@ -258,6 +258,29 @@ export async function readRunLock(dir: string): Promise<RunLockOwner | undefined
   return await _readOwner(`${dir}/${RUN_LOCK_FILE}`);
 }
 
+/**
+ * Whether a live process holds a run's lock: one whose lock {@linkcode acquireRunLock} would
+ * refuse (a lock left by a dead owner, or with a heartbeat older than `staleMs`, is not held).
+ *
+ * @param dir The run's directory.
+ * @param staleMs As {@linkcode RunLockOptions}' `staleMs`. @default {60000}
+ * @returns True while another owner (or this process) trains the run.
+ *
+ * @example
+ * ```ts
+ * import { acquireRunLock, runLockHeld } from "./run_lock.ts";
+ * const dir = await Deno.makeTempDir();
+ * const lock = await acquireRunLock(dir);
+ * console.log(await runLockHeld(dir)); // true
+ * await lock.release();
+ * console.log(await runLockHeld(dir)); // false
+ * ```
+ */
+export async function runLockHeld(dir: string, staleMs = 60000): Promise<boolean> {
+  const owner = await _readOwner(`${dir}/${RUN_LOCK_FILE}`);
+  return owner !== undefined && !(await _isStale(owner, staleMs));
+}
+
 async function _readOwner(path: string): Promise<RunLockOwner | undefined> {
   let text: string;
   try {

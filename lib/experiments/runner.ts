@@ -32,10 +32,12 @@ import { provenance } from "./provenance.ts";
 import {
   type ExperimentRecord,
   type ExperimentStart,
+  pathExists,
   readJsonFile,
   readRunResult,
   type RunResult,
 } from "./results_dir.ts";
+import { readRunLock } from "./run_lock.ts";
 import {
   type SweepDefinition,
   type SweepOutputs,
@@ -46,12 +48,13 @@ import { runSlurmExecutor } from "./slurm.ts";
 import {
   builtinModel,
   checkBatches,
+  ERROR_FILE,
   type ExperimentEvent,
   type ModelFactory,
   runTrial,
   type TrialData,
 } from "./trial.ts";
-import { assignParts, runWorkers, workersShareCores } from "./workers.ts";
+import { runWorkers, workersShareCores } from "./workers.ts";
 
 /** Options of {@linkcode runExperiment} and {@linkcode runSweep}. */
 export interface RunExperimentOptions {
@@ -84,19 +87,20 @@ export interface RunExperimentOptions {
 }
 
 /**
- * The relative cost of a training step by variant, for splitting trials over worker
- * processes: LeNet at batch 20 on wasm, samples/s of no BN over that of each variant
- * (`bench/results.csv`, rounded; variants not benchmarked are taken as bnlab's). A
- * scheduling estimate only; no result depends on it.
+ * The relative cost of a training step by variant, for sharing trials among worker processes
+ * (lib/experiments/shared_trials.ts): LeNet at batch 20 on wasm with two workers side by side,
+ * about what the `report` preset's trials take per epoch over no BN's (`results/report-timed`);
+ * variants not timed there are taken as bnlab's. A scheduling estimate only; no result depends
+ * on it.
  */
 export const RELATIVE_STEP_COST: Readonly<Record<Normalization, number>> = Object.freeze({
   none: 1,
-  bnlab: 1.6,
-  tfjs: 1.8,
-  group: 1.6,
-  layer: 1.6,
-  renorm: 1.6,
-  ghost: 1.6,
+  bnlab: 1.2,
+  tfjs: 1.5,
+  group: 1.2,
+  layer: 1.2,
+  renorm: 1.2,
+  ghost: 1.2,
 });
 
 /**
@@ -492,6 +496,7 @@ export async function runLocal(
   plan: Plan,
   options: RunLocalOptions = {},
 ): Promise<void> {
+  const started = performance.now();
   const pending: Plan["trials"] = [];
   for (const trial of plan.trials) {
     if (options.only && !options.only.has(trial.id)) continue;
@@ -509,23 +514,35 @@ export async function runLocal(
           "use workers: 1",
       );
     }
-    const parts = assignParts(
-      pending.map((t) => RELATIVE_STEP_COST[t.config.variants[0]] ?? 1),
-      workers,
-    );
+    // The workers share the trials (lib/experiments/shared_trials.ts): each takes the one
+    // with the most training left, and hands it back between epochs when another falls behind.
     try {
       await runWorkers({
         script: new URL("../../scripts/trial.ts", import.meta.url),
-        args: [expDir, "--collect", "--quiet", ...(workersShareCores() ? ["--share-cores"] : [])],
-        argsFor: (i) => [
+        args: [
+          expDir,
+          "--collect",
+          "--quiet",
           "--index",
-          pending.filter((_, j) => parts[j] === i).map((t) => t.index).join(","),
+          pending.map((t) => t.index).join(","),
+          ...(workersShareCores() ? ["--share-cores"] : []),
         ],
+        argsFor: (i) => ["--share", `${i}/${workers}`],
         workers,
         onLine: options.onLine,
       });
     } catch (error) {
       failures.push((error as Error).message);
+    }
+    for (const trial of pending) {
+      const dir = `${expDir}/${trial.dir}`;
+      if (await readRunResult(dir) || await pathExists(`${dir}/${ERROR_FILE}`)) continue;
+      const owner = await readRunLock(dir);
+      failures.push(
+        `${trial.id}: unfinished${
+          owner ? `, held by process ${owner.pid} on ${owner.host} (${dir}/run.lock)` : ""
+        }`,
+      );
     }
   } else {
     const writeOutputs = options.writeOutputs ?? true;
@@ -546,12 +563,28 @@ export async function runLocal(
     }
   }
   await collect(expDir);
+  if (pending.length) await _recordSitting(expDir, plan, workers, started);
   if (failures.length) {
     throw new Error(
       `${failures.length === 1 ? "a trial" : "trials"} failed; the others finished and ` +
         `rerunning the same command resumes: ${failures.join("; ")}`,
     );
   }
+}
+
+/**
+ * Notes on the record's last start (`config.json`, or `sweep.json` for a sweep: the start its
+ * `prepare` added) how long this local execution took, from the first trial to the last
+ * output, and on how many worker processes.
+ */
+async function _recordSitting(expDir: string, plan: Plan, workers: number, started: number) {
+  const path = `${expDir}/${plan.kind === "sweep" ? "sweep.json" : "config.json"}`;
+  const record = await readJsonFile<{ starts?: ExperimentStart[] }>(path);
+  const last = record?.starts?.at(-1);
+  if (!record || !last) return;
+  last.seconds = Math.round((performance.now() - started) / 10) / 100;
+  last.workers = workers;
+  await writeJsonAtomic(path, record);
 }
 
 /** Options of {@linkcode executePlan}. */

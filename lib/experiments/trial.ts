@@ -95,6 +95,16 @@ export interface RunTrialOptions {
   plan?: Plan;
 }
 
+/** Options of {@linkcode runTrialPart}. */
+export interface RunTrialPartOptions extends RunTrialOptions {
+  /**
+   * Asked after each epoch's checkpoint while epochs remain, with the epochs done: true ends
+   * the call there, the trial unfinished and its lock released, for whichever process takes
+   * it next to resume from that checkpoint. @default {never}
+   */
+  handOver?: (epochsDone: number) => Promise<boolean> | boolean;
+}
+
 /** Name of the file a failed trial leaves in its directory: `{ message, at }`. */
 export const ERROR_FILE = "error.json";
 
@@ -131,6 +141,37 @@ export async function runTrial(
   index: number,
   options: RunTrialOptions = {},
 ): Promise<RunResult> {
+  return (await runTrialPart(expDir, index, options))!;
+}
+
+/**
+ * {@linkcode runTrial}, with a way to stop between epochs: trains trial `index` until it
+ * finishes or `options.handOver` says to stop after an epoch, then releases the trial. A trial
+ * resumed from where a part ended gives the numbers of one trained in a single call, so the
+ * processes that share a plan's trials may pass them between them (scripts/trial.ts' `--share`).
+ *
+ * @param expDir The experiment directory (with `plan.json`).
+ * @param index The trial's index in the plan.
+ * @param options As {@linkcode runTrial}'s, and `handOver`.
+ * @returns The trial's result, or `undefined` when it stopped unfinished.
+ *
+ * @example Two epochs, one call each
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * import { prepareTrain } from "./runner.ts";
+ * import { runTrialPart } from "./trial.ts";
+ * const dir = await Deno.makeTempDir();
+ * const config = resolveConfig("smoke", { variants: ["none"], epochs: 2, limit: 40, testLimit: 20 });
+ * await prepareTrain(config, dir);
+ * console.log(await runTrialPart(dir, 0, { handOver: () => true })); // undefined
+ * console.log((await runTrialPart(dir, 0, { handOver: () => true }))?.epochs); // 2
+ * ```
+ */
+export async function runTrialPart(
+  expDir: string,
+  index: number,
+  options: RunTrialPartOptions = {},
+): Promise<RunResult | undefined> {
   const plan = options.plan ?? await readPlan(expDir);
   if (!plan) throw new Error(`runTrial: ${expDir} has no plan.json`);
   const trial = plan.trials[index];
@@ -392,8 +433,8 @@ function _smallestBatch(count: number, batchSize: number, lastBatch: string): nu
 async function _train(
   trial: PlanTrial,
   dir: string,
-  options: RunTrialOptions & { index: number; total: number },
-): Promise<RunResult> {
+  options: RunTrialPartOptions & { index: number; total: number },
+): Promise<RunResult | undefined> {
   const { config } = trial;
   const variant = config.variants[0];
   const seed = config.seed;
@@ -448,6 +489,7 @@ async function _train(
   let status: RunResult["status"] = "done";
   let batchStats: number | null = null;
   let segmentStart = performance.now();
+  const handedOver = new AbortController();
   try {
     await train(model, trainData, {
       epochs: config.epochs,
@@ -486,9 +528,13 @@ async function _train(
           config: _checkpointConfig(config),
         });
         await options.afterEpoch?.();
+        if (state.epochsDone < config.epochs && await options.handOver?.(state.epochsDone)) {
+          handedOver.abort();
+        }
       },
+      signal: handedOver.signal,
     });
-    if (variant !== "none") {
+    if (variant !== "none" && !handedOver.signal.aborted) {
       const evaluateOptions = {
         batchSize: config.batchSize,
         loss: config.loss,
@@ -510,6 +556,7 @@ async function _train(
     model.dispose();
     optimizer.dispose();
   }
+  if (handedOver.signal.aborted) return undefined;
   if (recorder) {
     const rows = await readDiagnostics(diagnosticsPath);
     if (rows.length) {

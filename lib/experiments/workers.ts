@@ -25,29 +25,34 @@ export interface RunWorkersOptions {
 }
 
 /**
- * Parses `--part i/N` (0 ≤ i < N) from a list of arguments and removes it.
+ * Parses `--part i/N` (0 ≤ i < N) from a list of arguments and removes it; another flag of the
+ * same form (scripts/trial.ts' `--share i/N`) when `flag` names it.
  *
  * @param args Command-line arguments; modified in place.
+ * @param flag The flag. @default {"--part"}
  * @returns The part, or `undefined` when absent.
  *
  * @example
  * ```ts
-import { takePartFlag } from "./workers.ts";
+ * import { takePartFlag } from "./workers.ts";
  * const args = ["--epochs", "2", "--part", "1/4"];
  * console.log(takePartFlag(args), args); // { part: 1, of: 4 } [ "--epochs", "2" ]
  * ```
  */
-export function takePartFlag(args: string[]): { part: number; of: number } | undefined {
-  const index = args.findIndex((a) => a === "--part" || a.startsWith("--part="));
+export function takePartFlag(
+  args: string[],
+  flag = "--part",
+): { part: number; of: number } | undefined {
+  const index = args.findIndex((a) => a === flag || a.startsWith(`${flag}=`));
   if (index < 0) return undefined;
-  const inline = args[index].startsWith("--part=");
-  const value = inline ? args[index].slice("--part=".length) : args[index + 1];
+  const inline = args[index].startsWith(`${flag}=`);
+  const value = inline ? args[index].slice(flag.length + 1) : args[index + 1];
   args.splice(index, inline ? 1 : 2);
   const match = value?.match(/^(\d+)\/(\d+)$/);
   const part = match ? Number(match[1]) : NaN;
   const of = match ? Number(match[2]) : NaN;
   if (!match || of < 1 || part >= of) {
-    throw new Error(`--part expects i/N with 0 <= i < N, received ${JSON.stringify(value)}`);
+    throw new Error(`${flag} expects i/N with 0 <= i < N, received ${JSON.stringify(value)}`);
   }
   return { part, of };
 }

@@ -103,6 +103,11 @@ export interface TrainOptions {
   observer?: TrainObserver;
   /** Called after each epoch's evaluation, before the next epoch starts (checkpoints go here). */
   onEpochEnd?: (record: EpochRecord, optimizer: Optimizer) => Promise<void> | void;
+  /**
+   * Ends training between two epochs: once it is aborted (by `onEpochEnd`, say), `train`
+   * returns after the epoch that is running, with the records so far; `startEpoch` resumes it.
+   */
+  signal?: AbortSignal;
 }
 
 /** Observers of {@linkcode train} that read but do not change the training. */
@@ -332,7 +337,7 @@ export async function train(
   const pacer = new Pacer();
   const started = performance.now();
   const firstStep = step;
-  for (let epoch = startEpoch; epoch < epochs; epoch++) {
+  for (let epoch = startEpoch; epoch < epochs && !options.signal?.aborted; epoch++) {
     const epochStarted = performance.now();
     const steps: StepRecord[] = [];
     let lossSum: Scalar = tf.scalar(0);

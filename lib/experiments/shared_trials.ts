@@ -1,0 +1,223 @@
+/**
+ * Worker processes that share a plan's trials instead of splitting them up front: each takes
+ * the waiting trial with the most training left, and after each epoch hands its trial back
+ * (checkpointed, unlocked) when a waiting one has fallen further behind. No core then sits idle
+ * while a trial waits: with three trials on two workers, a static split runs two of them one
+ * after the other beside the third, and one core idles once the third ends; shared, the three
+ * finish together. A trial resumed from a checkpoint gives the numbers of one trained in a
+ * single call (lib/experiments/trial.ts), so where an epoch runs changes no result.
+ *
+ * @module
+ */
+import type { Plan, PlanTrial } from "./plan.ts";
+import { readRunRecords, readRunResult } from "./results_dir.ts";
+import { RunLockedError, runLockHeld } from "./run_lock.ts";
+import { ERROR_FILE, type RunTrialOptions, runTrialPart } from "./trial.ts";
+import { assignParts } from "./workers.ts";
+
+/** A trial of a shared pool between two epochs, as a worker estimates it. */
+export interface PoolTrial {
+  /** Its index in the plan. */
+  index: number;
+  /** The estimated cost of one of its epochs, in a unit common to the pool. */
+  epochCost: number;
+  /** Epochs it has left to train. */
+  epochsLeft: number;
+}
+
+/**
+ * How many of its own trial's epochs a waiting trial must be further behind before a worker
+ * hands its trial over: each hand-over costs a model build and a checkpoint load, so trials
+ * are not swapped for a difference of one epoch.
+ */
+export const HAND_OVER_EPOCHS = 2;
+
+const _left = (trial: PoolTrial) => trial.epochCost * trial.epochsLeft;
+
+/**
+ * The trial a worker takes next from those waiting: the one with the most training left
+ * (epochs left × cost of an epoch), the lower index on a tie.
+ *
+ * @param waiting The trials no worker trains, unfinished.
+ * @returns The trial to take, or `undefined` when none waits.
+ *
+ * @example
+ * ```ts
+ * import { pickTrial } from "./shared_trials.ts";
+ * const waiting = [
+ *   { index: 0, epochCost: 1, epochsLeft: 20 },
+ *   { index: 2, epochCost: 1.5, epochsLeft: 14 },
+ * ];
+ * console.log(pickTrial(waiting)?.index); // 2 (21 left against 20)
+ * ```
+ */
+export function pickTrial(waiting: readonly PoolTrial[]): PoolTrial | undefined {
+  let best: PoolTrial | undefined;
+  for (const trial of waiting) {
+    if (
+      best === undefined || _left(trial) > _left(best) ||
+      (_left(trial) === _left(best) && trial.index < best.index)
+    ) best = trial;
+  }
+  return best;
+}
+
+/**
+ * Whether a worker hands its trial over after an epoch: when the waiting trial with the most
+ * training left has more than {@linkcode HAND_OVER_EPOCHS} of its own trial's epochs more.
+ *
+ * @param own The worker's trial, after the epoch.
+ * @param waiting The trials no worker trains, unfinished.
+ * @returns True to stop the trial here and take the waiting one.
+ *
+ * @example
+ * ```ts
+ * import { handOverDue } from "./shared_trials.ts";
+ * const own = { index: 1, epochCost: 1, epochsLeft: 10 };
+ * console.log(handOverDue(own, [{ index: 2, epochCost: 1, epochsLeft: 12 }])); // false
+ * console.log(handOverDue(own, [{ index: 2, epochCost: 1, epochsLeft: 13 }])); // true
+ * ```
+ */
+export function handOverDue(own: PoolTrial, waiting: readonly PoolTrial[]): boolean {
+  const behind = pickTrial(waiting);
+  return behind !== undefined && _left(behind) > _left(own) + HAND_OVER_EPOCHS * own.epochCost;
+}
+
+/** Options of {@linkcode runSharedTrials}. */
+export interface RunSharedTrialsOptions {
+  /** This worker's index, from 0; its first trial is the longest of its LPT share. */
+  worker: number;
+  /** Number of workers sharing the pool. */
+  workers: number;
+  /** Estimated cost of one epoch of a trial (e.g. a relative step cost × steps per epoch). */
+  epochCost: (trial: PlanTrial) => number;
+  /** The options of each part run ({@linkcode runTrialPart}), by trial index. */
+  runOptions?: (index: number) => RunTrialOptions;
+  /** Told when this worker hands a trial over, with the epochs it has done. */
+  onHandOver?: (trial: PlanTrial, epochsDone: number) => void;
+  /** Told when a trial fails here (its `error.json` says why). */
+  onFailure?: (trial: PlanTrial, error: Error) => void;
+}
+
+/**
+ * One worker of a shared pool: takes waiting trials of `pool` in turn ({@linkcode pickTrial})
+ * and trains each until it finishes or is handed over ({@linkcode handOverDue}), until no
+ * trial waits. A trial another process holds is left to it; one that failed in this run (its
+ * `error.json` written since this worker started) is not taken again.
+ *
+ * @param expDir The experiment directory.
+ * @param plan Its plan.
+ * @param pool The indices of the trials the workers share (the same list for every worker).
+ * @param options Worker index and count, costs, run options and reports.
+ * @returns How many trials failed in this worker.
+ *
+ * @example One worker, the whole pool
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * import { prepareTrain } from "./runner.ts";
+ * import { runSharedTrials } from "./shared_trials.ts";
+ * const dir = await Deno.makeTempDir();
+ * const config = resolveConfig("smoke", { limit: 40, testLimit: 20 });
+ * const plan = await prepareTrain(config, dir);
+ * const pool = plan.trials.map((t) => t.index);
+ * const failed = await runSharedTrials(dir, plan, pool, {
+ *   worker: 0, workers: 1, epochCost: () => 1,
+ * });
+ * console.log(failed); // 0
+ * ```
+ */
+export async function runSharedTrials(
+  expDir: string,
+  plan: Plan,
+  pool: readonly number[],
+  options: RunSharedTrialsOptions,
+): Promise<number> {
+  for (const index of pool) {
+    if (!Number.isInteger(index) || !plan.trials[index]) {
+      throw new Error(
+        `runSharedTrials: pool indices must be in [0, ${
+          plan.trials.length - 1
+        }], received ${index}`,
+      );
+    }
+  }
+  const started = Date.now();
+  const failedHere = new Set<number>();
+  const costs = new Map(pool.map((i) => [i, options.epochCost(plan.trials[i])]));
+  // The pool's unfinished trials, and which of them no process holds.
+  const look = async (): Promise<{ unfinished: PoolTrial[]; waiting: PoolTrial[] }> => {
+    const unfinished: PoolTrial[] = [];
+    const waiting: PoolTrial[] = [];
+    for (const index of pool) {
+      const dir = `${expDir}/${plan.trials[index].dir}`;
+      if (failedHere.has(index) || await _failedSince(dir, started)) continue;
+      if (await readRunResult(dir)) continue;
+      const epochsLeft = plan.trials[index].config.epochs - (await readRunRecords(dir)).length;
+      const trial = { index, epochCost: costs.get(index)!, epochsLeft };
+      unfinished.push(trial);
+      if (!(await runLockHeld(dir))) waiting.push(trial);
+    }
+    return { unfinished, waiting };
+  };
+  const waiting = async () => (await look()).waiting;
+
+  let next = _firstTrial(await look(), options.worker, options.workers);
+  let failed = 0;
+  while (next !== undefined) {
+    const index = next;
+    const trial = plan.trials[index];
+    let handedOver = -1;
+    try {
+      const result = await runTrialPart(expDir, index, {
+        ...options.runOptions?.(index),
+        plan,
+        handOver: async (epochsDone) => {
+          const own = {
+            index,
+            epochCost: costs.get(index)!,
+            epochsLeft: trial.config.epochs - epochsDone,
+          };
+          const due = handOverDue(own, (await waiting()).filter((t) => t.index !== index));
+          if (due) handedOver = epochsDone;
+          return due;
+        },
+      });
+      if (result === undefined) options.onHandOver?.(trial, handedOver);
+    } catch (error) {
+      // Taken by another worker between the look and the lock: look again.
+      if (!(error instanceof RunLockedError)) {
+        failed++;
+        failedHere.add(index);
+        options.onFailure?.(trial, error as Error);
+      }
+    }
+    next = pickTrial(await waiting())?.index;
+  }
+  return failed;
+}
+
+/**
+ * A worker's first trial: the longest of its share when {@linkcode assignParts} splits the
+ * unfinished trials among the workers (the same split in every worker, whichever looked
+ * first), so that workers starting together do not reach for the same trial; the longest
+ * waiting one when that one is taken or its share is empty.
+ */
+function _firstTrial(
+  { unfinished, waiting }: { unfinished: PoolTrial[]; waiting: PoolTrial[] },
+  worker: number,
+  workers: number,
+): number | undefined {
+  const parts = assignParts(unfinished.map((t) => Math.max(_left(t), Number.MIN_VALUE)), workers);
+  const mine = pickTrial(unfinished.filter((_, i) => parts[i] === worker));
+  return mine && waiting.includes(mine) ? mine.index : pickTrial(waiting)?.index;
+}
+
+/** Whether the run failed in a process started at `since` or later (its `error.json` since). */
+async function _failedSince(dir: string, since: number): Promise<boolean> {
+  try {
+    const { mtime } = await Deno.stat(`${dir}/${ERROR_FILE}`);
+    return mtime !== null && mtime.getTime() >= since;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * Worker processes that share a plan's trials (lib/experiments/shared_trials.ts): which trial
+ * a worker takes and when it hands one over, a trial run in parts, and `deno task train
+ * --workers 2` with hand-overs giving the numbers of one process.
+ */
+import assert from "node:assert/strict";
+import { collect } from "../lib/experiments/collect.ts";
+import { type ExperimentConfig, resolveConfig } from "../lib/experiments/config.ts";
+import { readRunResult } from "../lib/experiments/results_dir.ts";
+import { prepareTrain, runExperiment, runLocal } from "../lib/experiments/runner.ts";
+import { acquireRunLock, runLockHeld } from "../lib/experiments/run_lock.ts";
+import {
+  HAND_OVER_EPOCHS,
+  handOverDue,
+  pickTrial,
+  runSharedTrials,
+} from "../lib/experiments/shared_trials.ts";
+import { runTrialPart } from "../lib/experiments/trial.ts";
+import { readCsv } from "../lib/output/csv.ts";
+
+const TINY: Partial<ExperimentConfig> = {
+  limit: 200,
+  testLimit: 100,
+  logEvery: 5,
+};
+
+const withoutWall = (rows: Record<string, unknown>[]) =>
+  rows.map(({ wall_seconds: _, ...rest }) => rest);
+
+Deno.test("pickTrial takes the waiting trial with the most training left, the lower index on a tie", () => {
+  assert.equal(pickTrial([]), undefined);
+  const trials = [
+    { index: 3, epochCost: 1, epochsLeft: 12 },
+    { index: 1, epochCost: 1.5, epochsLeft: 8 },
+    { index: 2, epochCost: 2, epochsLeft: 5 },
+  ];
+  assert.equal(pickTrial(trials)?.index, 1); // 12 = 12 > 10: the lower index
+  assert.equal(pickTrial(trials.slice(0, 1))?.index, 3);
+  assert.equal(pickTrial([trials[0], trials[2]])?.index, 3);
+});
+
+Deno.test("handOverDue: only when a waiting trial is more than HAND_OVER_EPOCHS of its own epochs behind", () => {
+  const own = { index: 0, epochCost: 2, epochsLeft: 5 }; // 10 left, 2 per epoch
+  const behind = (left: number) => [{ index: 1, epochCost: 1, epochsLeft: left }];
+  assert.equal(handOverDue(own, []), false);
+  assert.equal(handOverDue(own, behind(10 + 2 * HAND_OVER_EPOCHS)), false);
+  assert.equal(handOverDue(own, behind(10 + 2 * HAND_OVER_EPOCHS + 1)), true);
+  // The furthest behind decides, whichever comes first.
+  assert.equal(handOverDue(own, [...behind(3), ...behind(40)]), true);
+});
+
+Deno.test("runTrialPart: a trial handed over after every epoch ends with the numbers of one call", async () => {
+  const config = resolveConfig("smoke", { ...TINY, variants: ["bnlab"], epochs: 3 });
+  const full = await Deno.makeTempDir({ prefix: "bnlab-whole-" });
+  const [expected] = await runExperiment(config, { out: full });
+  const parts = await Deno.makeTempDir({ prefix: "bnlab-parts-" });
+  await prepareTrain(config, parts);
+  const asked: number[] = [];
+  const handOver = (epochsDone: number) => {
+    asked.push(epochsDone);
+    return true;
+  };
+  const run = `${parts}/runs/bnlab-seed0`;
+  for (const done of [1, 2]) {
+    assert.equal(await runTrialPart(parts, 0, { handOver }), undefined);
+    assert.equal(await readRunResult(run), undefined);
+    assert.equal(await runLockHeld(run), false, "a handed-over trial is unlocked");
+    const checkpoint = JSON.parse(await Deno.readTextFile(`${run}/checkpoint/checkpoint.json`));
+    assert.equal(checkpoint.state.epochsDone, done);
+  }
+  const result = await runTrialPart(parts, 0, { handOver });
+  assert.deepEqual(asked, [1, 2], "not asked after the last epoch");
+  const { wall_seconds: _a, ...got } = result!;
+  const { wall_seconds: _b, ...want } = expected;
+  assert.deepEqual(got, want);
+  await collect(parts);
+  assert.deepEqual(await readCsv(`${parts}/history.csv`), await readCsv(`${full}/history.csv`));
+  const trial = JSON.parse(await Deno.readTextFile(`${run}/trial.json`));
+  assert.equal(trial.starts.length, 3);
+});
+
+Deno.test("runSharedTrials: one worker runs the pool to the end; a trial another process holds is left to it", async () => {
+  const config = resolveConfig("smoke", { ...TINY, variants: ["none", "bnlab"], epochs: 1 });
+  const dir = await Deno.makeTempDir({ prefix: "bnlab-pool-" });
+  const plan = await prepareTrain(config, dir);
+  const [none, bnlab] = plan.trials;
+  const held = await acquireRunLock(`${dir}/${bnlab.dir}`);
+  const taken: number[] = [];
+  try {
+    const failed = await runSharedTrials(dir, plan, [none.index, bnlab.index], {
+      worker: 0,
+      workers: 1,
+      epochCost: () => 1,
+      runOptions: (index) => ({ afterEpoch: () => void taken.push(index) }),
+    });
+    assert.equal(failed, 0);
+    assert.deepEqual(taken, [none.index, none.index]); // its epoch, then its result
+    assert.ok(await readRunResult(`${dir}/${none.dir}`));
+    assert.equal(await readRunResult(`${dir}/${bnlab.dir}`), undefined);
+  } finally {
+    await held.release();
+  }
+  await assert.rejects(
+    () => runSharedTrials(dir, plan, [7], { worker: 0, workers: 1, epochCost: () => 1 }),
+    { message: "runSharedTrials: pool indices must be in [0, 1], received 7" },
+  );
+});
+
+Deno.test("runLocal with workers names a trial the workers could not take: unfinished, held by another process", async () => {
+  const config = resolveConfig("smoke", { ...TINY, variants: ["none", "bnlab"], epochs: 1 });
+  const dir = await Deno.makeTempDir({ prefix: "bnlab-held-" });
+  const plan = await prepareTrain(config, dir);
+  const held = await acquireRunLock(`${dir}/${plan.trials[1].dir}`);
+  try {
+    await assert.rejects(
+      () => runLocal(dir, plan, { workers: 2 }),
+      new RegExp(`bnlab-seed0: unfinished, held by process ${Deno.pid}`),
+    );
+    assert.ok(await readRunResult(`${dir}/${plan.trials[0].dir}`));
+  } finally {
+    await held.release();
+  }
+});
+
+Deno.test("--workers 2 shares three trials between two processes, hands them over, and gives the numbers of one", async () => {
+  const args = [
+    "--preset",
+    "smoke",
+    "--variants",
+    "none,bnlab,tfjs",
+    "--limit",
+    "240",
+    "--test-limit",
+    "100",
+    "--epochs",
+    "6",
+    "--log-every",
+    "4",
+    "--quiet",
+  ];
+  const script = new URL("../scripts/train.ts", import.meta.url).pathname;
+  const train = async (out: string, workers: string) => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", script, ...args, "--out", out, "--workers", workers],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    return stderr;
+  };
+  const one = await Deno.makeTempDir({ prefix: "bnlab-one-" });
+  const two = await Deno.makeTempDir({ prefix: "bnlab-two-" });
+  await train(one, "1");
+  const stderr = await train(two, "2");
+  // Six epochs of three trials on two workers: one of the first two is handed over for the
+  // third, which waits with all of its training left.
+  assert.match(stderr, /handed over after epoch \d/);
+  assert.match(stderr, /resuming after epoch \d/);
+  let starts = 0;
+  for (const variant of ["none", "bnlab", "tfjs"]) {
+    const trial = JSON.parse(await Deno.readTextFile(`${two}/runs/${variant}-seed0/trial.json`));
+    starts += trial.starts.length;
+  }
+  assert.ok(starts > 3, `${starts} starts`);
+  assert.deepEqual(
+    withoutWall(await readCsv(`${two}/summary.csv`)),
+    withoutWall(await readCsv(`${one}/summary.csv`)),
+  );
+  assert.deepEqual(await readCsv(`${two}/history.csv`), await readCsv(`${one}/history.csv`));
+});
