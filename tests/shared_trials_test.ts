@@ -39,14 +39,17 @@ Deno.test("pickTrial takes the waiting trial with the most training left, the lo
   assert.equal(pickTrial([trials[0], trials[2]])?.index, 3);
 });
 
-Deno.test("handOverDue: only when a waiting trial is more than HAND_OVER_EPOCHS of its own epochs behind", () => {
+Deno.test("handOverDue: once fewer trials wait than there are workers, for one more than HAND_OVER_EPOCHS of its own epochs behind", () => {
   const own = { index: 0, epochCost: 2, epochsLeft: 5 }; // 10 left, 2 per epoch
   const behind = (left: number) => [{ index: 1, epochCost: 1, epochsLeft: left }];
-  assert.equal(handOverDue(own, []), false);
-  assert.equal(handOverDue(own, behind(10 + 2 * HAND_OVER_EPOCHS)), false);
-  assert.equal(handOverDue(own, behind(10 + 2 * HAND_OVER_EPOCHS + 1)), true);
+  assert.equal(handOverDue(own, [], 2), false);
+  assert.equal(handOverDue(own, behind(10 + 2 * HAND_OVER_EPOCHS), 2), false);
+  assert.equal(handOverDue(own, behind(10 + 2 * HAND_OVER_EPOCHS + 1), 2), true);
   // The furthest behind decides, whichever comes first.
-  assert.equal(handOverDue(own, [...behind(3), ...behind(40)]), true);
+  assert.equal(handOverDue(own, [...behind(3), ...behind(40)], 3), true);
+  // As many waiting as workers: each worker finds one when its trial ends; no hand-over.
+  assert.equal(handOverDue(own, [...behind(3), ...behind(40)], 2), false);
+  assert.equal(handOverDue(own, behind(40), 1), false);
 });
 
 Deno.test("runTrialPart: a trial handed over after every epoch ends with the numbers of one call", async () => {

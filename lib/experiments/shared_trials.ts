@@ -1,10 +1,10 @@
 /**
  * Worker processes that share a plan's trials instead of splitting them up front: each takes
- * the waiting trial with the most training left, and after each epoch hands its trial back
- * (checkpointed, unlocked) when a waiting one has fallen further behind. No core then sits idle
- * while a trial waits: with three trials on two workers, a static split runs two of them one
- * after the other beside the third, and one core idles once the third ends; shared, the three
- * finish together. A trial resumed from a checkpoint gives the numbers of one trained in a
+ * the waiting trial with the most training left, and, once fewer trials wait than there are
+ * workers, hands its trial back after an epoch (checkpointed, unlocked) when a waiting one has
+ * fallen further behind. No core then sits idle while a trial waits: with three trials on two
+ * workers, a static split runs two of them one after the other beside the third, and one core
+ * idles once the third ends; shared, the three finish together. A trial resumed from a checkpoint gives the numbers of one trained in a
  * single call (lib/experiments/trial.ts), so where an epoch runs changes no result.
  *
  * @module
@@ -63,22 +63,31 @@ export function pickTrial(waiting: readonly PoolTrial[]): PoolTrial | undefined 
 }
 
 /**
- * Whether a worker hands its trial over after an epoch: when the waiting trial with the most
- * training left has more than {@linkcode HAND_OVER_EPOCHS} of its own trial's epochs more.
+ * Whether a worker hands its trial over after an epoch: when fewer trials wait than there are
+ * workers (so that, without it, a worker would find none when its trial ends and idle while
+ * the waiting ones train one after another), and the waiting trial with the most training left
+ * has more than {@linkcode HAND_OVER_EPOCHS} of its own trial's epochs more. While at least as
+ * many trials wait as there are workers, each trial runs to its end in one sitting.
  *
  * @param own The worker's trial, after the epoch.
  * @param waiting The trials no worker trains, unfinished.
+ * @param workers The workers sharing the trials.
  * @returns True to stop the trial here and take the waiting one.
  *
  * @example
  * ```ts
  * import { handOverDue } from "./shared_trials.ts";
  * const own = { index: 1, epochCost: 1, epochsLeft: 10 };
- * console.log(handOverDue(own, [{ index: 2, epochCost: 1, epochsLeft: 12 }])); // false
- * console.log(handOverDue(own, [{ index: 2, epochCost: 1, epochsLeft: 13 }])); // true
+ * console.log(handOverDue(own, [{ index: 2, epochCost: 1, epochsLeft: 12 }], 2)); // false
+ * console.log(handOverDue(own, [{ index: 2, epochCost: 1, epochsLeft: 13 }], 2)); // true
  * ```
  */
-export function handOverDue(own: PoolTrial, waiting: readonly PoolTrial[]): boolean {
+export function handOverDue(
+  own: PoolTrial,
+  waiting: readonly PoolTrial[],
+  workers: number,
+): boolean {
+  if (waiting.length >= workers) return false;
   const behind = pickTrial(waiting);
   return behind !== undefined && _left(behind) > _left(own) + HAND_OVER_EPOCHS * own.epochCost;
 }
@@ -177,7 +186,8 @@ export async function runSharedTrials(
             epochCost: costs.get(index)!,
             epochsLeft: trial.config.epochs - epochsDone,
           };
-          const due = handOverDue(own, (await waiting()).filter((t) => t.index !== index));
+          const others = (await waiting()).filter((t) => t.index !== index);
+          const due = handOverDue(own, others, options.workers);
           if (due) handedOver = epochsDone;
           return due;
         },
