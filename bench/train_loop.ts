@@ -19,8 +19,9 @@
  *   interleaved with the others; absent where the products run on one thread anyway);
  *
  * and, over the variants, `report_preset_one_process` and `report_preset_two_processes`
- * (`projected_wall_time`, minutes: 20 epochs each, evaluation included; two processes run the
- * longest variant alone and the other two together, at the one-thread rates). The projection
+ * (`projected_wall_time`, minutes: 20 epochs each, evaluation included; two processes share the
+ * variants' epochs (lib/experiments/shared_trials.ts), so they take half the total at the
+ * one-thread rates, or the longest variant's time if that is more). The projection
  * leaves out what two processes cost each other (memory bandwidth, the shared cache):
  * `results/report-timed` measures the whole preset. {@linkcode trainLoopShareRows} adds each
  * variant's `fraction_of_matmul_limit` once the machine's product rate is known.
@@ -163,19 +164,14 @@ export async function benchTrainLoop(options: BenchTrainLoopOptions = {}): Promi
     run.model.dispose();
     run.optimizer.dispose();
   }
-  // Two `--workers` processes get one thread each: the longest variant alone, the other two
-  // one after the other in the second process.
+  // Two `--workers` processes get one thread each and share the variants' epochs: half the
+  // total, unless one variant alone takes longer.
   const perProcess = secondsOneThread.length === seconds.length ? secondsOneThread : seconds;
-  const sorted = [...perProcess].sort((a, b) => b - a);
   const total = seconds.reduce((a, b) => a + b, 0);
+  const shared = Math.max(...perProcess, perProcess.reduce((a, b) => a + b, 0) / 2);
   rows.push(
     row("report_preset_one_process", "projected_wall_time", total / 60, "min"),
-    row(
-      "report_preset_two_processes",
-      "projected_wall_time",
-      Math.max(sorted[0], sorted[1] + sorted[2]) / 60,
-      "min",
-    ),
+    row("report_preset_two_processes", "projected_wall_time", shared / 60, "min"),
   );
   tf.disposeVariables();
   return rows;
