@@ -287,9 +287,11 @@ async function trainLoopSection(context: SectionContext): Promise<string> {
     "training loop (`train`) and the evaluation after each epoch (`evaluate`), on MNIST's " +
     "images: the rate the train CLI reaches, where the rows above time the model's step alone. " +
     "`epoch_seconds` is a report epoch (60,000 images, then 10,000 evaluated) at those rates; " +
-    "the projected wall times add the preset's 20 epochs per variant, evaluation included " +
-    "(`_one_thread` rows: the products on one thread, as each of two `--workers` processes " +
-    "runs them).",
+    "the projected wall times add the preset's 20 epochs per variant, evaluation included: " +
+    "all of them for one process, and for two `--workers` processes, which share the " +
+    "variants' epochs, half of them at the `_one_thread` rates (the products on one thread, " +
+    "as each worker runs them), or the longest variant's if more. Neither counts what two " +
+    "processes cost each other (memory bandwidth, the shared cache).",
     _benchTable(rows),
   ];
   const timed = await _reportTimed(context);
