@@ -124,7 +124,7 @@ export function matmulLimit(rows: readonly BenchRow[], backend: string): BenchRo
  * Rows computed from the measured ones: achieved GFLOP/s of training, its share of the best
  * matrix-product GFLOP/s of the same backend, custom/tfjs samples/s ratios, and the projected
  * wall time of the `report` preset (three variants, 20 epochs of 60,000 images at batch 20,
- * evaluation left out) in one process and split over two.
+ * evaluation left out) in one process and shared by two.
  *
  * @param rows Rows of `benchTraining` and `benchMatMulLimit` from one run.
  * @returns The derived rows (`runs` is that of the rows they come from).

@@ -2,13 +2,16 @@
  * `deno task trial DIR --index I`: trains (or resumes) trial I of the plan in DIR
  * (`plan.json`); returns at once when it finished before. `--index 0,3,5` runs several in
  * turn; `--collect` rebuilds the outputs after every epoch and trial; `--quiet` prints only
- * epoch lines; `--share i/N` makes this process worker i of N that share the listed trials (the runner starts
- * its workers so): each takes the waiting trial with the most training left and hands its trial
- * back after an epoch when a waiting one has fallen behind (lib/experiments/shared_trials.ts;
- * the numbers do not change). `--share-cores` (given by the runner to its worker processes)
- * runs the matrix products on every core once the plan's other trials have ended (their
- * workers' cores are free; the floats do not change). Exit status 0 when every trial finished, 1 when one failed (its
- * `error.json` says why), 2 for bad arguments.
+ * epoch lines. `--share i/N` makes this process worker i of N that share the listed trials
+ * (the runner starts its workers so): each takes the waiting trial with the most training left
+ * and, in the last stretch, hands its trial back after an epoch when a waiting one has fallen
+ * behind (lib/experiments/shared_trials.ts; the numbers do not change); `--since MS` (ms since
+ * the epoch, the workers' common start) tells it which failures are this execution's. `--share-cores`
+ * (given by the runner to its worker processes) runs the matrix products on every core once the
+ * plan's other trials have ended (their workers' cores are free; the floats do not change).
+ * Exit status 0 when every trial this process took finished (with `--share`, trials other
+ * processes hold are left to them: the runner checks every trial at the end), 1 when one failed
+ * (its `error.json` says why), 2 for bad arguments.
  *
  * @module
  */
@@ -27,7 +30,8 @@ import { MAX_BLAS_THREADS } from "../lib/env.ts";
 import { ProgressBar } from "../lib/output/progress.ts";
 
 const USAGE =
-  "Usage: deno task trial DIR --index I[,J,...] [--share i/N] [--collect] [--quiet] [--share-cores]";
+  "Usage: deno task trial DIR --index I[,J,...] [--share i/N [--since MS]] [--collect] [--quiet] " +
+  "[--share-cores]";
 
 async function main(args: string[]): Promise<number> {
   args = [...args];
@@ -39,6 +43,7 @@ async function main(args: string[]): Promise<number> {
       collect: { type: "boolean" },
       quiet: { type: "boolean" },
       "share-cores": { type: "boolean" },
+      since: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: true,
@@ -86,6 +91,10 @@ async function main(args: string[]): Promise<number> {
       }
     }
   };
+  const since = values.since === undefined ? undefined : Number(values.since);
+  if (since !== undefined && !(Number.isInteger(since) && since >= 0)) {
+    throw new Error(`--since expects ms since the epoch, received ${JSON.stringify(values.since)}`);
+  }
   if (share) {
     const steps = new Map<string, number>();
     for (const index of indices) {
@@ -96,6 +105,7 @@ async function main(args: string[]): Promise<number> {
     return await runSharedTrials(dir, plan, indices, {
         worker: share.part,
         workers: share.of,
+        since,
         epochCost: (trial) =>
           (RELATIVE_STEP_COST[trial.config.variants[0]] ?? 1) * steps.get(trial.id)!,
         runOptions: (index) => ({ onEvent, afterEpoch: () => afterEpoch([index]) }),

@@ -10,6 +10,7 @@ import { readRunResult } from "../lib/experiments/results_dir.ts";
 import { prepareTrain, runExperiment, runLocal } from "../lib/experiments/runner.ts";
 import { acquireRunLock, runLockHeld } from "../lib/experiments/run_lock.ts";
 import {
+  failedSince,
   HAND_OVER_EPOCHS,
   handOverDue,
   pickTrial,
@@ -109,11 +110,77 @@ Deno.test("runSharedTrials: one worker runs the pool to the end; a trial another
   );
 });
 
+Deno.test("runSharedTrials: a trial that failed in this execution is not taken again, one that failed before is", async () => {
+  const config = resolveConfig("smoke", { ...TINY, variants: ["none", "bnlab"], epochs: 1 });
+  const dir = await Deno.makeTempDir({ prefix: "bnlab-failed-" });
+  const plan = await prepareTrain(config, dir);
+  const [none, bnlab] = plan.trials;
+  const since = Date.now();
+  const failAt = async (at: number) => {
+    await Deno.mkdir(`${dir}/${none.dir}`, { recursive: true });
+    const error = { message: "an earlier failure", at: new Date(at).toISOString() };
+    await Deno.writeTextFile(`${dir}/${none.dir}/error.json`, JSON.stringify(error));
+  };
+  const pool = [none.index, bnlab.index];
+  const options = { worker: 0, workers: 2, epochCost: () => 1, since };
+  await failAt(since + 1); // failed in this execution, in another worker
+  assert.equal(await failedSince(`${dir}/${none.dir}`, since), true);
+  assert.equal(await runSharedTrials(dir, plan, pool, options), 0);
+  assert.equal(await readRunResult(`${dir}/${none.dir}`), undefined);
+  assert.ok(await readRunResult(`${dir}/${bnlab.dir}`));
+  await failAt(since - 60000); // failed in an earlier execution: retried, and its error cleared
+  assert.equal(await failedSince(`${dir}/${none.dir}`, since), false);
+  assert.equal(await runSharedTrials(dir, plan, pool, options), 0);
+  assert.ok(await readRunResult(`${dir}/${none.dir}`));
+  assert.equal(await failedSince(`${dir}/${none.dir}`, 0), false);
+});
+
+Deno.test("runSharedTrials: a trial whose checkpoint cannot be read fails alone; the others train", async () => {
+  const config = resolveConfig("smoke", { ...TINY, variants: ["none", "bnlab"], epochs: 2 });
+  const dir = await Deno.makeTempDir({ prefix: "bnlab-corrupt-" });
+  const plan = await prepareTrain(config, dir);
+  const [none, bnlab] = plan.trials;
+  await Deno.mkdir(`${dir}/${none.dir}/checkpoint`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/${none.dir}/checkpoint/checkpoint.json`, "{ not json");
+  const failures: string[] = [];
+  const failed = await runSharedTrials(dir, plan, [none.index, bnlab.index], {
+    worker: 0,
+    workers: 1,
+    epochCost: () => 1,
+    onFailure: (trial, error) => failures.push(`${trial.id}: ${error.message}`),
+  });
+  assert.equal(failed, 1);
+  assert.equal(failures.length, 1);
+  assert.match(failures[0], /^none-seed0: .*checkpoint\.json/);
+  assert.ok(await readRunResult(`${dir}/${bnlab.dir}`));
+});
+
+Deno.test("runLocal with workers names a trial that failed in one of them, with its message and error.json", async () => {
+  const config = resolveConfig("smoke", { ...TINY, variants: ["none", "bnlab"], epochs: 1 });
+  const dir = await Deno.makeTempDir({ prefix: "bnlab-fails-" });
+  const plan = await prepareTrain(config, dir);
+  const [none] = plan.trials;
+  // A trial.json from another config: the trial refuses to resume under this one.
+  await Deno.mkdir(`${dir}/${none.dir}`, { recursive: true });
+  const other = { id: none.id, config: { ...none.config, lr: 0.5 }, starts: [] };
+  await Deno.writeTextFile(`${dir}/${none.dir}/trial.json`, JSON.stringify(other));
+  await assert.rejects(
+    () => runLocal(dir, plan, { workers: 2 }),
+    /^Error: a trial failed; .*none-seed0: .*trained with another config.*\(.*none-seed0\/error\.json\)$/s,
+  );
+  assert.ok(await readRunResult(`${dir}/${plan.trials[1].dir}`));
+});
+
 Deno.test("runLocal with workers names a trial the workers could not take: unfinished, held by another process", async () => {
   const config = resolveConfig("smoke", { ...TINY, variants: ["none", "bnlab"], epochs: 1 });
   const dir = await Deno.makeTempDir({ prefix: "bnlab-held-" });
   const plan = await prepareTrain(config, dir);
-  const held = await acquireRunLock(`${dir}/${plan.trials[1].dir}`);
+  const bnlabDir = `${dir}/${plan.trials[1].dir}`;
+  // An error left by an earlier execution does not account for it.
+  await Deno.mkdir(bnlabDir, { recursive: true });
+  const stale = { message: "an earlier failure", at: new Date(Date.now() - 60000).toISOString() };
+  await Deno.writeTextFile(`${bnlabDir}/error.json`, JSON.stringify(stale));
+  const held = await acquireRunLock(bnlabDir);
   try {
     await assert.rejects(
       () => runLocal(dir, plan, { workers: 2 }),
@@ -123,6 +190,12 @@ Deno.test("runLocal with workers names a trial the workers could not take: unfin
   } finally {
     await held.release();
   }
+  // The sitting is recorded on the start its prepare added: its time, workers and trials.
+  const record = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+  assert.equal(record.starts.length, 1);
+  assert.ok(record.starts[0].seconds > 0);
+  assert.equal(record.starts[0].workers, 2);
+  assert.equal(record.starts[0].trials, 2);
 });
 
 Deno.test("--workers 2 shares three trials between two processes, hands them over, and gives the numbers of one", async () => {

@@ -99,12 +99,15 @@ export interface ExperimentStart {
   /** The backend it ran on (with the BLAS library, for wasm). */
   backend?: BackendInfo;
   /**
-   * Wall time of its local execution, in seconds: the trials (on every worker), their
-   * processes' start-up and the outputs; absent until it ends, and for Slurm.
+   * Wall time of its local execution, in seconds: its trials (on every worker), their
+   * processes' start-up and the outputs rebuilt after each epoch; absent until it ends, and for
+   * Slurm.
    */
   seconds?: number;
   /** The worker processes of that execution. */
   workers?: number;
+  /** The trials that execution ran (those not finished before it). */
+  trials?: number;
 }
 
 /** The contents of `config.json`. */

@@ -17,7 +17,7 @@
 import { initBackend } from "../backend.ts";
 import { datasetCount, loadDataset } from "../data/mnist.ts";
 import type { Normalization } from "../norms/normalization.ts";
-import { writeJsonAtomic } from "../output/atomic.ts";
+import { withFileLock, writeJsonAtomic } from "../output/atomic.ts";
 import { collect } from "./collect.ts";
 import {
   configDifferences,
@@ -32,7 +32,6 @@ import { provenance } from "./provenance.ts";
 import {
   type ExperimentRecord,
   type ExperimentStart,
-  pathExists,
   readJsonFile,
   readRunResult,
   type RunResult,
@@ -95,12 +94,12 @@ export interface RunExperimentOptions {
  */
 export const RELATIVE_STEP_COST: Readonly<Record<Normalization, number>> = Object.freeze({
   none: 1,
-  bnlab: 1.2,
-  tfjs: 1.5,
-  group: 1.2,
-  layer: 1.2,
-  renorm: 1.2,
-  ghost: 1.2,
+  bnlab: 1.3,
+  tfjs: 1.55,
+  group: 1.3,
+  layer: 1.3,
+  renorm: 1.3,
+  ghost: 1.3,
 });
 
 /**
@@ -275,8 +274,9 @@ export async function prepareTrain(
     ...(previous?.provenanceNote ? { provenanceNote: previous.provenanceNote } : {}),
   };
   await Deno.mkdir(out, { recursive: true });
-  await writeJsonAtomic(path, record);
+  await _writeRecord(path, record, start);
   await writePlan(out, plan);
+  _planStarts.set(plan, start.at);
   return plan;
 }
 
@@ -371,8 +371,9 @@ export async function prepareSweep(
     ...(previous?.provenanceNote ? { provenanceNote: previous.provenanceNote } : {}),
   };
   await Deno.mkdir(out, { recursive: true });
-  await writeJsonAtomic(path, record);
+  await _writeRecord(path, record, start);
   await writePlan(out, plan);
+  _planStarts.set(plan, start.at);
   return plan;
 }
 
@@ -497,6 +498,7 @@ export async function runLocal(
   options: RunLocalOptions = {},
 ): Promise<void> {
   const started = performance.now();
+  const since = Date.now();
   const pending: Plan["trials"] = [];
   for (const trial of plan.trials) {
     if (options.only && !options.only.has(trial.id)) continue;
@@ -515,7 +517,9 @@ export async function runLocal(
       );
     }
     // The workers share the trials (lib/experiments/shared_trials.ts): each takes the one
-    // with the most training left, and hands it back between epochs when another falls behind.
+    // with the most training left, and in the last stretch hands it back between epochs when
+    // another falls behind.
+    let workersFailed: string | undefined;
     try {
       await runWorkers({
         script: new URL("../../scripts/trial.ts", import.meta.url),
@@ -527,16 +531,30 @@ export async function runLocal(
           pending.map((t) => t.index).join(","),
           ...(workersShareCores() ? ["--share-cores"] : []),
         ],
-        argsFor: (i) => ["--share", `${i}/${workers}`],
+        argsFor: (i) => ["--share", `${i}/${workers}`, "--since", String(since)],
         workers,
         onLine: options.onLine,
       });
     } catch (error) {
-      failures.push((error as Error).message);
+      workersFailed = (error as Error).message;
     }
+    // Every trial the workers were given: finished, failed in this execution (its error.json
+    // written since), or left unfinished (held by another process, or its worker died).
     for (const trial of pending) {
       const dir = `${expDir}/${trial.dir}`;
-      if (await readRunResult(dir) || await pathExists(`${dir}/${ERROR_FILE}`)) continue;
+      try {
+        if (await readRunResult(dir)) continue;
+      } catch (error) {
+        failures.push(`${trial.id}: ${(error as Error).message}`);
+        continue;
+      }
+      const error = await readJsonFile<{ message?: string; at?: string }>(
+        `${dir}/${ERROR_FILE}`,
+      ).catch(() => undefined);
+      if (error?.at !== undefined && Date.parse(error.at) >= since) {
+        failures.push(`${trial.id}: ${error.message} (${dir}/${ERROR_FILE})`);
+        continue;
+      }
       const owner = await readRunLock(dir);
       failures.push(
         `${trial.id}: unfinished${
@@ -544,6 +562,7 @@ export async function runLocal(
         }`,
       );
     }
+    if (workersFailed !== undefined && failures.length === 0) failures.push(workersFailed);
   } else {
     const writeOutputs = options.writeOutputs ?? true;
     for (const trial of pending) {
@@ -563,7 +582,9 @@ export async function runLocal(
     }
   }
   await collect(expDir);
-  if (pending.length) await _recordSitting(expDir, plan, workers, started);
+  if (pending.length) {
+    await _recordSitting(expDir, plan, { workers, trials: pending.length, started });
+  }
   if (failures.length) {
     throw new Error(
       `${failures.length === 1 ? "a trial" : "trials"} failed; the others finished and ` +
@@ -572,19 +593,51 @@ export async function runLocal(
   }
 }
 
+/** The start each plan prepared in this process added to its record (its `at`). */
+const _planStarts = new WeakMap<Plan, string>();
+
+/** Options of the record files' lock: a few file operations, never held long. */
+const _RECORD_LOCK = { timeoutMs: 10000, staleMs: 5000 };
+
 /**
- * Notes on the record's last start (`config.json`, or `sweep.json` for a sweep: the start its
- * `prepare` added) how long this local execution took, from the first trial to the last
- * output, and on how many worker processes.
+ * Writes an experiment's or a sweep's record with `start` appended to the starts on disk
+ * (under the record's lock, so that processes preparing the same directory keep each other's).
  */
-async function _recordSitting(expDir: string, plan: Plan, workers: number, started: number) {
+async function _writeRecord(
+  path: string,
+  record: { starts?: ExperimentStart[] },
+  start: ExperimentStart,
+): Promise<void> {
+  await withFileLock(path, async () => {
+    const current = await readJsonFile<{ starts?: ExperimentStart[] }>(path);
+    const starts = current?.starts ?? record.starts?.slice(0, -1) ?? [];
+    await writeJsonAtomic(path, { ...record, starts: [...starts, start] });
+  }, _RECORD_LOCK);
+}
+
+/**
+ * Notes on the start `plan`'s prepare added to its record (`config.json`, or `sweep.json` for
+ * a sweep) how long this local execution took (its trials, with their workers' start-up and
+ * the outputs rebuilt after each epoch), on how many worker processes, and how many trials it
+ * ran; nothing for a plan not prepared in this process.
+ */
+async function _recordSitting(
+  expDir: string,
+  plan: Plan,
+  sitting: { workers: number; trials: number; started: number },
+) {
+  const at = _planStarts.get(plan);
+  if (at === undefined) return;
   const path = `${expDir}/${plan.kind === "sweep" ? "sweep.json" : "config.json"}`;
-  const record = await readJsonFile<{ starts?: ExperimentStart[] }>(path);
-  const last = record?.starts?.at(-1);
-  if (!record || !last) return;
-  last.seconds = Math.round((performance.now() - started) / 10) / 100;
-  last.workers = workers;
-  await writeJsonAtomic(path, record);
+  await withFileLock(path, async () => {
+    const record = await readJsonFile<{ starts?: ExperimentStart[] }>(path);
+    const start = record?.starts?.find((s) => s.at === at);
+    if (!record || !start) return;
+    start.seconds = Math.round((performance.now() - sitting.started) / 10) / 100;
+    start.workers = sitting.workers;
+    start.trials = sitting.trials;
+    await writeJsonAtomic(path, record);
+  }, _RECORD_LOCK);
 }
 
 /** Options of {@linkcode executePlan}. */

@@ -1,16 +1,16 @@
 /**
- * Worker processes that share a plan's trials instead of splitting them up front: each takes
- * the waiting trial with the most training left, and, once fewer trials wait than there are
- * workers, hands its trial back after an epoch (checkpointed, unlocked) when a waiting one has
- * fallen further behind. No core then sits idle while a trial waits: with three trials on two
- * workers, a static split runs two of them one after the other beside the third, and one core
- * idles once the third ends; shared, the three finish together. A trial resumed from a checkpoint gives the numbers of one trained in a
- * single call (lib/experiments/trial.ts), so where an epoch runs changes no result.
+ * Worker processes that share a plan's trials: each takes the waiting trial with the most
+ * training left, and, once fewer trials wait than there are workers, hands its trial back
+ * after an epoch (checkpointed, unlocked) when a waiting one has fallen more than
+ * {@linkcode HAND_OVER_EPOCHS} of its epochs behind. With three trials on two workers, none
+ * waits for a core through the last of the others' epochs: the three end within about that
+ * many epochs of each other. A trial resumed from a checkpoint gives the numbers of one trained
+ * in a single call (lib/experiments/trial.ts), so where an epoch runs changes no result.
  *
  * @module
  */
 import type { Plan, PlanTrial } from "./plan.ts";
-import { readRunRecords, readRunResult } from "./results_dir.ts";
+import { readJsonFile, readRunRecords, readRunResult } from "./results_dir.ts";
 import { RunLockedError, runLockHeld } from "./run_lock.ts";
 import { ERROR_FILE, type RunTrialOptions, runTrialPart } from "./trial.ts";
 import { assignParts } from "./workers.ts";
@@ -106,6 +106,11 @@ export interface RunSharedTrialsOptions {
   onHandOver?: (trial: PlanTrial, epochsDone: number) => void;
   /** Told when a trial fails here (its `error.json` says why). */
   onFailure?: (trial: PlanTrial, error: Error) => void;
+  /**
+   * When the workers' execution started (ms since the epoch): a trial whose `error.json` was
+   * written since failed in this execution and is not taken again. @default {now}
+   */
+  since?: number;
 }
 
 /**
@@ -150,7 +155,7 @@ export async function runSharedTrials(
       );
     }
   }
-  const started = Date.now();
+  const since = options.since ?? Date.now();
   const failedHere = new Set<number>();
   const costs = new Map(pool.map((i) => [i, options.epochCost(plan.trials[i])]));
   // The pool's unfinished trials, and which of them no process holds.
@@ -159,12 +164,18 @@ export async function runSharedTrials(
     const waiting: PoolTrial[] = [];
     for (const index of pool) {
       const dir = `${expDir}/${plan.trials[index].dir}`;
-      if (failedHere.has(index) || await _failedSince(dir, started)) continue;
-      if (await readRunResult(dir)) continue;
-      const epochsLeft = plan.trials[index].config.epochs - (await readRunRecords(dir)).length;
+      if (failedHere.has(index)) continue;
+      let epochsLeft = plan.trials[index].config.epochs;
+      try {
+        if (await failedSince(dir, since) || await readRunResult(dir)) continue;
+        epochsLeft -= (await readRunRecords(dir)).length;
+      } catch {
+        // A file that cannot be read: the trial stays in the pool, and the worker that takes
+        // it fails it with the reason, leaving the other trials to train.
+      }
       const trial = { index, epochCost: costs.get(index)!, epochsLeft };
       unfinished.push(trial);
-      if (!(await runLockHeld(dir))) waiting.push(trial);
+      if (!(await runLockHeld(dir).catch(() => false))) waiting.push(trial);
     }
     return { unfinished, waiting };
   };
@@ -222,12 +233,20 @@ function _firstTrial(
   return mine && waiting.includes(mine) ? mine.index : pickTrial(waiting)?.index;
 }
 
-/** Whether the run failed in a process started at `since` or later (its `error.json` since). */
-async function _failedSince(dir: string, since: number): Promise<boolean> {
-  try {
-    const { mtime } = await Deno.stat(`${dir}/${ERROR_FILE}`);
-    return mtime !== null && mtime.getTime() >= since;
-  } catch {
-    return false;
-  }
+/**
+ * Whether a trial failed at `since` or later: its `error.json` records the time it was written.
+ *
+ * @param dir The trial's directory.
+ * @param since Time (ms since the epoch).
+ * @returns True when the trial's last failure is that recent.
+ *
+ * @example
+ * ```ts
+ * import { failedSince } from "./shared_trials.ts";
+ * console.log(await failedSince(await Deno.makeTempDir(), 0)); // false
+ * ```
+ */
+export async function failedSince(dir: string, since: number): Promise<boolean> {
+  const error = await readJsonFile<{ at?: string }>(`${dir}/${ERROR_FILE}`);
+  return error?.at !== undefined && Date.parse(error.at) >= since;
 }

@@ -1,6 +1,7 @@
 /**
- * Parallel worker processes: the same script started N times with `--part i/N`, each running
- * its share of the runs. Processes rather than threads, because tfjs-wasm runs one thread per
+ * Parallel worker processes: the same script started N times, each told its index (by
+ * `--part i/N`, or the arguments the caller gives each: the runner's workers get `--share i/N`
+ * and share the trials, lib/experiments/shared_trials.ts). Processes rather than threads, because tfjs-wasm runs one thread per
  * process in Deno and independent trials scale across cores this way.
  *
  * @module
@@ -60,10 +61,11 @@ export function takePartFlag(
 /**
  * Splits jobs over `of` workers so that the busiest one has as little to do as the rule
  * "longest job first, to the least loaded worker" (LPT) makes it: with LeNet's three variants
- * on two workers, tfjs's BN (the slowest) runs alone and the other two share a process,
- * instead of index-by-index (none and tfjs together, the longest pair). Deterministic: ties
- * go to the lower job index and the lower worker index, so every worker computes the same
- * split.
+ * on two workers, tfjs's BN (the slowest) goes to one and the other two to the other, instead
+ * of index-by-index (none and tfjs together, the longest pair). Workers that share trials
+ * take their first one from this split, so that workers starting together reach for different
+ * trials. Deterministic: ties go to the lower job index and the lower worker index, so every
+ * worker computes the same split.
  *
  * @param costs Estimated cost of each job (any positive unit).
  * @param of Number of workers, at least 1.
@@ -74,8 +76,8 @@ export function takePartFlag(
  * import assert from "node:assert/strict";
  * import { assignParts } from "./workers.ts";
  *
- * // none, custom, tfjs: relative step costs
- * assert.deepEqual(assignParts([1, 1.6, 1.8], 2), [1, 1, 0]);
+ * // none, bnlab, tfjs: relative step costs
+ * assert.deepEqual(assignParts([1, 1.3, 1.55], 2), [1, 1, 0]);
  * ```
  */
 export function assignParts(costs: readonly number[], of: number): number[] {

@@ -320,7 +320,7 @@ interface _ReportRun {
 
 /**
  * The committed `results/report-timed` run (`summary.csv`, and the wall time and workers its
- * `config.json` records); undefined without the run or without its wall time.
+ * `config.json` records); undefined without the run, or unless one sitting ran all its trials.
  */
 async function _reportRun(context: SectionContext): Promise<_ReportRun | undefined> {
   if (!(await context.exists(`${_REPORT_TIMED}/summary.csv`))) return undefined;
@@ -328,11 +328,20 @@ async function _reportRun(context: SectionContext): Promise<_ReportRun | undefin
   const variants = summary.map((r) => String(r.variant) as Normalization);
   const walls = summary.map((r) => Number(r.wall_seconds));
   if (variants.length === 0 || walls.some((w) => !Number.isFinite(w))) return undefined;
-  const record = await context.json<
-    { starts?: { seconds?: number; workers?: number; provenance?: { gitCommit?: string } }[] }
-  >(`${_REPORT_TIMED}/config.json`);
+  const record = await context.json<{
+    starts?: {
+      seconds?: number;
+      workers?: number;
+      trials?: number;
+      provenance?: { gitCommit?: string };
+    }[];
+  }>(`${_REPORT_TIMED}/config.json`);
   const last = record.starts?.at(-1);
   if (!(last?.seconds && last.seconds > 0) || !last.workers) return undefined;
+  // One start: one sitting ran every trial (a resume adds a start).
+  if (record.starts?.length !== 1 || (last.trials ?? summary.length) !== summary.length) {
+    return undefined;
+  }
   const commit = last.provenance?.gitCommit?.slice(0, 7) ?? "unknown";
   return { summary, variants, walls, seconds: last.seconds, workers: last.workers, commit };
 }
@@ -345,8 +354,9 @@ async function _reportTimed(context: SectionContext): Promise<string | undefined
   const minutes = `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
   const trials = variants.map((v, i) => `${v} ${walls[i].toFixed(0)} s`);
   return `Measured: the whole preset with \`--workers ${workers}\` (\`${_REPORT_TIMED}\`, commit ` +
-    `\`${commit}\`) took ${minutes} from its first trial to its last output (the workers' ` +
-    `start-up, training, evaluation, checkpoints and outputs), against the target's ` +
+    `\`${commit}\`) took ${minutes} from its first trial to the end of its last (the workers' ` +
+    `start-up, training, evaluation, checkpoints and the outputs rebuilt after each epoch), ` +
+    `against the target's ` +
     `${_REPORT_TARGET_SECONDS / 60} minutes. Its trials trained for ${trials.join(", ")}, ` +
     `shared between the ${workers} processes.`;
 }
