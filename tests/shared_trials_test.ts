@@ -1,7 +1,7 @@
 /**
  * Worker processes that share a plan's trials (lib/experiments/shared_trials.ts): which trial
- * a worker takes and when it hands one over, a trial run in parts, and `deno task train
- * --workers 2` with hand-overs giving the numbers of one process.
+ * a worker takes and when it hands one over, a trial run in parts, failures and trials held
+ * elsewhere. `deno task train --workers 2` with hand-overs: tests/train_cli_test.ts.
  */
 import assert from "node:assert/strict";
 import { collect } from "../lib/experiments/collect.ts";
@@ -24,9 +24,6 @@ const TINY: Partial<ExperimentConfig> = {
   testLimit: 100,
   logEvery: 5,
 };
-
-const withoutWall = (rows: Record<string, unknown>[]) =>
-  rows.map(({ wall_seconds: _, ...rest }) => rest);
 
 Deno.test("pickTrial takes the waiting trial with the most training left, the lower index on a tie", () => {
   assert.equal(pickTrial([]), undefined);
@@ -196,52 +193,4 @@ Deno.test("runLocal with workers names a trial the workers could not take: unfin
   assert.ok(record.starts[0].seconds > 0);
   assert.equal(record.starts[0].workers, 2);
   assert.equal(record.starts[0].trials, 2);
-});
-
-Deno.test("--workers 2 shares three trials between two processes, hands them over, and gives the numbers of one", async () => {
-  const args = [
-    "--preset",
-    "smoke",
-    "--variants",
-    "none,bnlab,tfjs",
-    "--limit",
-    "240",
-    "--test-limit",
-    "100",
-    "--epochs",
-    "6",
-    "--log-every",
-    "4",
-    "--quiet",
-  ];
-  const script = new URL("../scripts/train.ts", import.meta.url).pathname;
-  const train = async (out: string, workers: string) => {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", script, ...args, "--out", out, "--workers", workers],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(output.stderr);
-    assert.equal(output.code, 0, stderr);
-    return stderr;
-  };
-  const one = await Deno.makeTempDir({ prefix: "bnlab-one-" });
-  const two = await Deno.makeTempDir({ prefix: "bnlab-two-" });
-  await train(one, "1");
-  const stderr = await train(two, "2");
-  // Six epochs of three trials on two workers: one of the first two is handed over for the
-  // third, which waits with all of its training left.
-  assert.match(stderr, /handed over after epoch \d/);
-  assert.match(stderr, /resuming after epoch \d/);
-  let starts = 0;
-  for (const variant of ["none", "bnlab", "tfjs"]) {
-    const trial = JSON.parse(await Deno.readTextFile(`${two}/runs/${variant}-seed0/trial.json`));
-    starts += trial.starts.length;
-  }
-  assert.ok(starts > 3, `${starts} starts`);
-  assert.deepEqual(
-    withoutWall(await readCsv(`${two}/summary.csv`)),
-    withoutWall(await readCsv(`${one}/summary.csv`)),
-  );
-  assert.deepEqual(await readCsv(`${two}/history.csv`), await readCsv(`${one}/history.csv`));
 });

@@ -179,3 +179,28 @@ Deno.test("--workers 2 runs the variants in two processes with exactly the same 
     deterministic(await readCsv(`${uninterrupted}/summary.csv`)),
   );
 });
+
+Deno.test("--workers 2 shares three trials between two processes, hands them over, and gives the numbers of one", async () => {
+  const sixEpochs = SMALL.map((arg, i) => SMALL[i - 1] === "--epochs" ? "6" : arg);
+  const one = await Deno.makeTempDir({ prefix: "bnlab-one-" });
+  const two = await Deno.makeTempDir({ prefix: "bnlab-two-" });
+  const alone = await run([...sixEpochs, "--out", one, "--workers", "1"]);
+  assert.equal(alone.code, 0, alone.stderr);
+  const { code, stderr } = await run([...sixEpochs, "--out", two, "--workers", "2"]);
+  assert.equal(code, 0, stderr);
+  // Six epochs of three trials on two workers: one of the first two is handed over for the
+  // third, which waits with all of its training left (lib/experiments/shared_trials.ts).
+  assert.match(stderr, /handed over after epoch \d/);
+  assert.match(stderr, /resuming after epoch \d/);
+  let starts = 0;
+  for (const variant of ["none", "bnlab", "tfjs"]) {
+    const trial = JSON.parse(await Deno.readTextFile(`${two}/runs/${variant}-seed0/trial.json`));
+    starts += trial.starts.length;
+  }
+  assert.ok(starts > 3, `${starts} starts`);
+  assert.deepEqual(
+    deterministic(await readCsv(`${two}/summary.csv`)),
+    deterministic(await readCsv(`${one}/summary.csv`)),
+  );
+  assert.deepEqual(await readCsv(`${two}/history.csv`), await readCsv(`${one}/history.csv`));
+});
