@@ -10,6 +10,7 @@ import { readRunResult } from "../lib/experiments/results_dir.ts";
 import { prepareTrain, runExperiment, runLocal } from "../lib/experiments/runner.ts";
 import { acquireRunLock, runLockHeld } from "../lib/experiments/run_lock.ts";
 import {
+  epochCosts,
   failedSince,
   HAND_OVER_EPOCHS,
   handOverDue,
@@ -35,6 +36,30 @@ Deno.test("pickTrial takes the waiting trial with the most training left, the lo
   assert.equal(pickTrial(trials)?.index, 1); // 12 = 12 > 10: the lower index
   assert.equal(pickTrial(trials.slice(0, 1))?.index, 3);
   assert.equal(pickTrial([trials[0], trials[2]])?.index, 3);
+});
+
+Deno.test("epochCosts: timed trials cost their seconds; untimed ones their estimate at the timed ones' median rate", () => {
+  assert.deepEqual(epochCosts([]), []);
+  assert.deepEqual(epochCosts([{ estimate: 2 }, { estimate: 3 }]), [2, 3]);
+  assert.deepEqual(epochCosts([{ estimate: 2, measured: 30 }, { estimate: 3 }]), [30, 45]);
+  // Ratios 10, 20 and 40: the median, 20, prices the untimed trial.
+  assert.deepEqual(
+    epochCosts([
+      { estimate: 1, measured: 10 },
+      { estimate: 1, measured: 40 },
+      { estimate: 2 },
+      { estimate: 1, measured: 20 },
+    ]),
+    [10, 40, 40, 20],
+  );
+  // An even count: the mean of the middle two (15). A measurement of 0 or NaN is no timing.
+  assert.deepEqual(
+    epochCosts([{ estimate: 1, measured: 10 }, { estimate: 1, measured: 20 }, {
+      estimate: 1,
+      measured: NaN,
+    }]),
+    [10, 20, 15],
+  );
 });
 
 Deno.test("handOverDue: once fewer trials wait than there are workers, for one more than HAND_OVER_EPOCHS of its own epochs behind", () => {

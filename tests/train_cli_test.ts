@@ -168,10 +168,11 @@ Deno.test("--workers 2 runs the variants in two processes with exactly the same 
   const { code, stderr } = await run([...SMALL, "--out", out, "--workers", "2"]);
   assert.equal(code, 0, stderr);
   assert.match(stderr, /\[worker 1\]/);
-  // Each trial records the process that trained it beside its result.
+  // Each trial records the processes that trained it beside its result (more than one where
+  // a trial was handed over between the workers).
   for (const variant of ["none", "bnlab", "tfjs"]) {
     const trial = JSON.parse(await Deno.readTextFile(`${out}/runs/${variant}-seed0/trial.json`));
-    assert.equal(trial.starts.length, 1);
+    assert.ok(trial.starts.length >= 1);
     assert.deepEqual(trial.config.variants, [variant]);
   }
   assert.deepEqual(

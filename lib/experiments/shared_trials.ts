@@ -92,13 +92,48 @@ export function handOverDue(
   return behind !== undefined && _left(behind) > _left(own) + HAND_OVER_EPOCHS * own.epochCost;
 }
 
+/**
+ * The cost of an epoch of each trial of a pool, from estimates and, where a trial has trained
+ * epochs, their measured seconds: a timed trial costs what its epochs took on average, and an
+ * untimed one its estimate scaled by the median ratio of measured to estimated seconds over the
+ * timed ones (the estimates as they are while none is timed). Estimates in any unit, such as a
+ * relative step cost × steps per epoch, then come out in seconds, comparable with the measured
+ * ones; an estimate off by a factor for a model or batch size it does not know is corrected by
+ * that trial's first epoch.
+ *
+ * @param trials Each trial's estimate (positive) and its measured seconds per epoch, if any.
+ * @returns Each trial's cost of an epoch.
+ *
+ * @example
+ * ```ts
+ * import { epochCosts } from "./shared_trials.ts";
+ * // Timed at 30 s an epoch against an estimate of 2; the other, untimed, estimated at 3.
+ * console.log(epochCosts([{ estimate: 2, measured: 30 }, { estimate: 3 }])); // [ 30, 45 ]
+ * ```
+ */
+export function epochCosts(
+  trials: readonly { estimate: number; measured?: number }[],
+): number[] {
+  const timed = (t: { measured?: number }) => t.measured !== undefined && t.measured > 0;
+  const ratios = trials.filter(timed).map((t) => t.measured! / t.estimate).sort((a, b) => a - b);
+  if (ratios.length === 0) return trials.map((t) => t.estimate);
+  const middle = ratios.length / 2;
+  const scale = ratios.length % 2
+    ? ratios[Math.floor(middle)]
+    : (ratios[middle - 1] + ratios[middle]) / 2;
+  return trials.map((t) => timed(t) ? t.measured! : t.estimate * scale);
+}
+
 /** Options of {@linkcode runSharedTrials}. */
 export interface RunSharedTrialsOptions {
   /** This worker's index, from 0; its first trial is the longest of its LPT share. */
   worker: number;
   /** Number of workers sharing the pool. */
   workers: number;
-  /** Estimated cost of one epoch of a trial (e.g. a relative step cost × steps per epoch). */
+  /**
+   * Estimated cost of one epoch of a trial (e.g. a relative step cost × steps per epoch), for
+   * trials not yet timed ({@linkcode epochCosts}).
+   */
   epochCost: (trial: PlanTrial) => number;
   /** The options of each part run ({@linkcode runTrialPart}), by trial index. */
   runOptions?: (index: number) => RunTrialOptions;
@@ -157,27 +192,37 @@ export async function runSharedTrials(
   }
   const since = options.since ?? Date.now();
   const failedHere = new Set<number>();
-  const costs = new Map(pool.map((i) => [i, options.epochCost(plan.trials[i])]));
-  // The pool's unfinished trials, and which of them no process holds.
+  const estimates = new Map(pool.map((i) => [i, options.epochCost(plan.trials[i])]));
+  // The pool's unfinished trials with what an epoch of each costs, and which of them no
+  // process holds.
   const look = async (): Promise<{ unfinished: PoolTrial[]; waiting: PoolTrial[] }> => {
-    const unfinished: PoolTrial[] = [];
-    const waiting: PoolTrial[] = [];
+    const found: { index: number; epochsLeft: number; measured?: number; held: boolean }[] = [];
     for (const index of pool) {
       const dir = `${expDir}/${plan.trials[index].dir}`;
       if (failedHere.has(index)) continue;
       let epochsLeft = plan.trials[index].config.epochs;
+      let measured: number | undefined;
       try {
         if (await failedSince(dir, since) || await readRunResult(dir)) continue;
-        epochsLeft -= (await readRunRecords(dir)).length;
+        const records = await readRunRecords(dir);
+        epochsLeft -= records.length;
+        if (records.length) measured = records.reduce((t, r) => t + r.seconds, 0) / records.length;
       } catch {
         // A file that cannot be read: the trial stays in the pool, and the worker that takes
         // it fails it with the reason, leaving the other trials to train.
       }
-      const trial = { index, epochCost: costs.get(index)!, epochsLeft };
-      unfinished.push(trial);
-      if (!(await runLockHeld(dir).catch(() => false))) waiting.push(trial);
+      const held = await runLockHeld(dir).catch(() => false);
+      found.push({ index, epochsLeft, measured, held });
     }
-    return { unfinished, waiting };
+    const costs = epochCosts(
+      found.map((t) => ({ estimate: estimates.get(t.index)!, measured: t.measured })),
+    );
+    const unfinished = found.map((t, i) => ({
+      index: t.index,
+      epochCost: costs[i],
+      epochsLeft: t.epochsLeft,
+    }));
+    return { unfinished, waiting: unfinished.filter((_, i) => !found[i].held) };
   };
   const waiting = async () => (await look()).waiting;
 
@@ -192,12 +237,14 @@ export async function runSharedTrials(
         ...options.runOptions?.(index),
         plan,
         handOver: async (epochsDone) => {
+          const { unfinished, waiting } = await look();
           const own = {
             index,
-            epochCost: costs.get(index)!,
+            epochCost: unfinished.find((t) => t.index === index)?.epochCost ??
+              estimates.get(index)!,
             epochsLeft: trial.config.epochs - epochsDone,
           };
-          const others = (await waiting()).filter((t) => t.index !== index);
+          const others = waiting.filter((t) => t.index !== index);
           const due = handOverDue(own, others, options.workers);
           if (due) handedOver = epochsDone;
           return due;
