@@ -37,6 +37,7 @@ import {
   type RunResult,
 } from "./results_dir.ts";
 import { readRunLock } from "./run_lock.ts";
+import { failureSince } from "./shared_trials.ts";
 import {
   type SweepDefinition,
   type SweepOutputs,
@@ -548,10 +549,8 @@ export async function runLocal(
         failures.push(`${trial.id}: ${(error as Error).message}`);
         continue;
       }
-      const error = await readJsonFile<{ message?: string; at?: string }>(
-        `${dir}/${ERROR_FILE}`,
-      ).catch(() => undefined);
-      if (error?.at !== undefined && Date.parse(error.at) >= since) {
+      const error = await failureSince(dir, since).catch(() => undefined);
+      if (error) {
         failures.push(`${trial.id}: ${error.message} (${dir}/${ERROR_FILE})`);
         continue;
       }

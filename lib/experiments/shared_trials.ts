@@ -281,7 +281,31 @@ function _firstTrial(
 }
 
 /**
- * Whether a trial failed at `since` or later: its `error.json` records the time it was written.
+ * A trial's failure at `since` or later: its `error.json`, which records the time it was
+ * written, when that time is that recent.
+ *
+ * @param dir The trial's directory.
+ * @param since Time (ms since the epoch).
+ * @returns The error's message and time, or `undefined` without so recent a failure.
+ *
+ * @example
+ * ```ts
+ * import { failureSince } from "./shared_trials.ts";
+ * console.log(await failureSince(await Deno.makeTempDir(), 0)); // undefined
+ * ```
+ */
+export async function failureSince(
+  dir: string,
+  since: number,
+): Promise<{ message?: string; at: string } | undefined> {
+  const error = await readJsonFile<{ message?: string; at?: string }>(`${dir}/${ERROR_FILE}`);
+  return error?.at !== undefined && Date.parse(error.at) >= since
+    ? { message: error.message, at: error.at }
+    : undefined;
+}
+
+/**
+ * Whether a trial failed at `since` or later ({@linkcode failureSince}).
  *
  * @param dir The trial's directory.
  * @param since Time (ms since the epoch).
@@ -294,6 +318,5 @@ function _firstTrial(
  * ```
  */
 export async function failedSince(dir: string, since: number): Promise<boolean> {
-  const error = await readJsonFile<{ at?: string }>(`${dir}/${ERROR_FILE}`);
-  return error?.at !== undefined && Date.parse(error.at) >= since;
+  return (await failureSince(dir, since)) !== undefined;
 }
