@@ -121,6 +121,12 @@ Deno.test({
       [false, false, 50, 321, 60],
       [true, false, 70, 700, 30],
       [false, false, 26000, 20, 9],
+      // A large B (read in strips shared by groups of tiles, prefetched): more rows than one
+      // group, two blocks of columns, three of depth; A transposed too; and the evaluation's
+      // dense layer at batch 500.
+      [false, false, 100, 400, 700],
+      [true, false, 100, 400, 700],
+      [false, false, 500, 500, 800],
     ];
     for (const [i, [transA, transB, m, n, k]] of shapes.entries()) {
       for (const beta of [0, 1] as const) _assertSameFloats({ transA, transB, m, n, k, beta }, i);

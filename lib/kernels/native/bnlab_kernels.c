@@ -491,7 +491,8 @@ static void bn_half(int32_t total, int parts, int part, int32_t *from, int32_t *
   *to = part == 0 ? mid : total;
 }
 
-/* Runs BLOCK(k, w) for the channels [k, k + w) of [from, to): w = 32, 16, 8, then the rest. */
+/* Runs BLOCK(k, w) for the channels [k, k + w) of [from, to): w = 32, 16, 8, then the rest,
+ * every w a constant (so that the block's sums stay in registers). */
 #define CHANNEL_BLOCKS(from, to, BLOCK)              \
   do {                                               \
     int32_t c_ = (from);                             \
@@ -504,7 +505,16 @@ static void bn_half(int32_t total, int parts, int part, int32_t *from, int32_t *
       BLOCK(c_, 8);                                  \
       c_ += 8;                                       \
     }                                                \
-    if (c_ < (to)) BLOCK(c_, (to) - c_);             \
+    switch ((to) - c_) {                             \
+      case 7: BLOCK(c_, 7); break;                   \
+      case 6: BLOCK(c_, 6); break;                   \
+      case 5: BLOCK(c_, 5); break;                   \
+      case 4: BLOCK(c_, 4); break;                   \
+      case 3: BLOCK(c_, 3); break;                   \
+      case 2: BLOCK(c_, 2); break;                   \
+      case 1: BLOCK(c_, 1); break;                   \
+      default: break;                                \
+    }                                                \
   } while (0)
 
 /*
@@ -588,9 +598,10 @@ static void bn_forward_part(void *context, int part) {
   const float *x = t->heap + t->x_off, *mean = t->heap + t->mean_off;
   const float *inv = t->inv, *gamma = t->gamma, *beta = t->beta;
   float *y = t->heap + t->out_off;
-  /* ResNet-20's widths with the channel count known to the compiler. */
+  /* LeNet's and ResNet-20's widths with the channel count known to the compiler. */
   switch (channels) {
     case 16: bn_forward_rows(x, y, r0, r1, mean, inv, gamma, beta, 16); break;
+    case 20: bn_forward_rows(x, y, r0, r1, mean, inv, gamma, beta, 20); break;
     case 32: bn_forward_rows(x, y, r0, r1, mean, inv, gamma, beta, 32); break;
     case 64: bn_forward_rows(x, y, r0, r1, mean, inv, gamma, beta, 64); break;
     default: bn_forward_rows(x, y, r0, r1, mean, inv, gamma, beta, channels);
@@ -683,6 +694,7 @@ static void bn_backward_dx_part(void *context, int part) {
 #define BN_DX_ROWS(W) bn_dx_rows(dy, x, dx, r0, r1, mean, inv, factor, dy_mean, dy_xhat_mean, W)
   switch (channels) {
     case 16: BN_DX_ROWS(16); break;
+    case 20: BN_DX_ROWS(20); break;
     case 32: BN_DX_ROWS(32); break;
     case 64: BN_DX_ROWS(64); break;
     default: BN_DX_ROWS(channels);
@@ -1352,44 +1364,83 @@ void bnlab_fused_batch_norm(float *heap, int32_t x_off, int32_t mean_off, int32_
  *   dγ = Σ dy·((x − μ)·r),  dβ = Σ dy.
  * One pass over dy and x instead of tfjs's fifteen over the activation.
  */
+/* The four sums and dx of bnlab_fused_batch_norm_grad for the channels [0, w) of a block (w a
+ * constant where inlined, so that the sums stay in registers), each channel's sums in row
+ * order as one channel at a time. */
+static inline __attribute__((always_inline)) void fbn_grad_block(
+    const float *dy, const float *x, float *dx, int32_t rows, int32_t stride, const float *mean,
+    const float *per, int32_t channels, double *sums, int w) {
+  const float *r = per, *neg_r = per + channels, *half_cube = per + 2 * channels;
+  const float *scale = per + 3 * channels;
+  double s_mean[16] = {0}, s_var[16] = {0}, s_scale[16] = {0}, s_offset[16] = {0};
+  float m[16], rr[16], nr[16], hc[16], sc[16];
+  for (int j = 0; j < w; j++) {
+    m[j] = mean[j], rr[j] = r[j], nr[j] = neg_r[j], hc[j] = half_cube[j], sc[j] = scale[j];
+  }
+  for (int32_t row = 0; row < rows; row++) {
+    const float *g = dy + (int64_t)row * stride, *in = x + (int64_t)row * stride;
+    float *out = dx + (int64_t)row * stride;
+    for (int j = 0; j < w; j++) {
+      const float centered = in[j] - m[j];
+      const float g_scaled = g[j] * sc[j];
+      out[j] = (g[j] * rr[j]) * sc[j];
+      s_mean[j] += nr[j] * g_scaled;
+      s_var[j] += (hc[j] * centered) * g_scaled;
+      s_scale[j] += g[j] * (centered * rr[j]);
+      s_offset[j] += g[j];
+    }
+  }
+  for (int j = 0; j < w; j++) {
+    sums[j] = s_mean[j];
+    sums[channels + j] = s_var[j];
+    sums[2 * channels + j] = s_scale[j];
+    sums[3 * channels + j] = s_offset[j];
+  }
+}
+
 void bnlab_fused_batch_norm_grad(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_off,
                                  int32_t var_off, int32_t scale_off, int32_t dx_off,
                                  int32_t dmean_off, int32_t dvar_off, int32_t dscale_off,
                                  int32_t doffset_off, int32_t rows, int32_t channels,
                                  float epsilon) {
   float *per = malloc((size_t)channels * 4 * sizeof(float));
-  double *sums = calloc((size_t)channels * 4, sizeof(double));
+  double *sums = malloc((size_t)channels * 4 * sizeof(double));
   if (per == NULL || sums == NULL) abort();
   float *r = per, *neg_r = per + channels, *half_cube = per + 2 * channels;
   float *scale = per + 3 * channels;
-  double *s_mean = sums, *s_var = sums + channels, *s_scale = sums + 2 * channels;
-  double *s_offset = sums + 3 * channels;
-  const float *mean = heap + mean_off;
   for (int32_t c = 0; c < channels; c++) {
     r[c] = 1.0f / sqrtf(heap[var_off + c] + epsilon);
     neg_r[c] = r[c] * -1.0f;
     half_cube[c] = ((r[c] * r[c]) * r[c]) * -0.5f;
     scale[c] = scale_off >= 0 ? heap[scale_off + c] : 1.0f;
   }
-  for (int32_t row = 0; row < rows; row++) {
-    const float *g = heap + dy_off + (int64_t)row * channels;
-    const float *in = heap + x_off + (int64_t)row * channels;
-    float *out = heap + dx_off + (int64_t)row * channels;
-    for (int32_t c = 0; c < channels; c++) {
-      const float centered = in[c] - mean[c];
-      const float g_scaled = g[c] * scale[c];
-      out[c] = (g[c] * r[c]) * scale[c];
-      s_mean[c] += neg_r[c] * g_scaled;
-      s_var[c] += (half_cube[c] * centered) * g_scaled;
-      s_scale[c] += g[c] * (centered * r[c]);
-      s_offset[c] += g[c];
-    }
+  const float *dy = heap + dy_off, *x = heap + x_off, *mean = heap + mean_off;
+  float *dx = heap + dx_off;
+#define FBN_BLOCK(k, w)                                                                    \
+  fbn_grad_block(dy + (k), x + (k), dx + (k), rows, channels, mean + (k), per + (k), channels, \
+                 sums + (k), w)
+  int32_t c_ = 0;
+  for (; c_ + 16 <= channels; c_ += 16) FBN_BLOCK(c_, 16);
+  if (c_ + 8 <= channels) {
+    FBN_BLOCK(c_, 8);
+    c_ += 8;
   }
+  switch (channels - c_) {
+    case 7: FBN_BLOCK(c_, 7); break;
+    case 6: FBN_BLOCK(c_, 6); break;
+    case 5: FBN_BLOCK(c_, 5); break;
+    case 4: FBN_BLOCK(c_, 4); break;
+    case 3: FBN_BLOCK(c_, 3); break;
+    case 2: FBN_BLOCK(c_, 2); break;
+    case 1: FBN_BLOCK(c_, 1); break;
+    default: break;
+  }
+#undef FBN_BLOCK
   for (int32_t c = 0; c < channels; c++) {
-    heap[dmean_off + c] = (float)s_mean[c];
-    heap[dvar_off + c] = (float)s_var[c];
-    heap[dscale_off + c] = (float)s_scale[c];
-    heap[doffset_off + c] = (float)s_offset[c];
+    heap[dmean_off + c] = (float)sums[c];
+    heap[dvar_off + c] = (float)sums[channels + c];
+    heap[dscale_off + c] = (float)sums[2 * channels + c];
+    heap[doffset_off + c] = (float)sums[3 * channels + c];
   }
   free(per);
   free(sums);

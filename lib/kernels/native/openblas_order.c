@@ -17,6 +17,11 @@
  * (oo_classes, oo_ranges). tests/openblas_order_test.ts compares every float with OpenBLAS's on
  * random shapes and transposes.
  *
+ * The loop order over tiles and strips of B is free (each element's chain is the same in any
+ * order): where B is large (a dense layer's weights beside a small batch), groups of tiles share
+ * each strip of B while it is in the core's cache and prefetch its rows ahead, so that B is read
+ * from memory once, at the rate of a stream.
+ *
  * Without AVX-512, for alpha ≠ 1 or beta other than 0 and 1, and for the shapes OpenBLAS runs
  * faster (a transposed B on few rows of C, large depth blocks of B on many) the kernel declines
  * (returns -1) and the caller runs OpenBLAS itself: the floats are the same either way.
@@ -45,6 +50,9 @@ int32_t bnlab_openblas_order_available(void) {
 #define OO_R 25872 /* columns of C' (rows of C) per block: a multiple of 12 */
 #define OO_UM 8    /* the kernel's tile height */
 #define OO_UN 4    /* its panel width */
+#define OO_PF 16   /* rows of B ahead that a tile asks the cache for */
+#define OO_CHUNK 8 /* tiles of rows that share each strip of B while it is in the core's cache */
+#define OO_LARGE_B (256 << 10) /* bytes of B from which tiles share its strips and prefetch */
 
 /* Row classes: where an element's sum splits into even and odd k (OpenBLAS's m8n6 and m8n4
  * tiles) depends on its row's place in the kernel's column panels. */
@@ -127,6 +135,16 @@ static __mmask16 oo_mask(int v0, int n, const int *lo, const int *hi) {
  * into the odd accumulator (every lane split), or by lane (mixed). */
 enum { OO_SINGLE = 0, OO_SPLIT = 1, OO_MIXED = 2 };
 
+/* Asks the cache for row `kk` + OO_PF of a 32-column strip of B (three lines: the strip need not
+ * start on one). A prefetch past the end of B is a hint, not a read. */
+static inline __attribute__((always_inline)) void oo_prefetch(const float *bk, int64_t kk,
+                                                              int ldb) {
+  const char *p = (const char *)(bk + (kk + OO_PF) * ldb);
+  _mm_prefetch(p, _MM_HINT_T0);
+  _mm_prefetch(p + 64, _MM_HINT_T0);
+  _mm_prefetch(p + 127, _MM_HINT_T0);
+}
+
 static inline __attribute__((always_inline)) __m512 oo_odd(int mode, __m512 a, __m512 b,
                                                           __m512 *e, __m512 o, __mmask16 s) {
   if (mode == OO_SINGLE) {
@@ -147,7 +165,7 @@ static inline __attribute__((always_inline)) void oo_tile_body(
     const float *restrict a, int64_t as, int64_t ar, const int32_t *rows, const int32_t *terms,
     const float *restrict b, int ldb, float *restrict c, int ldc, int k, int zero_c,
     __mmask16 t0, __mmask16 t1, __mmask16 s0, __mmask16 s1, const int NR, const int M0,
-    const int M1, const int G) {
+    const int M1, const int G, const int PF) {
   /* Gathered (G): op(A)[r][kk] is a[rows[r] + terms[kk]], an im2col matrix never written. */
   const float *ga[6];
   if (G) for (int r = 0; r < NR; r++) ga[r] = a + rows[r];
@@ -164,6 +182,10 @@ static inline __attribute__((always_inline)) void oo_tile_body(
       const int paired = kc / 8 * 8;
       for (; kk < paired; kk += 2) {
         const float *b_even = bk + (int64_t)kk * ldb, *b_odd = b_even + ldb;
+        if (PF) {
+          oo_prefetch(bk, kk, ldb);
+          oo_prefetch(bk, kk + 1, ldb);
+        }
         const __m512 b0 = _mm512_maskz_loadu_ps(t0, b_even);
         const __m512 b1 = _mm512_maskz_loadu_ps(t1, b_even + 16);
         const __m512 c0 = _mm512_maskz_loadu_ps(t0, b_odd);
@@ -179,6 +201,7 @@ static inline __attribute__((always_inline)) void oo_tile_body(
       }
     }
     for (; kk < kc; kk++) {
+      if (PF) oo_prefetch(bk, kk, ldb);
       const __m512 b0 = _mm512_maskz_loadu_ps(t0, bk + (int64_t)kk * ldb);
       const __m512 b1 = _mm512_maskz_loadu_ps(t1, bk + (int64_t)kk * ldb + 16);
       for (int r = 0; r < NR; r++) {
@@ -211,36 +234,39 @@ static int oo_mode(__mmask16 s, __mmask16 t) {
   return s == 0 ? OO_SINGLE : s == t ? OO_SPLIT : OO_MIXED;
 }
 
-#define OO_TILE(NR, M0, M1, G)                                                                \
-  oo_tile_body(a, as, ar, rows, terms, b, ldb, c, ldc, k, zero_c, t0, t1, s0, s1, NR, M0, M1, G)
-#define OO_MODES(NR, G)                                                                       \
+#define OO_TILE(NR, M0, M1, G, PF)                                                             \
+  oo_tile_body(a, as, ar, rows, terms, b, ldb, c, ldc, k, zero_c, t0, t1, s0, s1, NR, M0, M1, G, \
+               PF)
+#define OO_MODES(NR, G, PF)                                                                    \
   switch (oo_mode(s0, t0) * 3 + oo_mode(s1, t1)) {                                            \
-  case 0: OO_TILE(NR, OO_SINGLE, OO_SINGLE, G); break;                                        \
-  case 1: OO_TILE(NR, OO_SINGLE, OO_SPLIT, G); break;                                         \
-  case 3: OO_TILE(NR, OO_SPLIT, OO_SINGLE, G); break;                                         \
-  case 4: OO_TILE(NR, OO_SPLIT, OO_SPLIT, G); break;                                          \
-  default: OO_TILE(NR, OO_MIXED, OO_MIXED, G); break;                                         \
+  case 0: OO_TILE(NR, OO_SINGLE, OO_SINGLE, G, PF); break;                                     \
+  case 1: OO_TILE(NR, OO_SINGLE, OO_SPLIT, G, PF); break;                                      \
+  case 3: OO_TILE(NR, OO_SPLIT, OO_SINGLE, G, PF); break;                                      \
+  case 4: OO_TILE(NR, OO_SPLIT, OO_SPLIT, G, PF); break;                                       \
+  default: OO_TILE(NR, OO_MIXED, OO_MIXED, G, PF); break;                                      \
   }
-#define OO_ROWS(G)                                                                            \
+#define OO_ROWS(G, PF)                                                                         \
   switch (nr) {                                                                               \
-  case 6: OO_MODES(6, G) break;                                                               \
-  case 5: OO_MODES(5, G) break;                                                               \
-  case 4: OO_MODES(4, G) break;                                                               \
-  case 3: OO_MODES(3, G) break;                                                               \
-  case 2: OO_MODES(2, G) break;                                                               \
-  default: OO_MODES(1, G) break;                                                              \
+  case 6: OO_MODES(6, G, PF) break;                                                            \
+  case 5: OO_MODES(5, G, PF) break;                                                            \
+  case 4: OO_MODES(4, G, PF) break;                                                            \
+  case 3: OO_MODES(3, G, PF) break;                                                            \
+  case 2: OO_MODES(2, G, PF) break;                                                            \
+  default: OO_MODES(1, G, PF) break;                                                           \
   }
 
-/* A tile of nr rows (1 to 6), with its modes fixed at compile time for the common cases; A
- * gathered when `rows` is set. */
-static void oo_tile(const float *a, int64_t as, int64_t ar, const int32_t *rows,
-                    const int32_t *terms, const float *b, int ldb, float *c, int ldc, int k,
-                    int zero_c, __mmask16 t0, __mmask16 t1, __mmask16 s0, __mmask16 s1, int nr) {
-  if (rows != NULL) {
-    OO_ROWS(1)
-  } else {
-    OO_ROWS(0)
-  }
+/* A tile of nr rows (1 to 6), its modes fixed at compile time for the common cases: A read from
+ * a matrix (oo_tile) or gathered (oo_tile_gathered), and the same beside a large B whose rows
+ * ahead each tile asks the cache for (_prefetched). */
+#define OO_TILE_PARAMS                                                                         \
+  const float *a, int64_t as, int64_t ar, const int32_t *rows, const int32_t *terms,           \
+      const float *b, int ldb, float *c, int ldc, int k, int zero_c, __mmask16 t0,             \
+      __mmask16 t1, __mmask16 s0, __mmask16 s1, int nr
+static __attribute__((noinline)) void oo_tile(OO_TILE_PARAMS) { OO_ROWS(0, 0) }
+static __attribute__((noinline)) void oo_tile_gathered(OO_TILE_PARAMS) { OO_ROWS(1, 0) }
+static __attribute__((noinline)) void oo_tile_prefetched(OO_TILE_PARAMS) { OO_ROWS(0, 1) }
+static __attribute__((noinline)) void oo_tile_gathered_prefetched(OO_TILE_PARAMS) {
+  OO_ROWS(1, 1)
 }
 
 /*
@@ -267,38 +293,92 @@ static int oo_accepts(int ta, int tb, int m, int n, int k, float alpha, float be
 static int oo_gemm(int m, int n, int k, const float *a, int64_t as, int64_t ar,
                    const int32_t *rows, const int32_t *terms, const float *b, int ldb,
                    float beta, float *c, int ldc) {
-  uint8_t *cls = malloc((size_t)2 * (m < OO_R ? m : OO_R));
-  if (cls == NULL) return -1;
+  const int most = m < OO_R ? m : OO_R;
+  const int large_b = (int64_t)k * ldb * (int64_t)sizeof(float) >= OO_LARGE_B;
+  uint8_t *cls = malloc((size_t)2 * most);
+  int *tile_row = malloc(sizeof(int) * 2 * (size_t)most), *tile_rows = tile_row + most;
+  if (cls == NULL || tile_row == NULL) {
+    free(cls), free(tile_row);
+    return -1;
+  }
   for (int js = 0; js < m; js += OO_R) {
     const int block_rows = m - js < OO_R ? m - js : OO_R;
     uint8_t *first = cls, *later = cls + block_rows;
     oo_classes(first, block_rows, 1);
     oo_classes(later, block_rows, 0);
-    for (int j = 0; j < block_rows;) {
+    /* Tiles of up to 6 rows of one class. A tile runs every 32-column strip of B in turn; where
+     * B is large, OO_CHUNK tiles take each strip in turn instead, so that it is read from memory
+     * once for them, and each asks for the rows of B ahead. Every sum is the same in any order
+     * of tiles. */
+    int tiles = 0;
+    for (int j = 0; j < block_rows; tiles++) {
       int nr = 1;
       while (nr < 6 && j + nr < block_rows && first[j + nr] == first[j] &&
              later[j + nr] == later[j]) {
         nr++;
       }
+      tile_row[tiles] = j, tile_rows[tiles] = nr;
+      j += nr;
+    }
+    if (!large_b) {
+      for (int t = 0; t < tiles; t++) {
+        const int j = tile_row[t], nr = tile_rows[t];
+        for (int ib = 0, mi; ib < n; ib += mi) {
+          mi = oo_block(n - ib);
+          int lo[2], hi[2];
+          const int count = oo_ranges(ib == 0 ? first[j] : later[j], mi, lo, hi);
+          for (int v = 0; v < mi; v += 32) {
+            const int w0 = mi - v < 16 ? mi - v : 16;
+            const int w1 = mi - v - 16 <= 0 ? 0 : mi - v - 16 < 16 ? mi - v - 16 : 16;
+            const __mmask16 t0 = (__mmask16)((1u << w0) - 1), t1 = (__mmask16)((1u << w1) - 1);
+            const __mmask16 s0 = oo_mask(v, count, lo, hi) & t0;
+            const __mmask16 s1 = oo_mask(v + 16, count, lo, hi) & t1;
+            const int64_t row = js + j;
+            if (rows != NULL) {
+              oo_tile_gathered(a, as, ar, rows + row, terms, b + ib + v, ldb,
+                               c + row * ldc + ib + v, ldc, k, beta == 0.0f, t0, t1, s0, s1, nr);
+            } else {
+              oo_tile(a + row * ar, as, ar, NULL, terms, b + ib + v, ldb, c + row * ldc + ib + v,
+                      ldc, k, beta == 0.0f, t0, t1, s0, s1, nr);
+            }
+          }
+        }
+      }
+      continue;
+    }
+    for (int t_lo = 0; t_lo < tiles; t_lo += OO_CHUNK) {
+      const int t_hi = t_lo + OO_CHUNK < tiles ? t_lo + OO_CHUNK : tiles;
       for (int ib = 0, mi; ib < n; ib += mi) {
         mi = oo_block(n - ib);
-        int lo[2], hi[2];
-        const int count = oo_ranges(ib == 0 ? first[j] : later[j], mi, lo, hi);
+        int lo[OO_CHUNK][2], hi[OO_CHUNK][2], count[OO_CHUNK];
+        for (int t = t_lo; t < t_hi; t++) {
+          const int j = tile_row[t], i = t - t_lo;
+          count[i] = oo_ranges(ib == 0 ? first[j] : later[j], mi, lo[i], hi[i]);
+        }
         for (int v = 0; v < mi; v += 32) {
           const int w0 = mi - v < 16 ? mi - v : 16;
           const int w1 = mi - v - 16 <= 0 ? 0 : mi - v - 16 < 16 ? mi - v - 16 : 16;
           const __mmask16 t0 = (__mmask16)((1u << w0) - 1), t1 = (__mmask16)((1u << w1) - 1);
-          const __mmask16 s0 = oo_mask(v, count, lo, hi) & t0;
-          const __mmask16 s1 = oo_mask(v + 16, count, lo, hi) & t1;
-          const int64_t row = js + j;
-          oo_tile(rows != NULL ? a : a + row * ar, as, ar, rows != NULL ? rows + row : NULL,
-                  terms, b + ib + v, ldb, c + row * ldc + ib + v, ldc, k, beta == 0.0f, t0, t1,
-                  s0, s1, nr);
+          for (int t = t_lo; t < t_hi; t++) {
+            const int i = t - t_lo;
+            const __mmask16 s0 = oo_mask(v, count[i], lo[i], hi[i]) & t0;
+            const __mmask16 s1 = oo_mask(v + 16, count[i], lo[i], hi[i]) & t1;
+            const int64_t row = js + tile_row[t];
+            if (rows != NULL) {
+              oo_tile_gathered_prefetched(a, as, ar, rows + row, terms, b + ib + v, ldb,
+                                          c + row * ldc + ib + v, ldc, k, beta == 0.0f, t0, t1,
+                                          s0, s1, tile_rows[t]);
+            } else {
+              oo_tile_prefetched(a + row * ar, as, ar, NULL, terms, b + ib + v, ldb,
+                                 c + row * ldc + ib + v, ldc, k, beta == 0.0f, t0, t1, s0, s1,
+                                 tile_rows[t]);
+            }
+          }
         }
       }
-      j += nr;
     }
   }
+  free(tile_row);
   free(cls);
   return 0;
 }
