@@ -127,6 +127,9 @@ Deno.test({
       [false, false, 100, 400, 700],
       [true, false, 100, 400, 700],
       [false, false, 500, 500, 800],
+      // A transposed B on few rows, transposed strip by strip: partial strips and 16×16 blocks.
+      [false, true, 33, 1000, 70],
+      [true, true, 7, 129, 513],
     ];
     for (const [i, [transA, transB, m, n, k]] of shapes.entries()) {
       for (const beta of [0, 1] as const) _assertSameFloats({ transA, transB, m, n, k, beta }, i);

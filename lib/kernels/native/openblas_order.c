@@ -53,6 +53,7 @@ int32_t bnlab_openblas_order_available(void) {
 #define OO_PF 16   /* rows of B ahead that a tile asks the cache for */
 #define OO_CHUNK 8 /* tiles of rows that share each strip of B while it is in the core's cache */
 #define OO_LARGE_B (256 << 10) /* bytes of B from which tiles share its strips and prefetch */
+#define OO_GROUP 64 /* the most tiles that share a strip of B */
 
 /* Row classes: where an element's sum splits into even and odd k (OpenBLAS's m8n6 and m8n4
  * tiles) depends on its row's place in the kernel's column panels. */
@@ -269,36 +270,90 @@ static __attribute__((noinline)) void oo_tile_gathered_prefetched(OO_TILE_PARAMS
   OO_ROWS(1, 1)
 }
 
+/* dst[i·ld + j] = src[j·ls + i] for a 16×16 block (the standard four rounds of shuffles). */
+static void oo_transpose16(const float *src, int64_t ls, float *dst, int64_t ld) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ls);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    const __m512d a0 = _mm512_castps_pd(t[i]), a1 = _mm512_castps_pd(t[i + 1]);
+    const __m512d a2 = _mm512_castps_pd(t[i + 2]), a3 = _mm512_castps_pd(t[i + 3]);
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+  }
+  for (int h = 0; h < 16; h += 8) {
+    for (int i = 0; i < 4; i++) {
+      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+    }
+  }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+  for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * ld, r[i]);
+}
+
 /*
- * Whether the kernel takes a product of this shape (see the header): not a transposed B on few
- * rows of C (its copy costs more than it saves) or past 16 MiB (the copy is not made), not a
- * transposed A over a long depth (read a column at a time, OpenBLAS's packing wins), not a
- * depth block of B past 512 KiB on many rows (read again for every 6 rows of C, it falls out of
- * the core's cache: OpenBLAS's packed blocks run such products faster).
+ * The strip of op(B) = Bᵀ for the columns [j0, j0 + w) of C (w ≤ 32): strip[kk·32 + jj] =
+ * b[(j0 + jj)·ldb + kk] for every kk of the depth, in 16×16 blocks where whole.
+ */
+static void oo_transpose_strip(const float *b, int ldb, int j0, int w, int k, float *strip) {
+  int jj = 0;
+  for (; jj + 16 <= w; jj += 16) {
+    const float *rows = b + (int64_t)(j0 + jj) * ldb;
+    int kk = 0;
+    for (; kk + 16 <= k; kk += 16) oo_transpose16(rows + kk, ldb, strip + (int64_t)kk * 32 + jj, 32);
+    for (; kk < k; kk++)
+      for (int i = 0; i < 16; i++) strip[(int64_t)kk * 32 + jj + i] = rows[(int64_t)i * ldb + kk];
+  }
+  for (; jj < w; jj++) {
+    const float *row = b + (int64_t)(j0 + jj) * ldb;
+    for (int kk = 0; kk < k; kk++) strip[(int64_t)kk * 32 + jj] = row[kk];
+  }
+}
+
+/*
+ * Whether the kernel takes a product of this shape (see the header): a transposed B on fewer
+ * than 64 rows of C from 128 KiB (each strip transposed as it is used) up to a depth of 65,536;
+ * not on 64 to 127 rows past 512 KiB (its copy costs more than it saves) or on more past 16 MiB
+ * (the copy is not made); not a transposed A over a long depth (read a column at a time,
+ * OpenBLAS's packing wins), not a depth block of B past 512 KiB on many rows (read again for
+ * every 6 rows of C, it falls out of the core's cache: OpenBLAS's packed blocks run such
+ * products faster).
  */
 static int oo_accepts(int ta, int tb, int m, int n, int k, float alpha, float beta) {
   if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || m <= 0 || n <= 0 || k <= 0) return 0;
-  if (tb && (m < 64 || (m < 128 && (int64_t)n * k > 131072) || (int64_t)n * k > (1 << 22))) {
+  if (tb && m >= 64 && ((m < 128 && (int64_t)n * k > 131072) || (int64_t)n * k > (1 << 22))) {
     return 0;
   }
+  if (tb && m < 64 && ((int64_t)n * k < 32768 || k > 65536)) return 0;
   if (ta && m >= 64 && k > 1536) return 0;
   if ((int64_t)n * (k < OO_Q ? k : OO_Q) > 131072 && m >= 256) return 0;
   return 1;
 }
 
 /*
- * C = op(A)·B + beta·C over the blocks and tiles OpenBLAS's driver and kernel use, B [K, N]
- * row-major; op(A)[i][kk] is a[i·ar + kk·as], or a[rows[i] + terms[kk]] when `rows` is set.
+ * C = op(A)·op(B) + beta·C over the blocks and tiles OpenBLAS's driver and kernel use: op(B) is
+ * B [K, N] row-major, or with `bt` (fewer than 64 rows of C) Bᵀ for B [N, K] row-major, each
+ * 32-column strip transposed as the tiles need it; op(A)[i][kk] is a[i·ar + kk·as], or
+ * a[rows[i] + terms[kk]] when `rows` is set.
  */
 static int oo_gemm(int m, int n, int k, const float *a, int64_t as, int64_t ar,
-                   const int32_t *rows, const int32_t *terms, const float *b, int ldb,
+                   const int32_t *rows, const int32_t *terms, const float *b, int ldb, int bt,
                    float beta, float *c, int ldc) {
   const int most = m < OO_R ? m : OO_R;
-  const int large_b = (int64_t)k * ldb * (int64_t)sizeof(float) >= OO_LARGE_B;
+  const int large_b = (int64_t)k * n * (int64_t)sizeof(float) >= OO_LARGE_B;
   uint8_t *cls = malloc((size_t)2 * most);
   int *tile_row = malloc(sizeof(int) * 2 * (size_t)most), *tile_rows = tile_row + most;
-  if (cls == NULL || tile_row == NULL) {
-    free(cls), free(tile_row);
+  float *strip = bt ? aligned_alloc(64, (size_t)k * 32 * sizeof(float)) : NULL;
+  if (cls == NULL || tile_row == NULL || (bt && (strip == NULL || m >= OO_GROUP))) {
+    free(cls), free(tile_row), free(strip);
     return -1;
   }
   for (int js = 0; js < m; js += OO_R) {
@@ -308,8 +363,8 @@ static int oo_gemm(int m, int n, int k, const float *a, int64_t as, int64_t ar,
     oo_classes(later, block_rows, 0);
     /* Tiles of up to 6 rows of one class. A tile runs every 32-column strip of B in turn; where
      * B is large, OO_CHUNK tiles take each strip in turn instead, so that it is read from memory
-     * once for them, and each asks for the rows of B ahead. Every sum is the same in any order
-     * of tiles. */
+     * once for them, and each asks for the rows of B ahead; with `bt`, every tile takes each
+     * strip in turn, transposed once for them. Every sum is the same in any order of tiles. */
     int tiles = 0;
     for (int j = 0; j < block_rows; tiles++) {
       int nr = 1;
@@ -320,7 +375,7 @@ static int oo_gemm(int m, int n, int k, const float *a, int64_t as, int64_t ar,
       tile_row[tiles] = j, tile_rows[tiles] = nr;
       j += nr;
     }
-    if (!large_b) {
+    if (!large_b && !bt) {
       for (int t = 0; t < tiles; t++) {
         const int j = tile_row[t], nr = tile_rows[t];
         for (int ib = 0, mi; ib < n; ib += mi) {
@@ -346,11 +401,12 @@ static int oo_gemm(int m, int n, int k, const float *a, int64_t as, int64_t ar,
       }
       continue;
     }
-    for (int t_lo = 0; t_lo < tiles; t_lo += OO_CHUNK) {
-      const int t_hi = t_lo + OO_CHUNK < tiles ? t_lo + OO_CHUNK : tiles;
+    const int chunk = bt ? tiles : OO_CHUNK;
+    for (int t_lo = 0; t_lo < tiles; t_lo += chunk) {
+      const int t_hi = t_lo + chunk < tiles ? t_lo + chunk : tiles;
       for (int ib = 0, mi; ib < n; ib += mi) {
         mi = oo_block(n - ib);
-        int lo[OO_CHUNK][2], hi[OO_CHUNK][2], count[OO_CHUNK];
+        int lo[OO_GROUP][2], hi[OO_GROUP][2], count[OO_GROUP];
         for (int t = t_lo; t < t_hi; t++) {
           const int j = tile_row[t], i = t - t_lo;
           count[i] = oo_ranges(ib == 0 ? first[j] : later[j], mi, lo[i], hi[i]);
@@ -359,12 +415,16 @@ static int oo_gemm(int m, int n, int k, const float *a, int64_t as, int64_t ar,
           const int w0 = mi - v < 16 ? mi - v : 16;
           const int w1 = mi - v - 16 <= 0 ? 0 : mi - v - 16 < 16 ? mi - v - 16 : 16;
           const __mmask16 t0 = (__mmask16)((1u << w0) - 1), t1 = (__mmask16)((1u << w1) - 1);
+          if (bt) oo_transpose_strip(b, ldb, ib + v, w0 + w1, k, strip);
           for (int t = t_lo; t < t_hi; t++) {
             const int i = t - t_lo;
             const __mmask16 s0 = oo_mask(v, count[i], lo[i], hi[i]) & t0;
             const __mmask16 s1 = oo_mask(v + 16, count[i], lo[i], hi[i]) & t1;
             const int64_t row = js + tile_row[t];
-            if (rows != NULL) {
+            if (bt) {
+              oo_tile(a + row * ar, as, ar, NULL, terms, strip, 32, c + row * ldc + ib + v, ldc, k,
+                      beta == 0.0f, t0, t1, s0, s1, tile_rows[t]);
+            } else if (rows != NULL) {
               oo_tile_gathered_prefetched(a, as, ar, rows + row, terms, b + ib + v, ldb,
                                           c + row * ldc + ib + v, ldc, k, beta == 0.0f, t0, t1,
                                           s0, s1, tile_rows[t]);
@@ -378,6 +438,7 @@ static int oo_gemm(int m, int n, int k, const float *a, int64_t as, int64_t ar,
       }
     }
   }
+  free(strip);
   free(tile_row);
   free(cls);
   return 0;
@@ -392,6 +453,9 @@ int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, 
                                   float alpha, const float *a, int32_t lda, const float *b,
                                   int32_t ldb, float beta, float *c, int32_t ldc) {
   if (!oo_accepts(ta, tb, m, n, k, alpha, beta)) return -1;
+  if (tb && m < 64) { /* strips of op(B) transposed as they are used */
+    return oo_gemm(m, n, k, a, ta ? lda : 1, ta ? 1 : lda, NULL, NULL, b, ldb, 1, beta, c, ldc);
+  }
   float *packed = NULL;
   if (tb) { /* op(B) as [K, N] */
     packed = malloc((size_t)k * n * sizeof(float));
@@ -401,7 +465,7 @@ int32_t bnlab_openblas_order_gemm(int32_t ta, int32_t tb, int32_t m, int32_t n, 
     b = packed, ldb = n;
   }
   const int status =
-      oo_gemm(m, n, k, a, ta ? lda : 1, ta ? 1 : lda, NULL, NULL, b, ldb, beta, c, ldc);
+      oo_gemm(m, n, k, a, ta ? lda : 1, ta ? 1 : lda, NULL, NULL, b, ldb, 0, beta, c, ldc);
   free(packed);
   return status;
 }
@@ -426,7 +490,7 @@ int32_t bnlab_openblas_order_gathered(int32_t ta, int32_t m, int32_t n, int32_t 
                                       const float *b, int32_t ldb, float beta, float *c,
                                       int32_t ldc) {
   if (!oo_accepts(ta, 0, m, n, k, 1.0f, beta)) return -1;
-  return oo_gemm(m, n, k, a, 0, 0, rows, terms, b, ldb, beta, c, ldc);
+  return oo_gemm(m, n, k, a, 0, 0, rows, terms, b, ldb, 0, beta, c, ldc);
 }
 
 #else
