@@ -1312,10 +1312,7 @@ void bnlab_column_sums(float *heap, int32_t x_off, int32_t out_off, int32_t rows
   const float *x = heap + x_off;
   double *sums = calloc((size_t)columns, sizeof(double));
   if (sums == NULL) abort();
-  for (int32_t r = 0; r < rows; r++) {
-    const float *row = x + (int64_t)r * columns;
-    for (int32_t c = 0; c < columns; c++) sums[c] += row[c];
-  }
+  bn_channel_sums(x, rows, columns, 0, columns, NULL, sums); /* in blocks of columns */
   float *out = heap + out_off;
   for (int32_t c = 0; c < columns; c++) out[c] = (float)(sums[c] * scale);
   free(sums);
