@@ -83,3 +83,100 @@ export async function profileTrainer(
     t.dispose();
   }
 }
+
+/** One kernel at one set of input shapes, per training step: a row of {@linkcode profileByShape}. */
+export interface ShapeProfileRow {
+  /** The kernel's name. */
+  kernel: string;
+  /** Its inputs' shapes, and its outputs', as `[[20, 24, 24, 20], [20]] -> [[20, 24, 24, 20]]`. */
+  shapes: string;
+  /** Calls per step. */
+  calls: number;
+  /** The median milliseconds of one call. */
+  medianMs: number;
+  /** `calls` × `medianMs`: the kernel's milliseconds per step, robust to a pause in one call. */
+  msPerStep: number;
+}
+
+/**
+ * Where a training step's time goes on wasm, kernel by kernel and shape by shape: each
+ * kernel call of `steps` profiled steps, grouped by kernel and input shapes, with the median
+ * time of a call (a garbage-collection pause inside one call does not move it), slowest
+ * first; and the median wall time of a step over three unprofiled blocks.
+ *
+ * @param make Builds the trainer on the active backend (wasm); it is disposed after.
+ * @param options The steps profiled.
+ * @returns The rows, slowest first, and the step's time.
+ *
+ * @example
+ * ```ts
+ * import { initBackend } from "../../lib/backend.ts";
+ * import { profileByShape } from "./profile.ts";
+ * import { trainer } from "./trainer.ts";
+ *
+ * await initBackend("wasm");
+ * const { rows, stepMs } = await profileByShape(() => trainer("none", 2), { steps: 1 });
+ * console.log(rows.length > 0 && stepMs > 0); // true
+ * ```
+ */
+export async function profileByShape(
+  make: () => Trainer,
+  options: { steps: number },
+): Promise<{ rows: ShapeProfileRow[]; stepMs: number }> {
+  const { steps } = options;
+  const t = make();
+  try {
+    await blockSeconds(t, 2); // warm-up
+    const seconds = [];
+    for (let i = 0; i < 3; i++) seconds.push(await blockSeconds(t, steps));
+    const stepMs = (1000 * median(seconds)) / steps;
+    const info = await tf.profile(() => {
+      for (let i = 0; i < steps - 1; i++) t.step(false);
+      return t.step(true)!;
+    });
+    (info.result as tf.Tensor).dispose();
+    const calls = new Map<string, { kernel: string; shapes: string; ms: number[] }>();
+    for (const kernel of info.kernels) {
+      if (tf.getKernel(kernel.name, "wasm") === undefined) continue; // see profileTrainer
+      const shapes = `${JSON.stringify(kernel.inputShapes)} -> ${
+        JSON.stringify(kernel.outputShapes)
+      }`;
+      const key = `${kernel.name} ${shapes}`;
+      const entry = calls.get(key) ?? { kernel: kernel.name, shapes, ms: [] };
+      entry.ms.push(kernel.kernelTimeMs as number);
+      calls.set(key, entry);
+    }
+    const rows = [...calls.values()].map(({ kernel, shapes, ms }) => {
+      const medianMs = median(ms);
+      return {
+        kernel,
+        shapes,
+        calls: ms.length / steps,
+        medianMs,
+        msPerStep: medianMs * ms.length / steps,
+      };
+    });
+    return { rows: rows.sort((a, b) => b.msPerStep - a.msPerStep), stepMs };
+  } finally {
+    t.dispose();
+  }
+}
+
+if (import.meta.main) {
+  // `deno run -A bench/training/profile.ts [variant] [steps]`: a LeNet step at batch 20, kernel
+  // by kernel and shape by shape (BNLAB_BLAS_THREADS=1 for a worker of `--workers 2`).
+  const variant = (Deno.args[0] ?? "none") as TrainingVariant;
+  const steps = Number(Deno.args[1] ?? 200);
+  await initBackend("wasm");
+  const { rows, stepMs } = await profileByShape(() => trainer(variant, 20), { steps });
+  const total = rows.reduce((sum, row) => sum + row.msPerStep, 0);
+  console.log(`${variant}: step ${stepMs.toFixed(3)} ms, kernels ${total.toFixed(3)} ms`);
+  for (const row of rows) {
+    if (row.msPerStep < 0.005) continue;
+    console.log(
+      `${row.msPerStep.toFixed(3)} ms  ${row.calls.toFixed(1)} × ${
+        (1000 * row.medianMs).toFixed(1)
+      } µs  ${row.kernel} ${row.shapes}`,
+    );
+  }
+}
