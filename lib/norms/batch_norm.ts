@@ -369,8 +369,11 @@ export class BatchNorm extends LayerBase {
       );
     }
     const gamma = this.gamma?.read(), beta = this.beta?.read();
-    let scale = gamma?.reshape(shape);
-    let offset = beta?.reshape(shape);
+    // γ and β are [C]: they broadcast along a last channel axis as they are, and are reshaped
+    // to broadcast along another.
+    const last = axis === input.rank - 1;
+    let scale = last ? gamma : gamma?.reshape(shape);
+    let offset = last ? beta : beta?.reshape(shape);
     let renormUpdate: (() => void) | undefined;
     if (this.renorm) {
       // r and d are constants of the gradient (Ioffe 2017, Algorithm 1).

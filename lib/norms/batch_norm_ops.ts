@@ -297,12 +297,14 @@ export function valuesPerChannel(shape: readonly number[], axes: readonly number
   return _countOver(shape, axes);
 }
 
-/** Sums a gradient over the axes along which its parameter was broadcast (ghost batches). */
+/**
+ * Sums a gradient over the axes along which its parameter was broadcast (ghost batches, or a
+ * [C] parameter against [..., C]) and gives it the parameter's shape.
+ */
 function _sumTo(grad: Tensor, shape: number[]): Tensor {
-  const axes = grad.shape.map((size, i) => (shape[i] === 1 && size !== 1 ? i : -1)).filter((i) =>
-    i >= 0
-  );
-  return axes.length ? tf.sum(grad, axes, true) : grad;
+  const axes = tf.backend_util.getReductionAxes(shape, grad.shape);
+  const summed = axes.length ? tf.sum(grad, axes, true) : grad;
+  return tf.util.arraysEqual(summed.shape, shape) ? summed : tf.reshape(summed, shape);
 }
 
 function _countOver(shape: readonly number[], axes: readonly number[]): number {
