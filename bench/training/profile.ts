@@ -57,6 +57,25 @@ export async function profileTrainer(
   options: { steps: number },
 ): Promise<{ kernels: Map<string, { ms: number; calls: number }>; stepMs: number }> {
   const { steps } = options;
+  const { kernels, stepMs } = await _profiledSteps(make, steps);
+  const byKernel = new Map<string, { ms: number; calls: number }>();
+  for (const kernel of kernels) {
+    const entry = byKernel.get(kernel.name) ?? { ms: 0, calls: 0 };
+    entry.ms += (kernel.kernelTimeMs as number) / steps;
+    entry.calls += 1 / steps;
+    byKernel.set(kernel.name, entry);
+  }
+  return { kernels: new Map([...byKernel].sort((a, b) => b[1].ms - a[1].ms)), stepMs };
+}
+
+/**
+ * The kernel calls of `steps` profiled steps of the trainer `make` builds (disposed after),
+ * and the median wall time of a step over three unprofiled blocks of `steps` run before.
+ */
+async function _profiledSteps(
+  make: () => Trainer,
+  steps: number,
+): Promise<{ kernels: Awaited<ReturnType<typeof tf.profile>>["kernels"]; stepMs: number }> {
   const t = make();
   try {
     await blockSeconds(t, 2); // warm-up
@@ -68,17 +87,12 @@ export async function profileTrainer(
       return t.step(true)!;
     });
     (info.result as tf.Tensor).dispose();
-    const byKernel = new Map<string, { ms: number; calls: number }>();
-    for (const kernel of info.kernels) {
-      // tf.profile also lists ops with a custom gradient (`fusedConv2d__op`): they are not
-      // kernels, and their time is that of the kernels they run, listed too.
-      if (tf.getKernel(kernel.name, "wasm") === undefined) continue;
-      const entry = byKernel.get(kernel.name) ?? { ms: 0, calls: 0 };
-      entry.ms += (kernel.kernelTimeMs as number) / steps;
-      entry.calls += 1 / steps;
-      byKernel.set(kernel.name, entry);
-    }
-    return { kernels: new Map([...byKernel].sort((a, b) => b[1].ms - a[1].ms)), stepMs };
+    // tf.profile also lists ops with a custom gradient (`fusedConv2d__op`): they are not
+    // kernels, and their time is that of the kernels they run, listed too.
+    const kernels = info.kernels.filter((kernel) =>
+      tf.getKernel(kernel.name, "wasm") !== undefined
+    );
+    return { kernels, stepMs };
   } finally {
     t.dispose();
   }
@@ -124,42 +138,28 @@ export async function profileByShape(
   options: { steps: number },
 ): Promise<{ rows: ShapeProfileRow[]; stepMs: number }> {
   const { steps } = options;
-  const t = make();
-  try {
-    await blockSeconds(t, 2); // warm-up
-    const seconds = [];
-    for (let i = 0; i < 3; i++) seconds.push(await blockSeconds(t, steps));
-    const stepMs = (1000 * median(seconds)) / steps;
-    const info = await tf.profile(() => {
-      for (let i = 0; i < steps - 1; i++) t.step(false);
-      return t.step(true)!;
-    });
-    (info.result as tf.Tensor).dispose();
-    const calls = new Map<string, { kernel: string; shapes: string; ms: number[] }>();
-    for (const kernel of info.kernels) {
-      if (tf.getKernel(kernel.name, "wasm") === undefined) continue; // see profileTrainer
-      const shapes = `${JSON.stringify(kernel.inputShapes)} -> ${
-        JSON.stringify(kernel.outputShapes)
-      }`;
-      const key = `${kernel.name} ${shapes}`;
-      const entry = calls.get(key) ?? { kernel: kernel.name, shapes, ms: [] };
-      entry.ms.push(kernel.kernelTimeMs as number);
-      calls.set(key, entry);
-    }
-    const rows = [...calls.values()].map(({ kernel, shapes, ms }) => {
-      const medianMs = median(ms);
-      return {
-        kernel,
-        shapes,
-        calls: ms.length / steps,
-        medianMs,
-        msPerStep: medianMs * ms.length / steps,
-      };
-    });
-    return { rows: rows.sort((a, b) => b.msPerStep - a.msPerStep), stepMs };
-  } finally {
-    t.dispose();
+  const { kernels, stepMs } = await _profiledSteps(make, steps);
+  const calls = new Map<string, { kernel: string; shapes: string; ms: number[] }>();
+  for (const kernel of kernels) {
+    const shapes = `${JSON.stringify(kernel.inputShapes)} -> ${
+      JSON.stringify(kernel.outputShapes)
+    }`;
+    const key = `${kernel.name} ${shapes}`;
+    const entry = calls.get(key) ?? { kernel: kernel.name, shapes, ms: [] as number[] };
+    entry.ms.push(kernel.kernelTimeMs as number);
+    calls.set(key, entry);
   }
+  const rows = [...calls.values()].map(({ kernel, shapes, ms }) => {
+    const medianMs = median(ms);
+    return {
+      kernel,
+      shapes,
+      calls: ms.length / steps,
+      medianMs,
+      msPerStep: medianMs * ms.length / steps,
+    };
+  });
+  return { rows: rows.sort((a, b) => b.msPerStep - a.msPerStep), stepMs };
 }
 
 if (import.meta.main) {
