@@ -491,16 +491,10 @@ static void bn_half(int32_t total, int parts, int part, int32_t *from, int32_t *
   *to = part == 0 ? mid : total;
 }
 
-/* Runs BLOCK(k, w) for the channels [k, k + w) of [from, to): w = 32, 16, 8, then the rest,
- * every w a constant (so that the block's sums stay in registers). */
-#define CHANNEL_BLOCKS(from, to, BLOCK)              \
+/* Runs BLOCK(c_, w) for the channels [c_, to) when fewer than 16 remain: w = 8, then the
+ * rest, every w a constant (so that the block's sums stay in registers); advances c_. */
+#define CHANNEL_TAIL(c_, to, BLOCK)                  \
   do {                                               \
-    int32_t c_ = (from);                             \
-    for (; c_ + 32 <= (to); c_ += 32) BLOCK(c_, 32); \
-    if (c_ + 16 <= (to)) {                           \
-      BLOCK(c_, 16);                                 \
-      c_ += 16;                                      \
-    }                                                \
     if (c_ + 8 <= (to)) {                            \
       BLOCK(c_, 8);                                  \
       c_ += 8;                                       \
@@ -515,6 +509,19 @@ static void bn_half(int32_t total, int parts, int part, int32_t *from, int32_t *
       case 1: BLOCK(c_, 1); break;                   \
       default: break;                                \
     }                                                \
+    c_ = (to);                                       \
+  } while (0)
+
+/* Runs BLOCK(k, w) for the channels [k, k + w) of [from, to): w = 32, 16, then CHANNEL_TAIL. */
+#define CHANNEL_BLOCKS(from, to, BLOCK)              \
+  do {                                               \
+    int32_t c_ = (from);                             \
+    for (; c_ + 32 <= (to); c_ += 32) BLOCK(c_, 32); \
+    if (c_ + 16 <= (to)) {                           \
+      BLOCK(c_, 16);                                 \
+      c_ += 16;                                      \
+    }                                                \
+    CHANNEL_TAIL(c_, to, BLOCK);                     \
   } while (0)
 
 /*
@@ -1418,20 +1425,7 @@ void bnlab_fused_batch_norm_grad(float *heap, int32_t dy_off, int32_t x_off, int
                  sums + (k), w)
   int32_t c_ = 0;
   for (; c_ + 16 <= channels; c_ += 16) FBN_BLOCK(c_, 16);
-  if (c_ + 8 <= channels) {
-    FBN_BLOCK(c_, 8);
-    c_ += 8;
-  }
-  switch (channels - c_) {
-    case 7: FBN_BLOCK(c_, 7); break;
-    case 6: FBN_BLOCK(c_, 6); break;
-    case 5: FBN_BLOCK(c_, 5); break;
-    case 4: FBN_BLOCK(c_, 4); break;
-    case 3: FBN_BLOCK(c_, 3); break;
-    case 2: FBN_BLOCK(c_, 2); break;
-    case 1: FBN_BLOCK(c_, 1); break;
-    default: break;
-  }
+  CHANNEL_TAIL(c_, channels, FBN_BLOCK);
 #undef FBN_BLOCK
   for (int32_t c = 0; c < channels; c++) {
     heap[dmean_off + c] = (float)sums[c];

@@ -364,7 +364,9 @@ static int oo_gemm(int m, int n, int k, const float *a, int64_t as, int64_t ar,
     /* Tiles of up to 6 rows of one class. A tile runs every 32-column strip of B in turn; where
      * B is large, OO_CHUNK tiles take each strip in turn instead, so that it is read from memory
      * once for them, and each asks for the rows of B ahead; with `bt`, every tile takes each
-     * strip in turn, transposed once for them. Every sum is the same in any order of tiles. */
+     * strip in turn, transposed once for them. Every sum is the same in any order of tiles.
+     * (The first loop is the grouped one with groups of one, written out: as one loop, a
+     * convolution's [1280, 50, 500] ran 1.25× slower.) */
     int tiles = 0;
     for (int j = 0; j < block_rows; tiles++) {
       int nr = 1;
