@@ -3,21 +3,22 @@
  * nothing differentiates the gradient itself.
  *
  * While gradients are recorded, tfjs's engine keeps, for each kernel whose gradient needs
- * them, a copy of its inputs or outputs: `tf.clone`, which runs the `Identity` kernel (on wasm
+ * them, a copy of its inputs or outputs (`clone`), which runs the `Identity` kernel (on wasm
  * bnlab's shares the data, `identity.ts`) and pushes a tape node whose own gradient links the
- * copy to the original, for higher-order gradients. A LeNet step makes 33 such copies without
- * batch norm, 52 with bnlab's and 101 with tfjs's: as many kernel dispatches and tape nodes,
- * which the gradient pass then filters out again, for nothing but the shared data. (Functions
- * with a custom gradient, such as tfjs's softmax cross-entropy, clone what they save through
- * another path, left as it is.)
+ * copy to the original, for higher-order gradients; functions with a custom gradient
+ * (`tf.customGrad`: tfjs's softmax cross-entropy and fused products, bnlab's batch-norm op)
+ * save theirs through the same `clone`. A LeNet step makes 33 such copies without batch norm
+ * (10 of them for custom gradients), 46 with bnlab's and 101 with tfjs's: as many kernel
+ * dispatches and tape nodes, which the gradient pass then filters out again, for nothing but
+ * the shared data.
  *
- * {@linkcode setLeanSavedTensors} replaces the engine's `saveTensorsForBackwardMode` with one
- * that, on wasm and at first order (one gradient being recorded, so that the backward pass
- * runs untaped and nothing reads the copies' tape nodes), makes each copy as that `Identity`
- * does — a new tensor over the same data, whose reference count goes up by one — without the
- * dispatch or the tape node. Everywhere else (other backends, nested gradients, strings) it
- * calls tfjs's. The saved tensors hold the same data either way, so every float is the same;
- * `initBackend("wasm")` turns it on.
+ * {@linkcode setLeanSavedTensors} replaces the engine's `saveTensorsForBackwardMode` and
+ * `clone` with ones that, on wasm and at first order (one gradient being recorded, so that
+ * the backward pass runs untaped and nothing reads the copies' tape nodes), make each copy as
+ * that `Identity` does — a new tensor over the same data, whose reference count goes up by
+ * one — without the dispatch or the tape node. Everywhere else (other backends, nested
+ * gradients, strings) they call tfjs's. The saved tensors hold the same data either way, so
+ * every float is the same; `initBackend("wasm")` turns it on.
  *
  * @module
  */
@@ -30,6 +31,7 @@ interface _Engine {
   backendName: string;
   backend: unknown;
   saveTensorsForBackwardMode(tensors: tf.Tensor[]): tf.Tensor[];
+  clone(x: tf.Tensor): tf.Tensor;
   makeTensorFromTensorInfo(info: tf.TensorInfo, backend?: unknown): tf.Tensor;
   keep<T extends tf.Tensor>(tensor: T): T;
 }
@@ -39,23 +41,35 @@ const _engine = tf.engine() as unknown as _Engine;
 /** tfjs's own `saveTensorsForBackwardMode`, as it was when this module loaded. */
 const _tfjsSave = _engine.saveTensorsForBackwardMode;
 
+/** tfjs's own `clone` (an `Identity` and a tape node), as it was when this module loaded. */
+const _tfjsClone = _engine.clone;
+
+/** Whether `tensors` can be saved as shared copies: on wasm, at first order, no strings. */
+function _leanApplies(engine: _Engine, tensors: tf.Tensor[]): boolean {
+  return engine.backendName === "wasm" && engine.state.gradientDepth === 1 &&
+    tensors.every((t) => t instanceof tf.Tensor && t.dtype !== "string");
+}
+
+/** A new tensor over `t`'s data (its reference count + 1), as `Identity` on wasm makes it. */
+function _sharedCopy(engine: _Engine, t: tf.Tensor): tf.Tensor {
+  const backend = engine.backend as WasmBackend;
+  backend.incRef(t.dataId);
+  return engine.makeTensorFromTensorInfo(
+    { dataId: t.dataId, shape: [...t.shape], dtype: t.dtype },
+    backend,
+  );
+}
+
 /** Copies of `tensors` over the same data, kept, as `Identity` on wasm would make them. */
 function _shared(this: _Engine, tensors: tf.Tensor[]): tf.Tensor[] {
-  if (
-    this.backendName !== "wasm" || this.state.gradientDepth !== 1 ||
-    tensors.some((t) => !(t instanceof tf.Tensor) || t.dtype === "string")
-  ) {
-    return _tfjsSave.call(this, tensors);
-  }
-  const backend = this.backend as WasmBackend;
-  return tensors.map((t) => {
-    backend.incRef(t.dataId);
-    const copy = this.makeTensorFromTensorInfo(
-      { dataId: t.dataId, shape: [...t.shape], dtype: t.dtype },
-      backend,
-    );
-    return this.keep(copy);
-  });
+  if (!_leanApplies(this, tensors)) return _tfjsSave.call(this, tensors);
+  return tensors.map((t) => this.keep(_sharedCopy(this, t)));
+}
+
+/** The engine's `clone` of a tensor a custom gradient saves (the caller keeps it). */
+function _sharedClone(this: _Engine, x: tf.Tensor): tf.Tensor {
+  if (!_leanApplies(this, [x])) return _tfjsClone.call(this, x);
+  return _sharedCopy(this, x);
 }
 
 /**
@@ -84,5 +98,6 @@ function _shared(this: _Engine, tensors: tf.Tensor[]): tf.Tensor[] {
 export function setLeanSavedTensors(enabled: boolean): boolean {
   const previous = _engine.saveTensorsForBackwardMode === _shared;
   _engine.saveTensorsForBackwardMode = enabled ? _shared : _tfjsSave;
+  _engine.clone = enabled ? _sharedClone : _tfjsClone;
   return previous;
 }
