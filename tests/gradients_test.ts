@@ -9,7 +9,9 @@ import * as tf from "@tensorflow/tfjs";
 import { type BackendName, initBackend } from "../lib/backend.ts";
 import { GRADIENT_REPLACEMENTS, replacedGradient } from "../lib/kernels/gradients.ts";
 import { FUSED_BATCH_NORM_GRAD } from "../lib/kernels/batch_norm_native.ts";
-import { RELU_GRAD, SIGMOID_GRAD } from "../lib/kernels/elementwise.ts";
+import { RELU_GRAD, SIGMOID_GRAD, SQUARE_GRAD } from "../lib/kernels/elementwise.ts";
+import { LEADING_SUM_TO } from "../lib/kernels/reduce_leading.ts";
+import { BROADCAST_LEADING } from "../lib/kernels/tile.ts";
 import { nativeInfo } from "../lib/kernels/native_library.ts";
 import { createRng } from "../lib/data/random.ts";
 import { assertMemoryFlat, assertSameValues, leNetGradients } from "./_kernel_test_utils.ts";
@@ -60,6 +62,7 @@ const _REDUCTIONS: [number[], number | number[] | undefined, boolean][] = [
   [[7, 3], undefined, false], // every axis
   [[3, 4], [], false], // no axis: the identity
   [[6], 0, true],
+  [[3, 1000], 0, false], // a count whose float32 reciprocal is inexact: x/3 is not x·(1/3)
 ];
 
 for (const backend of ["cpu", "wasm"] as BackendName[]) {
@@ -71,8 +74,14 @@ for (const backend of ["cpu", "wasm"] as BackendName[]) {
         const yShape = tf.tidy(() => reduce(x, axis, keepDims).shape);
         const dy = tf.tensor(_values(tf.util.sizeFromShape(yShape), 50 + i, true), yShape);
         const run = () => _read([tf.grad((t: tf.Tensor) => reduce(t, axis, keepDims))(x, dy)]);
-        const [ours, original] = await _oursAndOriginal(kernelName, run);
-        assertSameValues(ours[0], original[0], `${kernelName} ${shape} axis ${axis}`);
+        const profile = await tf.profile(async () => {
+          const [ours, original] = await _oursAndOriginal(kernelName, run);
+          assertSameValues(ours[0], original[0], `${kernelName} ${shape} axis ${axis}`);
+        });
+        // Leading axes (all but the `[4, 6, 5]` and `[3, 4]` cases) broadcast in one kernel.
+        const broadcasts = profile.kernels.filter((k) => k.name === BROADCAST_LEADING).length;
+        const leading = i !== 1 && i !== 2 && i !== 4;
+        assert.equal(broadcasts, backend === "wasm" && leading ? 1 : 0, `${shape} axis ${axis}`);
         tf.dispose([x, dy]);
       }
     }
@@ -250,4 +259,83 @@ Deno.test("the native Sigmoid gradient keeps memory flat", async () => {
   const x = tf.tensor2d(_values(6 * 5, 25), [6, 5]);
   await assertMemoryFlat(() => [tf.grad((t: tf.Tensor) => tf.sigmoid(t))(x)], 3);
   x.dispose();
+});
+
+Deno.test("Square's gradient in one native kernel gives tfjs's floats (wasm)", async () => {
+  await initBackend("wasm");
+  const shape = [20, 24, 24, 20];
+  const x = tf.tensor(_values(tf.util.sizeFromShape(shape), 31, true), shape);
+  const dy = tf.tensor(_values(x.size, 32, true), shape);
+  // Values whose double overflows float32: x·2 is ∞ in both.
+  const big = tf.tensor1d([3e38, -3e38, 1.5e38, 1e-45]);
+  const run = (t: tf.Tensor, g?: tf.Tensor) => () =>
+    _read([tf.grad((u: tf.Tensor) => tf.square(u))(t, g)]);
+  for (const [name, t, g] of [["random", x, dy], ["large", big, undefined]] as const) {
+    const profile = await tf.profile(async () => {
+      const [ours, original] = await _oursAndOriginal(tf.Square, run(t, g));
+      assertSameValues(ours[0], original[0], `square gradient, ${name}`);
+    });
+    assert.equal(profile.kernels.filter((k) => k.name === SQUARE_GRAD).length, 1, name);
+  }
+  // int32 inputs take tfjs's gradient.
+  const ints = tf.tensor1d([-2, 0, 3], "int32");
+  const [ours, original] = await _oursAndOriginal(tf.Square, run(ints, tf.tensor1d([1, 2, 3])));
+  assertSameValues(ours[0], original[0], "int32");
+  await assertMemoryFlat(() => [tf.grad((u: tf.Tensor) => tf.square(u))(big)], 3);
+  tf.dispose([x, dy, big, ints]);
+});
+
+/** [a's shape, b's shape, how many operands are broadcast along leading axes only]. */
+const _BROADCASTS: [number[], number[], number][] = [
+  [[20, 24, 24, 20], [20], 1], // a conv layer's bias
+  [[20, 24, 24, 20], [1, 1, 1, 20], 1], // tf.moments' x − μ
+  [[4, 6, 5], [6, 5], 1],
+  [[5], [3, 5], 1], // a broadcast
+  [[1, 5], [3, 1], 1], // both broadcast: a along the leading axis, b along a trailing one
+  [[20, 10], [20, 1], 0], // a trailing axis: tfjs's gradient
+  [[4, 3], [4, 3], 0], // no broadcast
+  [[4, 3], [], 1], // a scalar: every axis
+];
+
+for (const [kernelName, op] of [[tf.Add, tf.add], [tf.Sub, tf.sub]] as const) {
+  Deno.test(`${kernelName}'s gradient sums broadcast operands in one kernel, with tfjs's floats (wasm)`, async () => {
+    await initBackend("wasm");
+    for (const [i, [aShape, bShape, leading]] of _BROADCASTS.entries()) {
+      const a = tf.tensor(_values(tf.util.sizeFromShape(aShape), 40 + i), aShape);
+      const b = tf.tensor(_values(tf.util.sizeFromShape(bShape), 60 + i), bShape);
+      const yShape = tf.tidy(() => op(a, b).shape);
+      const dy = tf.tensor(_values(tf.util.sizeFromShape(yShape), 80 + i, true), yShape);
+      const run = () => _read(tf.grads((u: tf.Tensor, v: tf.Tensor) => op(u, v))([a, b], dy));
+      const profile = await tf.profile(async () => {
+        const [ours, original] = await _oursAndOriginal(kernelName, run);
+        assertSameValues(ours[0], original[0], `${aShape} ${op.name} ${bShape}: da`);
+        assertSameValues(ours[1], original[1], `${aShape} ${op.name} ${bShape}: db`);
+      });
+      const sums = profile.kernels.filter((k) => k.name === LEADING_SUM_TO).length;
+      assert.equal(sums, leading, `${aShape}, ${bShape}: ${sums} calls of ${LEADING_SUM_TO}`);
+      tf.dispose([a, b, dy]);
+    }
+  });
+}
+
+Deno.test("Add's and Sub's gradients leave a recorded backward pass to tfjs's ops", async () => {
+  await initBackend("wasm");
+  const x = tf.tensor4d(_values(2 * 3 * 3 * 4, 5), [2, 3, 3, 4]);
+  const bias = tf.tensor1d([0.5, -1, 0, 2]);
+  // d/dx Σ (d/dx Σ (x − b)²)² through a broadcast Sub and Add, each gradient recorded once.
+  const inner = (t: tf.Tensor) =>
+    tf.sum(
+      tf.square(tf.add(tf.grad((u: tf.Tensor) => tf.sum(tf.square(tf.sub(u, bias))))(t), bias)),
+    );
+  const run = () => _read([tf.grad(inner)(x)]);
+  const names = [tf.Add, tf.Sub, tf.Square, tf.Sum];
+  const ours = await run();
+  const saved = names.map((name) => tf.getGradient(name)!);
+  names.forEach((name) => tf.registerGradient(replacedGradient(name)!));
+  try {
+    assertSameValues(ours[0], (await run())[0], "second-order gradient");
+  } finally {
+    saved.forEach((config) => tf.registerGradient(config));
+  }
+  tf.dispose([x, bias]);
 });

@@ -3,8 +3,9 @@
  * `Sub`, `Multiply` and `RealDiv` of float32 tensors, tfjs's `FusedBatchNorm`, and `Relu`
  * with a one-pass ReLU gradient (`RELU_GRAD`; tfjs's is a `Step` and a `Multiply`: 0.20 →
  * 0.10 ms for ReLU and its gradient on [20, 24, 24, 20]), `Sigmoid` (XNNPACK's algorithm as
- * tfjs's binary runs it, the same bits), and a one-pass sigmoid gradient (`SIGMOID_GRAD`;
- * tfjs's is a `Sub` and two `Multiply`s over the whole tensor).
+ * tfjs's binary runs it, the same bits), a one-pass sigmoid gradient (`SIGMOID_GRAD`; tfjs's
+ * is a `Sub` and two `Multiply`s over the whole tensor) and a one-pass gradient of x²
+ * (`SQUARE_GRAD`; tfjs's is two `Multiply`s).
  *
  * tfjs 4.22.0's wasm arithmetic is fast for operands of one shape but walks a general
  * broadcasting loop, index by index, whenever one operand has fewer elements: a conv
@@ -426,4 +427,42 @@ export const sigmoidGradWasmConfig: tf.KernelConfig = {
   kernelName: SIGMOID_GRAD,
   backendName: "wasm",
   kernelFunc: _sigmoidGrad as unknown as tf.KernelFunc,
+};
+
+/**
+ * The gradient of x² as one native kernel (lib/kernels/gradients.ts uses it): { dy, x } →
+ * dx = dy·(x·2), the floats of tfjs's `Multiply` by 2 and `Multiply` by dy on wasm.
+ */
+export const SQUARE_GRAD = "BnlabSquareGrad";
+
+function _squareGrad(args: KernelArgs): tf.TensorInfo {
+  const { dy, x } = args.inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
+  const native = requireNativeKernels(SQUARE_GRAD);
+  const size = tf.util.sizeFromShape(x.shape);
+  if (
+    dy.dtype !== "float32" || x.dtype !== "float32" ||
+    tf.util.sizeFromShape(dy.shape) !== size
+  ) {
+    throw new Error(
+      `${SQUARE_GRAD}: expected float32 dy and x of one size, received ${dy.dtype} ` +
+        `[${dy.shape}] and ${x.dtype} [${x.shape}]`,
+    );
+  }
+  const backend = args.backend as unknown as WasmBackend;
+  const dx = backend.makeOutput(x.shape, "float32");
+  native.bnlab_square_grad(
+    heapFloats(backend),
+    floatOffset(backend, dy),
+    floatOffset(backend, x),
+    floatOffset(backend, dx),
+    size,
+  );
+  return dx;
+}
+
+/** The {@linkcode SQUARE_GRAD} kernel for wasm (`initBackend("wasm")` registers it). */
+export const squareGradWasmConfig: tf.KernelConfig = {
+  kernelName: SQUARE_GRAD,
+  backendName: "wasm",
+  kernelFunc: _squareGrad as unknown as tf.KernelFunc,
 };

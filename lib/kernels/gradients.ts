@@ -10,12 +10,19 @@
  * the gradient (a `Tile`, a copy) gives the same values; for `Mean` the division by the count
  * runs on the small tensor before the broadcast, the same float division per element.
  *
- * On wasm with bnlab's native kernels, two more run as one native pass each, with the floats
- * of tfjs's op sequences (tests/gradients_test.ts compares them by `Object.is`): tfjs's
- * `FusedBatchNorm` gradient (≈15 passes over the activation, tfjs BN 1.11× faster per LeNet
- * step), ReLU's (`Step` then `Multiply`) and the sigmoid's (`Sub`, `Multiply`, `Multiply`
- * from its output). Elsewhere, and inside a recorded backward pass
- * (a higher-order gradient, which needs tfjs's differentiable ops), tfjs's gradients run.
+ * On wasm the broadcast runs as one kernel (`BROADCAST_LEADING`, tile.ts) where the reduced
+ * axes are the leading ones, instead of a `Reshape`, a `RealDiv` and a `Tile`; and `Add`'s
+ * and `Sub`'s gradients sum an operand broadcast along leading axes (a bias, `tf.moments`'
+ * mean) in one kernel (`LEADING_SUM_TO`, reduce_leading.ts), instead of a `Sum`, a `Neg`
+ * for Sub's b and a `Reshape`: the same column sums, negation exact. With bnlab's native
+ * kernels, four more run as one native pass each, with the floats of tfjs's op sequences
+ * (tests/gradients_test.ts compares them by `Object.is`): tfjs's `FusedBatchNorm` gradient
+ * (≈15 passes over the activation, tfjs BN 1.11× faster per LeNet step), ReLU's (`Step` then
+ * `Multiply`), the sigmoid's (`Sub`, `Multiply`, `Multiply` from its output) and the
+ * square's (`Multiply` by 2, then by dy). The three kernels of this paragraph take a LeNet
+ * step with tfjs's BatchNormalization from 186 kernel calls to 161.
+ * Elsewhere, and inside a recorded backward pass (a higher-order gradient, which needs tfjs's
+ * differentiable ops), tfjs's gradients run.
  *
  * Each replacement keeps the gradient it replaced (`original`), for comparisons and tests.
  *
@@ -23,8 +30,10 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { FUSED_BATCH_NORM_GRAD } from "./batch_norm_native.ts";
-import { RELU_GRAD, SIGMOID_GRAD } from "./elementwise.ts";
+import { RELU_GRAD, SIGMOID_GRAD, SQUARE_GRAD } from "./elementwise.ts";
 import { nativeKernels } from "./native_library.ts";
+import { LEADING_SUM_TO, leadingAxesCount } from "./reduce_leading.ts";
+import { BROADCAST_LEADING } from "./tile.ts";
 
 /** A gradient config that replaces another; it keeps the one it replaced. */
 export interface GradientReplacement extends tf.GradConfig {
@@ -49,9 +58,17 @@ function _reduction(kernelName: string, original: tf.GradConfig): GradientReplac
     gradFunc: (dy, saved, attrs) => {
       const [x] = saved;
       const axes = tf.util.parseAxisParam((attrs as { axis: number | number[] }).axis, x.shape);
+      const count = axes.reduce((n, axis) => n * x.shape[axis], 1);
       const derX = () => {
+        if (_broadcastLeadingUsable(dy as tf.Tensor, x, axes)) {
+          const broadcast = { shape: x.shape, divisor: mean ? count : 1 };
+          return tf.engine().runKernel(
+            BROADCAST_LEADING,
+            { x: dy as tf.Tensor },
+            broadcast,
+          ) as tf.Tensor;
+        }
         const expanded = _expanded(dy as tf.Tensor, x, axes);
-        const count = axes.reduce((n, axis) => n * x.shape[axis], 1);
         return tf.broadcastTo(mean ? tf.div(expanded, count) : expanded, x.shape);
       };
       return { x: derX };
@@ -61,13 +78,32 @@ function _reduction(kernelName: string, original: tf.GradConfig): GradientReplac
 }
 
 /**
+ * Whether the gradient of a sum or mean of x over `axes` can run as one
+ * {@linkcode BROADCAST_LEADING} kernel: on wasm outside a recorded backward pass, a float32
+ * gradient, and the axes leading ones of a non-empty x.
+ */
+function _broadcastLeadingUsable(dy: tf.Tensor, x: tf.Tensor, axes: number[]): boolean {
+  return _kernelUsable(BROADCAST_LEADING) && dy.dtype === "float32" && x.size > 0 &&
+    axes.length > 0 && leadingAxesCount(axes, x.rank) === axes.length;
+}
+
+/**
+ * Whether the wasm kernel `kernelName` can run in a gradient: on wasm, the kernel registered,
+ * and outside a recorded backward pass (a higher-order gradient needs tfjs's differentiable
+ * ops).
+ */
+function _kernelUsable(kernelName: string): boolean {
+  return tf.getBackend() === "wasm" && tf.engine().state.gradientDepth === 0 &&
+    tf.getKernel(kernelName, "wasm") !== undefined;
+}
+
+/**
  * Whether the native gradient kernel `kernelName` can run: on wasm with the native kernels on,
  * the kernel registered, and outside a recorded backward pass (a higher-order gradient needs
  * tfjs's differentiable ops).
  */
 function _nativeGradUsable(kernelName: string): boolean {
-  return tf.getBackend() === "wasm" && nativeKernels() !== null &&
-    tf.engine().state.gradientDepth === 0 && tf.getKernel(kernelName, "wasm") !== undefined;
+  return nativeKernels() !== null && _kernelUsable(kernelName);
 }
 
 /**
@@ -143,6 +179,69 @@ function _sigmoid(original: tf.GradConfig): GradientReplacement {
   };
 }
 
+function _square(original: tf.GradConfig): GradientReplacement {
+  return {
+    kernelName: tf.Square,
+    inputsToSave: ["x"],
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved;
+      if (
+        x.dtype !== "float32" || (dy as tf.Tensor).dtype !== "float32" ||
+        !_nativeGradUsable(SQUARE_GRAD)
+      ) {
+        return original.gradFunc(dy, saved, attrs);
+      }
+      return {
+        x: () => tf.engine().runKernel(SQUARE_GRAD, { dy: dy as tf.Tensor, x }) as tf.Tensor,
+      };
+    },
+    original,
+  };
+}
+
+/**
+ * `Add`'s or `Sub`'s gradient: tfjs's, except that an operand broadcast along leading axes
+ * (a bias, a per-channel mean) gets its gradient, the incoming one summed over those axes
+ * (negated for `Sub`'s b), from one {@linkcode LEADING_SUM_TO} kernel on wasm.
+ */
+function _broadcastBinary(
+  kernelName: string,
+  signB: 1 | -1,
+  original: tf.GradConfig,
+): GradientReplacement {
+  return {
+    kernelName,
+    inputsToSave: ["a", "b"],
+    gradFunc: (dy, saved, attrs) => {
+      const grads = original.gradFunc(dy, saved, attrs);
+      const [a, b] = saved;
+      for (const [name, operand, sign] of [["a", a, 1], ["b", b, signB]] as const) {
+        if (_leadingSumUsable(dy as tf.Tensor, operand)) {
+          grads[name] = () =>
+            tf.engine().runKernel(LEADING_SUM_TO, { x: dy as tf.Tensor }, {
+              shape: operand.shape,
+              sign,
+            }) as tf.Tensor;
+        }
+      }
+      return grads;
+    },
+    original,
+  };
+}
+
+/**
+ * Whether the gradient of `operand`, broadcast to dy's shape, can be one
+ * {@linkcode LEADING_SUM_TO} kernel: on wasm outside a recorded backward pass, float32, and
+ * broadcast along dy's leading axes only.
+ */
+function _leadingSumUsable(dy: tf.Tensor, operand: tf.Tensor): boolean {
+  if (dy.dtype !== "float32" || dy.size === 0 || operand.size === dy.size) return false;
+  const axes = tf.backend_util.getReductionAxes(operand.shape, dy.shape);
+  return axes.length > 0 && leadingAxesCount(axes, dy.rank) === axes.length &&
+    _kernelUsable(LEADING_SUM_TO);
+}
+
 /**
  * How to replace gradients, by kernel name: each entry makes the replacing config from the
  * one registered. `installKernels` (`mod.ts`) applies them, for every backend.
@@ -152,6 +251,9 @@ export const GRADIENT_REPLACEMENTS: ReadonlyArray<
 > = [
   [tf.Sum, (original) => _reduction(tf.Sum, original)],
   [tf.Mean, (original) => _reduction(tf.Mean, original)],
+  [tf.Add, (original) => _broadcastBinary(tf.Add, 1, original)],
+  [tf.Sub, (original) => _broadcastBinary(tf.Sub, -1, original)],
+  [tf.Square, _square],
   [tf.FusedBatchNorm, _fusedBatchNorm],
   [tf.Relu, _relu],
   [tf.Sigmoid, _sigmoid],

@@ -31,6 +31,7 @@ import {
   reluWasmConfig,
   sigmoidGradWasmConfig,
   sigmoidWasmConfig,
+  squareGradWasmConfig,
 } from "./elementwise.ts";
 import { setUnfusedConvTraining } from "./fused_conv_training.ts";
 import { GRADIENT_REPLACEMENTS, type GradientReplacement } from "./gradients.ts";
@@ -39,11 +40,11 @@ import { castWasmConfig, identityWasmConfig } from "./identity.ts";
 import { maxPoolWasmConfig } from "./max_pool.ts";
 import { maxPoolGradWasmConfig } from "./max_pool_grad.ts";
 import { type NativeInfo, nativeInfo } from "./native_library.ts";
-import { reduceLeadingWasmConfig } from "./reduce_leading.ts";
+import { leadingSumToWasmConfig, reduceLeadingWasmConfig } from "./reduce_leading.ts";
 import { RUNNING_AVERAGE_CONFIGS } from "./running_average.ts";
 import { setLeanSavedTensors } from "./saved_tensors.ts";
 import { sgdUpdateWasmConfig } from "./sgd_update.ts";
-import { tileWasmConfig } from "./tile.ts";
+import { broadcastLeadingWasmConfig, tileWasmConfig } from "./tile.ts";
 import type { WasmKernelReplacement } from "./wasm_kernel.ts";
 
 export type { BlasInfo, NativeInfo, WasmKernelReplacement };
@@ -104,6 +105,9 @@ export const KERNEL_TABLE: readonly KernelEntry[] = [
   { kind: "kernel", config: conv2dBackpropFilterWasmConfig },
   { kind: "kernel", config: reluGradWasmConfig },
   { kind: "kernel", config: sigmoidGradWasmConfig },
+  { kind: "kernel", config: squareGradWasmConfig },
+  { kind: "kernel", config: broadcastLeadingWasmConfig },
+  { kind: "kernel", config: leadingSumToWasmConfig },
   // Replacements of tfjs's slow wasm kernels, which they keep as fallbacks. A kernel has one
   // entry: a BLAS kernel wraps the wasm replacement inside the same entry.
   _replacement(

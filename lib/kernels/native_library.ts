@@ -300,6 +300,7 @@ const _SYMBOLS = {
   bnlab_relu_grad: { parameters: ["buffer", "i32", "i32", "i32", "i32"], result: "void" },
   bnlab_sigmoid: { parameters: ["buffer", "i32", "i32", "i32"], result: "void" },
   bnlab_sigmoid_grad: { parameters: ["buffer", "i32", "i32", "i32", "i32"], result: "void" },
+  bnlab_square_grad: { parameters: ["buffer", "i32", "i32", "i32", "i32"], result: "void" },
   bnlab_sgd_update: { parameters: ["buffer", "i32", "i32", "i32", "i32", "f32"], result: "void" },
 } as const;
 

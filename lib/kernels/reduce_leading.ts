@@ -99,16 +99,31 @@ export function reduceLeadingWasm(
   const backend = args.backend as unknown as WasmBackend;
   const kept = x.shape.slice(k);
   const shape = keepDims ? [...x.shape.slice(0, k).map(() => 1), ...kept] : kept;
-  // Allocate first: growing the heap would detach views taken before.
   const out = backend.makeOutput(shape, "float32");
-  const source = backend.typedArrayFromHeap(x) as Float32Array;
-  const target = backend.typedArrayFromHeap(out) as Float32Array;
   const columns = tf.util.sizeFromShape(kept);
   const rows = size / columns;
-  const scale = op === "Mean" ? 1 / rows : 1;
+  _writeColumnSums(backend, x, out, rows, columns, op === "Mean" ? 1 / rows : 1);
+  return out;
+}
+
+/**
+ * out[c] = scale · Σ_r x[r, c] for x read as a row-major [rows, columns] matrix, summed in
+ * double in row order and rounded once: in C (native/bnlab_kernels.c) when loaded, else the
+ * same sums in JavaScript. `out` is allocated: growing the heap would detach views taken
+ * before.
+ */
+function _writeColumnSums(
+  backend: WasmBackend,
+  x: tf.TensorInfo,
+  out: tf.TensorInfo,
+  rows: number,
+  columns: number,
+  scale: number,
+): void {
+  const source = backend.typedArrayFromHeap(x) as Float32Array;
+  const target = backend.typedArrayFromHeap(out) as Float32Array;
   const native = nativeKernels();
   if (native !== null) {
-    // The same sums in C (native/bnlab_kernels.c), in the same order.
     const floats = Float32Array.BYTES_PER_ELEMENT;
     native.bnlab_column_sums(
       new Float32Array(source.buffer),
@@ -118,11 +133,10 @@ export function reduceLeadingWasm(
       columns,
       scale,
     );
-    return out;
+    return;
   }
   const sums = _columnSums(source, rows, columns);
   for (let j = 0; j < columns; j++) target[j] = sums[j] * scale;
-  return out;
 }
 
 /**
@@ -183,3 +197,45 @@ export function reduceLeadingWasmConfig(original: tf.KernelConfig): WasmKernelRe
     (name, args, fallback) => reduceLeadingWasm(name as LeadingReduction, args, fallback),
   );
 }
+
+/**
+ * The gradient of a broadcast `Add` or `Sub` operand, summed over the leading axes it was
+ * broadcast along, in one kernel (lib/kernels/gradients.ts uses it): { x } with x the
+ * incoming gradient, attrs {@linkcode LeadingSumToAttrs} → `shape`, sign · Σ over x's leading
+ * axes, with the floats of tfjs's `Sum` here (then `Neg` for sign −1: negating the double
+ * sum before its rounding is exact). tfjs's gradient sums, negates and reshapes: up to three
+ * kernel calls.
+ */
+export const LEADING_SUM_TO = "BnlabLeadingSumTo";
+
+/** The attributes of {@linkcode LEADING_SUM_TO}. */
+export interface LeadingSumToAttrs {
+  /** The output's shape, as many elements as x's trailing axes after the summed ones. */
+  shape: number[];
+  /** 1 for the sum, −1 for its negation. */
+  sign: 1 | -1;
+}
+
+function _leadingSumTo(args: KernelArgs): tf.TensorInfo {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const { shape, sign } = args.attrs as unknown as LeadingSumToAttrs;
+  const size = tf.util.sizeFromShape(x.shape);
+  const columns = tf.util.sizeFromShape(shape);
+  if (x.dtype !== "float32" || size === 0 || columns === 0 || size % columns !== 0) {
+    throw new Error(
+      `${LEADING_SUM_TO}: expected a non-empty float32 x whose size is a multiple of ` +
+        `[${shape}]'s, received ${x.dtype} [${x.shape}]`,
+    );
+  }
+  const backend = args.backend as unknown as WasmBackend;
+  const out = backend.makeOutput(shape, "float32");
+  _writeColumnSums(backend, x, out, size / columns, columns, sign);
+  return out;
+}
+
+/** The {@linkcode LEADING_SUM_TO} kernel for wasm (`initBackend("wasm")` registers it). */
+export const leadingSumToWasmConfig: tf.KernelConfig = {
+  kernelName: LEADING_SUM_TO,
+  backendName: "wasm",
+  kernelFunc: _leadingSumTo as unknown as tf.KernelFunc,
+};

@@ -173,3 +173,55 @@ function _tile(
 export function tileWasmConfig(original: tf.KernelConfig): WasmKernelReplacement {
   return wasmReplacement(original, [tf.Tile], (_name, args, fallback) => tileWasm(args, fallback));
 }
+
+/**
+ * The gradient of `Sum` and `Mean` over leading axes in one kernel (lib/kernels/gradients.ts
+ * uses it): { x } with x the incoming gradient, one value per kept element, attrs
+ * {@linkcode BroadcastLeadingAttrs} → `shape`, its rows (x's size each) x / divisor:
+ * out[r, c] = x[c] / divisor, divided in float32 (as tfjs's `RealDiv` of x by the count) and
+ * copied. tfjs's gradient reshapes, divides and tiles: three kernel calls.
+ */
+export const BROADCAST_LEADING = "BnlabBroadcastLeading";
+
+/** The attributes of {@linkcode BROADCAST_LEADING}. */
+export interface BroadcastLeadingAttrs {
+  /** The output's shape: leading axes to repeat over, then as many elements as x has. */
+  shape: number[];
+  /** The float32 divisor: the number of values reduced for a mean, 1 for a sum. */
+  divisor: number;
+}
+
+function _broadcastLeading(args: _KernelArgs): tf.TensorInfo {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const { shape, divisor } = args.attrs as unknown as BroadcastLeadingAttrs;
+  const columns = tf.util.sizeFromShape(x.shape);
+  const size = tf.util.sizeFromShape(shape);
+  if (x.dtype !== "float32" || columns === 0 || size % columns !== 0) {
+    throw new Error(
+      `${BROADCAST_LEADING}: expected a non-empty float32 x whose size divides that of ` +
+        `[${shape}], received ${x.dtype} [${x.shape}]`,
+    );
+  }
+  const backend = args.backend as unknown as WasmBackend;
+  // Allocate first: growing the heap would detach views taken before.
+  const out = backend.makeOutput(shape, "float32");
+  const source = backend.typedArrayFromHeap(x) as Float32Array;
+  const target = backend.typedArrayFromHeap(out) as Float32Array;
+  const d = Math.fround(divisor);
+  // A float32 quotient rounded from the double one is the float32 division's (53 ≥ 2·24 + 2).
+  if (d === 1) target.set(source.subarray(0, columns));
+  else for (let c = 0; c < columns; c++) target[c] = source[c] / d;
+  for (let done = columns; done < size;) {
+    const count = Math.min(done, size - done);
+    target.copyWithin(done, 0, count);
+    done += count;
+  }
+  return out;
+}
+
+/** The {@linkcode BROADCAST_LEADING} kernel for wasm (`initBackend("wasm")` registers it). */
+export const broadcastLeadingWasmConfig: tf.KernelConfig = {
+  kernelName: BROADCAST_LEADING,
+  backendName: "wasm",
+  kernelFunc: _broadcastLeading as unknown as tf.KernelFunc,
+};

@@ -1539,6 +1539,19 @@ void bnlab_sigmoid_grad(float *heap, int32_t dy_off, int32_t y_off, int32_t dx_o
 }
 
 /*
+ * The gradient of x² as tfjs 4.22 registers it, mul(dy, mul(x, 2)): dx = dy·(x·2), each
+ * product rounded to float32 (x·2 is exact unless it overflows).
+ */
+void bnlab_square_grad(float *heap, int32_t dy_off, int32_t x_off, int32_t dx_off, int32_t size) {
+  const float *dy = heap + dy_off, *x = heap + x_off;
+  float *dx = heap + dx_off;
+  for (int32_t i = 0; i < size; i++) {
+    const float twice = x[i] * 2.0f;
+    dx[i] = dy[i] * twice;
+  }
+}
+
+/*
  * Plain SGD's update of one variable as tfjs's SGDOptimizer writes it, add(mul(c, g), v) with
  * c = −lr as a float32: out = c·g + v, the product and the sum each rounded to float32.
  */
