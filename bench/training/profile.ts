@@ -6,7 +6,13 @@
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/backend.ts";
 import { median } from "../machine.ts";
-import { blockSeconds, type Trainer, trainer, type TrainingVariant } from "./trainer.ts";
+import {
+  blockSeconds,
+  type Trainer,
+  trainer,
+  TRAINING_VARIANTS,
+  type TrainingVariant,
+} from "./trainer.ts";
 
 /**
  * Milliseconds and calls per step of each kernel over `steps` profiled wasm steps, and the
@@ -163,10 +169,25 @@ export async function profileByShape(
 }
 
 if (import.meta.main) {
-  // `deno run -A bench/training/profile.ts [variant] [steps]`: a LeNet step at batch 20, kernel
-  // by kernel and shape by shape (BNLAB_BLAS_THREADS=1 for a worker of `--workers 2`).
-  const variant = (Deno.args[0] ?? "none") as TrainingVariant;
-  const steps = Number(Deno.args[1] ?? 200);
+  // `deno run -A bench/training/profile.ts [variant] [steps]`: a step of the bench's LeNet (ReLU)
+  // at batch 20, kernel by kernel and shape by shape (BNLAB_BLAS_THREADS=1 for a worker of
+  // `--workers 2`); variant none, tfjs, custom_analytic or custom_autodiff.
+  const [variantArg = "none", stepsArg = "200"] = Deno.args;
+  if (!(TRAINING_VARIANTS as readonly string[]).includes(variantArg)) {
+    console.error(
+      `profile.ts: variant must be one of ${TRAINING_VARIANTS.join(", ")}, received ` +
+        JSON.stringify(variantArg),
+    );
+    Deno.exit(2);
+  }
+  const steps = Number(stepsArg);
+  if (!Number.isInteger(steps) || steps < 1) {
+    console.error(
+      `profile.ts: steps must be a positive integer, received ${JSON.stringify(stepsArg)}`,
+    );
+    Deno.exit(2);
+  }
+  const variant = variantArg as TrainingVariant;
   await initBackend("wasm");
   const { rows, stepMs } = await profileByShape(() => trainer(variant, 20), { steps });
   const total = rows.reduce((sum, row) => sum + row.msPerStep, 0);
