@@ -80,6 +80,22 @@ export interface RunningAverageAttrs {
   factor: number;
 }
 
+/**
+ * Softmax cross-entropy, the mean over the batch: { labels, logits }, [batch, classes] each
+ * (logits float32, labels float32 or int32) → [loss (a scalar), logSoftmax ([batch,
+ * classes])], with the floats of
+ * tfjs 4.22's `tf.losses.softmaxCrossEntropy(labels, logits)` (no weights, no smoothing):
+ * logSoftmax = logits − (max + log Σ exp(logits − max)) per row, loss = (Σ_rows Σ_classes
+ * −logSoftmax·labels) / batch.
+ */
+export const SOFTMAX_CROSS_ENTROPY = "BnlabSoftmaxCrossEntropy";
+/**
+ * Its gradient, as tfjs 4.22's: { dy (a scalar), labels, logSoftmax } → [dlabels, dlogits],
+ * with g = dy / batch per row: dlabels = g·(labels − exp(logSoftmax)) (tfjs's, kept as it is)
+ * and dlogits = g·(exp(logSoftmax) − labels).
+ */
+export const SOFTMAX_CROSS_ENTROPY_GRAD = "BnlabSoftmaxCrossEntropyGrad";
+
 /** A kernel config that may decline a call it cannot handle (its caller then runs tfjs ops). */
 export interface NamedKernelConfig extends tf.KernelConfig {
   /**

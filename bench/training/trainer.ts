@@ -8,6 +8,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/backend.ts";
 import { createLeNet, type LeNetOptions } from "../../lib/models/lenet.ts";
 import { createOptimizer } from "../../lib/train/loop.ts";
+import { computeLoss } from "../../lib/train/losses.ts";
 import { median } from "../machine.ts";
 import type { PyTorchLeNet } from "../pytorch.ts";
 
@@ -103,7 +104,7 @@ export function modelTrainer(model: tf.LayersModel, batchSize: number): Trainer 
       const { xs, ys } = batches[next++ % batches.length];
       return optimizer.minimize(() => {
         const logits = model.apply(xs, { training: true }) as tf.Tensor;
-        return tf.losses.softmaxCrossEntropy(ys, logits) as tf.Scalar;
+        return computeLoss("xent", logits, ys);
       }, returnCost);
     },
     dispose() {

@@ -45,6 +45,10 @@ import { RUNNING_AVERAGE_CONFIGS } from "./running_average.ts";
 import { setLeanSavedTensors } from "./saved_tensors.ts";
 import { sgdUpdateWasmConfig } from "./sgd_update.ts";
 import { broadcastLeadingWasmConfig, tileWasmConfig } from "./tile.ts";
+import {
+  softmaxCrossEntropyGradWasmConfig,
+  softmaxCrossEntropyWasmConfig,
+} from "./softmax_cross_entropy.ts";
 import type { WasmKernelReplacement } from "./wasm_kernel.ts";
 
 export type { BlasInfo, NativeInfo, WasmKernelReplacement };
@@ -108,6 +112,9 @@ export const KERNEL_TABLE: readonly KernelEntry[] = [
   { kind: "kernel", config: squareGradWasmConfig },
   { kind: "kernel", config: broadcastLeadingWasmConfig },
   { kind: "kernel", config: leadingSumToWasmConfig },
+  // The training loss and its gradient as one kernel each (softmax_cross_entropy.ts).
+  { kind: "kernel", config: softmaxCrossEntropyWasmConfig },
+  { kind: "kernel", config: softmaxCrossEntropyGradWasmConfig },
   // Replacements of tfjs's slow wasm kernels, which they keep as fallbacks. A kernel has one
   // entry: a BLAS kernel wraps the wasm replacement inside the same entry.
   _replacement(
