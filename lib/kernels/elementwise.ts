@@ -358,37 +358,8 @@ export function sigmoidWasmConfig(original: tf.KernelConfig): WasmKernelReplacem
  */
 export const RELU_GRAD = "BnlabReluGrad";
 
-function _reluGrad(args: KernelArgs): tf.TensorInfo {
-  const { dy, x } = args.inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
-  const native = requireNativeKernels(RELU_GRAD);
-  const size = tf.util.sizeFromShape(x.shape);
-  if (
-    dy.dtype !== "float32" || x.dtype !== "float32" ||
-    tf.util.sizeFromShape(dy.shape) !== size
-  ) {
-    throw new Error(
-      `${RELU_GRAD}: expected float32 dy and x of one size, received ${dy.dtype} ` +
-        `[${dy.shape}] and ${x.dtype} [${x.shape}]`,
-    );
-  }
-  const backend = args.backend as unknown as WasmBackend;
-  const dx = backend.makeOutput(x.shape, "float32");
-  native.bnlab_relu_grad(
-    heapFloats(backend),
-    floatOffset(backend, dy),
-    floatOffset(backend, x),
-    floatOffset(backend, dx),
-    size,
-  );
-  return dx;
-}
-
 /** The {@linkcode RELU_GRAD} kernel for wasm (`initBackend("wasm")` registers it). */
-export const reluGradWasmConfig: tf.KernelConfig = {
-  kernelName: RELU_GRAD,
-  backendName: "wasm",
-  kernelFunc: _reluGrad as unknown as tf.KernelFunc,
-};
+export const reluGradWasmConfig: tf.KernelConfig = _gradConfig(RELU_GRAD, "x", "bnlab_relu_grad");
 
 /**
  * The sigmoid's gradient as one native kernel (lib/kernels/gradients.ts uses it): { dy, y },
@@ -397,37 +368,12 @@ export const reluGradWasmConfig: tf.KernelConfig = {
  */
 export const SIGMOID_GRAD = "BnlabSigmoidGrad";
 
-function _sigmoidGrad(args: KernelArgs): tf.TensorInfo {
-  const { dy, y } = args.inputs as { dy: tf.TensorInfo; y: tf.TensorInfo };
-  const native = requireNativeKernels(SIGMOID_GRAD);
-  const size = tf.util.sizeFromShape(y.shape);
-  if (
-    dy.dtype !== "float32" || y.dtype !== "float32" ||
-    tf.util.sizeFromShape(dy.shape) !== size
-  ) {
-    throw new Error(
-      `${SIGMOID_GRAD}: expected float32 dy and y of one size, received ${dy.dtype} ` +
-        `[${dy.shape}] and ${y.dtype} [${y.shape}]`,
-    );
-  }
-  const backend = args.backend as unknown as WasmBackend;
-  const dx = backend.makeOutput(y.shape, "float32");
-  native.bnlab_sigmoid_grad(
-    heapFloats(backend),
-    floatOffset(backend, dy),
-    floatOffset(backend, y),
-    floatOffset(backend, dx),
-    size,
-  );
-  return dx;
-}
-
 /** The {@linkcode SIGMOID_GRAD} kernel for wasm (`initBackend("wasm")` registers it). */
-export const sigmoidGradWasmConfig: tf.KernelConfig = {
-  kernelName: SIGMOID_GRAD,
-  backendName: "wasm",
-  kernelFunc: _sigmoidGrad as unknown as tf.KernelFunc,
-};
+export const sigmoidGradWasmConfig: tf.KernelConfig = _gradConfig(
+  SIGMOID_GRAD,
+  "y",
+  "bnlab_sigmoid_grad",
+);
 
 /**
  * The gradient of x² as one native kernel (lib/kernels/gradients.ts uses it): { dy, x } →
@@ -435,34 +381,45 @@ export const sigmoidGradWasmConfig: tf.KernelConfig = {
  */
 export const SQUARE_GRAD = "BnlabSquareGrad";
 
-function _squareGrad(args: KernelArgs): tf.TensorInfo {
-  const { dy, x } = args.inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
-  const native = requireNativeKernels(SQUARE_GRAD);
-  const size = tf.util.sizeFromShape(x.shape);
-  if (
-    dy.dtype !== "float32" || x.dtype !== "float32" ||
-    tf.util.sizeFromShape(dy.shape) !== size
-  ) {
-    throw new Error(
-      `${SQUARE_GRAD}: expected float32 dy and x of one size, received ${dy.dtype} ` +
-        `[${dy.shape}] and ${x.dtype} [${x.shape}]`,
-    );
-  }
-  const backend = args.backend as unknown as WasmBackend;
-  const dx = backend.makeOutput(x.shape, "float32");
-  native.bnlab_square_grad(
-    heapFloats(backend),
-    floatOffset(backend, dy),
-    floatOffset(backend, x),
-    floatOffset(backend, dx),
-    size,
-  );
-  return dx;
-}
-
 /** The {@linkcode SQUARE_GRAD} kernel for wasm (`initBackend("wasm")` registers it). */
-export const squareGradWasmConfig: tf.KernelConfig = {
-  kernelName: SQUARE_GRAD,
-  backendName: "wasm",
-  kernelFunc: _squareGrad as unknown as tf.KernelFunc,
-};
+export const squareGradWasmConfig: tf.KernelConfig = _gradConfig(
+  SQUARE_GRAD,
+  "x",
+  "bnlab_square_grad",
+);
+
+/**
+ * A gradient kernel for wasm of { dy, [saved] }, two float32 tensors of one size, to dx
+ * (saved's shape) by the native function `symbol` (heap, dy, saved, dx, size).
+ */
+function _gradConfig(
+  kernelName: string,
+  saved: "x" | "y",
+  symbol: "bnlab_relu_grad" | "bnlab_sigmoid_grad" | "bnlab_square_grad",
+): tf.KernelConfig {
+  const kernelFunc = (args: KernelArgs): tf.TensorInfo => {
+    const dy = args.inputs.dy as tf.TensorInfo;
+    const t = args.inputs[saved] as tf.TensorInfo;
+    const native = requireNativeKernels(kernelName);
+    const size = tf.util.sizeFromShape(t.shape);
+    if (
+      dy.dtype !== "float32" || t.dtype !== "float32" || tf.util.sizeFromShape(dy.shape) !== size
+    ) {
+      throw new Error(
+        `${kernelName}: expected float32 dy and ${saved} of one size, received ${dy.dtype} ` +
+          `[${dy.shape}] and ${t.dtype} [${t.shape}]`,
+      );
+    }
+    const backend = args.backend as unknown as WasmBackend;
+    const dx = backend.makeOutput(t.shape, "float32");
+    native[symbol](
+      heapFloats(backend),
+      floatOffset(backend, dy),
+      floatOffset(backend, t),
+      floatOffset(backend, dx),
+      size,
+    );
+    return dx;
+  };
+  return { kernelName, backendName: "wasm", kernelFunc: kernelFunc as unknown as tf.KernelFunc };
+}

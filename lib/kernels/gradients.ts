@@ -19,8 +19,8 @@
  * (tests/gradients_test.ts compares them by `Object.is`): tfjs's `FusedBatchNorm` gradient
  * (≈15 passes over the activation, tfjs BN 1.11× faster per LeNet step), ReLU's (`Step` then
  * `Multiply`), the sigmoid's (`Sub`, `Multiply`, `Multiply` from its output) and the
- * square's (`Multiply` by 2, then by dy). The three kernels of this paragraph take a LeNet
- * step with tfjs's BatchNormalization from 186 kernel calls to 161.
+ * square's (`Multiply` by 2, then by dy). `BROADCAST_LEADING`, `LEADING_SUM_TO` and
+ * `SQUARE_GRAD` take a LeNet step with tfjs's BatchNormalization from 186 kernel calls to 161.
  * Elsewhere, and inside a recorded backward pass (a higher-order gradient, which needs tfjs's
  * differentiable ops), tfjs's gradients run.
  *
