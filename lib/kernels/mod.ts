@@ -247,7 +247,16 @@ const _replacements = new WeakSet<tf.KernelConfig>();
  *
  * const installed = installKernels({ backend: "cpu" });
  * assert.deepEqual(installed.kernels, ["BnlabRunningAverage"]);
- * assert.deepEqual(installed.gradients, ["Sum", "Mean", "FusedBatchNorm", "Relu", "Sigmoid"]);
+ * assert.deepEqual(installed.gradients, [
+ *   "Sum",
+ *   "Mean",
+ *   "Add",
+ *   "Sub",
+ *   "Square",
+ *   "FusedBatchNorm",
+ *   "Relu",
+ *   "Sigmoid",
+ * ]);
  * ```
  */
 export function installKernels(options: InstallKernelsOptions): InstalledKernels {
