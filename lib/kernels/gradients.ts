@@ -147,53 +147,29 @@ function _fusedBatchNorm(original: tf.GradConfig): GradientReplacement {
   };
 }
 
-function _relu(original: tf.GradConfig): GradientReplacement {
+/**
+ * An element-wise op's gradient as one native kernel `gradKernel` of { dy, x } (the saved
+ * input) or { dy, y } (the saved output), where float32 and usable; else tfjs's.
+ */
+function _elementwise(
+  kernelName: string,
+  gradKernel: string,
+  saved: "x" | "y",
+  original: tf.GradConfig,
+): GradientReplacement {
   return {
-    kernelName: tf.Relu,
-    inputsToSave: ["x"],
-    gradFunc: (dy, saved, attrs) => {
-      const [x] = saved;
-      if (x.dtype !== "float32" || !_nativeGradUsable(RELU_GRAD)) {
-        return original.gradFunc(dy, saved, attrs);
-      }
-      return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: dy as tf.Tensor, x }) as tf.Tensor };
-    },
-    original,
-  };
-}
-
-function _sigmoid(original: tf.GradConfig): GradientReplacement {
-  return {
-    kernelName: tf.Sigmoid,
-    outputsToSave: [true],
-    gradFunc: (dy, saved, attrs) => {
-      const [y] = saved;
-      if (y.dtype !== "float32" || !_nativeGradUsable(SIGMOID_GRAD)) {
-        return original.gradFunc(dy, saved, attrs);
-      }
-      return {
-        x: () => tf.engine().runKernel(SIGMOID_GRAD, { dy: dy as tf.Tensor, y }) as tf.Tensor,
-      };
-    },
-    original,
-  };
-}
-
-function _square(original: tf.GradConfig): GradientReplacement {
-  return {
-    kernelName: tf.Square,
-    inputsToSave: ["x"],
-    gradFunc: (dy, saved, attrs) => {
-      const [x] = saved;
+    kernelName,
+    ...(saved === "x" ? { inputsToSave: ["x"] } : { outputsToSave: [true] }),
+    gradFunc: (dy, tensors, attrs) => {
+      const [t] = tensors;
       if (
-        x.dtype !== "float32" || (dy as tf.Tensor).dtype !== "float32" ||
-        !_nativeGradUsable(SQUARE_GRAD)
+        t.dtype !== "float32" || (dy as tf.Tensor).dtype !== "float32" ||
+        !_nativeGradUsable(gradKernel)
       ) {
-        return original.gradFunc(dy, saved, attrs);
+        return original.gradFunc(dy, tensors, attrs);
       }
-      return {
-        x: () => tf.engine().runKernel(SQUARE_GRAD, { dy: dy as tf.Tensor, x }) as tf.Tensor,
-      };
+      const inputs = { dy: dy as tf.Tensor, [saved]: t };
+      return { x: () => tf.engine().runKernel(gradKernel, inputs) as tf.Tensor };
     },
     original,
   };
@@ -253,10 +229,10 @@ export const GRADIENT_REPLACEMENTS: ReadonlyArray<
   [tf.Mean, (original) => _reduction(tf.Mean, original)],
   [tf.Add, (original) => _broadcastBinary(tf.Add, 1, original)],
   [tf.Sub, (original) => _broadcastBinary(tf.Sub, -1, original)],
-  [tf.Square, _square],
+  [tf.Square, (original) => _elementwise(tf.Square, SQUARE_GRAD, "x", original)],
   [tf.FusedBatchNorm, _fusedBatchNorm],
-  [tf.Relu, _relu],
-  [tf.Sigmoid, _sigmoid],
+  [tf.Relu, (original) => _elementwise(tf.Relu, RELU_GRAD, "x", original)],
+  [tf.Sigmoid, (original) => _elementwise(tf.Sigmoid, SIGMOID_GRAD, "y", original)],
 ];
 
 /**

@@ -136,14 +136,26 @@ function _tile(
         fill(axis + 1, from + i * sourceStrides[axis], to + i * targetStrides[axis]);
       }
     }
-    const block = size * targetStrides[axis];
-    for (let done = 1; done < reps[axis];) {
-      const count = Math.min(done, reps[axis] - done);
-      target.copyWithin(to + done * block, to, to + count * block);
-      done += count;
-    }
+    _repeat(target, to, size * targetStrides[axis], reps[axis]);
   };
   fill(0, 0, 0);
+}
+
+/**
+ * Repeats the `block` elements of `target` at `to` until they fill `times` blocks, doubling
+ * the filled part with `copyWithin` (memmove) each round.
+ */
+function _repeat(
+  target: Float32Array | Int32Array | Uint8Array,
+  to: number,
+  block: number,
+  times: number,
+): void {
+  for (let done = 1; done < times;) {
+    const count = Math.min(done, times - done);
+    target.copyWithin(to + done * block, to, to + count * block);
+    done += count;
+  }
 }
 
 /**
@@ -211,11 +223,7 @@ function _broadcastLeading(args: _KernelArgs): tf.TensorInfo {
   // A float32 quotient rounded from the double one is the float32 division's (53 ≥ 2·24 + 2).
   if (d === 1) target.set(source.subarray(0, columns));
   else for (let c = 0; c < columns; c++) target[c] = source[c] / d;
-  for (let done = columns; done < size;) {
-    const count = Math.min(done, size - done);
-    target.copyWithin(done, 0, count);
-    done += count;
-  }
+  _repeat(target, 0, columns, size / columns);
   return out;
 }
 
