@@ -49,6 +49,11 @@ import {
   softmaxCrossEntropyGradWasmConfig,
   softmaxCrossEntropyWasmConfig,
 } from "./softmax_cross_entropy.ts";
+import {
+  setFusedTfjsBatchNorm,
+  tfjsBatchNormTrainingGradWasmConfig,
+  tfjsBatchNormTrainingWasmConfig,
+} from "./tfjs_batch_norm.ts";
 import type { WasmKernelReplacement } from "./wasm_kernel.ts";
 
 export type { BlasInfo, NativeInfo, WasmKernelReplacement };
@@ -156,6 +161,11 @@ export const KERNEL_TABLE: readonly KernelEntry[] = [
   },
   // Saved tensors without a clone's dispatch and tape node at first order (saved_tensors.ts).
   { kind: "setting", name: "leanSavedTensors", backendName: "wasm", set: setLeanSavedTensors },
+  // tfjs's BatchNormalization layer's training step and its gradient as one native kernel
+  // each, with its floats (tfjs_batch_norm.ts).
+  { kind: "kernel", config: tfjsBatchNormTrainingWasmConfig },
+  { kind: "kernel", config: tfjsBatchNormTrainingGradWasmConfig },
+  { kind: "setting", name: "fusedTfjsBatchNorm", backendName: "wasm", set: setFusedTfjsBatchNorm },
   // bnlab's batch norm as native kernels, called by the names of lib/named_kernels.ts
   // (batch_norm_native.ts).
   ...BATCH_NORM_KERNEL_CONFIGS.map((config): KernelEntry => ({ kind: "kernel", config })),

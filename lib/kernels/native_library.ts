@@ -34,7 +34,7 @@ export interface NativeInfo {
 }
 
 /** The ABI version `bnlab_native_version()` must report (see the C source). */
-const _VERSION = 13;
+const _VERSION = 14;
 
 const _GEOMETRY = [
   "i32", // b0
@@ -302,6 +302,52 @@ const _SYMBOLS = {
   bnlab_sigmoid_grad: { parameters: ["buffer", "i32", "i32", "i32", "i32"], result: "void" },
   bnlab_square_grad: { parameters: ["buffer", "i32", "i32", "i32", "i32"], result: "void" },
   bnlab_sgd_update: { parameters: ["buffer", "i32", "i32", "i32", "i32", "f32"], result: "void" },
+  bnlab_tfjs_bn_training: {
+    parameters: [
+      "buffer",
+      "i32", // x offset
+      "i32", // gamma offset
+      "i32", // beta offset
+      "i32", // moving mean offset
+      "i32", // moving variance offset
+      "i32", // y offset
+      "i32", // mean offset
+      "i32", // variance offset
+      "i32", // new moving mean offset
+      "i32", // new moving variance offset
+      "i32", // rows
+      "i32", // channels
+      "f64", // epsilon
+      "f32", // decay
+    ],
+    result: "void",
+  },
+  bnlab_tfjs_bn_training_grad: {
+    parameters: [
+      "buffer",
+      "i32", // dy offset
+      "i32", // x offset
+      "i32", // mean offset
+      "i32", // variance offset
+      "i32", // gamma offset
+      "i32", // dx offset
+      "i32", // dgamma offset
+      "i32", // dbeta offset
+      "i32", // rows
+      "i32", // channels
+      "f32", // epsilon
+    ],
+    result: "void",
+  },
+  bnlab_exp_log: { parameters: ["buffer", "i32", "i32", "i32", "i32"], result: "void" },
+  bnlab_softmax_xent: {
+    parameters: ["buffer", "i32", "i32", "i32", "i32", "i32", "i32", "i32"],
+    result: "void",
+  },
+  bnlab_softmax_xent_grad: {
+    parameters: ["buffer", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"],
+    result: "void",
+  },
 } as const;
 
 type _Library = Deno.DynamicLibrary<typeof _SYMBOLS>;

@@ -5,11 +5,14 @@
  *
  * tfjs 4.22's `tf.losses.softmaxCrossEntropy` is a log-sum-exp, a difference, a product and
  * three sums through tfjs's engine: 17 kernel calls forward and 13 backward for a [20, 10]
- * batch, each with its tensors, scopes and tape bookkeeping: ≈90 µs of a 4 ms LeNet step at
- * batch 20 for 200 numbers, ≈40 µs as two kernels. These kernels call the same kernels of
- * the wasm backend (bnlab's replacements where registered) in tfjs's order on the same
- * values, without the engine in between, so every float is tfjs's by construction
- * (tests/losses_test.ts compares them by `Object.is`).
+ * batch, each with its tensors, scopes and tape bookkeeping, for 200 numbers. With the native
+ * kernels loaded, each pass is one call of C (`bnlab_softmax_xent` and its `_grad` in
+ * native/bnlab_kernels.c) that rounds where tfjs's kernels round, with the exp and log of
+ * tfjs's wasm binary (its C library's algorithms and tables). Without them, the kernels call
+ * the wasm backend's kernels (bnlab's replacements where registered) in tfjs's order on the
+ * same values, without the engine in between: tfjs's floats by construction. Either way every
+ * float is tfjs's (tests/losses_test.ts compares both routes by `Object.is`, and the C exp and
+ * log with tfjs's `Exp` and `Log` on a sweep of float32 inputs, or on all of them).
  *
  * @module
  */
@@ -19,7 +22,8 @@ import {
   SOFTMAX_CROSS_ENTROPY,
   SOFTMAX_CROSS_ENTROPY_GRAD,
 } from "../named_kernels.ts";
-import type { KernelArgs, WasmBackend } from "./wasm_kernel.ts";
+import { nativeKernels } from "./native_library.ts";
+import { floatOffset, heapFloats, type KernelArgs, type WasmBackend } from "./wasm_kernel.ts";
 
 export { SOFTMAX_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY_GRAD };
 
@@ -86,7 +90,24 @@ function _labels(labels: tf.Tensor | undefined, like: tf.Tensor): boolean {
 
 function _softmaxCrossEntropy(args: KernelArgs): tf.TensorInfo[] {
   const { labels, logits } = args.inputs as Record<string, tf.TensorInfo>;
-  const [batch] = logits.shape;
+  const [batch, classes] = logits.shape;
+  const native = nativeKernels();
+  if (native !== null) {
+    const backend = args.backend as unknown as WasmBackend;
+    const loss = backend.makeOutput([], "float32");
+    const logSoftmax = backend.makeOutput(logits.shape, "float32");
+    native.bnlab_softmax_xent(
+      heapFloats(backend),
+      floatOffset(backend, logits),
+      floatOffset(backend, labels),
+      labels.dtype === "int32" ? 1 : 0,
+      batch,
+      classes,
+      floatOffset(backend, logSoftmax),
+      floatOffset(backend, loss),
+    );
+    return [loss, logSoftmax];
+  }
   const kernels = new _Kernels(args.backend as unknown as WasmBackend);
   try {
     // tfjs's logSumExp(logits, [1], keepDims): max, shifted, exp, sum, log, max + log.
@@ -112,7 +133,26 @@ function _softmaxCrossEntropy(args: KernelArgs): tf.TensorInfo[] {
 
 function _softmaxCrossEntropyGrad(args: KernelArgs): tf.TensorInfo[] {
   const { dy, logSoftmax } = args.inputs as Record<string, tf.TensorInfo>;
-  const [batch] = logSoftmax.shape;
+  const [batch, classes] = logSoftmax.shape;
+  const native = nativeKernels();
+  if (native !== null) {
+    const backend = args.backend as unknown as WasmBackend;
+    const labels = args.inputs.labels as tf.TensorInfo;
+    const dlabels = backend.makeOutput(logSoftmax.shape, "float32");
+    const dlogits = backend.makeOutput(logSoftmax.shape, "float32");
+    native.bnlab_softmax_xent_grad(
+      heapFloats(backend),
+      floatOffset(backend, dy),
+      floatOffset(backend, labels),
+      labels.dtype === "int32" ? 1 : 0,
+      floatOffset(backend, logSoftmax),
+      batch,
+      classes,
+      floatOffset(backend, dlabels),
+      floatOffset(backend, dlogits),
+    );
+    return [dlabels, dlogits];
+  }
   const kernels = new _Kernels(args.backend as unknown as WasmBackend);
   try {
     const labels = kernels.float32(args.inputs.labels as tf.TensorInfo);

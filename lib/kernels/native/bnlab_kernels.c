@@ -20,7 +20,7 @@
 #include <time.h>
 
 /* The ABI version: lib/kernels/native_library.ts refuses a library that reports another. */
-int32_t bnlab_native_version(void) { return 13; }
+int32_t bnlab_native_version(void) { return 14; }
 
 /* A convolution's geometry after its image range, as bnlab_im2col and bnlab_col2im take it. */
 typedef struct {
@@ -1402,24 +1402,21 @@ static inline __attribute__((always_inline)) void fbn_grad_block(
   }
 }
 
-void bnlab_fused_batch_norm_grad(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_off,
-                                 int32_t var_off, int32_t scale_off, int32_t dx_off,
-                                 int32_t dmean_off, int32_t dvar_off, int32_t dscale_off,
-                                 int32_t doffset_off, int32_t rows, int32_t channels,
-                                 float epsilon) {
+static void fused_batch_norm_grad(const float *dy, const float *x, const float *mean,
+                                  const float *variance, const float *gamma, float *dx,
+                                  float *dmean, float *dvar, float *dscale, float *doffset,
+                                  int32_t rows, int32_t channels, float epsilon) {
   float *per = malloc((size_t)channels * 4 * sizeof(float));
   double *sums = malloc((size_t)channels * 4 * sizeof(double));
   if (per == NULL || sums == NULL) abort();
   float *r = per, *neg_r = per + channels, *half_cube = per + 2 * channels;
   float *scale = per + 3 * channels;
   for (int32_t c = 0; c < channels; c++) {
-    r[c] = 1.0f / sqrtf(heap[var_off + c] + epsilon);
+    r[c] = 1.0f / sqrtf(variance[c] + epsilon);
     neg_r[c] = r[c] * -1.0f;
     half_cube[c] = ((r[c] * r[c]) * r[c]) * -0.5f;
-    scale[c] = scale_off >= 0 ? heap[scale_off + c] : 1.0f;
+    scale[c] = gamma != NULL ? gamma[c] : 1.0f;
   }
-  const float *dy = heap + dy_off, *x = heap + x_off, *mean = heap + mean_off;
-  float *dx = heap + dx_off;
 #define FBN_BLOCK(k, w)                                                                    \
   fbn_grad_block(dy + (k), x + (k), dx + (k), rows, channels, mean + (k), per + (k), channels, \
                  sums + (k), w)
@@ -1428,13 +1425,24 @@ void bnlab_fused_batch_norm_grad(float *heap, int32_t dy_off, int32_t x_off, int
   CHANNEL_TAIL(c_, channels, FBN_BLOCK);
 #undef FBN_BLOCK
   for (int32_t c = 0; c < channels; c++) {
-    heap[dmean_off + c] = (float)sums[c];
-    heap[dvar_off + c] = (float)sums[channels + c];
-    heap[dscale_off + c] = (float)sums[2 * channels + c];
-    heap[doffset_off + c] = (float)sums[3 * channels + c];
+    dmean[c] = (float)sums[c];
+    dvar[c] = (float)sums[channels + c];
+    dscale[c] = (float)sums[2 * channels + c];
+    doffset[c] = (float)sums[3 * channels + c];
   }
   free(per);
   free(sums);
+}
+
+void bnlab_fused_batch_norm_grad(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_off,
+                                 int32_t var_off, int32_t scale_off, int32_t dx_off,
+                                 int32_t dmean_off, int32_t dvar_off, int32_t dscale_off,
+                                 int32_t doffset_off, int32_t rows, int32_t channels,
+                                 float epsilon) {
+  fused_batch_norm_grad(heap + dy_off, heap + x_off, heap + mean_off, heap + var_off,
+                        scale_off >= 0 ? heap + scale_off : NULL, heap + dx_off,
+                        heap + dmean_off, heap + dvar_off, heap + dscale_off,
+                        heap + doffset_off, rows, channels, epsilon);
 }
 
 /*
@@ -1563,4 +1571,265 @@ void bnlab_sgd_update(float *heap, int32_t v_off, int32_t g_off, int32_t out_off
     const float step = c * g[i];
     out[i] = step + v[i];
   }
+}
+
+/*
+ * expf and logf as tfjs's wasm binary computes them: its C library's (musl's, from Arm's
+ * optimized-routines) algorithms and tables, evaluated in double and rounded once to float32,
+ * which compiled without contraction (-ffp-contract=off) gives the same bits on any IEEE
+ * machine. exp: x·32/ln2 = k + r, 2^(k/32) from the table (its entries less i·2^47), a cubic
+ * in r. log: x = 2^k·z with z near a table point c, log(z/c) by a cubic, plus log(c) + k·ln2.
+ * The tables are the ones in tfjs 4.22's wasm binaries (both hold the same).
+ * tests/losses_test.ts compares the bits with tfjs's Exp and Log kernels on a sweep of float32
+ * inputs, and on every one of the 2^32 with BNLAB_TEST_EVERY_FLOAT=1.
+ */
+static const uint64_t expf_table[32] = {
+  0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51,
+  0x3fef72b83c7d517b, 0x3fef54873168b9aa, 0x3fef387a6e756238, 0x3fef1e9df51fdee1,
+  0x3fef06fe0a31b715, 0x3feef1a7373aa9cb, 0x3feedea64c123422, 0x3feece086061892d,
+  0x3feebfdad5362a27, 0x3feeb42b569d4f82, 0x3feeab07dd485429, 0x3feea47eb03a5585,
+  0x3feea09e667f3bcd, 0x3fee9f75e8ec5f74, 0x3feea11473eb0187, 0x3feea589994cce13,
+  0x3feeace5422aa0db, 0x3feeb737b0cdc5e5, 0x3feec49182a3f090, 0x3feed503b23e255d,
+  0x3feee89f995ad3ad, 0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069,
+  0x3fef5818dcfba487, 0x3fef7c97337b9b5f, 0x3fefa4afa2a490da, 0x3fefd0765b6e4540,
+};
+static const double logf_table[16][2] = {
+  {0x1.661ec79f8f3bep+0, -0x1.57bf7808caadep-2},
+  {0x1.571ed4aaf883dp+0, -0x1.2bef0a7c06ddbp-2},
+  {0x1.49539f0f010b0p+0, -0x1.01eae7f513a67p-2},
+  {0x1.3c995b0b80385p+0, -0x1.b31d8a68224e9p-3},
+  {0x1.30d190c8864a5p+0, -0x1.6574f0ac07758p-3},
+  {0x1.25e227b0b8ea0p+0, -0x1.1aa2bc79c8100p-3},
+  {0x1.1bb4a4a1a343fp+0, -0x1.a4e76ce8c0e5ep-4},
+  {0x1.12358f08ae5bap+0, -0x1.1973c5a611cccp-4},
+  {0x1.0953f419900a7p+0, -0x1.252f438e10c1ep-5},
+  {0x1.0000000000000p+0, 0x0.0p+0},
+  {0x1.e608cfd9a47acp-1, 0x1.aa5aa5df25984p-5},
+  {0x1.ca4b31f026aa0p-1, 0x1.c5e53aa362eb4p-4},
+  {0x1.b2036576afce6p-1, 0x1.526e57720db08p-3},
+  {0x1.9c2d163a1aa2dp-1, 0x1.bc2860d224770p-3},
+  {0x1.886e6037841edp-1, 0x1.1058bc8a07ee1p-2},
+  {0x1.767dcf5534862p-1, 0x1.4043057b6ee09p-2},
+};
+
+static inline uint64_t double_bits(double d) {
+  uint64_t u;
+  memcpy(&u, &d, sizeof u);
+  return u;
+}
+
+static inline double double_of(uint64_t u) {
+  double d;
+  memcpy(&d, &u, sizeof d);
+  return d;
+}
+
+static float musl_expf(float x) {
+  const double shift = 0x1.8p+52, inv_ln2_32 = 0x1.71547652b82fep+5;
+  const double c0 = 0x1.c6af84b912394p-20, c1 = 0x1.ebfce50fac4f3p-13, c2 = 0x1.62e42ff0c52d6p-6;
+  const uint32_t abstop = (bits_of(x) >> 20) & 0x7ff;
+  if (abstop >= (bits_of(88.0f) >> 20)) {
+    if (bits_of(x) == bits_of(-INFINITY)) return 0.0f;
+    if (abstop >= (bits_of(INFINITY) >> 20)) return x + x;
+    if (x > 0x1.62e42ep6f) return INFINITY;
+    if (x < -0x1.9fe368p6f) return 0.0f;
+  }
+  double z = inv_ln2_32 * (double)x;
+  double kd = z + shift;
+  const uint64_t ki = double_bits(kd);
+  kd -= shift;
+  const double r = z - kd;
+  const double s = double_of(expf_table[ki % 32] + (ki << 47));
+  z = c0 * r + c1;
+  const double r2 = r * r;
+  double y = c2 * r + 1;
+  y = z * r2 + y;
+  return (float)(y * s);
+}
+
+static float musl_logf(float x) {
+  const double ln2 = 0x1.62e42fefa39efp-1;
+  const double a0 = -0x1.00ea348b88334p-2, a1 = 0x1.5575b0be00b6ap-2, a2 = -0x1.ffffef20a4123p-2;
+  uint32_t ix = bits_of(x);
+  if (ix == 0x3f800000) return 0.0f;
+  if (ix - 0x00800000 >= 0x7f800000 - 0x00800000) {
+    if (ix * 2 == 0) return -INFINITY;
+    if (ix == 0x7f800000) return x;
+    if ((ix & 0x80000000) || ix * 2 >= 0xff000000) return (x - x) / (x - x);
+    ix = bits_of(x * 0x1p23f); /* subnormal: normalize */
+    ix -= 23 << 23;
+  }
+  const uint32_t tmp = ix - 0x3f330000;
+  const int i = (tmp >> 19) % 16;
+  const int k = (int32_t)tmp >> 23;
+  const double z = (double)float_of(ix - (tmp & 0xff800000u));
+  const double r = z * logf_table[i][0] - 1;
+  const double y0 = logf_table[i][1] + (double)k * ln2;
+  const double r2 = r * r;
+  double y = a1 * r + a2;
+  y = a0 * r2 + y;
+  y = y * r2 + (y0 + r);
+  return (float)y;
+}
+
+/* y = expf(x) (op 0) or logf(x) (op 1) element by element: the tests' view of the two. */
+void bnlab_exp_log(float *heap, int32_t op, int32_t x_off, int32_t y_off, int32_t size) {
+  const float *x = heap + x_off;
+  float *y = heap + y_off;
+  for (int32_t i = 0; i < size; i++) y[i] = op == 0 ? musl_expf(x[i]) : musl_logf(x[i]);
+}
+
+static inline float label_at(const float *heap, int32_t off, int32_t ints, int32_t i) {
+  return ints ? (float)((const int32_t *)(heap + off))[i] : heap[off + i];
+}
+
+/*
+ * Softmax cross-entropy of [rows, cols] logits against labels (float32, or int32 when `ints`,
+ * converted as tfjs's Cast does) as tfjs 4.22's softmaxCrossEntropy computes it on wasm, each
+ * step rounded to float32 in its order: per row, m = the largest logit (tfjs's Max: the first,
+ * replaced by any greater), lse = m + logf(Σ expf(x − m)) (the sum in float32 from zero, in
+ * column order), logSoftmax = x − lse; each row's cost Σ_cols −(logSoftmax·label) (likewise),
+ * their sum over rows in double, rounded once (bnlab's Sum over a leading axis, reduce_leading.ts,
+ * which replaces tfjs's there), divided by rows. Writes logSoftmax [rows, cols] and the loss.
+ */
+void bnlab_softmax_xent(float *heap, int32_t logits_off, int32_t labels_off, int32_t ints,
+                        int32_t rows, int32_t cols, int32_t log_softmax_off, int32_t loss_off) {
+  const float *logits = heap + logits_off;
+  float *log_softmax = heap + log_softmax_off;
+  double total = 0.0;
+  for (int32_t r = 0; r < rows; r++) {
+    const float *x = logits + (int64_t)r * cols;
+    float *ls = log_softmax + (int64_t)r * cols;
+    float m = x[0];
+    for (int32_t j = 0; j < cols; j++) {
+      if (x[j] > m) m = x[j];
+    }
+    float sum = 0.0f;
+    for (int32_t j = 0; j < cols; j++) sum += musl_expf(x[j] - m);
+    const float lse = m + musl_logf(sum);
+    float cost = 0.0f;
+    for (int32_t j = 0; j < cols; j++) {
+      ls[j] = x[j] - lse;
+      const float product = ls[j] * label_at(heap, labels_off, ints, r * cols + j);
+      cost += -product;
+    }
+    total += cost;
+  }
+  heap[loss_off] = (float)total / (float)rows;
+}
+
+/*
+ * Its gradient as tfjs 4.22 registers it, from dy (the loss's gradient) and logSoftmax: with
+ * g = dy / rows and p = expf(logSoftmax), dlabels = g·(label − p) and dlogits = g·(p − label).
+ */
+void bnlab_softmax_xent_grad(float *heap, int32_t dy_off, int32_t labels_off, int32_t ints,
+                             int32_t log_softmax_off, int32_t rows, int32_t cols,
+                             int32_t dlabels_off, int32_t dlogits_off) {
+  const float g = heap[dy_off] / (float)rows;
+  const float *ls = heap + log_softmax_off;
+  float *dlabels = heap + dlabels_off, *dlogits = heap + dlogits_off;
+  const int64_t size = (int64_t)rows * cols;
+  for (int64_t i = 0; i < size; i++) {
+    const float p = musl_expf(ls[i]);
+    const float label = label_at(heap, labels_off, ints, (int32_t)i);
+    dlabels[i] = g * (label - p);
+    dlogits[i] = g * (p - label);
+  }
+}
+
+/*
+ * tfjs's BatchNormalization layer in training (tfjs-layers 4.22: tf.moments, tf.batchNorm, then
+ * the moving averages) for x [rows, channels] with γ and β, with the floats its ops give on
+ * these kernels: μ = Σ x / rows and σ² = Σ (x − μ)² / rows, each sum in double in row order
+ * and scaled by 1/rows in double, rounded once (bnlab's Mean over leading axes, with x − μ and
+ * its square rounded to float32 first); y as bnlab_fused_batch_norm; the moving averages
+ * m − (m − μ)·decay and v − (v − σ²)·decay in float32 (decay = 1 − momentum as float32).
+ */
+void bnlab_tfjs_bn_training(float *heap, int32_t x_off, int32_t gamma_off, int32_t beta_off,
+                            int32_t moving_mean_off, int32_t moving_var_off, int32_t y_off,
+                            int32_t mean_off, int32_t var_off, int32_t new_mean_off,
+                            int32_t new_var_off, int32_t rows, int32_t channels, double epsilon,
+                            float decay) {
+  double *sums = malloc((size_t)channels * sizeof(double));
+  if (sums == NULL) abort();
+  const float *x = heap + x_off;
+  float *mean = heap + mean_off, *var = heap + var_off;
+  const double scale = 1.0 / rows;
+  for (int32_t c = 0; c < channels; c++) sums[c] = 0.0;
+  for (int32_t r = 0; r < rows; r++) {
+    const float *in = x + (int64_t)r * channels;
+    for (int32_t c = 0; c < channels; c++) sums[c] += in[c];
+  }
+  for (int32_t c = 0; c < channels; c++) mean[c] = (float)(sums[c] * scale);
+  for (int32_t c = 0; c < channels; c++) sums[c] = 0.0;
+  for (int32_t r = 0; r < rows; r++) {
+    const float *in = x + (int64_t)r * channels;
+    for (int32_t c = 0; c < channels; c++) {
+      const float d = in[c] - mean[c];
+      const float square = d * d;
+      sums[c] += square;
+    }
+  }
+  for (int32_t c = 0; c < channels; c++) var[c] = (float)(sums[c] * scale);
+  free(sums);
+  bnlab_fused_batch_norm(heap, x_off, mean_off, channels, var_off, channels, gamma_off, channels,
+                         beta_off, channels, y_off, rows, channels, epsilon);
+  for (int32_t c = 0; c < channels; c++) {
+    const float m = heap[moving_mean_off + c], v = heap[moving_var_off + c];
+    const float mean_step = (m - mean[c]) * decay, var_step = (v - var[c]) * decay;
+    heap[new_mean_off + c] = m - mean_step;
+    heap[new_var_off + c] = v - var_step;
+  }
+}
+
+/*
+ * The gradient of bnlab_tfjs_bn_training's y with respect to x, γ and β as tfjs's tape
+ * composes it from its ops' gradients on these kernels: FusedBatchNorm's (as
+ * bnlab_fused_batch_norm_grad: dx₁, dμ₁, dσ²₁, dγ, dβ), then through σ² = mean((x − μ)²) and
+ * μ = mean(x), each step rounded to float32 as tfjs's kernels round it:
+ *   d = dσ²₁ / rows,  e = d·((x − μ)·2),  dμ = dμ₁ + (−Σ e)  (Σ in double, rounded once),
+ *   dx = (dx₁ + e) + dμ / rows.
+ */
+void bnlab_tfjs_bn_training_grad(float *heap, int32_t dy_off, int32_t x_off, int32_t mean_off,
+                                 int32_t var_off, int32_t gamma_off, int32_t dx_off,
+                                 int32_t dgamma_off, int32_t dbeta_off, int32_t rows,
+                                 int32_t channels, float epsilon) {
+  float *per = malloc((size_t)channels * 4 * sizeof(float));
+  double *sums = malloc((size_t)channels * sizeof(double));
+  if (per == NULL || sums == NULL) abort();
+  float *dmean = per, *dvar = per + channels, *d = per + 2 * channels, *shift = per + 3 * channels;
+  const float *x = heap + x_off, *mean = heap + mean_off;
+  float *dx = heap + dx_off;
+  fused_batch_norm_grad(heap + dy_off, x, mean, heap + var_off, heap + gamma_off, dx, dmean, dvar,
+                        heap + dgamma_off, heap + dbeta_off, rows, channels, epsilon);
+  const float count = (float)rows;
+  for (int32_t c = 0; c < channels; c++) {
+    d[c] = dvar[c] / count;
+    sums[c] = 0.0;
+  }
+  for (int32_t r = 0; r < rows; r++) {
+    const float *in = x + (int64_t)r * channels;
+    for (int32_t c = 0; c < channels; c++) {
+      const float twice = (in[c] - mean[c]) * 2.0f;
+      const float e = d[c] * twice;
+      sums[c] += e;
+    }
+  }
+  for (int32_t c = 0; c < channels; c++) {
+    const float through_variance = (float)(-sums[c]);
+    const float total = dmean[c] + through_variance;
+    shift[c] = total / count;
+  }
+  for (int32_t r = 0; r < rows; r++) {
+    const float *in = x + (int64_t)r * channels;
+    float *out = dx + (int64_t)r * channels;
+    for (int32_t c = 0; c < channels; c++) {
+      const float twice = (in[c] - mean[c]) * 2.0f;
+      const float e = d[c] * twice;
+      const float partial = out[c] + e;
+      out[c] = partial + shift[c];
+    }
+  }
+  free(per);
+  free(sums);
 }
