@@ -1738,6 +1738,49 @@ void bnlab_softmax_xent_grad(float *heap, int32_t dy_off, int32_t labels_off, in
 }
 
 /*
+ * Per-channel sums in double, in row order, of float32 terms of a [rows, stride] matrix's
+ * channels [0, w): fl(fl(x − m)²) (factor absent) or fl(factor·fl(fl(x − m)·2)) (tfjs's
+ * squared deviations, and its square's gradient through them), each channel's sum as one
+ * channel at a time would add it, kept in registers for blocks of 32, 16 and 8 channels.
+ */
+static inline __attribute__((always_inline)) void tfjs_block_sums(const float *x, int32_t rows,
+                                                                 int32_t stride,
+                                                                 const float *mean,
+                                                                 const float *factor, double *sum,
+                                                                 int w) {
+  double acc[32];
+  float m[32], f[32];
+  for (int j = 0; j < w; j++) {
+    acc[j] = 0.0;
+    m[j] = mean[j];
+    f[j] = factor != NULL ? factor[j] : 0.0f;
+  }
+  for (int32_t r = 0; r < rows; r++) {
+    const float *row = x + (int64_t)r * stride;
+    for (int j = 0; j < w; j++) {
+      const float d = row[j] - m[j];
+      if (factor == NULL) {
+        const float square = d * d;
+        acc[j] += square;
+      } else {
+        const float twice = d * 2.0f;
+        const float term = f[j] * twice;
+        acc[j] += term;
+      }
+    }
+  }
+  for (int j = 0; j < w; j++) sum[j] = acc[j];
+}
+
+static void tfjs_channel_sums(const float *x, int32_t rows, int32_t channels, const float *mean,
+                              const float *factor, double *sum) {
+#define TFJS_SUM_BLOCK(k, w) \
+  tfjs_block_sums(x + (k), rows, channels, mean + (k), factor ? factor + (k) : NULL, sum + (k), w)
+  CHANNEL_BLOCKS(0, channels, TFJS_SUM_BLOCK);
+#undef TFJS_SUM_BLOCK
+}
+
+/*
  * tfjs's BatchNormalization layer in training (tfjs-layers 4.22: tf.moments, tf.batchNorm, then
  * the moving averages) for x [rows, channels] with γ and β, with the floats its ops give on
  * these kernels: μ = Σ x / rows and σ² = Σ (x − μ)² / rows, each sum in double in row order
@@ -1756,20 +1799,9 @@ void bnlab_tfjs_bn_training(float *heap, int32_t x_off, int32_t gamma_off, int32
   float *mean = heap + mean_off, *var = heap + var_off;
   const double scale = 1.0 / rows;
   for (int32_t c = 0; c < channels; c++) sums[c] = 0.0;
-  for (int32_t r = 0; r < rows; r++) {
-    const float *in = x + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) sums[c] += in[c];
-  }
+  bn_channel_sums(x, rows, channels, 0, channels, NULL, sums);
   for (int32_t c = 0; c < channels; c++) mean[c] = (float)(sums[c] * scale);
-  for (int32_t c = 0; c < channels; c++) sums[c] = 0.0;
-  for (int32_t r = 0; r < rows; r++) {
-    const float *in = x + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) {
-      const float d = in[c] - mean[c];
-      const float square = d * d;
-      sums[c] += square;
-    }
-  }
+  tfjs_channel_sums(x, rows, channels, mean, NULL, sums);
   for (int32_t c = 0; c < channels; c++) var[c] = (float)(sums[c] * scale);
   free(sums);
   bnlab_fused_batch_norm(heap, x_off, mean_off, channels, var_off, channels, gamma_off, channels,
@@ -1803,18 +1835,8 @@ void bnlab_tfjs_bn_training_grad(float *heap, int32_t dy_off, int32_t x_off, int
   fused_batch_norm_grad(heap + dy_off, x, mean, heap + var_off, heap + gamma_off, dx, dmean, dvar,
                         heap + dgamma_off, heap + dbeta_off, rows, channels, epsilon);
   const float count = (float)rows;
-  for (int32_t c = 0; c < channels; c++) {
-    d[c] = dvar[c] / count;
-    sums[c] = 0.0;
-  }
-  for (int32_t r = 0; r < rows; r++) {
-    const float *in = x + (int64_t)r * channels;
-    for (int32_t c = 0; c < channels; c++) {
-      const float twice = (in[c] - mean[c]) * 2.0f;
-      const float e = d[c] * twice;
-      sums[c] += e;
-    }
-  }
+  for (int32_t c = 0; c < channels; c++) d[c] = dvar[c] / count;
+  tfjs_channel_sums(x, rows, channels, mean, d, sums);
   for (int32_t c = 0; c < channels; c++) {
     const float through_variance = (float)(-sums[c]);
     const float total = dmean[c] + through_variance;
