@@ -55,9 +55,10 @@ export interface GroupNormAttrs {
 }
 
 /**
- * Plain SGD's update of one variable: { value, gradient, rate } with rate a float32 scalar
- * (−lr) → rate·gradient + value, each product and sum rounded to float32 (tfjs's
- * `SGDOptimizer`: `add(mul(c, gradient), value)`).
+ * Plain SGD's update of a step's variables in one call: { rate, value0, gradient0, value1,
+ * gradient1, … } with rate a float32 scalar (−lr) → [rate·gradient_i + value_i for each i],
+ * each product and sum rounded to float32 (tfjs's `SGDOptimizer`: `add(mul(c, gradient),
+ * value)` per variable).
  */
 export const SGD_UPDATE = "BnlabSgdUpdate";
 

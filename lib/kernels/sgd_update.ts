@@ -1,5 +1,5 @@
 /**
- * Plain SGD's update of a variable as one native pass on wasm:
+ * Plain SGD's update of a step's variables as one kernel call on wasm, one native pass each:
  *
  *     value' = c·gradient + value,   c = −lr as a float32
  *
@@ -20,42 +20,61 @@ import { floatOffset, heapFloats, type KernelArgs, type WasmBackend } from "./wa
 
 export { SGD_UPDATE };
 
-function _accepts(inputs: tf.NamedTensorMap): boolean {
-  const { value, gradient, rate } = inputs;
-  return nativeKernels() !== null && value != null && gradient != null && rate != null &&
-    value.dtype === "float32" && gradient.dtype === "float32" && rate.dtype === "float32" &&
-    rate.size === 1 && gradient.size === value.size;
+/** The [value, gradient] pairs of the inputs { rate, value0, gradient0, … }, in order. */
+function _pairs<T>(inputs: Record<string, T>): [T | undefined, T | undefined][] {
+  const count = Object.keys(inputs).filter((key) => key.startsWith("value")).length;
+  return Array.from({ length: count }, (_, i) => [inputs[`value${i}`], inputs[`gradient${i}`]]);
 }
 
-function _sgdUpdate(args: KernelArgs): tf.TensorInfo {
-  const { value, gradient, rate } = args.inputs as Record<string, tf.TensorInfo>;
-  const native = requireNativeKernels(SGD_UPDATE);
-  const size = tf.util.sizeFromShape(value.shape);
-  if (
-    value.dtype !== "float32" || gradient.dtype !== "float32" || rate.dtype !== "float32" ||
-    tf.util.sizeFromShape(gradient.shape) !== size || tf.util.sizeFromShape(rate.shape) !== 1
-  ) {
-    throw new Error(
-      `${SGD_UPDATE}: expected float32 value and gradient of one size and a float32 scalar ` +
-        `rate, received ${value.dtype} [${value.shape}], ${gradient.dtype} [${gradient.shape}] ` +
-        `and ${rate.dtype} [${rate.shape}]`,
+function _accepts(inputs: tf.NamedTensorMap): boolean {
+  const { rate } = inputs;
+  const pairs = _pairs(inputs);
+  return nativeKernels() !== null && rate != null && rate.dtype === "float32" &&
+    rate.size === 1 && pairs.length > 0 &&
+    Object.keys(inputs).length === 2 * pairs.length + 1 &&
+    pairs.every(([value, gradient]) =>
+      value != null && gradient != null && value.dtype === "float32" &&
+      gradient.dtype === "float32" && gradient.size === value.size
     );
+}
+
+function _sgdUpdate(args: KernelArgs): tf.TensorInfo[] {
+  const inputs = args.inputs as Record<string, tf.TensorInfo>;
+  const { rate } = inputs;
+  const native = requireNativeKernels(SGD_UPDATE);
+  const pairs = _pairs(inputs);
+  const size = (t: tf.TensorInfo) => tf.util.sizeFromShape(t.shape);
+  for (const [i, [value, gradient]] of pairs.entries()) {
+    if (
+      value === undefined || gradient === undefined || value.dtype !== "float32" ||
+      gradient.dtype !== "float32" || rate?.dtype !== "float32" ||
+      size(gradient) !== size(value) || size(rate) !== 1
+    ) {
+      throw new Error(
+        `${SGD_UPDATE}: expected float32 value${i} and gradient${i} of one size and a float32 ` +
+          `scalar rate, received ${value?.dtype} [${value?.shape}], ${gradient?.dtype} ` +
+          `[${gradient?.shape}] and ${rate?.dtype} [${rate?.shape}]`,
+      );
+    }
   }
   const backend = args.backend as unknown as WasmBackend;
+  // Allocate first: growing the heap would detach a view taken before.
+  const outs = pairs.map(([value]) => backend.makeOutput(value!.shape, "float32"));
   const heap = heapFloats(backend);
-  const out = backend.makeOutput(value.shape, "float32");
-  native.bnlab_sgd_update(
-    heap,
-    floatOffset(backend, value),
-    floatOffset(backend, gradient),
-    floatOffset(backend, out),
-    size,
-    heap[floatOffset(backend, rate)],
-  );
-  return out;
+  const c = heap[floatOffset(backend, rate)];
+  for (const [i, [value, gradient]] of pairs.entries()) {
+    native.bnlab_sgd_update(
+      heap,
+      floatOffset(backend, value),
+      floatOffset(backend, gradient),
+      floatOffset(backend, outs[i]),
+      size(value!),
+      c,
+    );
+  }
+  return outs;
 }
 
-/** The {@linkcode SGD_UPDATE} kernel for wasm (`initBackend("wasm")` registers it). */
 export const sgdUpdateWasmConfig: NamedKernelConfig = {
   kernelName: SGD_UPDATE,
   backendName: "wasm",

@@ -1,5 +1,5 @@
 /**
- * Plain SGD, tfjs's `SGDOptimizer` with each variable's update as one kernel where the
+ * Plain SGD, tfjs's `SGDOptimizer` with a step's updates as one kernel call where the
  * backend has it.
  *
  * @module
@@ -13,8 +13,8 @@ type _Gradients = Parameters<tf.SGDOptimizer["applyGradients"]>[0];
 /**
  * tfjs's plain SGD: every variable v with gradient g becomes c·g + v, c = −lr as a float32,
  * each product and sum rounded to float32. Where the backend registers {@linkcode SGD_UPDATE}
- * (wasm with bnlab's native kernels) each update is that one kernel; elsewhere it is tfjs's
- * `add(mul(c, g), v)`. Both give the same floats, and checkpoints see tfjs's `SGD`.
+ * (wasm with bnlab's native kernels) a step's updates are that one kernel call; elsewhere they
+ * are tfjs's `add(mul(c, g), v)`. Both give the same floats, and checkpoints see tfjs's `SGD`.
  *
  * @example
  * ```ts
@@ -40,20 +40,19 @@ export class SgdOptimizer extends tf.SGDOptimizer {
         name,
         tensor: variableGradients[name],
       }));
-    const rate = this.c;
-    const fused = named.every(({ name, tensor }) =>
-      tensor == null ||
-      acceptsKernel(SGD_UPDATE, {
-        inputs: { value: tf.engine().registeredVariables[name], gradient: tensor, rate },
-      })
-    );
-    if (!fused) return super.applyGradients(variableGradients);
-    for (const { name, tensor: gradient } of named) {
-      if (gradient == null) continue;
-      const value = tf.engine().registeredVariables[name];
-      const next = tf.engine().runKernel(SGD_UPDATE, { value, gradient, rate }) as tf.Tensor;
-      value.assign(next);
-      next.dispose();
+    const updates = named.filter(({ tensor }) => tensor != null);
+    const inputs: tf.NamedTensorMap = { rate: this.c };
+    for (const [i, { name, tensor }] of updates.entries()) {
+      inputs[`value${i}`] = tf.engine().registeredVariables[name];
+      inputs[`gradient${i}`] = tensor as tf.Tensor;
+    }
+    if (updates.length === 0 || !acceptsKernel(SGD_UPDATE, { inputs })) {
+      return super.applyGradients(variableGradients);
+    }
+    const next = tf.engine().runKernel(SGD_UPDATE, inputs) as tf.Tensor[];
+    for (const [i, value] of next.entries()) {
+      (inputs[`value${i}`] as tf.Variable).assign(value);
+      value.dispose();
     }
     this.incrementIterations();
   }
