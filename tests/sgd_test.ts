@@ -1,7 +1,7 @@
 /**
  * lib/train/sgd.ts against tfjs's `SGDOptimizer`: the same floats (compared by `Object.is`)
  * with the native update (wasm) and without it (cpu), a step's updates as one kernel call,
- * tfjs's update where a gradient is not float32 or a variable is unknown, and flat memory.
+ * tfjs's update where a gradient is not float32, absent gradients skipped, and flat memory.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
@@ -90,25 +90,37 @@ Deno.test("SgdOptimizer keeps memory flat", async () => {
   optimizer.dispose();
 });
 
-Deno.test("SgdOptimizer runs tfjs's update where a gradient is int32, and skips absent ones", async () => {
+Deno.test("SgdOptimizer skips absent gradients, and runs tfjs's update for an int32 one", async () => {
   await initBackend("wasm");
-  const [ours, theirs] = [new SgdOptimizer(0.5), tf.train.sgd(0.5)];
-  const run = async (optimizer: tf.Optimizer, tag: string) => {
-    const a = tf.variable(tf.tensor1d([1, 2, 3]), true, `${tag}a`);
-    const b = tf.variable(tf.tensor1d([4, 5]), true, `${tag}b`);
-    const profile = await tf.profile(() => {
-      optimizer.applyGradients([
-        { name: a.name, tensor: tf.tensor1d([1, 0, -1], "int32") },
-        { name: b.name, tensor: null as unknown as tf.Tensor },
-      ]);
-    });
-    const values = [await a.data(), await b.data()] as Float32Array[];
-    tf.dispose([a, b]);
-    optimizer.dispose();
-    return { values, calls: profile.kernels.filter((k) => k.name === SGD_UPDATE).length };
-  };
-  const [x, y] = [await run(ours, "int_ours"), await run(theirs, "int_theirs")];
-  assert.equal(x.calls, 0);
-  for (const [i, values] of x.values.entries()) assertSameValues(values, y.values[i], `${i}`);
-  assert.deepEqual(Array.from(x.values[1]), [4, 5]);
+  // [gradient of a, gradient of b]: a null one in the middle of the fused call, then an int32.
+  const cases: [string, (tf.Tensor | null)[], number][] = [
+    ["float32", [null, tf.tensor1d([0.5, -0.25])], 1],
+    ["int32", [tf.tensor1d([1, 0, -1], "int32"), null], 0],
+  ];
+  for (const [kind, gradients, fusedCalls] of cases) {
+    const run = async (optimizer: tf.Optimizer, tag: string) => {
+      const a = tf.variable(tf.tensor1d([1, 2, 3]), true, `${kind}_${tag}a`);
+      const b = tf.variable(tf.tensor1d([4, 5]), true, `${kind}_${tag}b`);
+      const profile = await tf.profile(() => {
+        optimizer.applyGradients([
+          { name: a.name, tensor: gradients[0] as tf.Tensor },
+          { name: b.name, tensor: gradients[1] as tf.Tensor },
+        ]);
+      });
+      const values = [await a.data(), await b.data()] as Float32Array[];
+      tf.dispose([a, b]);
+      optimizer.dispose();
+      return { values, calls: profile.kernels.filter((k) => k.name === SGD_UPDATE).length };
+    };
+    const x = await run(new SgdOptimizer(0.5), "ours");
+    const y = await run(tf.train.sgd(0.5), "theirs");
+    assert.equal(x.calls, fusedCalls, kind);
+    for (const [i, values] of x.values.entries()) {
+      assertSameValues(values, y.values[i], `${kind}: variable ${i}`);
+    }
+    // The variable without a gradient is unchanged.
+    const untouched = gradients[0] === null ? [1, 2, 3] : [4, 5];
+    assert.deepEqual(Array.from(x.values[gradients[0] === null ? 0 : 1]), untouched, kind);
+    tf.dispose(gradients.filter((g): g is tf.Tensor => g !== null));
+  }
 });

@@ -2,7 +2,8 @@
  * lib/kernels/tfjs_batch_norm.ts: on wasm, tfjs's `BatchNormalization` layer in training runs
  * as one native kernel forward and one backward, with tfjs's floats: the output, the moving
  * averages and the gradients equal (`Object.is`) those of tfjs's own `call` on the same
- * kernels; a second order, or wasm without the native kernels, takes tfjs's path.
+ * kernels; a second order, wasm without the native kernels, a layer applied outside a model
+ * and one whose input also feeds a later op take tfjs's path.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
@@ -20,6 +21,34 @@ import { assertMemoryFlat, assertSameValues, uniform } from "./_kernel_test_util
 
 /** The arguments of `tf.layers.batchNormalization`. */
 type _Args = Parameters<typeof tf.layers.batchNormalization>[0];
+
+/**
+ * A model of one layer over inputs of `shape` (batch first), so that the layer sits in a graph
+ * as in a network; with `skip`, its input also feeds an addition after it (y + x).
+ */
+function _model(layer: tf.layers.Layer, shape: number[], skip = false): tf.LayersModel {
+  const input = tf.input({ shape: shape.slice(1) });
+  const y = layer.apply(input) as tf.SymbolicTensor;
+  const output = skip ? tf.layers.add().apply([y, input]) as tf.SymbolicTensor : y;
+  return tf.model({ inputs: input, outputs: output });
+}
+
+/** Counts the calls of the wasm kernel `name` until `stop()`, which returns the count. */
+function _countCalls(name: string): { stop(): number } {
+  const config = tf.getKernel(name, "wasm") as { kernelFunc: tf.KernelFunc };
+  const original = config.kernelFunc;
+  let count = 0;
+  config.kernelFunc = (args) => {
+    count++;
+    return original(args);
+  };
+  return {
+    stop() {
+      config.kernelFunc = original;
+      return count;
+    },
+  };
+}
 
 /** [input shape, layer arguments, input scale]. */
 const _CASES: [number[], _Args, number][] = [
@@ -41,6 +70,7 @@ async function _run(
   scale: number,
   fused: boolean,
   seed: number,
+  skip = false,
 ) {
   const before = setFusedTfjsBatchNorm(fused);
   try {
@@ -53,7 +83,7 @@ async function _run(
     const x = tf.tensor(values, shape);
     const w = tf.tensor(uniform(values.length, random), shape);
     const layer = tf.layers.batchNormalization(args);
-    layer.build(shape);
+    const model = _model(layer, shape, skip);
     layer.setWeights(
       layer.getWeights().map((v, i) =>
         tf.tensor(
@@ -68,7 +98,7 @@ async function _run(
     let result: { value: tf.Scalar; grads: tf.NamedTensorMap } | undefined;
     const profile = await tf.profile(() => {
       result = tf.variableGrads(() => {
-        y = tf.keep(layer.apply(xv, { training: true }) as tf.Tensor);
+        y = tf.keep(model.apply(xv, { training: true }) as tf.Tensor);
         return tf.sum(tf.mul(y, w));
       }, variables);
     });
@@ -113,6 +143,17 @@ Deno.test("tfjs's BatchNormalization in training: one kernel each way, tfjs's fl
   }
 });
 
+Deno.test("tfjs's BatchNormalization: tfjs's path where the input also feeds a later op", async () => {
+  await initBackend("wasm");
+  const shape = [6, 4, 4, 5];
+  const ours = await _run(shape, {}, 1, true, 61, true);
+  const theirs = await _run(shape, {}, 1, false, 61, true);
+  for (const key of ["y", "movingMean", "movingVariance", "dx", "dGamma", "dBeta"] as const) {
+    assertSameValues(ours[key], theirs[key], key);
+  }
+  assert.equal(ours.calls.filter((n) => n === TFJS_BN_TRAINING).length, 0);
+});
+
 Deno.test("tfjs's BatchNormalization: LeNet trains to the same weights fused or not", async () => {
   await initBackend("wasm");
   const train = (fused: boolean) => {
@@ -121,14 +162,22 @@ Deno.test("tfjs's BatchNormalization: LeNet trains to the same weights fused or 
       const model = createLeNet({ normalization: "tfjs", activation: "sigmoid", seed: 5 });
       const optimizer = tf.train.sgd(0.1);
       const random = createRng(9);
+      let fusedCalls = 0;
       for (let step = 0; step < 3; step++) {
         const xs = tf.tensor4d(uniform(8 * 28 * 28, random), [8, 28, 28, 1]);
         const ys = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], "int32"), 10);
-        optimizer.minimize(() =>
-          tf.losses.softmaxCrossEntropy(ys, model.apply(xs, { training: true }) as tf.Tensor)
-        );
+        const spy = _countCalls(TFJS_BN_TRAINING);
+        try {
+          optimizer.minimize(() =>
+            tf.losses.softmaxCrossEntropy(ys, model.apply(xs, { training: true }) as tf.Tensor)
+          );
+        } finally {
+          fusedCalls += spy.stop();
+        }
         tf.dispose([xs, ys]);
       }
+      // All three BN layers, every step, when fused.
+      assert.equal(fusedCalls, fused ? 9 : 0);
       const weights = model.getWeights().map((w) => w.dataSync() as Float32Array);
       model.dispose();
       optimizer.dispose();
@@ -144,13 +193,12 @@ Deno.test("tfjs's BatchNormalization: LeNet trains to the same weights fused or 
   for (const [i, w] of ours.entries()) assertSameValues(w, theirs[i], `weight ${i}`);
 });
 
-Deno.test("tfjs's BatchNormalization: tfjs's path for a second order or without the native kernels", async () => {
+Deno.test("tfjs's BatchNormalization: tfjs's path for a second order, without the native kernels, or outside a model", async () => {
   await initBackend("wasm");
   const x = tf.tensor2d(uniform(8 * 3, createRng(2)), [8, 3]);
-  const calls = async (layer: tf.layers.Layer, order: 1 | 2) => {
-    layer.build(x.shape);
-    const f = (xs: tf.Tensor) =>
-      tf.sum(tf.square(layer.apply(xs, { training: true }) as tf.Tensor));
+  const calls = async (layer: tf.layers.Layer, order: 1 | 2, inModel = true) => {
+    const net = inModel ? _model(layer, x.shape) : layer;
+    const f = (xs: tf.Tensor) => tf.sum(tf.square(net.apply(xs, { training: true }) as tf.Tensor));
     const profile = await tf.profile(() => {
       const g = order === 1 ? tf.grad(f)(x) : tf.grad((xs: tf.Tensor) => tf.sum(tf.grad(f)(xs)))(x);
       assert.ok(g.dataSync().every(Number.isFinite));
@@ -159,6 +207,7 @@ Deno.test("tfjs's BatchNormalization: tfjs's path for a second order or without 
   };
   assert.equal(await calls(tf.layers.batchNormalization({}), 1), 1);
   assert.equal(await calls(tf.layers.batchNormalization({}), 2), 0, "second order");
+  assert.equal(await calls(tf.layers.batchNormalization({}), 1, false), 0, "outside a model");
   // (tfjs 4.22's layer cannot train without γ or β: it reads them unconditionally.)
   const native = setNativeEnabled(false);
   try {
@@ -171,12 +220,16 @@ Deno.test("tfjs's BatchNormalization: tfjs's path for a second order or without 
 
 Deno.test("tfjs's BatchNormalization: the fused training step keeps memory flat", async () => {
   await initBackend("wasm");
-  const layer = tf.layers.batchNormalization({});
-  layer.build([10, 6]);
+  const model = _model(tf.layers.batchNormalization({}), [10, 6]);
   const x = tf.tensor2d(uniform(60, createRng(4)), [10, 6]);
   const step = () => [
-    tf.grad((xs: tf.Tensor) => tf.sum(layer.apply(xs, { training: true }) as tf.Tensor))(x),
+    tf.grad((xs: tf.Tensor) => tf.sum(model.apply(xs, { training: true }) as tf.Tensor))(x),
   ];
-  await assertMemoryFlat(step, 5);
+  const spy = _countCalls(TFJS_BN_TRAINING);
+  try {
+    await assertMemoryFlat(step, 5);
+  } finally {
+    assert.ok(spy.stop() > 0, "the fused kernel ran");
+  }
   x.dispose();
 });

@@ -108,7 +108,7 @@ export const KERNEL_TABLE: readonly KernelEntry[] = [
   })),
   // Batch norm's running-average update as one kernel, cpu and wasm (running_average.ts).
   ...RUNNING_AVERAGE_CONFIGS.map((config): KernelEntry => ({ kind: "kernel", config })),
-  // Plain SGD's update of a variable in one native pass (sgd_update.ts).
+  // Plain SGD's update of a step's variables in one call, one native pass each (sgd_update.ts).
   { kind: "kernel", config: sgdUpdateWasmConfig },
   // Kernels tfjs's wasm backend lacks.
   { kind: "kernel", config: conv2dBackpropFilterWasmConfig },

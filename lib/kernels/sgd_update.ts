@@ -58,23 +58,25 @@ function _sgdUpdate(args: KernelArgs): tf.TensorInfo[] {
     }
   }
   const backend = args.backend as unknown as WasmBackend;
-  // Allocate first: growing the heap would detach a view taken before.
+  // Outputs and offsets first: allocating, or reading an input's offset (which may move its
+  // data), can grow the heap and detach a view taken before.
   const outs = pairs.map(([value]) => backend.makeOutput(value!.shape, "float32"));
+  const offsets = pairs.map(([value, gradient], i) =>
+    [value, gradient, outs[i]].map((t) => floatOffset(backend, t))
+  );
+  const rateOffset = floatOffset(backend, rate);
   const heap = heapFloats(backend);
-  const c = heap[floatOffset(backend, rate)];
-  for (const [i, [value, gradient]] of pairs.entries()) {
-    native.bnlab_sgd_update(
-      heap,
-      floatOffset(backend, value),
-      floatOffset(backend, gradient),
-      floatOffset(backend, outs[i]),
-      size(value!),
-      c,
-    );
+  for (const [i, [value]] of pairs.entries()) {
+    const [v, g, out] = offsets[i];
+    native.bnlab_sgd_update(heap, v, g, out, size(value!), heap[rateOffset]);
   }
   return outs;
 }
 
+/**
+ * The {@linkcode SGD_UPDATE} kernel for wasm (`initBackend("wasm")` registers it); it declines
+ * a call whose tensors are not float32 pairs of one size, or while the native kernels are off.
+ */
 export const sgdUpdateWasmConfig: NamedKernelConfig = {
   kernelName: SGD_UPDATE,
   backendName: "wasm",

@@ -96,16 +96,12 @@ function _softmaxCrossEntropy(args: KernelArgs): tf.TensorInfo[] {
     const backend = args.backend as unknown as WasmBackend;
     const loss = backend.makeOutput([], "float32");
     const logSoftmax = backend.makeOutput(logits.shape, "float32");
-    native.bnlab_softmax_xent(
-      heapFloats(backend),
-      floatOffset(backend, logits),
-      floatOffset(backend, labels),
-      labels.dtype === "int32" ? 1 : 0,
-      batch,
-      classes,
-      floatOffset(backend, logSoftmax),
-      floatOffset(backend, loss),
+    // Offsets first: reading an input's offset may move its data and grow the heap.
+    const [x, y, out, cost] = [logits, labels, logSoftmax, loss].map((t) =>
+      floatOffset(backend, t)
     );
+    const ints = labels.dtype === "int32" ? 1 : 0;
+    native.bnlab_softmax_xent(heapFloats(backend), x, y, ints, batch, classes, out, cost);
     return [loss, logSoftmax];
   }
   const kernels = new _Kernels(args.backend as unknown as WasmBackend);
@@ -140,17 +136,12 @@ function _softmaxCrossEntropyGrad(args: KernelArgs): tf.TensorInfo[] {
     const labels = args.inputs.labels as tf.TensorInfo;
     const dlabels = backend.makeOutput(logSoftmax.shape, "float32");
     const dlogits = backend.makeOutput(logSoftmax.shape, "float32");
-    native.bnlab_softmax_xent_grad(
-      heapFloats(backend),
-      floatOffset(backend, dy),
-      floatOffset(backend, labels),
-      labels.dtype === "int32" ? 1 : 0,
-      floatOffset(backend, logSoftmax),
-      batch,
-      classes,
-      floatOffset(backend, dlabels),
-      floatOffset(backend, dlogits),
+    // Offsets first: reading an input's offset may move its data and grow the heap.
+    const [g, y, ls, dy_, dx] = [dy, labels, logSoftmax, dlabels, dlogits].map((t) =>
+      floatOffset(backend, t)
     );
+    const ints = labels.dtype === "int32" ? 1 : 0;
+    native.bnlab_softmax_xent_grad(heapFloats(backend), g, y, ints, ls, batch, classes, dy_, dx);
     return [dlabels, dlogits];
   }
   const kernels = new _Kernels(args.backend as unknown as WasmBackend);

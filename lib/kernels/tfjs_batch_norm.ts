@@ -14,8 +14,11 @@
  *
  * {@linkcode setFusedTfjsBatchNorm} swaps the layer class's `call` for one that takes this
  * path in training on wasm with the native kernels loaded, at first order, for the layer's
- * usual configuration (the last axis, γ and β, float32 input of rank ≥ 2), and otherwise
- * calls tfjs's. `initBackend("wasm")` turns it on.
+ * usual configuration (the last axis, γ and β, float32 input of rank 2 to 4) where it sits
+ * once in a model and its input feeds nothing else (a convolution's or dense layer's output,
+ * as in LeNet and ResNet-20: where the input also feeds a later op, tfjs's tape would add that
+ * op's gradient first, in another order); otherwise, and applied outside a model, it calls
+ * tfjs's. `initBackend("wasm")` turns it on.
  *
  * @module
  */
@@ -57,15 +60,13 @@ function _training(args: KernelArgs): tf.TensorInfo[] {
   const [rows, channels] = _rowsAndChannels(x.shape);
   const y = backend.makeOutput(x.shape, "float32");
   const stats = [0, 1, 2, 3].map(() => backend.makeOutput([channels], "float32"));
+  // Offsets first: reading an input's offset may move its data and grow the heap.
+  const offsets = [x, gamma, beta, movingMean, movingVariance, y, ...stats].map((info) =>
+    floatOffset(backend, info)
+  ) as [number, number, number, number, number, number, number, number, number, number];
   native.bnlab_tfjs_bn_training(
     heapFloats(backend),
-    floatOffset(backend, x),
-    floatOffset(backend, gamma),
-    floatOffset(backend, beta),
-    floatOffset(backend, movingMean),
-    floatOffset(backend, movingVariance),
-    floatOffset(backend, y),
-    ...stats.map((info) => floatOffset(backend, info)) as [number, number, number, number],
+    ...offsets,
     rows,
     channels,
     epsilon,
@@ -86,16 +87,13 @@ function _trainingGrad(args: KernelArgs): tf.TensorInfo[] {
   const dx = backend.makeOutput(x.shape, "float32");
   const dGamma = backend.makeOutput([channels], "float32");
   const dBeta = backend.makeOutput([channels], "float32");
+  // Offsets first: reading an input's offset may move its data and grow the heap.
+  const offsets = [dy, x, mean, variance, gamma, dx, dGamma, dBeta].map((info) =>
+    floatOffset(backend, info)
+  ) as [number, number, number, number, number, number, number, number];
   native.bnlab_tfjs_bn_training_grad(
     heapFloats(backend),
-    floatOffset(backend, dy),
-    floatOffset(backend, x),
-    floatOffset(backend, mean),
-    floatOffset(backend, variance),
-    floatOffset(backend, gamma),
-    floatOffset(backend, dx),
-    floatOffset(backend, dGamma),
-    floatOffset(backend, dBeta),
+    ...offsets,
     rows,
     channels,
     epsilon,
@@ -117,8 +115,15 @@ export const tfjsBatchNormTrainingGradWasmConfig: tf.KernelConfig = {
   kernelFunc: _trainingGrad as unknown as tf.KernelFunc,
 };
 
+/** What this module reads of a tfjs-layers `SymbolicTensor`. */
+interface _SymbolicTensor {
+  id: number;
+  sourceLayer?: { outboundNodes: { inputTensors: _SymbolicTensor[] }[] };
+}
+
 /** What this module reads of a tfjs `BatchNormalization` layer. */
 interface _Layer {
+  inboundNodes: { inputTensors: _SymbolicTensor[] }[];
   axis: number;
   momentum: number;
   epsilon: number;
@@ -151,6 +156,24 @@ const _layerClass = (tf.serialization.SerializationMap.getMap().classNameMap as 
 /** tfjs's own `call`, as it was when this module loaded. */
 const _tfjsCall: _Call | undefined = _layerClass?.prototype.call;
 
+/**
+ * Whether the layer sits once in a model graph and its input feeds nothing but it. tfjs's tape
+ * adds the gradients that reach a tensor one at a time, the latest op's first: a consumer
+ * recorded after the layer (a skip connection from the layer's input) would have its gradient
+ * added before the layer's three terms, which the fused gradient adds as one.
+ */
+function _soleConsumer(layer: _Layer): boolean {
+  if (layer.inboundNodes.length !== 1) return false;
+  const inputs = layer.inboundNodes[0].inputTensors;
+  if (inputs.length !== 1) return false;
+  const x = inputs[0];
+  let uses = 0;
+  for (const node of x.sourceLayer?.outboundNodes ?? []) {
+    for (const t of node.inputTensors) if (t.id === x.id) uses++;
+  }
+  return uses === 1;
+}
+
 /** A float32 tensor of `channels` values. */
 function _perChannel(t: tf.Tensor | undefined, channels: number): boolean {
   return t !== undefined && t.dtype === "float32" && t.size === channels;
@@ -161,6 +184,7 @@ function _fusableInput(layer: _Layer, inputs: tf.Tensor | tf.Tensor[]): tf.Tenso
   const x = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
   if (
     x === undefined || !(x instanceof tf.Tensor) || x.dtype !== "float32" || x.rank < 2 ||
+    x.rank > 4 || !_soleConsumer(layer) ||
     x.size === 0 || tf.getBackend() !== "wasm" || nativeKernels() === null ||
     tf.getKernel(TFJS_BN_TRAINING, "wasm") === undefined ||
     (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 1 ||
