@@ -25,7 +25,13 @@ import {
   BATCH_NORM_MOMENTS,
   type NamedKernelConfig,
 } from "../named_kernels.ts";
-import { floatOffset, heapFloats, type KernelArgs, type WasmBackend } from "./wasm_kernel.ts";
+import {
+  floatOffset,
+  heapFloats,
+  type KernelArgs,
+  rowsAndChannels,
+  type WasmBackend,
+} from "./wasm_kernel.ts";
 
 export { BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD, BATCH_NORM_MOMENTS };
 /**
@@ -35,14 +41,9 @@ export { BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD, BATCH_NORM_MOMENTS };
  */
 export const FUSED_BATCH_NORM_GRAD = "BnlabFusedBatchNormGrad";
 
-function _rowsAndChannels(shape: number[]): [number, number] {
-  const channels = shape[shape.length - 1];
-  return [tf.util.sizeFromShape(shape) / channels, channels];
-}
-
 function _moments(args: KernelArgs): tf.TensorInfo[] {
   const { x } = args.inputs as { x: tf.TensorInfo };
-  const [rows, channels] = _rowsAndChannels(x.shape);
+  const [rows, channels] = rowsAndChannels(x.shape);
   const statShape = [...x.shape.slice(0, -1).map(() => 1), channels];
   return runNativeNorm(BATCH_NORM_MOMENTS, args, {
     run: "bnlab_bn_moments",
@@ -55,7 +56,7 @@ function _moments(args: KernelArgs): tf.TensorInfo[] {
 function _forward(args: KernelArgs): tf.TensorInfo {
   const { x, mean, variance, scale, offset } = args.inputs as Record<string, tf.TensorInfo>;
   const { epsilon } = args.attrs as unknown as { epsilon: number };
-  const [rows, channels] = _rowsAndChannels(x.shape);
+  const [rows, channels] = rowsAndChannels(x.shape);
   const [y] = runNativeNorm(BATCH_NORM_FORWARD, args, {
     run: "bnlab_bn_forward",
     inputs: [x, mean, variance, scale, offset],
@@ -68,7 +69,7 @@ function _forward(args: KernelArgs): tf.TensorInfo {
 function _backward(args: KernelArgs): tf.TensorInfo[] {
   const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
   const { epsilon } = args.attrs as unknown as { epsilon: number };
-  const [rows, channels] = _rowsAndChannels(x.shape);
+  const [rows, channels] = rowsAndChannels(x.shape);
   return runNativeNorm(BATCH_NORM_BACKWARD, args, {
     run: "bnlab_bn_backward",
     inputs: [dy, x, mean, variance, scale],
@@ -82,7 +83,7 @@ function _fusedBatchNormGrad(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as unknown as WasmBackend;
   const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
   const { varianceEpsilon } = args.attrs as unknown as { varianceEpsilon: number };
-  const [rows, channels] = _rowsAndChannels(x.shape);
+  const [rows, channels] = rowsAndChannels(x.shape);
   const dx = backend.makeOutput(x.shape, "float32");
   const stats = [0, 1, 2, 3].map(() => backend.makeOutput([channels], "float32"));
   const heap = heapFloats(backend);

@@ -24,7 +24,13 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { nativeKernels } from "./native_library.ts";
-import { floatOffset, heapFloats, type KernelArgs, type WasmBackend } from "./wasm_kernel.ts";
+import {
+  floatOffset,
+  heapFloats,
+  type KernelArgs,
+  rowsAndChannels,
+  type WasmBackend,
+} from "./wasm_kernel.ts";
 
 /**
  * The layer's training step: { x [..., C], gamma, beta, movingMean, movingVariance } →
@@ -42,12 +48,6 @@ interface _TrainingAttrs {
   decay: number;
 }
 
-/** [rows, channels] of x read as a matrix over its last axis. */
-function _rowsAndChannels(shape: number[]): [number, number] {
-  const channels = shape[shape.length - 1];
-  return [tf.util.sizeFromShape(shape) / channels, channels];
-}
-
 function _training(args: KernelArgs): tf.TensorInfo[] {
   const { x, gamma, beta, movingMean, movingVariance } = args.inputs as Record<
     string,
@@ -57,7 +57,7 @@ function _training(args: KernelArgs): tf.TensorInfo[] {
   const native = nativeKernels();
   if (native === null) throw new Error(`${TFJS_BN_TRAINING}: the native kernels are not loaded`);
   const backend = args.backend as unknown as WasmBackend;
-  const [rows, channels] = _rowsAndChannels(x.shape);
+  const [rows, channels] = rowsAndChannels(x.shape);
   const y = backend.makeOutput(x.shape, "float32");
   const stats = [0, 1, 2, 3].map(() => backend.makeOutput([channels], "float32"));
   // Offsets first: reading an input's offset may move its data and grow the heap.
@@ -83,7 +83,7 @@ function _trainingGrad(args: KernelArgs): tf.TensorInfo[] {
     throw new Error(`${TFJS_BN_TRAINING_GRAD}: the native kernels are not loaded`);
   }
   const backend = args.backend as unknown as WasmBackend;
-  const [rows, channels] = _rowsAndChannels(x.shape);
+  const [rows, channels] = rowsAndChannels(x.shape);
   const dx = backend.makeOutput(x.shape, "float32");
   const dGamma = backend.makeOutput([channels], "float32");
   const dBeta = backend.makeOutput([channels], "float32");

@@ -252,3 +252,23 @@ export function convGradientInfo(
   }
   return info;
 }
+
+/**
+ * [rows, channels] of a tensor of `shape` read as a row-major matrix over its last axis, as the
+ * per-channel native kernels take it.
+ *
+ * @param shape The tensor's shape (rank ≥ 1).
+ * @returns The product of the other axes, and the last axis's size.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { rowsAndChannels } from "./wasm_kernel.ts";
+ *
+ * assert.deepEqual(rowsAndChannels([20, 24, 24, 20]), [11520, 20]);
+ * ```
+ */
+export function rowsAndChannels(shape: readonly number[]): [number, number] {
+  const channels = shape[shape.length - 1];
+  return [tf.util.sizeFromShape([...shape]) / channels, channels];
+}
