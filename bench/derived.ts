@@ -82,11 +82,10 @@ export function modelTrainingFlopsPerSample(model: tf.LayersModel): number {
 
 /**
  * What a user would pick instead: reference figures for PyTorch on CPU (Debian's build, 2
- * threads) training this LeNet at batch 20 on this machine kind, given to bnlab as its speed
- * target and not measured by this bench: 5.4 ms per step without BN and 6.2 ms with BN (the
- * constants below). Where Debian's PyTorch is installed, the bench measures it beside bnlab
- * (bench/pytorch.ts: the `over_pytorch` rows), the comparison to trust on a machine whose speed
- * drifts.
+ * threads) training this LeNet at batch 20 on this machine kind, quoted and not measured by
+ * this bench: 5.4 ms per step without BN and 6.2 ms with BN (the constants below). Where
+ * Debian's PyTorch is installed, the bench measures it beside bnlab (bench/pytorch.ts: the
+ * `over_pytorch` rows), the comparison to trust on a machine whose speed drifts.
  */
 const _PYTORCH_CPU_SAMPLES_PER_S: Readonly<Record<string, number>> = {
   none: 20 / 0.0054,

@@ -87,10 +87,10 @@ export function renderScalingDoc(rows: readonly ScalingRow[]): string {
       "nodes N": nodes,
       "L = N·c": slots,
       "waves ⌈G/P⌉": waves,
-      "smoke grid (min)": round(waves * tSmoke / 60, 1),
+      "smoke grid (min)": round(waves * tSmoke / 60, 2),
       "report grid (h)": round(waves * tReport / 3600, 2),
       "report grid, L = 64 (h)": round(limited * tReport / 3600, 2),
-      "node-hours, report": round(nodes * waves * tReport / 3600, 1),
+      "node-hours, report": round(nodes * waves * tReport / 3600, 2),
     };
   });
   const writes = rows.filter((r) => r.symbol.startsWith("w_"));

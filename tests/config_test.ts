@@ -183,58 +183,58 @@ Deno.test("every new field's flag parses, and every bad value is rejected with i
   ]);
   assert.equal(c.groups, 4);
   const cases: [string[], string][] = [
-    [["--epochs", "1e308"], "config: epochs must be an integer in [1, 100000], received 1e+308"],
-    [["--batch-size", "0"], "config: batchSize must be an integer in [1, 1000000], received 0"],
-    [["--seed=-1"], "config: seed must be an integer in [0, 2147483647], received -1"],
-    [["--model", "vgg"], 'config: model must be one of lenet, resnet20, mlp, received "vgg"'],
-    [["--hidden", "100,0"], "config: hidden must be an integer in [1, 1000000], received 0"],
+    [["--epochs", "1e308"], "--epochs must be an integer in [1, 100000], received 1e+308"],
+    [["--batch-size", "0"], "--batch-size must be an integer in [1, 1000000], received 0"],
+    [["--seed=-1"], "--seed must be an integer in [0, 2147483647], received -1"],
+    [["--model", "vgg"], '--model must be one of lenet, resnet20, mlp, received "vgg"'],
+    [["--hidden", "100,0"], "--hidden must be an integer in [1, 1000000], received 0"],
     [["--hidden", "a"], '--hidden expects a number, received "a"'],
     [["--momentum", "x"], '--momentum expects a number or "none", received "x"'],
-    [["--momentum", "2"], "config: momentum must be a number in [0, 1] or null, received 2"],
+    [["--momentum", "2"], '--momentum must be a number in [0, 1] or "none", received 2'],
     [
       ["--running-variance", "sample"],
-      'config: runningVariance must be one of biased, unbiased, received "sample"',
+      '--running-variance must be one of biased, unbiased, received "sample"',
     ],
-    [["--sgd-momentum", "1"], "config: sgdMomentum must be a number in [0, 1), received 1"],
+    [["--sgd-momentum", "1"], "--sgd-momentum must be a number in [0, 1), received 1"],
     [
       ["--nesterov"],
-      "config: nesterov needs sgdMomentum > 0 with optimizer sgd, received sgdMomentum 0",
+      "--nesterov needs --sgd-momentum > 0 with --optimizer sgd, received --sgd-momentum 0",
     ],
-    [["--weight-decay=-1"], "config: weightDecay must be a number in [0, 1], received -1"],
+    [["--weight-decay=-1"], "--weight-decay must be a number in [0, 1], received -1"],
     [
       ["--lr-schedule", "linear"],
-      'config: lrSchedule must be one of constant, step, cosine, received "linear"',
+      '--lr-schedule must be one of constant, step, cosine, received "linear"',
     ],
-    [["--lr-step-gamma", "0"], "config: lrStepGamma must be a number in (0, 1], received 0"],
-    [["--lr-step-every", "0"], "config: lrStepEvery must be an integer in [1, 100000], received 0"],
-    [["--warmup-epochs", "3"], "config: warmupEpochs must be at most epochs (1), received 3"],
+    [["--lr-step-gamma", "0"], "--lr-step-gamma must be a number in (0, 1], received 0"],
+    [["--lr-step-every", "0"], "--lr-step-every must be an integer in [1, 100000], received 0"],
+    [["--warmup-epochs", "3"], "--warmup-epochs must be at most --epochs (1), received 3"],
     [
       ["--last-batch", "pad"],
-      'config: lastBatch must be one of merge, drop, keep, received "pad"',
+      '--last-batch must be one of merge, drop, keep, received "pad"',
     ],
-    [["--optimizer", "rmsprop"], 'config: optimizer must be one of sgd, adam, received "rmsprop"'],
+    [["--optimizer", "rmsprop"], '--optimizer must be one of sgd, adam, received "rmsprop"'],
     [
       ["--dataset", "cifar"],
-      'config: dataset must be mnist, fashion-mnist or idx:<dir>, received "cifar"',
+      '--dataset must be mnist, fashion-mnist or idx:<dir>, received "cifar"',
     ],
     [
       ["--normalize-input", "0.1,0"],
-      'config: normalizeInput must be none, auto, "mean,std" or "m1,…,mC,s1,…,sC" with every ' +
+      '--normalize-input must be none, auto, "mean,std" or "m1,…,mC,s1,…,sC" with every ' +
       'std > 0, received "0.1,0"',
     ],
-    [["--epsilon", "0"], "config: epsilon must be a positive finite number, received 0"],
-    [["--renorm-r-max", "0.5"], "config: renormRMax must be a finite number >= 1, received 0.5"],
-    [["--renorm-d-max=-1"], "config: renormDMax must be a finite number >= 0, received -1"],
-    [["--groups", "0"], "config: groups must be an integer in [1, 100000], received 0"],
+    [["--epsilon", "0"], "--epsilon must be a positive finite number, received 0"],
+    [["--renorm-r-max", "0.5"], "--renorm-r-max must be a finite number >= 1, received 0.5"],
+    [["--renorm-d-max=-1"], "--renorm-d-max must be a finite number >= 0, received -1"],
+    [["--groups", "0"], "--groups must be an integer in [1, 100000], received 0"],
     [
       ["--variants", "ghost"],
       "config: variant ghost needs virtualBatchSize, received none",
     ],
     [
       ["--variants", "ghost", "--virtual-batch-size", "3"],
-      "config: virtualBatchSize must divide batchSize 20, received 3",
+      "--virtual-batch-size must divide --batch-size 20, received 3",
     ],
-    [["--tfjs-momentum", "1.5"], "config: tfjsMomentum must be a number in [0, 1], received 1.5"],
+    [["--tfjs-momentum", "1.5"], "--tfjs-momentum must be a number in [0, 1], received 1.5"],
     [["--workers", "0"], "--workers must be an integer in [1, 1024], received 0"],
     [["--workers", "1e9"], "--workers must be an integer in [1, 1024], received 1e9"],
     [["--executor", "pbs"], '--executor must be local or slurm, received "pbs"'],
@@ -242,6 +242,38 @@ Deno.test("every new field's flag parses, and every bad value is rejected with i
   for (const [args, message] of cases) {
     assert.throws(() => flags(...args), { message }, args.join(" "));
   }
+});
+
+Deno.test("a negative number is a flag's value; a flag without its value names what it takes", () => {
+  const flags = (...args: string[]) => parseFlags(["--preset", "smoke", ...args]);
+  assert.equal(flags("--seed", "3", "--lr", "0.5").config.lr, 0.5);
+  const cases: [string[], string | RegExp][] = [
+    [["--lr", "-1"], "--lr must be a positive finite number, received -1"],
+    [["--lr", "-.5"], "--lr must be a positive finite number, received -0.5"],
+    [["--lr", "-Infinity"], "--lr must be a positive finite number, received -Infinity"],
+    [["--workers", "-1"], "--workers must be an integer in [1, 1024], received -1"],
+    [["--weight-decay", "-1"], "--weight-decay must be a number in [0, 1], received -1"],
+    [["--lr"], /^--lr expects a value: learning rate.*, received nothing\. Run with --help/],
+    [["--out", "--quiet"], /^--out expects a value, received the flag --quiet\. Run with --help/],
+  ];
+  for (const [args, message] of cases) {
+    assert.throws(() => flags(...args), { message }, args.join(" "));
+  }
+  const presets = Object.keys(PRESETS).join(", ");
+  assert.throws(() => parseFlags(["--preset", "--epochs", "2"]), {
+    message: `--preset expects a preset name (${presets}), received the flag --epochs. ` +
+      "Run with --help to list the flags.",
+  });
+  // A field the flags did not set keeps the config's own terms.
+  assert.throws(
+    () => parseFlags(["--epochs", "2"], { ...resolveConfig("smoke"), batchSize: 0 }),
+    { message: "config: batchSize must be an integer in [1, 1000000], received 0" },
+  );
+  // The help writes an absent value as the flags take it.
+  assert.match(
+    helpText("deno task train"),
+    /--limit +training images used, the first N \(none: all\) \[none\]/,
+  );
 });
 
 Deno.test("--resume=DIR and --resume DIR are both read; a missing value is an error", () => {

@@ -271,39 +271,55 @@ Deno.test("resnet: per-epoch table and the verdict against the seed spread", asy
 });
 
 Deno.test("figure1: the verdict compares the drift of the median and the early accuracy", async () => {
-  const rows = [];
-  for (let step = 100; step <= 1000; step += 100) {
-    rows.push({
-      variant: "none",
-      step,
-      n: 1,
-      accuracy_mean: step / 1000,
-      accuracy_std: NaN,
-      p15: -2,
-      p50: -step / 500,
-      p85: 0,
-    });
-    rows.push({
-      variant: "bnlab",
-      step,
-      n: 1,
-      accuracy_mean: 0.9,
-      accuracy_std: NaN,
-      p15: -1,
-      p50: 0,
-      p85: 1,
-    });
-  }
-  const root = await trainDir("figure1", { "figure1.csv": rows, "summary.csv": [] });
-  const text = await studyFindings("figure1", { root });
+  const verdict = async (n: number, std: number) => {
+    const rows = [];
+    for (let step = 100; step <= 1000; step += 100) {
+      rows.push({
+        variant: "none",
+        step,
+        n,
+        accuracy_mean: step / 1000,
+        accuracy_std: n > 1 ? std : NaN,
+        p15: -2,
+        p50: -step / 500,
+        p85: 0,
+      });
+      rows.push({
+        variant: "bnlab",
+        step,
+        n,
+        accuracy_mean: 0.9,
+        accuracy_std: n > 1 ? std : NaN,
+        p15: -1,
+        p50: 0,
+        p85: 1,
+      });
+    }
+    const root = await trainDir("figure1", { "figure1.csv": rows, "summary.csv": [] });
+    try {
+      return await studyFindings("figure1", { root });
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  };
+  const one = await verdict(1, NaN);
   // From step 100 (the first tenth) on, none's median goes from −0.2 to −2: a range of 1.8.
-  assert.match(text, /range of 1\.800 without BN and 0\.000 with BN/);
-  assert.match(text, /BN's input distribution is the more stable/);
+  assert.match(one, /range of 1\.800 without BN and 0\.000 with BN/);
+  assert.match(one, /BN's input distribution is the more stable/);
   assert.match(
-    text,
-    /Probe accuracy at step 200: 90\.0% with BN, 20\.0% without — BN trains faster/,
+    one,
+    /Probe accuracy at step 200: 90\.0% with BN, 20\.0% without \(1 seed\): one seed has no spread/,
   );
-  await Deno.remove(root, { recursive: true });
+  // 70 points apart; standard error of the difference √(2·0.1²/3) ≈ 0.082: measurable.
+  assert.match(
+    await verdict(3, 0.1),
+    /90\.0 ± 10\.0% with BN, 20\.0 ± 10\.0% without \(3 seeds\) — BN trains faster/,
+  );
+  // A spread of 0.5 gives a standard error of ≈0.41: 0.7 is within twice that.
+  assert.match(
+    await verdict(3, 0.5),
+    /\(3 seeds\) — the difference is within twice its standard error/,
+  );
 });
 
 Deno.test("the report section says which of the report's numbers each setting reproduces", async () => {

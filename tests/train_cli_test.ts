@@ -156,7 +156,7 @@ Deno.test("deno task train rejects unknown flags and bad values, and --help list
   assert.match(unknown.stderr, /Unknown option '--epochz'/);
   const bad = await run(["--preset", "smoke", "--momentum", "1.5"]);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /config: momentum must be a number in \[0, 1\] or null, received 1.5/);
+  assert.match(bad.stderr, /--momentum must be a number in \[0, 1\] or "none", received 1.5/);
   const help = await run(["--help"]);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /--batch-size/);

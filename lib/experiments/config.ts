@@ -245,8 +245,8 @@ export const FIELD_HELP: Readonly<Record<Exclude<keyof ExperimentConfig, "preset
     renormWarmupSteps: "renorm: steps raising rMax from 1 and dMax from 0 to their bounds",
     virtualBatchSize: "ghost: samples per virtual batch, dividing --batch-size (none: off)",
     groups: "group: channel groups per layer",
-    limit: "training images used, the first N (null: all)",
-    testLimit: "test images used, the first N (null: all)",
+    limit: "training images used, the first N (none: all)",
+    testLimit: "test images used, the first N (none: all)",
     seed: "first seed",
     seeds: "seeds per variant (tables get mean and std)",
     backend: "wasm | cpu | webgpu",
@@ -324,8 +324,8 @@ export const PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
 export const DEFAULT_PRESET = "quick";
 
 /**
- * Resolves a config: defaults, then a preset, then overrides, validated. Old variant names
- * (`custom`) and the old optimizer name `momentum` are read as they are named today.
+ * Resolves a config: defaults, then a preset, then overrides, validated. The aliases `custom`
+ * (a variant) and `momentum` (an optimizer) are read under their canonical names.
  *
  * @param preset Name of a preset in {@linkcode PRESETS}.
  * @param overrides Fields to change; unknown keys are rejected.

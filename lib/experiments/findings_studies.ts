@@ -417,6 +417,33 @@ function _learningRate({ config, csv }: _Results): string[] {
 }
 
 /**
+ * Whether BN trains faster in Figure 1's rows: the probe accuracy at `step` with and without
+ * BN, mean ± std over seeds, and a verdict only where the difference of the means exceeds
+ * twice its standard error (one seed gives none).
+ */
+function _fasterVerdict(rows: readonly Row[], step: number): string {
+  const at = (v: string) => rows.find((r) => r.variant === v && r.step === step);
+  const [bn, none] = [at("bnlab"), at("none")];
+  const cell = (r: Row | undefined) =>
+    `${(_num(r?.accuracy_mean) * 100).toFixed(1)}` +
+    (_num(r?.n) > 1 ? ` ± ${(_num(r?.accuracy_std) * 100).toFixed(1)}` : "");
+  const seeds = Math.min(_num(bn?.n), _num(none?.n));
+  const text = `Probe accuracy at step ${step}: ${cell(bn)}% with BN, ${cell(none)}% without ` +
+    `(${seeds} seed${seeds === 1 ? "" : "s"})`;
+  if (!(seeds > 1)) return `${text}: one seed has no spread to judge the difference by.`;
+  const difference = _num(bn?.accuracy_mean) - _num(none?.accuracy_mean);
+  const error = Math.sqrt(
+    _num(bn?.accuracy_std) ** 2 / _num(bn?.n) + _num(none?.accuracy_std) ** 2 / _num(none?.n),
+  );
+  if (difference > 2 * error) {
+    return `${text} — BN trains faster (the difference exceeds twice its standard error).`;
+  }
+  return difference < -2 * error
+    ? `${text} — BN trains slower here (by more than twice the standard error).`
+    : `${text} — the difference is within twice its standard error: not measurable here.`;
+}
+
+/**
  * Ioffe & Szegedy (2015)'s Figure 1: test accuracy over training and the 15th/50th/85th
  * percentiles of a last-hidden-layer sigmoid input, with and without BN.
  */
@@ -464,13 +491,7 @@ async function _figure1({ dir, config, csv }: _Results): Promise<string[]> {
       (bn.range < none.range
         ? "BN's input distribution is the more stable, as the figure claims. "
         : "BN's input distribution is not the more stable here. ") +
-      `Probe accuracy at step ${early}: ${
-        (accuracyAt("bnlab", early) * 100).toFixed(1)
-      }% with BN, ` +
-      `${(accuracyAt("none", early) * 100).toFixed(1)}% without` +
-      (accuracyAt("bnlab", early) > accuracyAt("none", early)
-        ? " — BN trains faster."
-        : " — BN does not train faster here.")
+      _fasterVerdict(rows, early)
     : "both variants are needed for a verdict.";
   return [
     `**Setting**: hidden layers ${config.hidden.join("×")}, ` +
@@ -731,7 +752,7 @@ export async function reportSeedsSection(root: string): Promise<string> {
       lines.push(`### ${what}`, "", `*Not yet run*: \`results/${dir}/\` is absent.`, "");
       continue;
     }
-    // Directories written before `bnlab` was named call it `custom`.
+    // Rows that name bnlab's BN by its alias `custom` read as `bnlab`.
     for (const row of summary) if (row.variant === "custom") row.variant = "bnlab";
     const variants = _unique(summary.map((r) => String(r.variant)));
     const s = (v: string, c: string) =>

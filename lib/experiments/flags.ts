@@ -121,9 +121,15 @@ export function parseFlags(args: string[], savedConfig?: ExperimentConfig): Pars
   }
   let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
-    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args: _attachValues(args, options),
+      options,
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (error) {
-    throw new Error(`${(error as Error).message}. Run with --help to list the flags.`);
+    const message = (error as Error).message.replace(/\.$/, "");
+    throw new Error(`${message}. Run with --help to list the flags.`);
   }
   const overrides: Record<string, unknown> = {};
   const given: (keyof ExperimentConfig)[] = [];
@@ -136,7 +142,12 @@ export function parseFlags(args: string[], savedConfig?: ExperimentConfig): Pars
   const preset = (values.preset as string | undefined) ?? savedConfig?.preset ?? DEFAULT_PRESET;
   const base = savedConfig ? { ...savedConfig, ...overrides } : overrides;
   const { preset: _ignored, ...fields } = base as Partial<ExperimentConfig>;
-  const config = resolveConfig(preset, fields);
+  let config: ExperimentConfig;
+  try {
+    config = resolveConfig(preset, fields);
+  } catch (error) {
+    throw _inFlagTerms(error, given);
+  }
   const workers = values.workers === undefined
     ? undefined
     : _flagInteger("workers", values.workers as string, 1, 1024);
@@ -232,6 +243,63 @@ export function parseFieldValue(key: string, raw: string): unknown {
   return raw;
 }
 
+/** A value that starts with a dash but is a number's text (`-1`, `-.5`, `-Infinity`). */
+const _NEGATIVE_NUMBER = /^-(\d|\.\d|inf)/i;
+
+/**
+ * The arguments with each string flag and its value joined as `--flag=value`, so that a
+ * negative number (`--lr -1`) is read as the value it is; a string flag with no value after it
+ * (the end, or another flag) is an error that names the flag and what it takes.
+ */
+function _attachValues(
+  args: readonly string[],
+  options: Record<string, { type: "string" | "boolean" }>,
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const name = arg.startsWith("--") && !arg.includes("=") ? arg.slice(2) : undefined;
+    if (name === undefined || options[name]?.type !== "string") {
+      out.push(arg);
+      continue;
+    }
+    const next = args[i + 1];
+    if (next === undefined || (next.startsWith("-") && !_NEGATIVE_NUMBER.test(next))) {
+      const received = next === undefined ? "nothing" : `the flag ${next}`;
+      throw new Error(`--${name} expects ${_takes(name)}, received ${received}`);
+    }
+    out.push(`${arg}=${next}`);
+    i++;
+  }
+  return out;
+}
+
+/** What a string flag takes, for an error message. */
+function _takes(name: string): string {
+  if (name === "preset") return `a preset name (${Object.keys(PRESETS).join(", ")})`;
+  const key = Object.keys(FIELD_HELP).find((k) => flagName(k) === name);
+  return key === undefined ? "a value" : `a value: ${FIELD_HELP[key as keyof typeof FIELD_HELP]}`;
+}
+
+/**
+ * A config error about fields the flags set, told in the flags' terms: `config: batchSize must
+ * be …` becomes `--batch-size must be …`, and `null` becomes `"none"`, as the flags write it.
+ * Errors about other fields (a preset's, a saved config's) pass unchanged.
+ */
+function _inFlagTerms(error: unknown, given: readonly string[]): unknown {
+  const message = error instanceof Error ? error.message : undefined;
+  const field = message?.match(/^config: (\w+) /)?.[1];
+  if (message === undefined || field === undefined || !given.includes(field)) return error;
+  const fields = new Set(Object.keys(DEFAULTS));
+  const text = message.slice("config: ".length)
+    .replace(
+      /\b[a-z]+(?:[A-Z][a-z]*)*\b/g,
+      (word) => fields.has(word) ? `--${flagName(word)}` : word,
+    )
+    .replace(/\bor null\b/g, 'or "none"');
+  return new Error(text);
+}
+
 function _number(key: string, raw: string, nullable: boolean): number {
   const value = Number(raw);
   if (raw.trim() === "" || Number.isNaN(value)) {
@@ -280,7 +348,7 @@ export function helpText(command: string, extra: string[] = []): string {
     "Fields (each overrides the preset; in brackets the default the presets start from):",
     ...Object.entries(FIELD_HELP).map(([key, help]) => {
       const value = (DEFAULTS as unknown as Record<string, unknown>)[key];
-      const shown = Array.isArray(value) ? value.join(",") : value;
+      const shown = Array.isArray(value) ? value.join(",") : value === null ? "none" : value;
       return `  --${flagName(key).padEnd(22)} ${help} [${shown}]`;
     }),
     "",

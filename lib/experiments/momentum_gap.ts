@@ -106,7 +106,8 @@ export function momentumGapConclusion(rows: readonly MomentumGapRow[]): string {
   const batch = Math.max(...rows.map((r) => Math.abs(r.batchGapPoints)));
   const answer = largest < REPORT_GAP_POINTS / 2 ? "No" : "Yes";
   return `${answer}: over ${rows.length} setting${rows.length === 1 ? "" : "s"} ` +
-    `(${rows.map((r) => r.setting).join(", ")}), bnlab's BN with the report's momentum and ` +
+    `(${rows.map((r) => r.setting).join(", ")}; seed 0 of each), bnlab's BN with the ` +
+    `report's momentum and ` +
     `tfjs's BN with PyTorch's train alike (epoch-mean training losses within ` +
     `${loss.toExponential(1)}) and end at most ${largest.toFixed(2)} percentage points apart ` +
     `with running statistics (${batch.toFixed(2)} with batch statistics), against the ` +
@@ -129,9 +130,10 @@ export function momentumGapConclusion(rows: readonly MomentumGapRow[]): string {
  * import type { SweepRow } from "./sweeps.ts";
  *
  * const row = (momentum: number, accuracy: number) =>
- *   ({ keras_momentum: momentum, test_accuracy_running: accuracy, test_accuracy_batch: 0.97,
- *     train_loss: 0.1 }) as SweepRow;
- * assert.match(sweepMomentumConclusion([row(0.1, 0.975), row(0.9, 0.98)]), /^No: /);
+ *   ({ seed: 0, keras_momentum: momentum, test_accuracy_running: accuracy,
+ *     test_accuracy_batch: 0.97, train_loss: 0.1 }) as SweepRow;
+ * const text = sweepMomentumConclusion([row(0.1, 0.975), row(0.9, 0.98)]);
+ * assert.match(text, /^No: .*\(seed 0\).*With one seed/);
  * ```
  */
 export function sweepMomentumConclusion(rows: readonly SweepRow[]): string {
@@ -142,32 +144,47 @@ export function sweepMomentumConclusion(rows: readonly SweepRow[]): string {
         `received ${rows.length} row${rows.length === 1 ? "" : "s"} without one`,
     );
   }
-  const best = finite.reduce((a, b) => (b.test_accuracy_running > a.test_accuracy_running ? b : a));
-  const worst = finite.reduce((
-    a,
-    b,
-  ) => (b.test_accuracy_running < a.test_accuracy_running ? b : a));
-  const spread = 100 * (best.test_accuracy_running - worst.test_accuracy_running);
+  const seeds = [...new Set(finite.map((r) => r.seed))];
+  // Each momentum's accuracy is its mean over the seeds (and over the two conventions, which
+  // give the same floats), so that seeds do not spread the range.
+  const means = [...Map.groupBy(finite, (r) => r.keras_momentum)].map(([momentum, group]) => ({
+    momentum,
+    accuracy: group.reduce((sum, r) => sum + r.test_accuracy_running, 0) / group.length,
+  }));
+  const best = means.reduce((a, b) => (b.accuracy > a.accuracy ? b : a));
+  const worst = means.reduce((a, b) => (b.accuracy < a.accuracy ? b : a));
+  const spread = 100 * (best.accuracy - worst.accuracy);
   const batch = [...new Set(finite.map((r) => r.test_accuracy_batch))];
-  const sameLoss = new Set(finite.map((r) => r.train_loss)).size === 1;
-  const at = (m: number) => finite.find((r) => r.keras_momentum === m);
+  const sameLoss = seeds.every((seed) =>
+    new Set(finite.filter((r) => r.seed === seed).map((r) => r.train_loss)).size === 1
+  );
+  const at = (m: number) => means.find((r) => r.momentum === m);
   const [report, pytorch] = [at(0.1), at(0.9)];
   const pair = report && pytorch
-    ? ` The report's momentum (Keras form 0.1) gives ${_pct(report.test_accuracy_running)}, ` +
-      `PyTorch's default (Keras form 0.9) ${_pct(pytorch.test_accuracy_running)}.`
+    ? ` The report's momentum (Keras form 0.1) gives ${_pct(report.accuracy)}, ` +
+      `PyTorch's default (Keras form 0.9) ${_pct(pytorch.accuracy)}.`
+    : "";
+  const over = seeds.length === 1
+    ? `seed ${seeds[0]}`
+    : `the mean over ${seeds.length} seeds (${seeds.join(", ")})`;
+  const oneSeed = seeds.length === 1
+    ? " With one seed, how far these accuracies move from seed to seed is not measured: a " +
+      "sweep with --seeds 3 or more gives it."
     : "";
   return `${spread < REPORT_GAP_POINTS / 2 ? "No" : "Yes"}: over Keras-form momenta ` +
-    `${Math.min(...finite.map((r) => r.keras_momentum ?? NaN))}–` +
-    `${Math.max(...finite.map((r) => r.keras_momentum ?? NaN))} the accuracy with running ` +
-    `statistics ranges from ${_pct(worst.test_accuracy_running)} (momentum ` +
-    `${worst.keras_momentum}) to ${_pct(best.test_accuracy_running)} (momentum ` +
-    `${best.keras_momentum}), ${spread.toFixed(2)} percentage points, against the report's ` +
+    `${Math.min(...means.map((r) => r.momentum ?? NaN))}–` +
+    `${Math.max(...means.map((r) => r.momentum ?? NaN))} the accuracy with running ` +
+    `statistics (${over}) ranges from ${_pct(worst.accuracy)} (momentum ` +
+    `${worst.momentum}) to ${_pct(best.accuracy)} (momentum ` +
+    `${best.momentum}), ${spread.toFixed(2)} percentage points, against the report's ` +
     `${REPORT_GAP_POINTS.toFixed(2)}.${pair} ` +
     (batch.length === 1 && batch[0] !== null
       ? `With batch statistics every momentum gives ${_pct(batch[0])}`
       : `With batch statistics the accuracy varies`) +
-    `, and the training loss is ${sameLoss ? "identical for every momentum" : "not identical"}` +
-    ` (the momentum only feeds the running statistics).`;
+    `, and the training loss is ${sameLoss ? "identical for every momentum" : "not identical"}${
+      seeds.length === 1 ? "" : " within each seed"
+    }` +
+    ` (the momentum only feeds the running statistics).${oneSeed}`;
 }
 
 /** A fraction (or, above 1, a count of the report's test images) as a percentage. */

@@ -184,7 +184,7 @@ export async function compareWithReport(dirs: readonly string[]): Promise<Compar
         { cause: error },
       );
     }
-    // Directories written when bnlab's BN was named `custom` compare under today's name.
+    // Rows that name bnlab's BN by its alias `custom` compare under `bnlab`.
     const rename = <R extends { variant: string }>(rows: R[]) =>
       rows.map((r) => ({ ...r, variant: NORMALIZATION_ALIASES[r.variant] ?? r.variant }));
     const summary = rename(await _readOptional<RunResult>(`${dir}/summary.csv`));

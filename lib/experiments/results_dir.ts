@@ -12,7 +12,7 @@
  *   `accuracy.svg`/`.png` (train) or `sweep.csv`, `sweep_table.csv`, `sweep.svg`/`.png`
  *   (sweep), rebuilt from the trials.
  *
- * Directories written when bnlab's BN was named `custom` (`runs/custom-seed0/`) are found by
+ * Directories whose runs name bnlab's BN by its alias `custom` (`runs/custom-seed0/`) are found by
  * {@linkcode existingRunDir} and read with `bnlab` as the variant.
  *
  * @module
@@ -68,7 +68,7 @@ export interface RunResult {
   test_accuracy_batch_stats: number | null;
   /** Mean training loss of the last epoch. */
   train_loss: number;
-  /** Training accuracy of the last epoch (absent in results written before it was recorded). */
+  /** Training accuracy of the last epoch (absent from results that do not record it). */
   train_accuracy?: number | null;
   /** Share of test images predicted as the most predicted class (1.0 = a constant predictor). */
   top_class_share: number;

@@ -86,7 +86,7 @@ interface _Product {
  * @param original wasm's own `BatchMatMul` kernel function.
  * @returns op(a)·op(b).
  *
- * @example The weight gradient of a dense layer, xᵀ·dy, no longer runs the scalar loop
+ * @example The weight gradient of a dense layer, xᵀ·dy, on XNNPACK's path, not the scalar loop
  * ```ts
  * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";

@@ -17,12 +17,11 @@
  * for Sub's b and a `Reshape`: the same column sums, negation exact. With bnlab's native
  * kernels, four more run as one native pass each, with the floats of tfjs's op sequences
  * (tests/gradients_test.ts compares them by `Object.is`): tfjs's `FusedBatchNorm` gradient
- * (≈15 passes over the activation, tfjs BN 1.11× faster per LeNet step), ReLU's (`Step` then
- * `Multiply`), the sigmoid's (`Sub`, `Multiply`, `Multiply` from its output) and the
- * square's (`Multiply` by 2, then by dy). `BROADCAST_LEADING`, `LEADING_SUM_TO` and
- * `SQUARE_GRAD` take a LeNet step with tfjs's BatchNormalization on tfjs's ops from 186 kernel
- * calls to 161 (with the native kernels, that layer trains on two kernels of its own:
- * tfjs_batch_norm.ts).
+ * (≈15 passes over the activation), ReLU's (`Step` then `Multiply`), the sigmoid's (`Sub`,
+ * `Multiply`, `Multiply` from its output) and the square's (`Multiply` by 2, then by dy).
+ * `BROADCAST_LEADING`, `LEADING_SUM_TO` and `SQUARE_GRAD` save 25 of the kernel calls of a
+ * LeNet step with tfjs's BatchNormalization on tfjs's ops (with the native kernels, that
+ * layer trains on two kernels of its own: tfjs_batch_norm.ts).
  * Elsewhere, and inside a recorded backward pass (a higher-order gradient, which needs tfjs's
  * differentiable ops), tfjs's gradients run.
  *

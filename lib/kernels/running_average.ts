@@ -11,10 +11,9 @@
  *
  * Why a kernel: the update runs inside the training step's gradient tape, where each of its
  * ops is recorded and saves its inputs, and each scalar operand is a tensor made from a
- * JavaScript number. With bnlab's BatchNorm on LeNet (three layers, two statistics each) the
- * ops cost ≈15% of a training step on wasm (`.out`-style A/B: 1.17× faster without the
- * update); one kernel call per statistic records no saved inputs (it has no gradient: the
- * update is not differentiated).
+ * JavaScript number. With bnlab's BatchNorm on LeNet (three layers, two statistics each) those
+ * ops cost a noticeable share of a training step on wasm; one kernel call per statistic
+ * records no saved inputs (it has no gradient: the update is not differentiated).
  *
  * @module
  */

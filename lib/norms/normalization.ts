@@ -33,7 +33,10 @@ export const NORMALIZATIONS: readonly Normalization[] = [
   "ghost",
 ];
 
-/** Names accepted for a variant besides its own: `custom` is the old name of `bnlab`. */
+/**
+ * Names accepted for a variant besides its own: `custom`, an alias of `bnlab` that saved
+ * configs and results may carry.
+ */
 export const NORMALIZATION_ALIASES: Readonly<Record<string, Normalization>> = Object.freeze({
   custom: "bnlab",
 });
