@@ -188,7 +188,7 @@ function _expLogMismatches(op: 0 | 1, start: number, count: number, stride: numb
   const ours = tf.zerosLike(x);
   const backend = tf.backend() as unknown as WasmBackend;
   native.bnlab_exp_log(
-    heapFloats(backend),
+    heapFloats(backend, [x]),
     op,
     floatOffset(backend, x),
     floatOffset(backend, ours),

@@ -86,7 +86,7 @@ function _fusedBatchNormGrad(args: KernelArgs): tf.TensorInfo[] {
   const [rows, channels] = rowsAndChannels(x.shape);
   const dx = backend.makeOutput(x.shape, "float32");
   const stats = [0, 1, 2, 3].map(() => backend.makeOutput([channels], "float32"));
-  const heap = heapFloats(backend);
+  const heap = heapFloats(backend, [dy, x, mean, variance, scale]);
   native.bnlab_fused_batch_norm_grad(
     heap,
     floatOffset(backend, dy),

@@ -135,7 +135,7 @@ export function batchMatMulBlas(args: _KernelArgs): tf.TensorInfo | null {
   if (product === null) return null;
   const backend = args.backend as unknown as WasmBackend;
   const out = backend.makeOutput(product.outShape, "float32");
-  const heap = heapFloats(backend);
+  const heap = heapFloats(backend, [a, b]);
   _products(heap, backend, a!, b!, out, product, transposeA, transposeB, 0);
   return out;
 }
@@ -176,7 +176,7 @@ export function fusedMatMulBlas(args: _KernelArgs): tf.TensorInfo | null {
   if (product === null || !_rowBias(bias, product.n)) return null;
   const backend = args.backend as unknown as WasmBackend;
   const out = backend.makeOutput(product.outShape, "float32");
-  const heap = heapFloats(backend);
+  const heap = heapFloats(backend, [a, b, bias]);
   const outOffset = floatOffset(backend, out);
   if (bias != null) _fillRows(heap, outOffset, tf.util.sizeFromShape(out.shape), backend, bias);
   const beta = bias == null ? 0 : 1;
@@ -283,7 +283,7 @@ export function conv2dBackpropFilterBlas(args: _KernelArgs): tf.TensorInfo | nul
     conv3x3Filter(backend, { x, dy, out, info });
     return out;
   }
-  return _sliced(backend, info, attrs.filterShape, (slice) => {
+  return _sliced(backend, info, attrs.filterShape, [dy, x], (slice) => {
     const { heap, outOffset, b0, images, plan, pixels, n } = slice;
     const dyOffset = floatOffset(backend, dy);
     const beta = b0 === 0 ? 0 : 1;
@@ -359,7 +359,7 @@ export function conv2dBackpropInputBlas(args: _KernelArgs): tf.TensorInfo | null
     return out;
   }
   const imageSize = info.inHeight * info.inWidth * info.inChannels;
-  return _sliced(backend, info, attrs.inputShape, (slice) => {
+  return _sliced(backend, info, attrs.inputShape, [dy, filter], (slice) => {
     const { heap, outOffset, colsOffset, b0, images, plan, pixels, n } = slice;
     const c = colsOffset === null ? outOffset + b0 * imageSize : colsOffset;
     sgemmUnchecked(
@@ -589,7 +589,7 @@ function _activate(
 ): tf.TensorInfo {
   if (activation === "linear") return out;
   if (activation === "relu" || activation === "relu6") {
-    const heap = heapFloats(backend);
+    const heap = heapFloats(backend, [out]);
     const start = floatOffset(backend, out);
     const end = start + tf.util.sizeFromShape(out.shape);
     const top = activation === "relu6" ? 6 : Infinity;
@@ -729,7 +729,7 @@ function _convolution(args: _KernelArgs, fused: boolean): tf.TensorInfo | null {
     const out = backend.makeOutput(info.outShape, "float32");
     if (hasBias) {
       _fillRows(
-        heapFloats(backend),
+        heapFloats(backend, [bias]),
         floatOffset(backend, out),
         tf.util.sizeFromShape(info.outShape),
         backend,
@@ -739,7 +739,9 @@ function _convolution(args: _KernelArgs, fused: boolean): tf.TensorInfo | null {
     conv3x3Forward(backend, { x, filter, out, info, accumulate: hasBias });
     return _activate(backend, out, activation, attrs.leakyreluAlpha, preluActivationWeights);
   }
-  const out = _sliced(backend, info, info.outShape, (slice) => {
+  const out = _sliced(backend, info, info.outShape, [x, filter, hasBias ? bias : undefined], (
+    slice,
+  ) => {
     const { heap, outOffset, b0, images, plan } = slice;
     if (hasBias && b0 === 0) _fillRows(heap, outOffset, info.batchSize * pixels * n, backend, bias);
     const filterOffset = floatOffset(backend, filter);
@@ -802,13 +804,14 @@ function _sliced(
   backend: WasmBackend,
   info: tf.backend_util.Conv2DInfo,
   outShape: number[],
+  inputs: readonly (tf.TensorInfo | undefined)[],
   slice: (s: _Slice) => void,
 ): tf.TensorInfo {
   const plan = _plan(info);
   const out = backend.makeOutput(outShape, "float32");
   const cols = plan.direct ? null : backend.makeOutput([plan.rows, plan.k], "float32");
   try {
-    const heap = heapFloats(backend);
+    const heap = heapFloats(backend, inputs);
     const outOffset = floatOffset(backend, out);
     const colsOffset = cols === null ? null : floatOffset(backend, cols);
     const pixels = info.outHeight * info.outWidth;

@@ -118,7 +118,7 @@ export function conv3x3Forward(
 ): void {
   const { x, filter, out, info, accumulate } = options;
   nativeKernels()!.bnlab_conv3x3(
-    heapFloats(backend),
+    heapFloats(backend, [x, filter]),
     floatOffset(backend, x),
     floatOffset(backend, filter),
     floatOffset(backend, out),
@@ -173,7 +173,7 @@ export function conv3x3Input(
 ): void {
   const { dy, filter, out, info } = options;
   nativeKernels()!.bnlab_conv3x3(
-    heapFloats(backend),
+    heapFloats(backend, [dy, filter]),
     floatOffset(backend, dy),
     floatOffset(backend, filter),
     floatOffset(backend, out),
@@ -229,7 +229,7 @@ export function conv3x3Filter(
 ): void {
   const { x, dy, out, info } = options;
   nativeKernels()!.bnlab_conv3x3_filter(
-    heapFloats(backend),
+    heapFloats(backend, [x, dy]),
     floatOffset(backend, x),
     floatOffset(backend, dy),
     floatOffset(backend, out),

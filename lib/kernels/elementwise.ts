@@ -150,7 +150,7 @@ function _binary(kernelName: string, args: KernelArgs, fallback: tf.KernelFunc):
   // Allocate first: growing the heap replaces its buffer.
   const out = backend.makeOutput(shape, "float32");
   const status = native.bnlab_binary(
-    heapFloats(backend),
+    heapFloats(backend, [a, b]),
     _OPS[kernelName],
     plan.layout,
     floatOffset(backend, a),
@@ -216,7 +216,7 @@ function _fusedBatchNorm(args: KernelArgs, fallback: tf.KernelFunc): tf.TensorIn
   const y = backend.makeOutput(x.shape, "float32");
   const at = (p: tf.TensorInfo | undefined) => p == null ? -1 : floatOffset(backend, p);
   native.bnlab_fused_batch_norm(
-    heapFloats(backend),
+    heapFloats(backend, [x, ...params]),
     at(x),
     at(mean),
     lengths[0],
@@ -286,7 +286,7 @@ function _unaryNative(
   }
   const backend = args.backend as unknown as WasmBackend;
   const y = backend.makeOutput(x.shape, "float32");
-  run(native, heapFloats(backend), floatOffset(backend, x), floatOffset(backend, y), size);
+  run(native, heapFloats(backend, [x]), floatOffset(backend, x), floatOffset(backend, y), size);
   return y;
 }
 
@@ -413,7 +413,7 @@ function _gradConfig(
     const backend = args.backend as unknown as WasmBackend;
     const dx = backend.makeOutput(t.shape, "float32");
     native[symbol](
-      heapFloats(backend),
+      heapFloats(backend, [dy, t]),
       floatOffset(backend, dy),
       floatOffset(backend, t),
       floatOffset(backend, dx),

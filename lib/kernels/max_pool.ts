@@ -74,7 +74,7 @@ function _maxPool(args: KernelArgs, fallback: tf.KernelFunc): tf.TensorInfo {
   const backend = args.backend as unknown as WasmBackend;
   const out = backend.makeOutput(info.outShape, "float32");
   native.bnlab_max_pool_2x2(
-    heapFloats(backend),
+    heapFloats(backend, [x]),
     floatOffset(backend, x),
     floatOffset(backend, out),
     info.batchSize,

@@ -77,7 +77,7 @@ export function runNativeNorm(
   const outputs = call.outputs.map((shape) => backend.makeOutput([...shape], "float32"));
   const cFunction = native[call.run] as unknown as (heap: Float32Array, ...args: number[]) => void;
   cFunction(
-    heapFloats(backend),
+    heapFloats(backend, call.inputs),
     ...floatOffsets(backend, [...call.inputs, ...outputs]),
     ...call.numbers,
     blasSliceThreads(),

@@ -65,7 +65,7 @@ function _sgdUpdate(args: KernelArgs): tf.TensorInfo[] {
     [value, gradient, outs[i]].map((t) => floatOffset(backend, t))
   );
   const rateOffset = floatOffset(backend, rate);
-  const heap = heapFloats(backend);
+  const heap = heapFloats(backend, [rate, ...pairs.flat()]);
   for (const [i, [value]] of pairs.entries()) {
     const [v, g, out] = offsets[i];
     native.bnlab_sgd_update(heap, v, g, out, size(value!), heap[rateOffset]);

@@ -101,7 +101,16 @@ function _softmaxCrossEntropy(args: KernelArgs): tf.TensorInfo[] {
       floatOffset(backend, t)
     );
     const ints = labels.dtype === "int32" ? 1 : 0;
-    native.bnlab_softmax_xent(heapFloats(backend), x, y, ints, batch, classes, out, cost);
+    native.bnlab_softmax_xent(
+      heapFloats(backend, [logits, labels]),
+      x,
+      y,
+      ints,
+      batch,
+      classes,
+      out,
+      cost,
+    );
     return [loss, logSoftmax];
   }
   const kernels = new _Kernels(args.backend as unknown as WasmBackend);
@@ -141,7 +150,17 @@ function _softmaxCrossEntropyGrad(args: KernelArgs): tf.TensorInfo[] {
       floatOffset(backend, t)
     );
     const ints = labels.dtype === "int32" ? 1 : 0;
-    native.bnlab_softmax_xent_grad(heapFloats(backend), g, y, ints, ls, batch, classes, dy_, dx);
+    native.bnlab_softmax_xent_grad(
+      heapFloats(backend, [dy, labels, logSoftmax]),
+      g,
+      y,
+      ints,
+      ls,
+      batch,
+      classes,
+      dy_,
+      dx,
+    );
     return [dlabels, dlogits];
   }
   const kernels = new _Kernels(args.backend as unknown as WasmBackend);

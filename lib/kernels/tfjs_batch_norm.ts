@@ -65,7 +65,7 @@ function _training(args: KernelArgs): tf.TensorInfo[] {
     floatOffset(backend, info)
   ) as [number, number, number, number, number, number, number, number, number, number];
   native.bnlab_tfjs_bn_training(
-    heapFloats(backend),
+    heapFloats(backend, [x, gamma, beta, movingMean, movingVariance]),
     ...offsets,
     rows,
     channels,
@@ -92,7 +92,7 @@ function _trainingGrad(args: KernelArgs): tf.TensorInfo[] {
     floatOffset(backend, info)
   ) as [number, number, number, number, number, number, number, number];
   native.bnlab_tfjs_bn_training_grad(
-    heapFloats(backend),
+    heapFloats(backend, [dy, x, mean, variance, gamma]),
     ...offsets,
     rows,
     channels,

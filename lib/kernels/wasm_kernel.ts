@@ -90,14 +90,23 @@ export interface WasmBackend {
 }
 
 /**
- * The wasm heap as floats, for a native kernel's `buffer` argument. Take it after allocating
- * the outputs: growing the heap replaces its buffer (with threads the memory is shared and
- * `HEAPU8` may lag behind a growth, so the memory's own buffer comes first).
+ * The wasm heap as floats, for a native kernel's `buffer` argument, taken once `inputs` are on
+ * the heap. Growing the heap replaces its buffer, and two things grow it: allocating an
+ * output, and the first request for the offset of an input whose data lives on another
+ * backend (a tensor made on cpu, then used on wasm), which copies the data in. So take the
+ * view after allocating the outputs, and pass every input whose offset the kernel reads. (With
+ * threads the memory is shared and `HEAPU8` may lag behind a growth, so the memory's own
+ * buffer comes first.)
  *
  * @param backend The wasm backend, as a kernel received it.
+ * @param inputs The tensors whose heap offsets the kernel reads; absent ones are skipped.
  * @returns A float view of the whole heap.
  */
-export function heapFloats(backend: WasmBackend): Float32Array {
+export function heapFloats(
+  backend: WasmBackend,
+  inputs: readonly (tf.TensorInfo | null | undefined)[],
+): Float32Array {
+  for (const info of inputs) if (info != null) backend.getMemoryOffset(info.dataId);
   return new Float32Array((backend.wasm.wasmMemory ?? backend.wasm.HEAPU8).buffer);
 }
 
