@@ -7,8 +7,15 @@
  *
  * @module
  */
+import { resolve } from "node:path";
 import { type ExperimentConfig, upgradeConfig } from "../lib/experiments/config.ts";
-import { flagName, helpText, parseFlags, resumeFlag } from "../lib/experiments/flags.ts";
+import {
+  exitOnInterrupt,
+  flagName,
+  helpText,
+  parseFlags,
+  resumeFlag,
+} from "../lib/experiments/flags.ts";
 import { experimentProgress } from "../lib/experiments/progress_events.ts";
 import { readJsonFile } from "../lib/experiments/results_dir.ts";
 import { executePlan, prepareSweep, type SweepRecord } from "../lib/experiments/runner.ts";
@@ -33,7 +40,8 @@ const HELP = [
   "",
   "  --grid FIELD=v1,v2,...   a varied field (kebab or camel case)",
   "  --status DIR             each trial's state (done, diverged, running, pending, failed,",
-  "                           missing), from its files and Slurm's queue, with failed trials' logs",
+  "                           stopped after an epoch, missing), from its files and Slurm's",
+  "                           queue, with failed trials' logs",
   "Workers default to one per core (--workers 1 runs the trials in this process).",
 ];
 
@@ -93,6 +101,12 @@ async function main(argv: string[]): Promise<number> {
   }
   const { config } = flags;
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+  if (resume && flags.out !== undefined && resolve(flags.out) !== resolve(resume)) {
+    throw new Error(
+      `--resume ${resume} continues that directory; --out ${flags.out} names another ` +
+        "(give one of them)",
+    );
+  }
   const out = resume ?? flags.out ?? `results/${sweep.name}-${config.preset}-${stamp}`;
   // A local dry run writes nothing; Slurm's batch scripts read plan.json, so its dry run needs it.
   const write = !flags.dryRun || flags.executor === "slurm";
@@ -102,6 +116,9 @@ async function main(argv: string[]): Promise<number> {
     `bnlab sweep ${sweep.name}: ${plan.trials.length} trials, preset ${config.preset}, ` +
       `${flags.executor === "slurm" ? "slurm" : `up to ${workers} worker(s)`} → ${out}`,
   );
+  if (!flags.dryRun && flags.executor === "local") {
+    exitOnInterrupt(`deno task sweep --resume ${out}`);
+  }
   await executePlan(out, plan, {
     executor: flags.executor,
     slurm: { ...flags.slurm },

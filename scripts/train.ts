@@ -5,8 +5,9 @@
  *
  * @module
  */
+import { resolve } from "node:path";
 import { type ExperimentConfig, upgradeConfig } from "../lib/experiments/config.ts";
-import { helpText, parseFlags, resumeFlag } from "../lib/experiments/flags.ts";
+import { exitOnInterrupt, helpText, parseFlags, resumeFlag } from "../lib/experiments/flags.ts";
 import { trainTrials } from "../lib/experiments/plan.ts";
 import { experimentProgress } from "../lib/experiments/progress_events.ts";
 import { writeExperimentOutputs } from "../lib/experiments/report_files.ts";
@@ -20,7 +21,8 @@ import { formatTable } from "../lib/output/table.ts";
 const STATUS_HELP = [
   "",
   "  --status DIR             each trial's state (done, diverged, running, pending, failed,",
-  "                           missing), from its files and Slurm's queue, with failed trials' logs",
+  "                           stopped after an epoch, missing), from its files and Slurm's",
+  "                           queue, with failed trials' logs",
 ];
 
 async function main(args: string[]): Promise<number> {
@@ -47,6 +49,12 @@ async function main(args: string[]): Promise<number> {
   }
   const { config } = flags;
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+  if (resume && flags.out !== undefined && resolve(flags.out) !== resolve(resume)) {
+    throw new Error(
+      `--resume ${resume} continues that directory; --out ${flags.out} names another ` +
+        "(give one of them)",
+    );
+  }
   const out = resume ?? flags.out ?? `results/${config.preset}-${stamp}`;
   // A local dry run writes nothing; Slurm's batch scripts read plan.json, so its dry run needs it.
   const write = !flags.dryRun || flags.executor === "slurm";
@@ -59,6 +67,9 @@ async function main(args: string[]): Promise<number> {
       `${config.activation}, backend ${config.backend} → ${out}`,
   );
   const onEvent = experimentProgress(new ProgressBar(), config.epochs, { quiet: flags.quiet });
+  if (!flags.dryRun && flags.executor === "local") {
+    exitOnInterrupt(`deno task train --resume ${out}`);
+  }
   await executePlan(out, plan, {
     executor: flags.executor,
     slurm: { ...flags.slurm },

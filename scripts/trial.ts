@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import { collect } from "../lib/experiments/collect.ts";
 import { readPlan } from "../lib/experiments/plan.ts";
 import { experimentProgress } from "../lib/experiments/progress_events.ts";
-import { RELATIVE_STEP_COST } from "../lib/experiments/runner.ts";
+import { checkBuiltinParts, RELATIVE_STEP_COST } from "../lib/experiments/runner.ts";
 import { runSharedTrials } from "../lib/experiments/shared_trials.ts";
 import { runTrial } from "../lib/experiments/trial.ts";
 import { othersEnded, takePartFlag } from "../lib/experiments/workers.ts";
@@ -59,6 +59,7 @@ async function main(args: string[]): Promise<number> {
   const dir = positionals[0];
   const plan = await readPlan(dir);
   if (!plan) throw new Error(`${dir} has no plan.json`);
+  await checkBuiltinParts(dir);
   const indices = values.index.split(",").map((s) => {
     const index = Number(s);
     if (!/^\d+$/.test(s.trim()) || index >= plan.trials.length) {

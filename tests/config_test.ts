@@ -255,6 +255,10 @@ Deno.test("a negative number is a flag's value; a flag without its value names w
     [["--weight-decay", "-1"], "--weight-decay must be a number in [0, 1], received -1"],
     [["--lr"], /^--lr expects a value: learning rate.*, received nothing\. Run with --help/],
     [["--out", "--quiet"], /^--out expects a value, received the flag --quiet\. Run with --help/],
+    [
+      ["--variants", "bnlab,,group"],
+      '--variants expects comma-separated values, none empty, received "bnlab,,group"',
+    ],
   ];
   for (const [args, message] of cases) {
     assert.throws(() => flags(...args), { message }, args.join(" "));

@@ -8,6 +8,7 @@ import { collect } from "../lib/experiments/collect.ts";
 import { type ExperimentConfig, resolveConfig, upgradeConfig } from "../lib/experiments/config.ts";
 import { readPlan } from "../lib/experiments/plan.ts";
 import {
+  checkBuiltinParts,
   prepareSweep,
   prepareTrain,
   runExperiment,
@@ -324,6 +325,53 @@ Deno.test("workers are bounded by the trials left and by memory; finished trials
     await Deno.writeFile(`${dir}/${prefix}-labels-idx1-ubyte.gz`, gz);
   }
   const config = resolveConfig("smoke", { ...TINY, variants: ["none"], dataset: `idx:${dir}` });
+  // A user's training files are read whole before anything is written: a truncated images
+  // file, or a label out of range, fails the start.
+  for (
+    const [fault, change, message] of [
+      [
+        "truncated",
+        (
+          images: Uint8Array,
+          labels: Uint8Array,
+        ) => [images.subarray(0, images.length - 100), labels],
+        /train-images-idx3-ubyte is truncated/,
+      ],
+      [
+        "label 42",
+        (
+          images: Uint8Array,
+          labels: Uint8Array,
+        ) => [images, labels.map((v, i) => i === 20 ? 42 : v)],
+        /label 12 is 42; expected a class index in \[0, 9\]/,
+      ],
+    ] as const
+  ) {
+    const bad = await Deno.makeTempDir({ prefix: "bnlab-idx-bad-" });
+    for (const name of ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte.gz"]) {
+      await Deno.copyFile(`${dir}/${name}`, `${bad}/${name}`);
+    }
+    const gunzip = (bytes: Uint8Array<ArrayBuffer>) =>
+      new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip")))
+        .arrayBuffer().then((b) => new Uint8Array(b));
+    const [images, labels] = change(
+      await Deno.readFile(`${dir}/train-images-idx3-ubyte`),
+      await gunzip(await Deno.readFile(`${dir}/train-labels-idx1-ubyte.gz`)),
+    );
+    await Deno.writeFile(`${bad}/train-images-idx3-ubyte`, images);
+    await Deno.writeFile(`${bad}/train-labels-idx1-ubyte`, labels);
+    const never = `${await Deno.makeTempDir()}/never`;
+    await assert.rejects(
+      () => prepareTrain({ ...config, dataset: `idx:${bad}` }, never),
+      (error: Error) => {
+        assert.match(error.message, new RegExp(`^dataset idx:${bad}: `), fault);
+        assert.match(error.message, message, fault);
+        return true;
+      },
+    );
+    assert.equal(await exists(never), false, fault);
+    await Deno.remove(bad, { recursive: true });
+  }
   const out = await Deno.makeTempDir({ prefix: "bnlab-lazy-" });
   const [first] = await runExperiment(config, { out });
   assert.equal(first.train_images, 200);
@@ -337,6 +385,40 @@ Deno.test("workers are bounded by the trials left and by memory; finished trials
     /dataset idx:\/nonexistent: loadIdxDir: \/nonexistent has neither t10k-images-idx3-ubyte/,
   );
   assert.equal(await exists(missing), false);
+});
+
+Deno.test("a directory trained with a given model resumes only with one, never as the config's model", async () => {
+  const config = resolveConfig("smoke", { ...TINY, variants: ["none"], limit: 40, testLimit: 20 });
+  const model = () =>
+    tf.sequential({
+      layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), tf.layers.dense({ units: 10 })],
+    });
+  const out = await Deno.makeTempDir({ prefix: "bnlab-supplied-" });
+  const [first] = await runExperiment(config, { out, model });
+  const record = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
+  assert.deepEqual(record.supplied, ["model"]);
+  const before = await Deno.readTextFile(`${out}/config.json`);
+  // The CLI's path (the config's LeNet) is refused, before anything is written.
+  await assert.rejects(() => prepareTrain({ ...config, variants: ["none", "bnlab"] }, out), {
+    message: `${out}/config.json was trained with a model factory (\`model\`) given to ` +
+      "runExperiment or runSweep, and this start has the config's own model and dataset: " +
+      "resume it by calling runExperiment or runSweep with the same again (the CLI would build " +
+      "the config's model and load its dataset in their place)",
+  });
+  await assert.rejects(() => checkBuiltinParts(out), /was trained with a model factory/);
+  assert.equal(await Deno.readTextFile(`${out}/config.json`), before);
+  // With the model again it resumes (the finished trial is read back).
+  assert.deepEqual(await runExperiment(config, { out, model }), [first]);
+  // A directory of the config's model refuses a given one.
+  const builtin = await Deno.makeTempDir({ prefix: "bnlab-builtin-" });
+  await prepareTrain(config, builtin);
+  await assert.rejects(
+    () => runExperiment(config, { out: builtin, model }),
+    /was trained with the config's own model and dataset, and this start has a model factory/,
+  );
+  await checkBuiltinParts(builtin);
+  await Deno.remove(out, { recursive: true });
+  await Deno.remove(builtin, { recursive: true });
 });
 
 Deno.test("a batch of one is rejected before training when normalizations need batch statistics", () => {

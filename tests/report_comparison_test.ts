@@ -72,7 +72,7 @@ Deno.test("compareWithReport: finished runs from summary.csv, unfinished from hi
     const rows = await compareWithReport([out]);
     assert.equal(rows.length, 2); // tfjs has not finished an epoch: no row
     const [none, custom] = rows;
-    assert.equal(custom.variant, "bnlab"); // read under today's name
+    assert.equal(custom.variant, "bnlab"); // read under its canonical name
     assert.deepEqual(
       [none.setting, none.variant, none.status, none.epochs_done, none.test_accuracy],
       ["report-b512", "none", "done", 1, 0.1135],
@@ -81,7 +81,7 @@ Deno.test("compareWithReport: finished runs from summary.csv, unfinished from hi
     assert.equal(none.report_test_accuracy, REPORT_RESULTS.none.testCorrect / 10000);
     assert.deepEqual(
       [custom.status, custom.epochs_done, custom.test_accuracy, custom.train_loss],
-      ["running", 2, 0.85, 1.1],
+      ["unfinished", 2, 0.85, 1.1],
     );
     assert.equal(custom.report_test_accuracy, 0.921);
     // The mean of the report's three logged batch losses of epoch 20.

@@ -77,6 +77,48 @@ Deno.test("a second process is refused while the owner lives, and takes over onc
   await Deno.remove(dir, { recursive: true });
 });
 
+/** The `--allow-*` flags of `deno task train` (deno.json), which the workers and Slurm share. */
+async function trainPermissions(): Promise<string[]> {
+  const config = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+  ) as { tasks: Record<string, string> };
+  return config.tasks.train.split(/\s+/).filter((arg) => arg.startsWith("--allow-"));
+}
+
+Deno.test("with the train task's permissions, a live owner's lock is refused and a dead one's taken", async () => {
+  const permissions = await trainPermissions();
+  assert.ok(!permissions.includes("--allow-all"), "the check must hold without --allow-all");
+  const dir = await Deno.makeTempDir();
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(
+    script,
+    `import { acquireRunLock, processAlive, RunLockedError } from ${JSON.stringify(MODULE)};
+     try {
+       const lock = await acquireRunLock(${JSON.stringify(dir)});
+       await lock.release();
+       console.log("acquired", await processAlive(Deno.pid));
+     } catch (error) {
+       console.log(error instanceof RunLockedError ? "refused" : String(error));
+     }`,
+  );
+  const attempt = async () => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...permissions, script],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    return new TextDecoder().decode(output.stdout).trim();
+  };
+  const child = await holder(dir, 60000);
+  assert.equal(await attempt(), "refused");
+  child.kill("SIGKILL");
+  await child.status;
+  await child.stdout.cancel().catch(() => {});
+  assert.equal(await attempt(), "acquired true");
+  await Deno.remove(script);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("a process that exits normally releases its lock", async () => {
   const dir = await Deno.makeTempDir();
   const child = await holder(dir, 10);

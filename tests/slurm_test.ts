@@ -138,7 +138,7 @@ Deno.test("slurm: submitSlurm with dryRun submits nothing and returns both scrip
 });
 
 Deno.test("slurm: trialStatuses reads result.json, error.json and a live run.lock", async () => {
-  const { dir } = await experiment(5, "true");
+  const { dir } = await experiment(6, "true");
   const write = async (i: number, file: string, value: unknown) => {
     await Deno.mkdir(`${dir}/trials/t${i}`, { recursive: true });
     await Deno.writeTextFile(`${dir}/trials/t${i}/${file}`, JSON.stringify(value));
@@ -150,6 +150,13 @@ Deno.test("slurm: trialStatuses reads result.json, error.json and a live run.loc
   // This process holds trial 3; trial 4's owner is a pid that does not exist.
   await write(3, "run.lock", { pid: Deno.pid, host: Deno.hostname(), heartbeat: now });
   await write(4, "run.lock", { pid: 2 ** 30, host: Deno.hostname(), heartbeat: now });
+  // Trial 5 was interrupted after two epochs: its checkpoint holds their records.
+  await write(5, "run.lock", { pid: 2 ** 30, host: Deno.hostname(), heartbeat: now });
+  await Deno.mkdir(`${dir}/trials/t5/checkpoint`);
+  await Deno.writeTextFile(
+    `${dir}/trials/t5/checkpoint/checkpoint.json`,
+    JSON.stringify({ state: { records: [{ epoch: 0 }, { epoch: 1 }] } }),
+  );
   const statuses = await trialStatuses(dir);
   assert.deepEqual(statuses.map((s) => s.state), [
     "done",
@@ -157,15 +164,17 @@ Deno.test("slurm: trialStatuses reads result.json, error.json and a live run.loc
     "failed",
     "running",
     "missing",
+    "stopped",
   ]);
   assert.equal(statuses[2].detail, "groups must divide 6, received 4");
+  assert.equal(statuses[5].detail, "after epoch 2");
   assert.equal(statuses[0].dir, `${dir}/trials/t0`);
-  assert.deepEqual(unfinishedTrials(statuses), [2, 4]);
+  assert.deepEqual(unfinishedTrials(statuses), [2, 4, 5]);
   // A lock of this host is left to the trial; a bad index is refused.
   assert.equal(await releaseRequeuedLock(dir, 3), false);
-  await assert.rejects(() => releaseRequeuedLock(dir, 5), {
+  await assert.rejects(() => releaseRequeuedLock(dir, 6), {
     message:
-      `releaseRequeuedLock: index must be a trial of ${dir}/plan.json, in [0, 4], received 5`,
+      `releaseRequeuedLock: index must be a trial of ${dir}/plan.json, in [0, 5], received 6`,
   });
   await Deno.remove(dir, { recursive: true });
 });

@@ -119,6 +119,50 @@ Deno.test("a run killed mid-way and resumed gives exactly the uninterrupted numb
   assert.ok(record.starts[1].at > record.starts[0].at);
 });
 
+Deno.test("Ctrl-C ends deno task train with how to resume, frees its lock, and --status says stopped", async () => {
+  const out = await Deno.makeTempDir({ prefix: "bnlab-sigint-" });
+  // With the task's own permissions (deno.json), not --allow-all.
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const permissions = (config.tasks.train as string).split(/\s+/).filter((a) =>
+    a.startsWith("--allow-")
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    // 300 steps an epoch: the run is still going when the signal arrives.
+    args: [
+      "run",
+      ...permissions,
+      SCRIPT,
+      ...SMALL,
+      "--variants",
+      "none",
+      "--limit",
+      "6000",
+      "--out",
+      out,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const checkpoint = `${out}/runs/none-seed0/checkpoint/checkpoint.json`;
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (await Deno.stat(checkpoint).then(() => true, () => false)) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill("SIGINT");
+  const { code, stderr } = await child.output();
+  const text = new TextDecoder().decode(stderr);
+  assert.equal(code, 130, text);
+  assert.ok(
+    text.includes(`interrupted: \`deno task train --resume ${out}\` continues each trial`),
+    text,
+  );
+  assert.equal(await Deno.stat(`${out}/runs/none-seed0/run.lock`).then(() => 1, () => 0), 0);
+  const status = await run(["--status", out]);
+  assert.match(status.stdout, /#0 none-seed0: stopped: after epoch [12]/);
+  await Deno.remove(out, { recursive: true });
+});
+
 Deno.test("SIGTERM to deno task train --workers 2 reaches its workers: each frees its lock, all exit", async () => {
   const out = await Deno.makeTempDir({ prefix: "bnlab-workers-sigterm-" });
   const args = [...SMALL, "--variants", "none,bnlab", "--limit", "6000", "--epochs", "2"];
@@ -157,6 +201,12 @@ Deno.test("deno task train rejects unknown flags and bad values, and --help list
   const bad = await run(["--preset", "smoke", "--momentum", "1.5"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--momentum must be a number in \[0, 1\] or "none", received 1.5/);
+  const elsewhere = await run(["--resume", "results/report", "--out", "/tmp/bnlab-elsewhere"]);
+  assert.equal(elsewhere.code, 2);
+  assert.match(
+    elsewhere.stderr,
+    /--resume results\/report continues that directory; --out \/tmp\/bnlab-elsewhere names another/,
+  );
   const help = await run(["--help"]);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /--batch-size/);

@@ -267,7 +267,7 @@ export interface Preset {
 /** The presets `deno task train` knows; `quick` is the default. */
 export const PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
   smoke: {
-    description: "all variants on 2,000 images, 1 epoch: checks the plumbing",
+    description: "the default variants on 2,000 images, 1 epoch: checks the plumbing",
     overrides: { limit: 2000, testLimit: 1000, epochs: 1, batchSize: 20, lr: 0.01, logEvery: 10 },
   },
   quick: {

@@ -231,7 +231,14 @@ export function parseFieldValue(key: string, raw: string): unknown {
     throw new Error(`--${flagName(key)} expects true or false, received ${JSON.stringify(raw)}`);
   }
   if (Array.isArray(template)) {
-    const items = raw.split(",").map((s) => s.trim()).filter(Boolean);
+    const items = raw.split(",").map((s) => s.trim());
+    if (items.some((item) => item === "")) {
+      throw new Error(
+        `--${flagName(key)} expects comma-separated values, none empty, received ${
+          JSON.stringify(raw)
+        }`,
+      );
+    }
     if (typeof template[0] !== "number") return items;
     return items.map((item) => _number(key, item, false));
   }
@@ -321,6 +328,34 @@ function _flagInteger(name: string, raw: string, min: number, max: number): numb
 }
 
 /**
+ * Has Ctrl-C (SIGINT) end a command-line run with a line that says how to resume it, and exit
+ * status 130 (128 + SIGINT's 2) once the process's run locks are released (`Deno.exit` runs
+ * the unload listeners that release them). For the CLIs only: in a notebook SIGINT interrupts
+ * a cell and must keep its default.
+ *
+ * @param command The command that resumes, e.g. `deno task train --resume results/x`.
+ * @returns A function that removes the listener.
+ *
+ * @example
+ * ```ts
+ * import { exitOnInterrupt } from "./flags.ts";
+ * const remove = exitOnInterrupt("deno task train --resume results/x");
+ * remove();
+ * ```
+ */
+export function exitOnInterrupt(command: string): () => void {
+  if (Deno.build.os === "windows") return () => {};
+  const listener = () => {
+    console.error(
+      `\ninterrupted: \`${command}\` continues each trial after its last finished epoch`,
+    );
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", listener);
+  return () => Deno.removeSignalListener("SIGINT", listener);
+}
+
+/**
  * The `--help` text: the presets, and every field's flag with what it means, its allowed values
  * and its default (in brackets).
  *
@@ -363,8 +398,9 @@ export function helpText(command: string, extra: string[] = []): string {
     "  --dry-run                start nothing: print which trials would train, resume (after",
     "                           which epoch) or be skipped as finished, and the results",
     "                           directory, writing nothing; with --executor slurm, write",
-    "                           config.json and plan.json (the scripts read them) and print",
-    "                           the batch scripts instead of submitting them",
+    "                           config.json (sweep.json for a sweep) and plan.json (the",
+    "                           scripts read them) and print the batch scripts instead of",
+    "                           submitting them",
     "  --quiet                  no progress bar",
     "  --help, -h               this text",
     ...extra,

@@ -127,7 +127,7 @@ export interface ComparisonRow {
   epochs_done: number;
   /** Epochs the setting trains. */
   epochs: number;
-  /** `done`, `diverged`, or `running` for a run that has not finished all its epochs. */
+  /** `done`, `diverged`, or `unfinished` for a run that has not finished all its epochs. */
   status: string;
   /** Test accuracy with running statistics after the last finished epoch. */
   test_accuracy: number | null;
@@ -168,7 +168,7 @@ export interface ComparisonRow {
  *   "variant,seed,epoch,step,train_loss,test_accuracy,test_loss\nnone,0,1,118,2.3,0.1135,2.29\n",
  * );
  * const [row] = await compareWithReport([out]);
- * console.log(row.status, row.epochs_done, row.report_test_accuracy); // running 1 0.1135
+ * console.log(row.status, row.epochs_done, row.report_test_accuracy); // unfinished 1 0.1135
  * ```
  */
 export async function compareWithReport(dirs: readonly string[]): Promise<ComparisonRow[]> {
@@ -213,7 +213,7 @@ export async function compareWithReport(dirs: readonly string[]): Promise<Compar
         variant,
         epochs_done: epochs.length,
         epochs: Number(config.epochs),
-        status: done?.status ?? "running",
+        status: done?.status ?? "unfinished",
         test_accuracy: done?.test_accuracy ?? last?.test_accuracy ?? null,
         test_accuracy_batch_stats: done?.test_accuracy_batch_stats ?? null,
         test_loss: done?.test_loss ?? last?.test_loss ?? null,

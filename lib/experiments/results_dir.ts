@@ -122,6 +122,11 @@ export interface ExperimentRecord {
   starts?: ExperimentStart[];
   /** What `scripts/mark_provenance.ts` found wrong with the record (kept on resume). */
   provenanceNote?: string;
+  /**
+   * What runExperiment's caller gave in place of the config's model or dataset (`model`,
+   * `data`); absent when the config's own were used.
+   */
+  supplied?: ("model" | "data")[];
 }
 
 /** The contents of a trial's `trial.json`: its config and every process that trained it. */

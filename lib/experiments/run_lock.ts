@@ -301,17 +301,45 @@ async function _readOwner(path: string): Promise<RunLockOwner | undefined> {
 async function _isStale(owner: RunLockOwner, staleMs: number): Promise<boolean> {
   const age = Date.now() - Date.parse(owner.heartbeat);
   if (!(age <= staleMs)) return true;
-  if (owner.host === Deno.hostname()) return !(await _pidAlive(owner.pid));
+  if (owner.host === Deno.hostname()) return !(await processAlive(owner.pid));
   return false;
 }
 
-/** Whether a process with this pid exists on this host (Linux `/proc`; elsewhere assumed alive). */
-async function _pidAlive(pid: number): Promise<boolean> {
-  if (Deno.build.os !== "linux") return true;
+/**
+ * Whether a process with this pid exists on this host: `/proc/<pid>` where the permissions let
+ * this process read `/proc` (Deno asks `--allow-all` for it), else `kill -0 <pid>` (with
+ * `--allow-run`, as the tasks have). When neither can tell, the process is taken to be alive:
+ * its lock is then stale only once its heartbeat is.
+ *
+ * @param pid A process id on this host.
+ * @returns False only when the process is known to have ended.
+ *
+ * @example
+ * ```ts
+ * import { processAlive } from "./run_lock.ts";
+ * console.log(await processAlive(Deno.pid)); // true
+ * ```
+ */
+export async function processAlive(pid: number): Promise<boolean> {
+  if (Deno.build.os === "windows") return true;
+  if (Deno.build.os === "linux") {
+    try {
+      await Deno.stat(`/proc/${pid}`);
+      return true;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      // NotCapable (no --allow-all) or another failure: ask `kill -0` below.
+    }
+  }
   try {
-    await Deno.stat(`/proc/${pid}`);
-    return true;
+    const { code, stderr } = await new Deno.Command("kill", {
+      args: ["-0", String(pid)],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    // A process of another user answers "Operation not permitted": it exists.
+    return code === 0 || /not permitted/i.test(new TextDecoder().decode(stderr));
   } catch {
-    return false;
+    return true;
   }
 }

@@ -144,6 +144,7 @@ export async function runExperiment(
   const plan = await prepareTrain(config, options.out, {
     checkData: !options.data,
     checkModel: !options.model && !options.data,
+    supplied: _supplied(options),
   });
   const mine = new Set((await trainTrials(config, options.out)).map((t) => t.id));
   await runLocal(options.out, plan, { ...options, only: mine });
@@ -185,15 +186,78 @@ export async function runSweep(
   const plan = await prepareSweep(sweep, base, options.out, {
     checkData: !options.data,
     checkModel: !options.model && !options.data,
+    supplied: _supplied(options),
   });
   await runLocal(options.out, plan, options);
   return await writeSweepOutputs(options.out, plan);
+}
+
+/** What a caller of runExperiment or runSweep may give in place of the config's model or data. */
+export type Supplied = NonNullable<ExperimentRecord["supplied"]>[number];
+
+/**
+ * Refuses a results directory trained with a model or data given to runExperiment or runSweep,
+ * for the command-line tools that would build the config's model and load its dataset
+ * instead (`deno task trial`).
+ *
+ * @param dir The results directory.
+ * @throws {Error} Naming what was supplied and how to resume.
+ *
+ * @example
+ * ```ts
+ * import { checkBuiltinParts } from "./runner.ts";
+ * await checkBuiltinParts(await Deno.makeTempDir()); // no record: nothing to refuse
+ * ```
+ */
+export async function checkBuiltinParts(dir: string): Promise<void> {
+  for (const file of ["config.json", "sweep.json"]) {
+    const record = await readJsonFile<{ supplied?: Supplied[] }>(`${dir}/${file}`);
+    if (record) checkSupplied(`${dir}/${file}`, record.supplied, []);
+  }
+}
+
+function _supplied(options: RunExperimentOptions): Supplied[] {
+  return [...(options.model ? ["model" as const] : []), ...(options.data ? ["data" as const] : [])];
+}
+
+/**
+ * Refuses to continue a directory with other supplied parts than it was trained with: a model
+ * or data given to runExperiment the first time and not now (the CLI resuming it would train
+ * the config's model, or load its dataset, in their place), or the other way round.
+ */
+export function checkSupplied(
+  path: string,
+  recorded: readonly Supplied[] | undefined,
+  given: readonly Supplied[],
+): void {
+  const [before, now] = [[...(recorded ?? [])].sort(), [...given].sort()];
+  if (before.join() === now.join()) return;
+  const describe = (list: readonly Supplied[]) =>
+    list.length === 0
+      ? "the config's own model and dataset"
+      : list.map((s) => s === "model" ? "a model factory (`model`)" : "data (`data`)").join(
+        " and ",
+      ) + " given to runExperiment or runSweep";
+  throw new Error(
+    `${path} was trained with ${describe(before)}, and this start has ${describe(now)}: ` +
+      (before.length
+        ? "resume it by calling runExperiment or runSweep with the same again (the CLI would " +
+          "build the config's model and load its dataset in their place)"
+        : "use another results directory, so that one table holds one model and dataset"),
+  );
 }
 
 /** Options of {@linkcode prepareTrain} and {@linkcode prepareSweep}. */
 export interface PrepareOptions {
   /** Check that the dataset loads before writing anything. @default {true} */
   checkData?: boolean;
+  /**
+   * What the caller gives in place of the config's model or dataset (runExperiment's and
+   * runSweep's `model` and `data`), recorded in `config.json`/`sweep.json`; a directory must be
+   * resumed with the same, since the CLI would build the config's model and load its dataset
+   * in their place. @default {[]}
+   */
+  supplied?: readonly Supplied[];
   /** Build each distinct built-in model once (and dispose it) before writing anything. @default {checkData} */
   checkModel?: boolean;
   /**
@@ -242,6 +306,7 @@ export async function prepareTrain(
           `variants and seeds may change). Differences (saved → given): ${diff.join("; ")}`,
       );
     }
+    checkSupplied(path, previous.supplied, options.supplied ?? []);
   }
   const plan = buildPlan("train", await trainTrials(config, out), await readPlan(out));
   if (options.checkData ?? true) await _checkPlanData(plan, options.checkModel ?? true);
@@ -273,6 +338,7 @@ export async function prepareTrain(
     started: previous?.started ?? start.at,
     starts: [...(previous?.starts ?? []), start],
     ...(previous?.provenanceNote ? { provenanceNote: previous.provenanceNote } : {}),
+    ...(options.supplied?.length ? { supplied: [...options.supplied] } : {}),
   };
   await Deno.mkdir(out, { recursive: true });
   await _writeRecord(path, record, start);
@@ -299,6 +365,8 @@ export interface SweepRecord {
   starts?: ExperimentStart[];
   /** What `scripts/mark_provenance.ts` found wrong with the record (kept on resume). */
   provenanceNote?: string;
+  /** What the caller gave in place of the config's model or dataset ({@linkcode Supplied}). */
+  supplied?: Supplied[];
 }
 
 /**
@@ -351,6 +419,7 @@ export async function prepareSweep(
           `(only seeds may change). Differences (saved → given): ${diff.join("; ")}`,
       );
     }
+    checkSupplied(path, previous.supplied, options.supplied ?? []);
   }
   const plan = buildPlan(
     "sweep",
@@ -370,6 +439,7 @@ export async function prepareSweep(
     started: previous?.started ?? start.at,
     starts: [...(previous?.starts ?? []), start],
     ...(previous?.provenanceNote ? { provenanceNote: previous.provenanceNote } : {}),
+    ...(options.supplied?.length ? { supplied: [...options.supplied] } : {}),
   };
   await Deno.mkdir(out, { recursive: true });
   await _writeRecord(path, record, start);
@@ -379,9 +449,10 @@ export async function prepareSweep(
 }
 
 /**
- * Checks that a config's dataset can be read (its test split, with a shape and class count;
- * the training split's header) and holds the images `limit` and `testLimit` ask for, without
- * loading the training split.
+ * Checks that a config's dataset can be read and holds the images `limit` and `testLimit` ask
+ * for: its test split, with a shape and class count, and of the training split the header of
+ * an installed dataset (`mnist`, `fashion-mnist`) or the whole of a user's IDX directory
+ * (`idx:`), whose training files may be truncated, swapped or hold a label out of range.
  *
  * @param config A config.
  * @returns The training and test images the config uses.
@@ -402,7 +473,9 @@ export async function checkDataset(
     if (config.testLimit !== null && config.testLimit > test.count) {
       throw new Error(`testLimit ${config.testLimit} is more than the ${test.count} test images`);
     }
-    const trainCount = await datasetCount(config.dataset, "train");
+    const trainCount = config.dataset.startsWith("idx:")
+      ? (await loadDataset(config.dataset, { split: "train" })).count
+      : await datasetCount(config.dataset, "train");
     if (config.limit !== null && config.limit > trainCount) {
       throw new Error(`limit ${config.limit} is more than the ${trainCount} training images`);
     }
@@ -419,8 +492,12 @@ export async function checkDataset(
  */
 async function _checkPlanData(plan: Plan, checkModel: boolean): Promise<void> {
   const built = new Set<string>();
+  const counts = new Map<string, { train: number; test: number }>();
   for (const trial of plan.trials) {
-    checkBatches(trial.config, await checkDataset(trial.config));
+    const { dataset, limit, testLimit } = trial.config;
+    const data = JSON.stringify([dataset, limit, testLimit]);
+    if (!counts.has(data)) counts.set(data, await checkDataset(trial.config));
+    checkBatches(trial.config, counts.get(data)!);
     if (!checkModel) continue;
     const { seed: _s, seeds: _n, ...shape } = trial.config;
     const key = JSON.stringify(shape);

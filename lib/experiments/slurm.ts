@@ -25,7 +25,8 @@
  */
 import { resolve } from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../output/atomic.ts";
-import { readRunLock, RUN_LOCK_FILE } from "./run_lock.ts";
+import { processAlive, readRunLock, RUN_LOCK_FILE } from "./run_lock.ts";
+import { readRunRecords } from "./results_dir.ts";
 
 /** Array limit used when none is given: at most this many tasks of the array run at once. */
 export const DEFAULT_ARRAY_LIMIT = 64;
@@ -101,7 +102,14 @@ export interface SlurmSubmitResult extends SlurmSubmission {
 }
 
 /** State of one trial, as {@linkcode trialStatuses} reads it. */
-export type TrialState = "done" | "diverged" | "running" | "pending" | "failed" | "missing";
+export type TrialState =
+  | "done"
+  | "diverged"
+  | "running"
+  | "pending"
+  | "failed"
+  | "stopped"
+  | "missing";
 
 /** One trial's status. */
 export interface TrialStatus {
@@ -113,10 +121,14 @@ export interface TrialStatus {
   dir: string;
   /**
    * `done` or `diverged` (result.json), `failed` (error.json, or Slurm ended the task without a
-   * result), `running` (a Slurm task or a live lock), `pending` (queued in Slurm) or `missing`.
+   * result), `running` (a Slurm task or a live lock), `pending` (queued in Slurm), `stopped`
+   * (epochs checkpointed, nothing running it: interrupted; it resumes after them) or `missing`.
    */
   state: TrialState;
-  /** For failed trials: the error message, or Slurm's job state, reason and exit code. */
+  /**
+   * For failed trials: the error message, or Slurm's job state, reason and exit code; for
+   * stopped ones, the epochs done.
+   */
   detail?: string;
   /** The task's log file, when it exists. */
   log?: string;
@@ -561,6 +573,13 @@ export async function trialStatuses(
         status.detail = state ? `${state}, but no result.json` : "the task ended without a result";
       }
     }
+    if (status.state === "missing") {
+      const epochs = (await readRunRecords(trial.dir)).length;
+      if (epochs > 0) {
+        status.state = "stopped";
+        status.detail = `after epoch ${epochs}`;
+      }
+    }
     statuses.push(status);
   }
   return statuses;
@@ -602,7 +621,7 @@ export function formatTrialStatuses(statuses: readonly TrialStatus[]): string {
 
 /**
  * The trials a resubmission must run: those neither finished (done, diverged) nor queued or
- * running.
+ * running (a stopped one resumes after its checkpointed epochs).
  *
  * @param statuses From {@linkcode trialStatuses}.
  * @returns Their indices.
@@ -614,12 +633,15 @@ export function formatTrialStatuses(statuses: readonly TrialStatus[]): string {
  *   { index: 0, id: "a", dir: "/a", state: "done" },
  *   { index: 1, id: "b", dir: "/b", state: "failed" },
  *   { index: 2, id: "c", dir: "/c", state: "running" },
- *   { index: 3, id: "d", dir: "/d", state: "missing" },
- * ])); // [ 1, 3 ]
+ *   { index: 3, id: "d", dir: "/d", state: "stopped", detail: "after epoch 2" },
+ *   { index: 4, id: "e", dir: "/e", state: "missing" },
+ * ])); // [ 1, 3, 4 ]
  * ```
  */
 export function unfinishedTrials(statuses: readonly TrialStatus[]): number[] {
-  return statuses.filter((s) => s.state === "failed" || s.state === "missing").map((s) => s.index);
+  return statuses
+    .filter((s) => s.state === "failed" || s.state === "stopped" || s.state === "missing")
+    .map((s) => s.index);
 }
 
 /** Options of {@linkcode runSlurmExecutor}. */
@@ -883,8 +905,8 @@ async function _liveLock(dir: string, staleMs: number): Promise<boolean> {
   const owner = await readRunLock(dir).catch(() => undefined);
   if (!owner) return false;
   if (!(Date.now() - Date.parse(owner.heartbeat) <= staleMs)) return false;
-  if (owner.host !== Deno.hostname() || Deno.build.os !== "linux") return true;
-  return await _exists(`/proc/${owner.pid}`) !== undefined;
+  if (owner.host !== Deno.hostname()) return true;
+  return await processAlive(owner.pid);
 }
 
 async function _readJson(path: string): Promise<Record<string, unknown> | undefined> {
