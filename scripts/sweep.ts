@@ -116,9 +116,9 @@ async function main(argv: string[]): Promise<number> {
     `bnlab sweep ${sweep.name}: ${plan.trials.length} trials, preset ${config.preset}, ` +
       `${flags.executor === "slurm" ? "slurm" : `up to ${workers} worker(s)`} → ${out}`,
   );
-  if (!flags.dryRun && flags.executor === "local") {
-    exitOnInterrupt(`deno task sweep --resume ${out}`);
-  }
+  const interrupted = !flags.dryRun && flags.executor === "local"
+    ? exitOnInterrupt(`deno task sweep --resume ${out}`, { workers: workers > 1 })
+    : () => {};
   await executePlan(out, plan, {
     executor: flags.executor,
     slurm: { ...flags.slurm },
@@ -127,6 +127,7 @@ async function main(argv: string[]): Promise<number> {
     onEvent: experimentProgress(new ProgressBar(), config.epochs, { quiet: true }),
     onLine: (worker, line) => console.error(`[worker ${worker}] ${line}`),
   });
+  interrupted();
   if (flags.executor === "slurm" || flags.dryRun) return 0;
   const { rows } = await writeSweepOutputs(out, plan);
   console.log(formatTable(rows, { digits: 4 }));

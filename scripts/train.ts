@@ -67,9 +67,9 @@ async function main(args: string[]): Promise<number> {
       `${config.activation}, backend ${config.backend} → ${out}`,
   );
   const onEvent = experimentProgress(new ProgressBar(), config.epochs, { quiet: flags.quiet });
-  if (!flags.dryRun && flags.executor === "local") {
-    exitOnInterrupt(`deno task train --resume ${out}`);
-  }
+  const interrupted = !flags.dryRun && flags.executor === "local"
+    ? exitOnInterrupt(`deno task train --resume ${out}`, { workers: (flags.workers ?? 1) > 1 })
+    : () => {};
   await executePlan(out, plan, {
     executor: flags.executor,
     slurm: { ...flags.slurm },
@@ -79,6 +79,7 @@ async function main(args: string[]): Promise<number> {
     onEvent,
     onLine: (worker, line) => console.error(`[worker ${worker}] ${line}`),
   });
+  interrupted();
   if (flags.executor === "slurm" || flags.dryRun) return 0;
   const outputs = await writeExperimentOutputs(out, plan);
   console.log(

@@ -1,6 +1,6 @@
 /**
  * Runs one case of tests/_heap_growth_cases.ts in this worker's own tfjs and wasm heap, and
- * posts what it found: `{ skipped }`, or `{ before, after, length, first, actual, expected }`
+ * posts what it found: `{ skipped }` (the kernel's native library or BLAS is not loaded), or `{ before, after, length, first, actual, expected }`
  * (heap bytes before and after the op, and the first index where the floats differ, −1 for
  * none). An uncaught error reaches the worker's `error` event.
  */
@@ -33,12 +33,18 @@ scope.onmessage = async (event) => {
   // The first input alone is as large as the whole heap: copying it in must grow the heap.
   const rows = Math.ceil(before / 4 / 8);
   await tf.setBackend("cpu");
-  const onCpu = c.shapes(rows).map((shape, i) => tf.randomUniform(shape, -1, 1, "float32", i));
+  const onCpu = c.inputs(rows);
   await initBackend("wasm");
   const values = await Promise.all(onCpu.map((t) => t.data()));
-  const actual = await c.op(...onCpu).data();
+  const run = (inputs: tf.Tensor[]) =>
+    tf.engine().runKernel(
+      c.kernel,
+      Object.fromEntries(c.names.map((name, i) => [name, inputs[i]])),
+      (c.attrs ?? {}) as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor;
+  const actual = await run(onCpu).data();
   const after = heapBytes();
-  const expected = await c.op(...onCpu.map((t, i) => tf.tensor(values[i], t.shape))).data();
+  const expected = await run(onCpu.map((t, i) => tf.tensor(values[i], t.shape))).data();
   const first = actual.findIndex((v, i) => !Object.is(v, expected[i]));
   scope.postMessage({
     before,

@@ -228,7 +228,7 @@ Deno.test("every new field's flag parses, and every bad value is rejected with i
     [["--groups", "0"], "--groups must be an integer in [1, 100000], received 0"],
     [
       ["--variants", "ghost"],
-      "config: variant ghost needs virtualBatchSize, received none",
+      "variant ghost needs --virtual-batch-size, received none",
     ],
     [
       ["--variants", "ghost", "--virtual-batch-size", "3"],
@@ -247,11 +247,16 @@ Deno.test("every new field's flag parses, and every bad value is rejected with i
 Deno.test("a negative number is a flag's value; a flag without its value names what it takes", () => {
   const flags = (...args: string[]) => parseFlags(["--preset", "smoke", ...args]);
   assert.equal(flags("--seed", "3", "--lr", "0.5").config.lr, 0.5);
+  // A value that starts with dashes but is no flag of ours: sbatch's own options.
+  assert.equal(flags("--slurm-extra", "--mem=4G").slurm.extra, "--mem=4G");
+  assert.equal(flags("--out", "-").out, "-");
   const cases: [string[], string | RegExp][] = [
     [["--lr", "-1"], "--lr must be a positive finite number, received -1"],
     [["--lr", "-.5"], "--lr must be a positive finite number, received -0.5"],
     [["--lr", "-Infinity"], "--lr must be a positive finite number, received -Infinity"],
     [["--workers", "-1"], "--workers must be an integer in [1, 1024], received -1"],
+    // A value the user typed stays as typed, even where it names a field.
+    [["--loss", "lr"], '--loss must be one of xent, mse, received "lr"'],
     [["--weight-decay", "-1"], "--weight-decay must be a number in [0, 1], received -1"],
     [["--lr"], /^--lr expects a value: learning rate.*, received nothing\. Run with --help/],
     [["--out", "--quiet"], /^--out expects a value, received the flag --quiet\. Run with --help/],

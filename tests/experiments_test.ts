@@ -409,9 +409,16 @@ Deno.test("a directory trained with a given model resumes only with one, never a
   assert.equal(await Deno.readTextFile(`${out}/config.json`), before);
   // With the model again it resumes (the finished trial is read back).
   assert.deepEqual(await runExperiment(config, { out, model }), [first]);
+  // A record without the field: the trials' results tell (model "custom-factory").
+  const { supplied: _, ...unrecorded } = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
+  await Deno.writeTextFile(`${out}/config.json`, JSON.stringify(unrecorded));
+  await assert.rejects(() => prepareTrain(config, out), /was trained with a model factory/);
+  await assert.rejects(() => checkBuiltinParts(out), /was trained with a model factory/);
+  assert.deepEqual(await runExperiment(config, { out, model }), [first]);
   // A directory of the config's model refuses a given one.
   const builtin = await Deno.makeTempDir({ prefix: "bnlab-builtin-" });
   await prepareTrain(config, builtin);
+  assert.deepEqual(JSON.parse(await Deno.readTextFile(`${builtin}/config.json`)).supplied, []);
   await assert.rejects(
     () => runExperiment(config, { out: builtin, model }),
     /was trained with the config's own model and dataset, and this start has a model factory/,

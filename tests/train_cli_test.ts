@@ -163,36 +163,39 @@ Deno.test("Ctrl-C ends deno task train with how to resume, frees its lock, and -
   await Deno.remove(out, { recursive: true });
 });
 
-Deno.test("SIGTERM to deno task train --workers 2 reaches its workers: each frees its lock, all exit", async () => {
-  const out = await Deno.makeTempDir({ prefix: "bnlab-workers-sigterm-" });
-  const args = [...SMALL, "--variants", "none,bnlab", "--limit", "6000", "--epochs", "2"];
-  const child = train([...args, "--out", out, "--workers", "2"]).spawn();
-  const locks = ["none", "bnlab"].map((v) => `${out}/runs/${v}-seed0/run.lock`);
-  const owners: number[] = [];
-  const deadline = Date.now() + 120_000;
-  while (owners.length < 2 && Date.now() < deadline) {
-    owners.length = 0;
-    for (const lock of locks) {
-      const text = await Deno.readTextFile(lock).catch(() => undefined);
-      if (text) owners.push(JSON.parse(text).pid);
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.test(`${signal} to deno task train --workers 2 reaches its workers: each frees its lock, all exit`, async () => {
+    const out = await Deno.makeTempDir({ prefix: "bnlab-workers-signal-" });
+    const args = [...SMALL, "--variants", "none,bnlab", "--limit", "6000", "--epochs", "2"];
+    const child = train([...args, "--out", out, "--workers", "2"]).spawn();
+    const locks = ["none", "bnlab"].map((v) => `${out}/runs/${v}-seed0/run.lock`);
+    const owners: number[] = [];
+    const deadline = Date.now() + 120_000;
+    while (owners.length < 2 && Date.now() < deadline) {
+      owners.length = 0;
+      for (const lock of locks) {
+        const text = await Deno.readTextFile(lock).catch(() => undefined);
+        if (text) owners.push(JSON.parse(text).pid);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.equal(owners.length, 2);
-  child.kill("SIGTERM");
-  const status = await child.status;
-  await child.stdout.cancel();
-  await child.stderr.cancel();
-  assert.equal(status.signal, null);
-  assert.equal(status.code, 143);
-  for (const lock of locks) assert.equal(await Deno.stat(lock).then(() => 1, () => 0), 0);
-  if (Deno.build.os === "linux") {
-    for (const pid of owners) {
-      assert.equal(await Deno.stat(`/proc/${pid}`).then(() => 1, () => 0), 0);
+    assert.equal(owners.length, 2);
+    child.kill(signal);
+    const status = await child.status;
+    await child.stdout.cancel();
+    const text = await new Response(child.stderr).text();
+    assert.equal(status.signal, null);
+    assert.equal(status.code, 143);
+    if (signal === "SIGINT") assert.ok(text.includes(`deno task train --resume ${out}`), text);
+    for (const lock of locks) assert.equal(await Deno.stat(lock).then(() => 1, () => 0), 0);
+    if (Deno.build.os === "linux") {
+      for (const pid of owners) {
+        assert.equal(await Deno.stat(`/proc/${pid}`).then(() => 1, () => 0), 0);
+      }
     }
-  }
-  await Deno.remove(out, { recursive: true });
-});
+    await Deno.remove(out, { recursive: true });
+  });
+}
 
 Deno.test("deno task train rejects unknown flags and bad values, and --help lists the flags", async () => {
   const unknown = await run(["--epochz", "2"]);

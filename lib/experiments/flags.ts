@@ -146,7 +146,7 @@ export function parseFlags(args: string[], savedConfig?: ExperimentConfig): Pars
   try {
     config = resolveConfig(preset, fields);
   } catch (error) {
-    throw _inFlagTerms(error, given);
+    throw _inFlagTerms(error, given, savedConfig !== undefined);
   }
   const workers = values.workers === undefined
     ? undefined
@@ -250,17 +250,21 @@ export function parseFieldValue(key: string, raw: string): unknown {
   return raw;
 }
 
-/** A value that starts with a dash but is a number's text (`-1`, `-.5`, `-Infinity`). */
-const _NEGATIVE_NUMBER = /^-(\d|\.\d|inf)/i;
+/** Whether an argument is one of the flags (`--name`, `--name=…`, `-h`), not a value. */
+function _isFlag(arg: string, options: Record<string, { short?: string }>): boolean {
+  if (arg.startsWith("--")) return arg.slice(2).split("=")[0] in options;
+  return Object.values(options).some((o) => o.short !== undefined && arg === `-${o.short}`);
+}
 
 /**
- * The arguments with each string flag and its value joined as `--flag=value`, so that a
- * negative number (`--lr -1`) is read as the value it is; a string flag with no value after it
- * (the end, or another flag) is an error that names the flag and what it takes.
+ * The arguments with each string flag and its value joined as `--flag=value`, so that a value
+ * that starts with a dash (`--lr -1`, `--slurm-extra --mem=4G`) is read as the value it is; a
+ * string flag with no value after it (the end, or another of the flags) is an error that names
+ * the flag and what it takes.
  */
 function _attachValues(
   args: readonly string[],
-  options: Record<string, { type: "string" | "boolean" }>,
+  options: Record<string, { type: "string" | "boolean"; short?: string }>,
 ): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -271,7 +275,7 @@ function _attachValues(
       continue;
     }
     const next = args[i + 1];
-    if (next === undefined || (next.startsWith("-") && !_NEGATIVE_NUMBER.test(next))) {
+    if (next === undefined || _isFlag(next, options)) {
       const received = next === undefined ? "nothing" : `the flag ${next}`;
       throw new Error(`--${name} expects ${_takes(name)}, received ${received}`);
     }
@@ -289,21 +293,23 @@ function _takes(name: string): string {
 }
 
 /**
- * A config error about fields the flags set, told in the flags' terms: `config: batchSize must
- * be …` becomes `--batch-size must be …`, and `null` becomes `"none"`, as the flags write it.
- * Errors about other fields (a preset's, a saved config's) pass unchanged.
+ * A config error told in the flags' terms: `config: batchSize must be …` becomes
+ * `--batch-size must be …`, every field named outside quotes (a value as the user typed it
+ * stays as it was) becomes its flag, and `null` becomes `"none"`, as the flags write it. On a
+ * resume, an error about a field the flags did not set is about the saved config, and passes
+ * unchanged.
  */
-function _inFlagTerms(error: unknown, given: readonly string[]): unknown {
+function _inFlagTerms(error: unknown, given: readonly string[], resumed: boolean): unknown {
   const message = error instanceof Error ? error.message : undefined;
-  const field = message?.match(/^config: (\w+) /)?.[1];
-  if (message === undefined || field === undefined || !given.includes(field)) return error;
+  if (message === undefined || !message.startsWith("config: ")) return error;
+  const field = message.match(/^config: (\w+) /)?.[1];
+  if (resumed && (field === undefined || !given.includes(field))) return error;
   const fields = new Set(Object.keys(DEFAULTS));
-  const text = message.slice("config: ".length)
-    .replace(
-      /\b[a-z]+(?:[A-Z][a-z]*)*\b/g,
-      (word) => fields.has(word) ? `--${flagName(word)}` : word,
-    )
-    .replace(/\bor null\b/g, 'or "none"');
+  const text = message.slice("config: ".length).split(/("[^"]*")/).map((part, i) =>
+    i % 2 === 1 ? part : part
+      .replace(/\b[a-z]+(?:[A-Z][a-z]*)*\b/g, (w) => fields.has(w) ? `--${flagName(w)}` : w)
+      .replace(/\bor null\b/g, 'or "none"')
+  ).join("");
   return new Error(text);
 }
 
@@ -328,28 +334,32 @@ function _flagInteger(name: string, raw: string, min: number, max: number): numb
 }
 
 /**
- * Has Ctrl-C (SIGINT) end a command-line run with a line that says how to resume it, and exit
- * status 130 (128 + SIGINT's 2) once the process's run locks are released (`Deno.exit` runs
- * the unload listeners that release them). For the CLIs only: in a notebook SIGINT interrupts
- * a cell and must keep its default.
+ * Has Ctrl-C (SIGINT) end a command-line run with a line that says how to resume it. In one
+ * process it exits with status 130 (128 + SIGINT's 2) once the run locks are released
+ * (`Deno.exit` runs the unload listeners that release them); with worker processes it sends
+ * itself SIGTERM, which the runner passes on to each worker (each frees its lock) before it
+ * exits with 143, so that no worker outlives it. For the CLIs only: in a notebook SIGINT
+ * interrupts a cell and must keep its default.
  *
  * @param command The command that resumes, e.g. `deno task train --resume results/x`.
- * @returns A function that removes the listener.
+ * @param options `workers`: whether trials run in worker processes.
+ * @returns A function that removes the listener (once training is over).
  *
  * @example
  * ```ts
  * import { exitOnInterrupt } from "./flags.ts";
- * const remove = exitOnInterrupt("deno task train --resume results/x");
+ * const remove = exitOnInterrupt("deno task train --resume results/x", { workers: false });
  * remove();
  * ```
  */
-export function exitOnInterrupt(command: string): () => void {
+export function exitOnInterrupt(command: string, options: { workers: boolean }): () => void {
   if (Deno.build.os === "windows") return () => {};
   const listener = () => {
     console.error(
       `\ninterrupted: \`${command}\` continues each trial after its last finished epoch`,
     );
-    Deno.exit(130);
+    if (options.workers) Deno.kill(Deno.pid, "SIGTERM");
+    else Deno.exit(130);
   };
   Deno.addSignalListener("SIGINT", listener);
   return () => Deno.removeSignalListener("SIGINT", listener);

@@ -124,7 +124,8 @@ export interface ExperimentRecord {
   provenanceNote?: string;
   /**
    * What runExperiment's caller gave in place of the config's model or dataset (`model`,
-   * `data`); absent when the config's own were used.
+   * `data`); empty when the config's own were used, absent where not recorded (the trials'
+   * results then tell: lib/experiments/runner.ts).
    */
   supplied?: ("model" | "data")[];
 }

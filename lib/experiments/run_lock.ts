@@ -306,10 +306,10 @@ async function _isStale(owner: RunLockOwner, staleMs: number): Promise<boolean> 
 }
 
 /**
- * Whether a process with this pid exists on this host: `/proc/<pid>` where the permissions let
- * this process read `/proc` (Deno asks `--allow-all` for it), else `kill -0 <pid>` (with
- * `--allow-run`, as the tasks have). When neither can tell, the process is taken to be alive:
- * its lock is then stale only once its heartbeat is.
+ * Whether a process with this pid exists on this host: `/proc/<pid>` where it exists and the
+ * permissions let this process read `/proc` (Deno asks `--allow-all` for it), else
+ * `kill -0 <pid>` (with `--allow-run`, as the tasks have). When neither can tell, the process
+ * is taken to be alive: its lock is then stale only once its heartbeat is.
  *
  * @param pid A process id on this host.
  * @returns False only when the process is known to have ended.
@@ -322,24 +322,27 @@ async function _isStale(owner: RunLockOwner, staleMs: number): Promise<boolean> 
  */
 export async function processAlive(pid: number): Promise<boolean> {
   if (Deno.build.os === "windows") return true;
+  let procSays: boolean | undefined;
   if (Deno.build.os === "linux") {
     try {
       await Deno.stat(`/proc/${pid}`);
       return true;
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return false;
-      // NotCapable (no --allow-all) or another failure: ask `kill -0` below.
+      // NotFound: gone, unless /proc hides other users' processes (hidepid): `kill -0` decides.
+      // NotCapable (no --allow-all) or another failure: `kill -0` decides.
+      if (error instanceof Deno.errors.NotFound) procSays = false;
     }
   }
   try {
     const { code, stderr } = await new Deno.Command("kill", {
       args: ["-0", String(pid)],
+      env: { LC_ALL: "C" },
       stdout: "null",
       stderr: "piped",
     }).output();
     // A process of another user answers "Operation not permitted": it exists.
     return code === 0 || /not permitted/i.test(new TextDecoder().decode(stderr));
   } catch {
-    return true;
+    return procSays ?? true;
   }
 }

@@ -212,8 +212,27 @@ export type Supplied = NonNullable<ExperimentRecord["supplied"]>[number];
 export async function checkBuiltinParts(dir: string): Promise<void> {
   for (const file of ["config.json", "sweep.json"]) {
     const record = await readJsonFile<{ supplied?: Supplied[] }>(`${dir}/${file}`);
-    if (record) checkSupplied(`${dir}/${file}`, record.supplied, []);
+    if (record) checkSupplied(`${dir}/${file}`, await _recordedSupplied(dir, record.supplied), []);
   }
+}
+
+/**
+ * What a directory was trained with: its record's `supplied`, or where the record lacks it,
+ * what its finished trials say (`model: "custom-factory"` in a result.json for a model
+ * factory; a built-in model's name for none); undefined when nothing tells.
+ */
+async function _recordedSupplied(
+  dir: string,
+  recorded: readonly Supplied[] | undefined,
+): Promise<readonly Supplied[] | undefined> {
+  if (recorded !== undefined) return recorded;
+  let builtin = false;
+  for (const trial of (await readPlan(dir))?.trials ?? []) {
+    const model = (await readRunResult(`${dir}/${trial.dir}`))?.model;
+    if (model === "custom-factory") return ["model"];
+    if (model !== undefined) builtin = true;
+  }
+  return builtin ? [] : undefined;
 }
 
 function _supplied(options: RunExperimentOptions): Supplied[] {
@@ -223,14 +242,27 @@ function _supplied(options: RunExperimentOptions): Supplied[] {
 /**
  * Refuses to continue a directory with other supplied parts than it was trained with: a model
  * or data given to runExperiment the first time and not now (the CLI resuming it would train
- * the config's model, or load its dataset, in their place), or the other way round.
+ * the config's model, or load its dataset, in their place), or the other way round. Nothing
+ * is refused where `recorded` is undefined (nothing tells what the directory was trained with).
+ *
+ * @param path The record's file, for the message.
+ * @param recorded What the directory was trained with, if known.
+ * @param given What this start gives.
+ * @throws {Error} When they differ, saying how to resume.
+ *
+ * @example
+ * ```ts
+ * import { checkSupplied } from "./runner.ts";
+ * checkSupplied("x/config.json", ["model"], ["model"]); // the same: no error
+ * ```
  */
 export function checkSupplied(
   path: string,
   recorded: readonly Supplied[] | undefined,
   given: readonly Supplied[],
 ): void {
-  const [before, now] = [[...(recorded ?? [])].sort(), [...given].sort()];
+  if (recorded === undefined) return;
+  const [before, now] = [[...recorded].sort(), [...given].sort()];
   if (before.join() === now.join()) return;
   const describe = (list: readonly Supplied[]) =>
     list.length === 0
@@ -306,7 +338,7 @@ export async function prepareTrain(
           `variants and seeds may change). Differences (saved → given): ${diff.join("; ")}`,
       );
     }
-    checkSupplied(path, previous.supplied, options.supplied ?? []);
+    checkSupplied(path, await _recordedSupplied(out, previous.supplied), options.supplied ?? []);
   }
   const plan = buildPlan("train", await trainTrials(config, out), await readPlan(out));
   if (options.checkData ?? true) await _checkPlanData(plan, options.checkModel ?? true);
@@ -338,7 +370,7 @@ export async function prepareTrain(
     started: previous?.started ?? start.at,
     starts: [...(previous?.starts ?? []), start],
     ...(previous?.provenanceNote ? { provenanceNote: previous.provenanceNote } : {}),
-    ...(options.supplied?.length ? { supplied: [...options.supplied] } : {}),
+    supplied: [...(options.supplied ?? [])],
   };
   await Deno.mkdir(out, { recursive: true });
   await _writeRecord(path, record, start);
@@ -419,7 +451,7 @@ export async function prepareSweep(
           `(only seeds may change). Differences (saved → given): ${diff.join("; ")}`,
       );
     }
-    checkSupplied(path, previous.supplied, options.supplied ?? []);
+    checkSupplied(path, await _recordedSupplied(out, previous.supplied), options.supplied ?? []);
   }
   const plan = buildPlan(
     "sweep",
@@ -439,7 +471,7 @@ export async function prepareSweep(
     started: previous?.started ?? start.at,
     starts: [...(previous?.starts ?? []), start],
     ...(previous?.provenanceNote ? { provenanceNote: previous.provenanceNote } : {}),
-    ...(options.supplied?.length ? { supplied: [...options.supplied] } : {}),
+    supplied: [...(options.supplied ?? [])],
   };
   await Deno.mkdir(out, { recursive: true });
   await _writeRecord(path, record, start);

@@ -36,7 +36,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { WasmBackend, WasmKernelReplacement } from "./wasm_kernel.ts";
 import { nativeKernels } from "./native_library.ts";
-import { wasmReplacement } from "./wasm_kernel.ts";
+import { bringOntoHeap, wasmReplacement } from "./wasm_kernel.ts";
 
 /** The arguments tfjs passes to a kernel function. */
 type _KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -98,8 +98,10 @@ export function maxPoolGradWasm(args: _KernelArgs, fallback: tf.KernelFunc): tf.
     tf.util.sizeFromShape(input.shape) > 0 && tf.util.sizeFromShape(dy.shape) > 0;
   if (!handled) return fallback(args) as tf.TensorInfo;
 
-  // Allocate first: growing the heap would detach views taken before.
+  // Allocate and bring the inputs onto the heap first: growing the heap would detach views
+  // taken before.
   const out = backend.makeOutput(input.shape, "float32");
+  bringOntoHeap(backend, [input, dy]);
   const x = backend.typedArrayFromHeap(input) as Float32Array;
   const gradient = backend.typedArrayFromHeap(dy) as Float32Array;
   const dx = backend.typedArrayFromHeap(out) as Float32Array;

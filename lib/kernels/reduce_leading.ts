@@ -21,7 +21,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { WasmBackend, WasmKernelReplacement } from "./wasm_kernel.ts";
 import { nativeKernels } from "./native_library.ts";
-import { type KernelArgs, wasmReplacement } from "./wasm_kernel.ts";
+import { bringOntoHeap, type KernelArgs, wasmReplacement } from "./wasm_kernel.ts";
 
 /** The reductions {@linkcode reduceLeadingWasm} computes. */
 export type LeadingReduction = "Sum" | "Mean";
@@ -120,6 +120,7 @@ function _writeColumnSums(
   columns: number,
   scale: number,
 ): void {
+  bringOntoHeap(backend, [x]);
   const source = backend.typedArrayFromHeap(x) as Float32Array;
   const target = backend.typedArrayFromHeap(out) as Float32Array;
   const native = nativeKernels();

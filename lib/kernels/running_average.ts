@@ -19,7 +19,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { RUNNING_AVERAGE, type RunningAverageAttrs } from "../named_kernels.ts";
-import type { WasmBackend } from "./wasm_kernel.ts";
+import { bringOntoHeap, type WasmBackend } from "./wasm_kernel.ts";
 
 export { RUNNING_AVERAGE, type RunningAverageAttrs };
 
@@ -68,6 +68,8 @@ function _kernel(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
   const backend = args.backend as unknown as _Backend;
   if (backend.makeOutput !== undefined && backend.typedArrayFromHeap !== undefined) {
     const out = backend.makeOutput(running.shape, "float32");
+    // Views after every copy onto the heap: a copy can grow it and detach earlier views.
+    bringOntoHeap(backend as unknown as WasmBackend, [running, value]);
     const heap = (info: tf.TensorInfo) => backend.typedArrayFromHeap!(info) as Float32Array;
     _update(heap(running), heap(value), heap(out), attrs);
     return out;

@@ -21,7 +21,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WasmBackend, WasmKernelReplacement } from "./wasm_kernel.ts";
-import { wasmReplacement } from "./wasm_kernel.ts";
+import { bringOntoHeap, wasmReplacement } from "./wasm_kernel.ts";
 
 /** The arguments tfjs passes to a kernel function. */
 type _KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -96,6 +96,7 @@ export function tileWasm(args: _KernelArgs, fallback: tf.KernelFunc): tf.TensorI
   if (!handled) return fallback(args) as tf.TensorInfo;
   // Allocate first: growing the heap would detach views taken before.
   const out = backend.makeOutput(shape, x.dtype);
+  bringOntoHeap(backend, [x]);
   const source = backend.typedArrayFromHeap(x);
   const target = backend.typedArrayFromHeap(out);
   _tile(source, target, x.shape, reps);
@@ -217,6 +218,7 @@ function _broadcastLeading(args: _KernelArgs): tf.TensorInfo {
   const backend = args.backend as unknown as WasmBackend;
   // Allocate first: growing the heap would detach views taken before.
   const out = backend.makeOutput(shape, "float32");
+  bringOntoHeap(backend, [x]);
   const source = backend.typedArrayFromHeap(x) as Float32Array;
   const target = backend.typedArrayFromHeap(out) as Float32Array;
   const d = Math.fround(divisor);

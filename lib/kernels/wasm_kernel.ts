@@ -106,8 +106,24 @@ export function heapFloats(
   backend: WasmBackend,
   inputs: readonly (tf.TensorInfo | null | undefined)[],
 ): Float32Array {
-  for (const info of inputs) if (info != null) backend.getMemoryOffset(info.dataId);
+  bringOntoHeap(backend, inputs);
   return new Float32Array((backend.wasm.wasmMemory ?? backend.wasm.HEAPU8).buffer);
+}
+
+/**
+ * Copies onto the wasm heap the data of any of `inputs` that lives on another backend (a
+ * tensor made on cpu, then used on wasm), as reading its offset does; call it before taking
+ * any view of the heap (`heapFloats`, `typedArrayFromHeap`), since the copy can grow the heap
+ * and detach the views taken before.
+ *
+ * @param backend The wasm backend, as a kernel received it.
+ * @param inputs The kernel's inputs; absent ones are skipped.
+ */
+export function bringOntoHeap(
+  backend: Pick<WasmBackend, "getMemoryOffset">,
+  inputs: readonly (tf.TensorInfo | null | undefined)[],
+): void {
+  for (const info of inputs) if (info != null) backend.getMemoryOffset(info.dataId);
 }
 
 /**
