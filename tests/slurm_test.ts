@@ -138,7 +138,7 @@ Deno.test("slurm: submitSlurm with dryRun submits nothing and returns both scrip
 });
 
 Deno.test("slurm: trialStatuses reads result.json, error.json and a live run.lock", async () => {
-  const { dir } = await experiment(6, "true");
+  const { dir } = await experiment(7, "true");
   const write = async (i: number, file: string, value: unknown) => {
     await Deno.mkdir(`${dir}/trials/t${i}`, { recursive: true });
     await Deno.writeTextFile(`${dir}/trials/t${i}/${file}`, JSON.stringify(value));
@@ -157,6 +157,8 @@ Deno.test("slurm: trialStatuses reads result.json, error.json and a live run.loc
     `${dir}/trials/t5/checkpoint/checkpoint.json`,
     JSON.stringify({ state: { records: [{ epoch: 0 }, { epoch: 1 }] } }),
   );
+  // Trial 6's checkpoint path is a file: unreadable, it leaves the trial missing.
+  await write(6, "checkpoint", "");
   const statuses = await trialStatuses(dir);
   assert.deepEqual(statuses.map((s) => s.state), [
     "done",
@@ -165,16 +167,17 @@ Deno.test("slurm: trialStatuses reads result.json, error.json and a live run.loc
     "running",
     "missing",
     "stopped",
+    "missing",
   ]);
   assert.equal(statuses[2].detail, "groups must divide 6, received 4");
   assert.equal(statuses[5].detail, "after epoch 2");
   assert.equal(statuses[0].dir, `${dir}/trials/t0`);
-  assert.deepEqual(unfinishedTrials(statuses), [2, 4, 5]);
+  assert.deepEqual(unfinishedTrials(statuses), [2, 4, 5, 6]);
   // A lock of this host is left to the trial; a bad index is refused.
   assert.equal(await releaseRequeuedLock(dir, 3), false);
-  await assert.rejects(() => releaseRequeuedLock(dir, 6), {
+  await assert.rejects(() => releaseRequeuedLock(dir, 7), {
     message:
-      `releaseRequeuedLock: index must be a trial of ${dir}/plan.json, in [0, 5], received 6`,
+      `releaseRequeuedLock: index must be a trial of ${dir}/plan.json, in [0, 6], received 7`,
   });
   await Deno.remove(dir, { recursive: true });
 });

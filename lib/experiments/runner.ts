@@ -228,7 +228,7 @@ async function _recordedSupplied(
   if (recorded !== undefined) return recorded;
   let builtin = false;
   for (const trial of (await readPlan(dir))?.trials ?? []) {
-    const model = (await readRunResult(`${dir}/${trial.dir}`))?.model;
+    const model = (await readRunResult(`${dir}/${trial.dir}`).catch(() => undefined))?.model;
     if (model === "custom-factory") return ["model"];
     if (model !== undefined) builtin = true;
   }

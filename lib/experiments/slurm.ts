@@ -574,7 +574,8 @@ export async function trialStatuses(
       }
     }
     if (status.state === "missing") {
-      const epochs = (await readRunRecords(trial.dir)).length;
+      // A checkpoint that cannot be read leaves the trial missing: the trial itself reports it.
+      const epochs = (await readRunRecords(trial.dir).catch(() => [])).length;
       if (epochs > 0) {
         status.state = "stopped";
         status.detail = `after epoch ${epochs}`;
