@@ -60,6 +60,10 @@ async function main(args: string[]): Promise<number> {
   const plan = await readPlan(dir);
   if (!plan) throw new Error(`${dir} has no plan.json`);
   await checkBuiltinParts(dir);
+  // Ctrl-C in a terminal reaches the workers too: end as SIGTERM does, freeing the run locks.
+  if (Deno.build.os !== "windows") {
+    Deno.addSignalListener("SIGINT", () => Deno.kill(Deno.pid, "SIGTERM"));
+  }
   const indices = values.index.split(",").map((s) => {
     const index = Number(s);
     if (!/^\d+$/.test(s.trim()) || index >= plan.trials.length) {

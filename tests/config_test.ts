@@ -259,7 +259,12 @@ Deno.test("a negative number is a flag's value; a flag without its value names w
     [["--loss", "lr"], '--loss must be one of xent, mse, received "lr"'],
     [["--weight-decay", "-1"], "--weight-decay must be a number in [0, 1], received -1"],
     [["--lr"], /^--lr expects a value: learning rate.*, received nothing\. Run with --help/],
-    [["--out", "--quiet"], /^--out expects a value, received the flag --quiet\. Run with --help/],
+    [
+      ["--out", "--quiet"],
+      /^--out expects a value, received the flag --quiet \(write --out=--quiet for a value that starts with dashes\)\. Run with --help/,
+    ],
+    // A field's name inside a listed value (a preset's name) stays as it is.
+    [["--preset", "nope"], /report-example-optimizer, received "nope"$/],
     [
       ["--variants", "bnlab,,group"],
       '--variants expects comma-separated values, none empty, received "bnlab,,group"',
@@ -270,8 +275,8 @@ Deno.test("a negative number is a flag's value; a flag without its value names w
   }
   const presets = Object.keys(PRESETS).join(", ");
   assert.throws(() => parseFlags(["--preset", "--epochs", "2"]), {
-    message: `--preset expects a preset name (${presets}), received the flag --epochs. ` +
-      "Run with --help to list the flags.",
+    message: `--preset expects a preset name (${presets}), received the flag --epochs (write ` +
+      "--preset=--epochs for a value that starts with dashes). Run with --help to list the flags.",
   });
   // A field the flags did not set keeps the config's own terms.
   assert.throws(

@@ -163,12 +163,39 @@ Deno.test("Ctrl-C ends deno task train with how to resume, frees its lock, and -
   await Deno.remove(out, { recursive: true });
 });
 
-for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  Deno.test(`${signal} to deno task train --workers 2 reaches its workers: each frees its lock, all exit`, async () => {
+// A terminal's Ctrl-C reaches the whole process group (the CLI and its workers); `kill` of the
+// CLI alone reaches only it. Either way each worker frees its lock and all exit.
+const _SIGNALS = [
+  ["SIGTERM", "the CLI"],
+  ["SIGINT", "the CLI"],
+  ["SIGINT", "its process group"],
+] as const;
+for (const [signal, target] of _SIGNALS) {
+  Deno.test(`${signal} to ${target} of deno task train --workers 2: each worker frees its lock, all exit`, async () => {
+    if (target !== "the CLI" && Deno.build.os !== "linux") return;
     const out = await Deno.makeTempDir({ prefix: "bnlab-workers-signal-" });
     const args = [...SMALL, "--variants", "none,bnlab", "--limit", "6000", "--epochs", "2"];
-    const child = train([...args, "--out", out, "--workers", "2"]).spawn();
-    const locks = ["none", "bnlab"].map((v) => `${out}/runs/${v}-seed0/run.lock`);
+    // setsid makes the CLI the leader of a process group of its own (its pid is the group's).
+    const child = (target === "the CLI"
+      ? train([...args, "--out", out, "--workers", "2"])
+      : new Deno.Command("setsid", {
+        args: [
+          Deno.execPath(),
+          "run",
+          "--allow-all",
+          SCRIPT,
+          ...args,
+          "--out",
+          out,
+          "--workers",
+          "2",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      })).spawn();
+    const locks = ["none", "bnlab"].map((v) =>
+      `${out}/runs/${v}-seed0/run.lock`
+    );
     const owners: number[] = [];
     const deadline = Date.now() + 120_000;
     while (owners.length < 2 && Date.now() < deadline) {
@@ -180,7 +207,8 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
       await new Promise((r) => setTimeout(r, 50));
     }
     assert.equal(owners.length, 2);
-    child.kill(signal);
+    if (target === "the CLI") child.kill(signal);
+    else await new Deno.Command("kill", { args: ["-INT", "--", `-${child.pid}`] }).output();
     const status = await child.status;
     await child.stdout.cancel();
     const text = await new Response(child.stderr).text();

@@ -276,7 +276,9 @@ function _attachValues(
     }
     const next = args[i + 1];
     if (next === undefined || _isFlag(next, options)) {
-      const received = next === undefined ? "nothing" : `the flag ${next}`;
+      const received = next === undefined
+        ? "nothing"
+        : `the flag ${next} (write --${name}=${next} for a value that starts with dashes)`;
       throw new Error(`--${name} expects ${_takes(name)}, received ${received}`);
     }
     out.push(`${arg}=${next}`);
@@ -307,7 +309,10 @@ function _inFlagTerms(error: unknown, given: readonly string[], resumed: boolean
   const fields = new Set(Object.keys(DEFAULTS));
   const text = message.slice("config: ".length).split(/("[^"]*")/).map((part, i) =>
     i % 2 === 1 ? part : part
-      .replace(/\b[a-z]+(?:[A-Z][a-z]*)*\b/g, (w) => fields.has(w) ? `--${flagName(w)}` : w)
+      .replace(
+        /(?<![\w-])[a-z]+(?:[A-Z][a-z]*)*(?![\w-])/g,
+        (w) => fields.has(w) ? `--${flagName(w)}` : w,
+      )
       .replace(/\bor null\b/g, 'or "none"')
   ).join("");
   return new Error(text);

@@ -212,31 +212,42 @@ export type Supplied = NonNullable<ExperimentRecord["supplied"]>[number];
 export async function checkBuiltinParts(dir: string): Promise<void> {
   for (const file of ["config.json", "sweep.json"]) {
     const record = await readJsonFile<{ supplied?: Supplied[] }>(`${dir}/${file}`);
-    if (record) checkSupplied(`${dir}/${file}`, await _recordedSupplied(dir, record.supplied), []);
+    if (record) _checkRecorded(`${dir}/${file}`, await _recordedSupplied(dir, record.supplied), []);
   }
 }
 
 /**
- * What a directory was trained with: its record's `supplied`, or where the record lacks it,
- * what its finished trials say (`model: "custom-factory"` in a result.json for a model
- * factory; a built-in model's name for none); undefined when nothing tells.
+ * What a directory was trained with, and which parts that covers: its record's `supplied`
+ * (every part), or where the record lacks it, what its finished trials say of the model only
+ * (`model: "custom-factory"` in a result.json for a model factory, a built-in model's name for
+ * none; no result says whether data was given); undefined when nothing tells.
  */
 async function _recordedSupplied(
   dir: string,
   recorded: readonly Supplied[] | undefined,
-): Promise<readonly Supplied[] | undefined> {
-  if (recorded !== undefined) return recorded;
+): Promise<{ parts: readonly Supplied[]; covers: readonly Supplied[] } | undefined> {
+  if (recorded !== undefined) return { parts: recorded, covers: ["model", "data"] };
   let builtin = false;
   for (const trial of (await readPlan(dir))?.trials ?? []) {
     const model = (await readRunResult(`${dir}/${trial.dir}`).catch(() => undefined))?.model;
-    if (model === "custom-factory") return ["model"];
+    if (model === "custom-factory") return { parts: ["model"], covers: ["model"] };
     if (model !== undefined) builtin = true;
   }
-  return builtin ? [] : undefined;
+  return builtin ? { parts: [], covers: ["model"] } : undefined;
 }
 
 function _supplied(options: RunExperimentOptions): Supplied[] {
   return [...(options.model ? ["model" as const] : []), ...(options.data ? ["data" as const] : [])];
+}
+
+/** {@linkcode checkSupplied} over the parts a record covers. */
+function _checkRecorded(
+  path: string,
+  recorded: { parts: readonly Supplied[]; covers: readonly Supplied[] } | undefined,
+  given: readonly Supplied[],
+): void {
+  if (recorded === undefined) return;
+  checkSupplied(path, recorded.parts, given.filter((part) => recorded.covers.includes(part)));
 }
 
 /**
@@ -338,7 +349,7 @@ export async function prepareTrain(
           `variants and seeds may change). Differences (saved → given): ${diff.join("; ")}`,
       );
     }
-    checkSupplied(path, await _recordedSupplied(out, previous.supplied), options.supplied ?? []);
+    _checkRecorded(path, await _recordedSupplied(out, previous.supplied), options.supplied ?? []);
   }
   const plan = buildPlan("train", await trainTrials(config, out), await readPlan(out));
   if (options.checkData ?? true) await _checkPlanData(plan, options.checkModel ?? true);
@@ -451,7 +462,7 @@ export async function prepareSweep(
           `(only seeds may change). Differences (saved → given): ${diff.join("; ")}`,
       );
     }
-    checkSupplied(path, await _recordedSupplied(out, previous.supplied), options.supplied ?? []);
+    _checkRecorded(path, await _recordedSupplied(out, previous.supplied), options.supplied ?? []);
   }
   const plan = buildPlan(
     "sweep",
