@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { resolve } from "node:path";
 import { type ExperimentConfig, upgradeConfig } from "../lib/experiments/config.ts";
 import { exitOnInterrupt, helpText, parseFlags, resumeFlag } from "../lib/experiments/flags.ts";
 import { trainTrials } from "../lib/experiments/plan.ts";
@@ -49,12 +48,6 @@ async function main(args: string[]): Promise<number> {
   }
   const { config } = flags;
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
-  if (resume && flags.out !== undefined && resolve(flags.out) !== resolve(resume)) {
-    throw new Error(
-      `--resume ${resume} continues that directory; --out ${flags.out} names another ` +
-        "(give one of them)",
-    );
-  }
   const out = resume ?? flags.out ?? `results/${config.preset}-${stamp}`;
   // A local dry run writes nothing; Slurm's batch scripts read plan.json, so its dry run needs it.
   const write = !flags.dryRun || flags.executor === "slurm";

@@ -16,3 +16,11 @@ export async function run(name: string, args: string[]) {
     stderr: new TextDecoder().decode(output.stderr),
   };
 }
+
+/** The `--allow-*` flags of a task in deno.json (e.g. `train`, whose flags workers and Slurm share). */
+export async function taskPermissions(task: string): Promise<string[]> {
+  const config = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+  ) as { tasks: Record<string, string> };
+  return config.tasks[task].split(/\s+/).filter((arg) => arg.startsWith("--allow-"));
+}

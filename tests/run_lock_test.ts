@@ -5,6 +5,7 @@ import {
   RUN_LOCK_FILE,
   RunLockedError,
 } from "../lib/experiments/run_lock.ts";
+import { taskPermissions } from "./_cli.ts";
 
 const MODULE = new URL("../lib/experiments/run_lock.ts", import.meta.url).href;
 
@@ -77,16 +78,8 @@ Deno.test("a second process is refused while the owner lives, and takes over onc
   await Deno.remove(dir, { recursive: true });
 });
 
-/** The `--allow-*` flags of `deno task train` (deno.json), which the workers and Slurm share. */
-async function trainPermissions(): Promise<string[]> {
-  const config = JSON.parse(
-    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
-  ) as { tasks: Record<string, string> };
-  return config.tasks.train.split(/\s+/).filter((arg) => arg.startsWith("--allow-"));
-}
-
 Deno.test("with the train task's permissions, a live owner's lock is refused and a dead one's taken", async () => {
-  const permissions = await trainPermissions();
+  const permissions = await taskPermissions("train");
   assert.ok(!permissions.includes("--allow-all"), "the check must hold without --allow-all");
   const dir = await Deno.makeTempDir();
   const script = await Deno.makeTempFile({ suffix: ".ts" });

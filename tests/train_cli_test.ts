@@ -3,6 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { readCsv } from "../lib/output/csv.ts";
+import { taskPermissions } from "./_cli.ts";
 
 const SCRIPT = new URL("../scripts/train.ts", import.meta.url).pathname;
 const SMALL = [
@@ -122,10 +123,7 @@ Deno.test("a run killed mid-way and resumed gives exactly the uninterrupted numb
 Deno.test("Ctrl-C ends deno task train with how to resume, frees its lock, and --status says stopped", async () => {
   const out = await Deno.makeTempDir({ prefix: "bnlab-sigint-" });
   // With the task's own permissions (deno.json), not --allow-all.
-  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  const permissions = (config.tasks.train as string).split(/\s+/).filter((a) =>
-    a.startsWith("--allow-")
-  );
+  const permissions = await taskPermissions("train");
   const child = new Deno.Command(Deno.execPath(), {
     // 300 steps an epoch: the run is still going when the signal arrives.
     args: [

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
   DEFAULT_PRESET,
@@ -148,6 +149,13 @@ export function parseFlags(args: string[], savedConfig?: ExperimentConfig): Pars
   } catch (error) {
     throw _inFlagTerms(error, given, savedConfig !== undefined);
   }
+  const [resume, out] = [values.resume, values.out] as (string | undefined)[];
+  if (resume !== undefined && out !== undefined && resolve(out) !== resolve(resume)) {
+    throw new Error(
+      `--resume ${resume} continues that directory; --out ${out} names another ` +
+        "(give one of them)",
+    );
+  }
   const workers = values.workers === undefined
     ? undefined
     : _flagInteger("workers", values.workers as string, 1, 1024);
@@ -160,8 +168,8 @@ export function parseFlags(args: string[], savedConfig?: ExperimentConfig): Pars
   const arrayLimit = slurmValue("array-limit");
   return {
     config,
-    out: values.out as string | undefined,
-    resume: values.resume as string | undefined,
+    out,
+    resume,
     help: Boolean(values.help),
     workers,
     quiet: Boolean(values.quiet),
