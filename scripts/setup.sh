@@ -6,7 +6,8 @@
 #     through FFI),
 #     a C compiler (gcc) for bnlab's native helper kernels,
 #     Slurm and munge (slurmctld, slurmd, slurm-client, munge) for the one-node cluster of
-#     scripts/slurm_local.sh that the Slurm executor's tests run on
+#     scripts/slurm_local.sh that the Slurm executor's tests run on,
+#     procps (`kill -0`: whether a run lock's owner lives, lib/experiments/run_lock.ts)
 #   - the npm packages in deno.json, cached into node_modules/
 #   - bnlab's native helper kernels (lib/kernels/native/), compiled for this machine
 #   - Deno's Jupyter kernel, registered with Debian's Jupyter
@@ -16,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DENO_VERSION="2.9.6"
-APT_PACKAGES=(jupyter-nbconvert python3-nbclient jupyter-client jupyter-notebook dataset-fashion-mnist libopenblas0-serial libopenblas0-pthread gcc libc6-dev fonts-dejavu-core slurmctld slurmd slurm-client munge)
+APT_PACKAGES=(jupyter-nbconvert python3-nbclient jupyter-client jupyter-notebook dataset-fashion-mnist libopenblas0-serial libopenblas0-pthread gcc libc6-dev fonts-dejavu-core slurmctld slurmd slurm-client munge procps)
 JUPYTER=/usr/bin/jupyter
 
 say() { printf '[setup] %s\n' "$*" >&2; }
